@@ -1,0 +1,391 @@
+/*
+ * api.c - the host functions plugins call (upesi/plugin.h), each a thin
+ * view of the session behind a call.
+ *
+ * Every function tolerates a call the host has given up on (session NULL):
+ * it does nothing and returns NULL/0/-1, so a plugin that misuses a
+ * cancelled call cannot corrupt a session.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "api.h"
+#include "hooks.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+#include "stats.h"
+
+static up_session *session_of(upesi_call *call)
+{
+    return call ? call->session : NULL;
+}
+
+static void api_vlog(upesi_call *call, upesi_log_level level,
+                     const char *fmt, va_list ap)
+{
+    char text[2048];
+    vsnprintf(text, sizeof text, fmt, ap);
+    up_session *s = session_of(call);
+    if (call)
+        up_log(s ? s->id : NULL, (int)level, "%s: %s", call->plugin, text);
+    else
+        up_log(NULL, (int)level, "%s", text);
+}
+
+static void api_log(upesi_call *call, upesi_log_level level,
+                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    api_vlog(call, level, fmt, ap);
+    va_end(ap);
+}
+
+static void api_reply(upesi_call *call, int code, const char *enhanced,
+                      const char *fmt, ...)
+{
+    if (call == NULL)
+        return;
+    call->code = (code >= 200 && code <= 599) ? code : 0;
+    call->enhanced[0] = '\0';
+    if (enhanced)
+        snprintf(call->enhanced, sizeof call->enhanced, "%s", enhanced);
+    free(call->text);
+    call->text = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        if (vasprintf(&call->text, fmt, ap) < 0)
+            call->text = NULL;
+        va_end(ap);
+        /* a reply is ours to frame: no CR, and no control bytes */
+        for (char *p = call->text; p && *p; p++)
+            if ((unsigned char)*p < 0x20 && *p != '\n')
+                *p = ' ';
+    }
+}
+
+static void api_resume(upesi_call *call, upesi_verdict v)
+{
+    if (call)
+        up_hook_resume(call, v);
+}
+
+static void api_on_cancel(upesi_call *call, upesi_cancel_fn fn, void *arg)
+{
+    if (call == NULL)
+        return;
+    call->cancel_fn = fn;
+    call->cancel_arg = arg;
+}
+
+static upesi_hook api_hook(upesi_call *call)
+{
+    return call ? call->hook : UPESI_HOOK_COUNT;
+}
+
+static const char *api_plugin_name(upesi_call *call)
+{
+    return call ? call->plugin : NULL;
+}
+
+static void *api_config(upesi_call *call)
+{
+    return call && call->session ? call->settings : NULL;
+}
+
+static const upesi_conn_info *api_conn(upesi_call *call)
+{
+    up_session *s = session_of(call);
+    return s ? &s->info : NULL;
+}
+
+static const char *api_command_line(upesi_call *call)
+{
+    up_session *s = session_of(call);
+    return s ? s->line : NULL;
+}
+
+static upesi_line_end api_line_end(upesi_call *call)
+{
+    up_session *s = session_of(call);
+    return s ? s->line_end : UPESI_LINE_CRLF;
+}
+
+static const char *api_address(upesi_call *call)
+{
+    up_session *s = session_of(call);
+    if (s == NULL)
+        return NULL;
+    switch (call->hook) {
+    case UPESI_HOOK_MAIL:
+    case UPESI_HOOK_RCPT:
+        return s->path.mailbox;
+    case UPESI_HOOK_HELO:
+    case UPESI_HOOK_VRFY:
+        return s->cmd.arg;
+    default:
+        return NULL;
+    }
+}
+
+static const char *api_param(upesi_call *call, const char *keyword)
+{
+    up_session *s = session_of(call);
+    if (s == NULL ||
+        (call->hook != UPESI_HOOK_MAIL && call->hook != UPESI_HOOK_RCPT))
+        return NULL;
+    return up_path_param(&s->path, keyword);
+}
+
+static const char *api_sender(upesi_call *call)
+{
+    up_session *s = session_of(call);
+    return s && s->have_mail ? s->sender : NULL;
+}
+
+static size_t api_rcpt_count(upesi_call *call)
+{
+    up_session *s = session_of(call);
+    return s ? s->n_rcpts : 0;
+}
+
+static const char *api_rcpt(upesi_call *call, size_t index)
+{
+    up_session *s = session_of(call);
+    return s && index < s->n_rcpts ? s->rcpts[index] : NULL;
+}
+
+static const char *api_queue_id(upesi_call *call)
+{
+    up_session *s = session_of(call);
+    return s && s->queue_id[0] ? s->queue_id : NULL;
+}
+
+static int api_is_local_domain(upesi_call *call, const char *address)
+{
+    up_session *s = session_of(call);
+    return s && address ? up_config_is_local(s->cfg, address) : 0;
+}
+
+static up_notes *notes_of(upesi_call *call, upesi_scope scope)
+{
+    up_session *s = session_of(call);
+    if (s == NULL)
+        return NULL;
+    return scope == UPESI_SCOPE_TXN ? &s->txn_notes : &s->conn_notes;
+}
+
+static int api_note_set(upesi_call *call, upesi_scope scope, const char *key,
+                        const char *value)
+{
+    up_notes *n = notes_of(call, scope);
+    return n && key && value ? up_notes_set(n, key, value) : -1;
+}
+
+static const char *api_note_get(upesi_call *call, upesi_scope scope,
+                                const char *key)
+{
+    up_notes *n = notes_of(call, scope);
+    return n && key ? up_notes_get(n, key) : NULL;
+}
+
+static int api_note_set_int(upesi_call *call, upesi_scope scope,
+                            const char *key, long long value)
+{
+    char buf[32];
+    snprintf(buf, sizeof buf, "%lld", value);
+    return api_note_set(call, scope, key, buf);
+}
+
+static long long api_note_get_int(upesi_call *call, upesi_scope scope,
+                                  const char *key, long long fallback)
+{
+    const char *v = api_note_get(call, scope, key);
+    if (v == NULL)
+        return fallback;
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    return errno || end == v || *end ? fallback : n;
+}
+
+static int api_header_add(upesi_call *call, const char *name,
+                          const char *value)
+{
+    up_session *s = session_of(call);
+    if (s == NULL || name == NULL || value == NULL)
+        return -1;
+    return up_message_prepend_header(&s->msg, name, value) == 0 ? 0 : -1;
+}
+
+static off_t api_message_size(upesi_call *call)
+{
+    up_session *s = session_of(call);
+    return s ? up_message_size(&s->msg) : 0;
+}
+
+static ssize_t api_message_read(upesi_call *call, off_t offset, void *buf,
+                                size_t len)
+{
+    up_session *s = session_of(call);
+    return s ? up_message_read(&s->msg, offset, buf, len) : -EINVAL;
+}
+
+/* -- blocking work on libuv's thread pool */
+
+typedef struct work_req {
+    uv_work_t req;
+    upesi_work_fn work;
+    upesi_done_fn done;
+    void *arg;
+} work_req;
+
+static void work_run(uv_work_t *req)
+{
+    work_req *w = req->data;
+    w->work(w->arg);
+}
+
+static void work_after(uv_work_t *req, int status)
+{
+    work_req *w = req->data;
+    w->done(w->arg, status);
+    free(w);
+}
+
+static int api_queue_work(upesi_work_fn work, upesi_done_fn done, void *arg)
+{
+    work_req *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return -ENOMEM;
+    w->work = work;
+    w->done = done;
+    w->arg = arg;
+    w->req.data = w;
+    int rc = uv_queue_work(up_the_server->loop, &w->req, work_run,
+                           work_after);
+    if (rc != 0)
+        free(w);
+    return rc;
+}
+
+/* -- one-shot timers */
+
+struct upesi_timer {
+    uv_timer_t handle;
+    upesi_timer_fn fn;
+    void *arg;
+};
+
+static void timer_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void timer_fired(uv_timer_t *handle)
+{
+    upesi_timer *t = handle->data;
+    t->fn(t->arg);
+    uv_close((uv_handle_t *)&t->handle, timer_closed);
+}
+
+static upesi_timer *api_timer_start(uint64_t ms, upesi_timer_fn fn,
+                                    void *arg)
+{
+    upesi_timer *t = calloc(1, sizeof *t);
+    if (t == NULL || fn == NULL) {
+        free(t);
+        return NULL;
+    }
+    t->fn = fn;
+    t->arg = arg;
+    t->handle.data = t;
+    uv_timer_init(up_the_server->loop, &t->handle);
+    uv_timer_start(&t->handle, timer_fired, ms, 0);
+    return t;
+}
+
+static void api_timer_stop(upesi_timer *t)
+{
+    if (t == NULL)
+        return;
+    uv_timer_stop(&t->handle);
+    uv_close((uv_handle_t *)&t->handle, timer_closed);
+}
+
+/* While a generation loads, its plugins' config callbacks see it; after,
+ * the server's current one. */
+static const up_config *active_config(void)
+{
+    const up_config *cfg = up_config_loading();
+    if (cfg == NULL && up_the_server)
+        cfg = up_the_server->config;
+    return cfg;
+}
+
+static char *api_config_path(const char *path)
+{
+    const up_config *cfg = active_config();
+    return path ? up_config_path(cfg ? cfg->dir : ".", path) : NULL;
+}
+
+static const char *api_spool_dir(void)
+{
+    const up_config *cfg = active_config();
+    return cfg ? cfg->spool_dir : NULL;
+}
+
+static const char *api_hostname(void)
+{
+    const up_config *cfg = active_config();
+    return cfg ? cfg->hostname : NULL;
+}
+
+static const upesi_api api_table = {
+    .abi_major = UPESI_ABI_MAJOR,
+    .abi_minor = UPESI_ABI_MINOR,
+    .size = sizeof(upesi_api),
+    .log = api_log,
+    .vlog = api_vlog,
+    .reply = api_reply,
+    .resume = api_resume,
+    .on_cancel = api_on_cancel,
+    .hook = api_hook,
+    .plugin_name = api_plugin_name,
+    .config = api_config,
+    .conn = api_conn,
+    .command_line = api_command_line,
+    .line_end = api_line_end,
+    .address = api_address,
+    .param = api_param,
+    .sender = api_sender,
+    .rcpt_count = api_rcpt_count,
+    .rcpt = api_rcpt,
+    .queue_id = api_queue_id,
+    .is_local_domain = api_is_local_domain,
+    .note_set = api_note_set,
+    .note_get = api_note_get,
+    .note_set_int = api_note_set_int,
+    .note_get_int = api_note_get_int,
+    .header_add = api_header_add,
+    .message_size = api_message_size,
+    .message_read = api_message_read,
+    .stat_add = up_stats_add,
+    .stat_set = up_stats_set,
+    .queue_work = api_queue_work,
+    .config_path = api_config_path,
+    .spool_dir = api_spool_dir,
+    .hostname = api_hostname,
+    .timer_start = api_timer_start,
+    .timer_stop = api_timer_stop,
+};
+
+const upesi_api *up_api_table(void)
+{
+    return &api_table;
+}

@@ -1,0 +1,633 @@
+/*
+ * config.c - parse and check one configuration generation (see config.h).
+ *
+ * inih does the ini syntax; this file knows the keys.  inih as packaged
+ * does not report line numbers to handlers, so up_ini_parse feeds it through
+ * a reader that counts lines: inih calls the handler right after reading
+ * the line that holds the key, so the count is that key's line.
+ *
+ * Fails: never exits; every problem is logged as "file:line: message" and
+ * the load returns NULL, leaving the running generation untouched.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "config.h"
+#include "log.h"
+
+#ifndef UPESI_PLUGIN_DIR
+#define UPESI_PLUGIN_DIR "/usr/local/lib/upesi/plugins"
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* ini files with file:line errors                                         */
+
+typedef struct ini_stream {
+    FILE *fp;
+    const char *path;
+    int line;                   /* line most recently read               */
+    int errors;
+    up_ini_handler handler;
+    void *arg;
+} ini_stream;
+
+static char *ini_read_line(char *str, int num, void *stream)
+{
+    ini_stream *st = stream;
+    if (fgets(str, num, st->fp) == NULL)
+        return NULL;
+    st->line++;
+    size_t len = strlen(str);
+    if (len == (size_t)num - 1 && str[len - 1] != '\n' && !feof(st->fp)) {
+        up_log(NULL, UPESI_LOG_ERR,
+               "%s:%d: line longer than %d characters (continue a long "
+               "list on indented lines)", st->path, st->line, num - 2);
+        st->errors++;
+        int c;
+        while ((c = fgetc(st->fp)) != EOF && c != '\n')
+            ;
+        str[0] = '\0';
+    }
+    return str;
+}
+
+static int ini_dispatch(void *user, const char *section, const char *key,
+                        const char *value)
+{
+    ini_stream *st = user;
+    char err[512] = "";
+    if (st->handler(st->arg, section, key, value, err, sizeof err) != 0) {
+        up_log(NULL, UPESI_LOG_ERR, "%s:%d: %s", st->path, st->line,
+               err[0] ? err : "bad setting");
+        st->errors++;
+    }
+    return 1; /* keep going: report every error in one run */
+}
+
+int up_ini_parse(const char *path, up_ini_handler handler, void *arg)
+{
+    ini_stream st = { .path = path, .handler = handler, .arg = arg };
+    st.fp = fopen(path, "r");
+    if (st.fp == NULL) {
+        up_log(NULL, UPESI_LOG_ERR, "%s:0: cannot open: %s", path,
+               strerror(errno));
+        return -1;
+    }
+    int rc = ini_parse_stream(ini_read_line, &st, ini_dispatch, &st);
+    fclose(st.fp);
+    if (rc > 0) {
+        up_log(NULL, UPESI_LOG_ERR, "%s:%d: syntax error (expected "
+               "'key = value' or '[section]')", path, rc);
+        st.errors++;
+    } else if (rc < 0) {
+        up_log(NULL, UPESI_LOG_ERR, "%s:0: cannot parse (error %d)", path, rc);
+        st.errors++;
+    }
+    return st.errors ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* values                                                                  */
+
+char *up_config_path(const char *dir, const char *path)
+{
+    char *out;
+    if (path[0] == '/' || dir == NULL || dir[0] == '\0')
+        return strdup(path);
+    if (asprintf(&out, "%s/%s", dir, path) < 0)
+        return NULL;
+    return out;
+}
+
+static int parse_long(const char *value, long min, long max, long *out,
+                      char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end != '\0') {
+        snprintf(err, errlen, "'%s' is not a whole number", value);
+        return -1;
+    }
+    if (v < min || v > max) {
+        snprintf(err, errlen, "%ld is out of range (%ld to %ld)", v, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_int(const char *value, int min, int max, int *out, char *err,
+                     size_t errlen)
+{
+    long v;
+    if (parse_long(value, min, max, &v, err, errlen) != 0)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_double(const char *value, double min, double max,
+                        double *out, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (errno || end == value || *end != '\0' || v != v) {
+        snprintf(err, errlen, "'%s' is not a number", value);
+        return -1;
+    }
+    if (v < min || v > max) {
+        snprintf(err, errlen, "%g is out of range (%g to %g)", v, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *value, int *out, char *err, size_t errlen)
+{
+    if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
+        !strcasecmp(value, "on") || !strcasecmp(value, "true")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
+        !strcasecmp(value, "off") || !strcasecmp(value, "false")) {
+        *out = 0;
+        return 0;
+    }
+    snprintf(err, errlen, "'%s' is not a boolean (use 1 or 0)", value);
+    return -1;
+}
+
+static int set_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* "127.0.0.1:2525", "[::1]:2525", "*:25" (all IPv4), "[::]:25" */
+static int parse_listen_one(const char *item, up_listen_addr *out, char *err,
+                            size_t errlen)
+{
+    char host[64];
+    const char *colon;
+    if (item[0] == '[') {
+        const char *close = strchr(item, ']');
+        if (close == NULL || close[1] != ':' ||
+            (size_t)(close - item - 1) >= sizeof host) {
+            snprintf(err, errlen, "'%s': expected [IPv6]:port", item);
+            return -1;
+        }
+        memcpy(host, item + 1, (size_t)(close - item - 1));
+        host[close - item - 1] = '\0';
+        colon = close + 1;
+    } else {
+        colon = strrchr(item, ':');
+        if (colon == NULL || (size_t)(colon - item) >= sizeof host) {
+            snprintf(err, errlen, "'%s': expected address:port", item);
+            return -1;
+        }
+        memcpy(host, item, (size_t)(colon - item));
+        host[colon - item] = '\0';
+    }
+    long port;
+    if (parse_long(colon + 1, 1, 65535, &port, err, errlen) != 0)
+        return -1;
+    memset(out, 0, sizeof *out);
+    snprintf(out->text, sizeof out->text, "%s", item);
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->addr;
+    if (!strcmp(host, "*"))
+        strcpy(host, "0.0.0.0");
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        out->addrlen = sizeof *sin;
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        out->addrlen = sizeof *sin6;
+    } else {
+        snprintf(err, errlen, "'%s' is not an IP address (listen takes "
+                 "addresses, not names)", host);
+        return -1;
+    }
+    return 0;
+}
+
+/* Split a comma list, trimming blanks; calls fn for each non-empty item. */
+static int each_item(const char *value, int (*fn)(void *, const char *, char *,
+                                                  size_t),
+                     void *arg, char *err, size_t errlen)
+{
+    char *copy = strdup(value), *save = NULL;
+    if (copy == NULL)
+        return -1;
+    int rc = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*tok)
+            rc = fn(arg, tok, err, errlen);
+    }
+    free(copy);
+    return rc;
+}
+
+static int add_listen(void *arg, const char *item, char *err, size_t errlen)
+{
+    up_config *cfg = arg;
+    up_listen_addr *grown = realloc(cfg->listen,
+                                    (cfg->n_listen + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    cfg->listen = grown;
+    if (parse_listen_one(item, &cfg->listen[cfg->n_listen], err, errlen))
+        return -1;
+    cfg->n_listen++;
+    return 0;
+}
+
+static int valid_domain(const char *d)
+{
+    size_t len = strlen(d);
+    if (len == 0 || len > 253)
+        return 0;
+    for (const char *p = d; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+            return 0;
+    return d[0] != '.' && d[0] != '-';
+}
+
+static int add_local_domain(void *arg, const char *item, char *err,
+                            size_t errlen)
+{
+    up_config *cfg = arg;
+    if (!valid_domain(item)) {
+        snprintf(err, errlen, "'%s' is not a domain name", item);
+        return -1;
+    }
+    char **grown = realloc(cfg->local_domains,
+                           (cfg->n_local_domains + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    cfg->local_domains = grown;
+    if ((grown[cfg->n_local_domains] = strdup(item)) == NULL)
+        return -1;
+    for (char *p = grown[cfg->n_local_domains]; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    cfg->n_local_domains++;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* smtp.ini                                                                */
+
+static int smtp_ini_key(void *arg, const char *section, const char *key,
+                        const char *value, char *err, size_t errlen)
+{
+    up_config *cfg = arg;
+    if (section[0] != '\0') {
+        snprintf(err, errlen, "unknown section [%s] (smtp.ini keys live "
+                 "at the top of the file)", section);
+        return -1;
+    }
+#define IS(name) (!strcmp(key, name))
+    if (IS("listen"))
+        return each_item(value, add_listen, cfg, err, errlen);
+    if (IS("local_domains"))
+        return each_item(value, add_local_domain, cfg, err, errlen);
+    if (IS("hostname")) {
+        if (!valid_domain(value)) {
+            snprintf(err, errlen, "'%s' is not a host name", value);
+            return -1;
+        }
+        return set_string(&cfg->hostname, value);
+    }
+    if (IS("greeting")) {
+        const char *pct = strchr(value, '%');
+        if (pct && (pct[1] != 's' || strchr(pct + 2, '%'))) {
+            snprintf(err, errlen, "greeting may hold one %%s (the date and "
+                     "time) and no other %%");
+            return -1;
+        }
+        if (strpbrk(value, "\r\n")) {
+            snprintf(err, errlen, "greeting must be one line");
+            return -1;
+        }
+        return set_string(&cfg->greeting, value);
+    }
+    if (IS("spool_dir"))
+        return set_string(&cfg->spool_dir, value);
+    if (IS("control_socket"))
+        return set_string(&cfg->control_socket, value);
+    if (IS("plugin_dir"))
+        return set_string(&cfg->plugin_dir, value);
+    if (IS("max_command_length")) {
+        long v;
+        /* RFC 5321 4.5.3.1.4: at least 512 */
+        if (parse_long(value, 512, 65536, &v, err, errlen))
+            return -1;
+        cfg->max_command_length = (size_t)v;
+        return 0;
+    }
+    if (IS("max_message_size")) {
+        long v;
+        if (parse_long(value, 0, LONG_MAX, &v, err, errlen))
+            return -1;
+        cfg->max_message_size = (uint64_t)v;
+        return 0;
+    }
+    if (IS("max_sessions"))
+        return parse_int(value, 1, 1000000, &cfg->max_sessions, err, errlen);
+    if (IS("error_limit"))
+        return parse_int(value, 1, 100000, &cfg->error_limit, err, errlen);
+    if (IS("timeout_multiplier"))
+        return parse_double(value, 0.001, 100, &cfg->timeout_multiplier,
+                            err, errlen);
+    if (IS("plugin_timeout"))
+        return parse_double(value, 0.01, 3600, &cfg->plugin_timeout, err,
+                            errlen);
+    if (IS("greeting_delay"))
+        return parse_double(value, 0, 60, &cfg->greeting_delay, err, errlen);
+    if (IS("pipelining"))
+        return parse_bool(value, &cfg->pipelining, err, errlen);
+    if (IS("vrfy"))
+        return parse_bool(value, &cfg->vrfy, err, errlen);
+    if (IS("received_version"))
+        return parse_bool(value, &cfg->received_version, err, errlen);
+    if (IS("log_syslog"))
+        return parse_bool(value, &cfg->log_syslog, err, errlen);
+    if (IS("workers")) {
+        if (!strcmp(value, "auto")) {
+            cfg->workers = 0;
+            return 0;
+        }
+        return parse_int(value, 1, 256, &cfg->workers, err, errlen);
+    }
+    if (IS("log_level")) {
+        int level = up_log_level_parse(value);
+        if (level < 0) {
+            snprintf(err, errlen, "'%s' is not a log level (crit, err, "
+                     "warning, notice, info, debug)", value);
+            return -1;
+        }
+        cfg->log_level = level;
+        return 0;
+    }
+#undef IS
+    snprintf(err, errlen, "unknown key '%s'", key);
+    return -1;
+}
+
+static void config_defaults(up_config *cfg)
+{
+    cfg->max_command_length = 1200;          /* Domino's SMTPMaxCommandLength */
+    cfg->max_message_size = 26214400;
+    cfg->max_sessions = 1000;
+    cfg->error_limit = 20;
+    cfg->timeout_multiplier = 1;
+    cfg->plugin_timeout = 30;
+    cfg->pipelining = 1;
+    cfg->vrfy = 0;
+    cfg->received_version = 1;
+    cfg->workers = 1;
+    cfg->log_level = UPESI_LOG_INFO;
+}
+
+/* Resolve relative paths and fill what was left unset. */
+static int config_finish(up_config *cfg, const char *file)
+{
+    char name[256];
+    if (cfg->hostname == NULL) {
+        if (gethostname(name, sizeof name) != 0)
+            strcpy(name, "localhost");
+        name[sizeof name - 1] = '\0';
+        if ((cfg->hostname = strdup(name)) == NULL)
+            return -1;
+    }
+    if (cfg->greeting == NULL &&
+        asprintf(&cfg->greeting, "%s ESMTP upesi ready at %%s",
+                 cfg->hostname) < 0)
+        return -1;
+    if (cfg->n_listen == 0 && add_listen(cfg, "127.0.0.1:2525", name,
+                                         sizeof name) != 0)
+        return -1;
+    if (cfg->n_local_domains == 0)
+        up_log(NULL, UPESI_LOG_WARNING, "%s: no local_domains: every "
+               "recipient will be refused unless a plugin accepts it", file);
+    const char *defaults[][2] = {
+        { "spool_dir", "spool" }, { "control_socket", "upesi.sock" },
+        { "plugin_dir", UPESI_PLUGIN_DIR },
+    };
+    char **slots[] = { &cfg->spool_dir, &cfg->control_socket,
+                       &cfg->plugin_dir };
+    for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
+        const char *v = *slots[i] ? *slots[i] : defaults[i][1];
+        char *abs = up_config_path(cfg->dir, v);
+        if (abs == NULL)
+            return -1;
+        free(*slots[i]);
+        *slots[i] = abs;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* conf/plugins and each plugin's ini                                      */
+
+static int plugin_ini_key(void *arg, const char *section, const char *key,
+                          const char *value, char *err, size_t errlen)
+{
+    up_plugin_inst *inst = arg;
+    const upesi_plugin *d = inst->mod->desc;
+    if (d->config_set == NULL) {
+        snprintf(err, errlen, "unknown key '%s' (plugin %s takes no "
+                 "settings)", key, d->name);
+        return -1;
+    }
+    return d->config_set(inst->settings, section, key, value, err, errlen);
+}
+
+static int load_plugin_settings(up_config *cfg, up_plugin_inst *inst)
+{
+    const upesi_plugin *d = inst->mod->desc;
+    if (d->config_new) {
+        inst->settings = d->config_new();
+        if (inst->settings == NULL) {
+            up_log(NULL, UPESI_LOG_ERR, "plugin %s: out of memory", d->name);
+            return -1;
+        }
+    }
+    char file[PATH_MAX];
+    snprintf(file, sizeof file, "%s/%s.ini", cfg->dir, d->name);
+    int rc = 0;
+    if (access(file, F_OK) == 0)
+        rc = up_ini_parse(file, plugin_ini_key, inst);
+    if (rc == 0 && d->config_check) {
+        char err[512] = "";
+        if (d->config_check(inst->settings, err, sizeof err) != 0) {
+            up_log(NULL, UPESI_LOG_ERR, "%s: %s", file,
+                   err[0] ? err : "invalid settings");
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+static int load_plugin_list(up_config *cfg)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/plugins", cfg->dir);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        up_log(NULL, UPESI_LOG_ERR, "%s:0: cannot open: %s", path,
+               strerror(errno));
+        return -1;
+    }
+    char line[512];
+    int lineno = 0, errors = 0;
+    while (fgets(line, sizeof line, fp)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *name = line;
+        while (isspace((unsigned char)*name))
+            name++;
+        char *end = name + strlen(name);
+        while (end > name && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*name == '\0')
+            continue;
+        if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+            strlen(name)) {
+            up_log(NULL, UPESI_LOG_ERR, "%s:%d: '%s' is not a plugin name "
+                   "(lower-case letters, digits, _ and -)", path, lineno, name);
+            errors++;
+            continue;
+        }
+        for (size_t i = 0; i < cfg->n_plugins; i++)
+            if (!strcmp(cfg->plugins[i].mod->name, name)) {
+                up_log(NULL, UPESI_LOG_ERR, "%s:%d: plugin %s is listed "
+                       "twice", path, lineno, name);
+                errors++;
+                goto next;
+            }
+        char err[512];
+        up_plugin_mod *mod = up_plugin_get(cfg->plugin_dir, name, err,
+                                           sizeof err);
+        if (mod == NULL) {
+            up_log(NULL, UPESI_LOG_ERR, "%s:%d: %s", path, lineno, err);
+            errors++;
+            continue;
+        }
+        up_plugin_inst *grown = realloc(cfg->plugins,
+                                        (cfg->n_plugins + 1) * sizeof *grown);
+        if (grown == NULL) {
+            errors++;
+            break;
+        }
+        cfg->plugins = grown;
+        cfg->plugins[cfg->n_plugins++] = (up_plugin_inst){ .mod = mod };
+    next:;
+    }
+    fclose(fp);
+    return errors ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+
+static const up_config *loading;
+
+const up_config *up_config_loading(void)
+{
+    return loading;
+}
+
+up_config *up_config_load(const char *dir)
+{
+    up_config *cfg = calloc(1, sizeof *cfg);
+    if (cfg == NULL)
+        return NULL;
+    loading = cfg;
+    cfg->refs = 1;
+    config_defaults(cfg);
+    char *smtp_ini = NULL;
+    int failed = (cfg->dir = strdup(dir)) == NULL ||
+                 (smtp_ini = up_config_path(dir, "smtp.ini")) == NULL;
+    if (!failed && up_ini_parse(smtp_ini, smtp_ini_key, cfg) != 0)
+        failed = 1;
+    if (!failed && config_finish(cfg, smtp_ini) != 0)
+        failed = 1;
+    if (!failed && load_plugin_list(cfg) != 0)
+        failed = 1;
+    for (size_t i = 0; !failed && i < cfg->n_plugins; i++)
+        if (load_plugin_settings(cfg, &cfg->plugins[i]) != 0)
+            failed = 1;
+    free(smtp_ini);
+    loading = NULL;
+    if (failed) {
+        up_config_unref(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+up_config *up_config_ref(up_config *cfg)
+{
+    cfg->refs++;
+    return cfg;
+}
+
+void up_config_unref(up_config *cfg)
+{
+    if (cfg == NULL || --cfg->refs > 0)
+        return;
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        const upesi_plugin *d = cfg->plugins[i].mod->desc;
+        if (cfg->plugins[i].settings && d->config_free)
+            d->config_free(cfg->plugins[i].settings);
+    }
+    free(cfg->plugins);
+    for (size_t i = 0; i < cfg->n_local_domains; i++)
+        free(cfg->local_domains[i]);
+    free(cfg->local_domains);
+    free(cfg->listen);
+    free(cfg->dir);
+    free(cfg->hostname);
+    free(cfg->greeting);
+    free(cfg->spool_dir);
+    free(cfg->control_socket);
+    free(cfg->plugin_dir);
+    free(cfg);
+}
+
+int up_config_is_local(const up_config *cfg, const char *address)
+{
+    const char *at = strrchr(address, '@');
+    const char *domain = at ? at + 1 : address;
+    for (size_t i = 0; i < cfg->n_local_domains; i++)
+        if (!strcasecmp(domain, cfg->local_domains[i]))
+            return 1;
+    return 0;
+}

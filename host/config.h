@@ -1,0 +1,85 @@
+/*
+ * config.h - one configuration generation: smtp.ini, conf/plugins and every
+ * plugin's settings, parsed and checked as a whole.
+ *
+ * A generation is reference counted: the server holds the current one and
+ * each session holds the one it started with, so SIGHUP swaps in a new
+ * generation without changing anything under a running session.  A
+ * generation that fails to load is never half-applied: up_config_load
+ * returns NULL with every error already reported as "file:line: message".
+ */
+#ifndef UPESI_CONFIG_H
+#define UPESI_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "plugin_loader.h"
+
+typedef struct up_listen_addr {
+    char text[80];                   /* as written, for logs             */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+} up_listen_addr;
+
+typedef struct up_plugin_inst {
+    up_plugin_mod *mod;              /* loaded once per process          */
+    void *settings;                  /* this generation's settings       */
+} up_plugin_inst;
+
+typedef struct up_config {
+    int refs;
+    char *dir;                       /* the configuration directory      */
+
+    up_listen_addr *listen;
+    size_t n_listen;
+    char *hostname;
+    char *greeting;                  /* may contain one %s               */
+    char **local_domains;
+    size_t n_local_domains;
+    char *spool_dir;
+    char *control_socket;
+    char *plugin_dir;
+    size_t max_command_length;
+    uint64_t max_message_size;       /* 0 = no limit                     */
+    int max_sessions;
+    int error_limit;
+    double timeout_multiplier;
+    double plugin_timeout;           /* seconds                          */
+    double greeting_delay;           /* seconds (postscreen-style wait)  */
+    int pipelining;
+    int vrfy;
+    int received_version;
+    int workers;                     /* 0 = one per core                 */
+    int log_level;
+    int log_syslog;
+
+    up_plugin_inst *plugins;         /* run order                        */
+    size_t n_plugins;
+} up_config;
+
+/* Parse and check DIR/smtp.ini, DIR/plugins and DIR/<plugin>.ini, loading
+ * plugins that are not loaded yet.  Errors go to the log; NULL on any. */
+up_config *up_config_load(const char *dir);
+
+/* The generation being loaded right now (NULL outside up_config_load). */
+const up_config *up_config_loading(void);
+
+up_config *up_config_ref(up_config *cfg);
+void up_config_unref(up_config *cfg);
+
+/* Does the domain of address (or the address itself) match local_domains?
+ * Case-insensitive, exact domain match. */
+int up_config_is_local(const up_config *cfg, const char *address);
+
+/* dir + "/" + path unless path is absolute; malloc'd */
+char *up_config_path(const char *dir, const char *path);
+
+/* Parse an ini file with file:line error reporting.  handler returns 0, or
+ * -1 with a message in err.  Returns 0, or -1 after logging each error. */
+typedef int (*up_ini_handler)(void *arg, const char *section, const char *key,
+                              const char *value, char *err, size_t errlen);
+int up_ini_parse(const char *path, up_ini_handler handler, void *arg);
+
+#endif

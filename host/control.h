@@ -1,0 +1,32 @@
+/*
+ * control.h - the control socket (smtp.ini control_socket): a unix stream
+ * socket, mode 0600, over which `upesi -c DIR stat [PREFIX]` asks the running
+ * server for its statistics.
+ *
+ * Protocol: the client sends one line, "stat [PREFIX]\n"; the server answers
+ * with "Name = value\n" lines, sorted, and closes.  An unknown request gets
+ * "error: unknown request\n".  Other requests (queue, flush, release) are
+ * added by registering a handler.
+ */
+#ifndef UPESI_CONTROL_H
+#define UPESI_CONTROL_H
+
+#include <uv.h>
+
+/* A request handler: write the answer with up_control_write and return;
+ * the server closes the connection after the handler returns. */
+typedef struct up_control_reply up_control_reply;
+typedef void (*up_control_fn)(const char *args, up_control_reply *reply);
+void up_control_write(up_control_reply *reply, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int up_control_register(const char *command, up_control_fn fn);
+
+/* Listen on path (unlinking a stale socket first).  0 or -errno. */
+int up_control_listen(uv_loop_t *loop, const char *path);
+void up_control_close(void);
+
+/* Client side, for the command line: send "request\n", copy the answer to
+ * stdout.  Returns 0, or -errno (with a message on stderr). */
+int up_control_request(const char *path, const char *request);
+
+#endif

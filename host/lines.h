@@ -1,0 +1,71 @@
+/*
+ * lines.h - the command line reader.
+ *
+ * Splits the byte stream of an SMTP session into command lines.  A line ends
+ * at CRLF, at a bare LF, or at a bare CR (a CR followed by anything but LF);
+ * the reader records which, and policy (strict821) decides.  A CR that is the
+ * last byte buffered is not yet a line end: the reader waits for the next
+ * byte to tell CR from CRLF.
+ *
+ * Limits: a line longer than `max` bytes (terminator excluded) is returned
+ * once as UP_LINE_TOO_LONG, truncated, and the rest of it up to its
+ * terminator is dropped.  NUL bytes are kept and flagged.  The buffer never
+ * holds more than max + a small constant of one line, whatever the client
+ * sends; complete lines already buffered count against `cap`, and
+ * up_lines_feed refuses input beyond it (the caller stops reading until the
+ * session consumed lines: back-pressure, not growth).
+ *
+ * Fails: only on allocation, returning -ENOMEM from up_lines_init/feed.
+ */
+#ifndef UPESI_LINES_H
+#define UPESI_LINES_H
+
+#include <stddef.h>
+
+#include "upesi/plugin.h"
+
+typedef struct up_lines {
+    char *buf;          /* buffered, unconsumed input                  */
+    size_t len;         /* bytes in buf                                */
+    size_t cap;         /* allocated size of buf (fixed at init)       */
+    size_t max;         /* longest line accepted                       */
+    size_t start;       /* offset of the first unconsumed byte         */
+    int skipping;       /* dropping the tail of an overlong line       */
+} up_lines;
+
+typedef enum up_line_status {
+    UP_LINE_OK = 0,
+    UP_LINE_TOO_LONG    /* line text holds the first `max` bytes          */
+} up_line_status;
+
+typedef struct up_line {
+    char *text;         /* NUL-terminated copy inside the reader's buffer,
+                           valid until the next up_lines_* call          */
+    size_t len;         /* bytes before the terminator                   */
+    upesi_line_end end;
+    up_line_status status;
+    int has_nul;        /* a NUL byte inside the line                     */
+} up_line;
+
+/* max: longest line; buffer capacity is derived from it (at least 4 KiB,
+ * so that pipelined command groups fit). */
+int up_lines_init(up_lines *lr, size_t max);
+void up_lines_free(up_lines *lr);
+
+/* Append input.  Returns the number of bytes taken (may be less than len
+ * when the buffer is full of unconsumed complete lines; call again after
+ * consuming), or -ENOMEM. */
+long up_lines_feed(up_lines *lr, const char *data, size_t len);
+
+/* Take the next complete line.  Returns 1 and fills *out, or 0 when no
+ * complete line is buffered. */
+int up_lines_next(up_lines *lr, up_line *out);
+
+/* Raw access for the switch into DATA (and TLS): the unconsumed bytes. */
+const char *up_lines_pending(const up_lines *lr, size_t *len);
+/* Drop n bytes of the pending input (consumed by the DATA reader). */
+void up_lines_consume(up_lines *lr, size_t n);
+/* Drop everything buffered (after STARTTLS: CVE-2011-0411). */
+void up_lines_discard(up_lines *lr);
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * plugin_loader.c - find, open and check plugins (see plugin_loader.h).
+ *
+ * libltdl opens "<plugin_dir>/<name>" with lt_dlopenext, so "name.so" and
+ * libtool's "name.la" both work.  The descriptor is checked before any of
+ * its function pointers is trusted: magic first (is this an upesi plugin at
+ * all?), then ABI major and minor, then the size the minor promises, then
+ * the name.  Model: nginx's NGX_MODULE_V1 signature, Redis' APIVER.
+ *
+ * Fails: returns NULL with a message; a loaded plugin is never unloaded
+ * before exit, so handlers stay valid for sessions of old generations.
+ */
+#include <errno.h>
+#include <ltdl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.h"
+#include "plugin_loader.h"
+
+static up_plugin_mod *loaded;
+static int ltdl_ready;
+
+up_plugin_mod *up_plugin_first(void)
+{
+    return loaded;
+}
+
+static int check_descriptor(const char *file, const char *name,
+                            const upesi_plugin *d, char *err, size_t errlen)
+{
+    if (d->magic != UPESI_PLUGIN_MAGIC) {
+        snprintf(err, errlen, "%s: symbol %s is not an upesi plugin "
+                 "descriptor (bad magic)", file, UPESI_PLUGIN_SYMBOL);
+        return -1;
+    }
+    if (d->abi_major != UPESI_ABI_MAJOR || d->abi_minor > UPESI_ABI_MINOR) {
+        snprintf(err, errlen, "%s: plugin ABI %u.%u, host ABI %u.%u: %s",
+                 file, d->abi_major, d->abi_minor, UPESI_ABI_MAJOR,
+                 UPESI_ABI_MINOR,
+                 d->abi_major != UPESI_ABI_MAJOR
+                     ? "a different major version; rebuild the plugin "
+                       "against this host's upesi/plugin.h"
+                     : "the plugin needs a newer host");
+        return -1;
+    }
+    /* every minor so far shares the 1.0 layout */
+    if (d->size < sizeof(upesi_plugin)) {
+        snprintf(err, errlen, "%s: descriptor is %u bytes, ABI %u.%u "
+                 "needs %zu", file, d->size, d->abi_major, d->abi_minor,
+                 sizeof(upesi_plugin));
+        return -1;
+    }
+    if (d->name == NULL || strcmp(d->name, name) != 0) {
+        snprintf(err, errlen, "%s: descriptor names plugin '%s', expected "
+                 "'%s'", file, d->name ? d->name : "(null)", name);
+        return -1;
+    }
+    return 0;
+}
+
+up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
+                             size_t errlen)
+{
+    for (up_plugin_mod *m = loaded; m; m = m->next)
+        if (!strcmp(m->name, name))
+            return m;
+
+    if (!ltdl_ready) {
+        if (lt_dlinit() != 0) {
+            snprintf(err, errlen, "libltdl: %s", lt_dlerror());
+            return NULL;
+        }
+        ltdl_ready = 1;
+    }
+    char base[4096], file[4200];
+    snprintf(base, sizeof base, "%s/%s", dir, name);
+    snprintf(file, sizeof file, "%s.so", base);
+    struct stat st;
+    if (stat(file, &st) != 0) {
+        snprintf(err, errlen, "unknown plugin '%s': %s: %s", name, file,
+                 strerror(errno));
+        return NULL;
+    }
+    lt_dlhandle h = lt_dlopenext(base);
+    if (h == NULL) {
+        snprintf(err, errlen, "%s: cannot load: %s", file, lt_dlerror());
+        return NULL;
+    }
+    const upesi_plugin *d = lt_dlsym(h, UPESI_PLUGIN_SYMBOL);
+    if (d == NULL) {
+        snprintf(err, errlen, "%s: no symbol '%s' (not an upesi plugin, or "
+                 "built without UPESI_PLUGIN)", file, UPESI_PLUGIN_SYMBOL);
+        lt_dlclose(h);
+        return NULL;
+    }
+    if (check_descriptor(file, name, d, err, errlen) != 0) {
+        lt_dlclose(h);
+        return NULL;
+    }
+    up_plugin_mod *m = calloc(1, sizeof *m);
+    if (m == NULL || (m->name = strdup(name)) == NULL ||
+        (m->path = strdup(file)) == NULL) {
+        if (m)
+            free(m->name);
+        free(m);
+        lt_dlclose(h);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->desc = d;
+    m->handle = h;
+    if (d->init) {
+        char ierr[512] = "";
+        if (d->init(up_api_table(), (upesi_plugin_ref *)m, ierr,
+                    sizeof ierr) != 0) {
+            snprintf(err, errlen, "%s: init failed: %s", file,
+                     ierr[0] ? ierr : "(no reason given)");
+            free(m->path);
+            free(m->name);
+            free(m);
+            lt_dlclose(h);
+            return NULL;
+        }
+    }
+    up_plugin_mod **tail = &loaded;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = m;
+    return m;
+}
+
+void up_plugin_unload_all(void)
+{
+    while (loaded) {
+        up_plugin_mod *m = loaded;
+        loaded = m->next;
+        if (m->desc->fini)
+            m->desc->fini();
+        lt_dlclose(m->handle);
+        free(m->path);
+        free(m->name);
+        free(m);
+    }
+    if (ltdl_ready)
+        lt_dlexit();
+    ltdl_ready = 0;
+}

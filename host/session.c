@@ -1,0 +1,1178 @@
+/*
+ * session.c - the SMTP state machine of one connection (RFC 5321).
+ *
+ * Input flows one way: libuv read -> line reader -> one command at a time
+ * -> the command's hook chain -> a verdict -> a reply.  While a chain waits
+ * on a plugin (PENDING), nothing more is parsed: later input stays buffered,
+ * and replies to pipelined commands therefore come out in order (RFC 2920).
+ * Replies are collected and written once the buffered input is used up, so
+ * a pipelined group is answered in one write.
+ *
+ * In DATA the raw bytes go through the data reader (dot-unstuffing, end of
+ * data only at CRLF.CRLF) into the message store.
+ *
+ * A session is freed only from the close callback of its last libuv
+ * handle, never while a hook chain or a callback is on the stack.
+ *
+ * Fails: every bad input is answered (5xx/4xx) and counted towards
+ * error_limit; allocation failure closes the session with 421.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hooks.h"
+#include "log.h"
+#include "session.h"
+#include "stats.h"
+#include "version.h"
+
+
+/* RFC 5321 4.5.3.2.7: the server waits 5 minutes for a command or data. */
+#define UP_SERVER_TIMEOUT_MS 300000.0
+/* A hard cap on recipients a transaction may hold (RFC 5321 4.5.3.1.8
+ * asks for at least 100); max_rcpt is the policy, this is the guard. */
+#define UP_MAX_RCPTS 1000
+/* Stop reading while this much output waits for a client that does not
+ * read its replies. */
+#define UP_MAX_PENDING_OUTPUT (256 * 1024)
+
+static void session_process(up_session *s);
+static void session_close(up_session *s, const char *why);
+static void session_flush(up_session *s);
+static void txn_reset(up_session *s);
+static void read_resume(up_session *s);
+
+/* ---------------------------------------------------------------------- */
+/* small helpers                                                           */
+
+static void rfc5322_date(char *buf, size_t len)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(buf, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+static void make_queue_id(char *out, size_t len)
+{
+    static unsigned counter;
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    snprintf(out, len, "%08lX%05lX%05X%02X", (unsigned long)tv.tv_sec,
+             (unsigned long)tv.tv_usec, (unsigned)getpid() & 0xFFFFF,
+             counter++ & 0xFF);
+}
+
+static uint64_t timeout_ms(const up_session *s)
+{
+    double ms = UP_SERVER_TIMEOUT_MS * s->cfg->timeout_multiplier;
+    return ms < 1 ? 1 : (uint64_t)ms;
+}
+
+/* ---------------------------------------------------------------------- */
+/* output                                                                  */
+
+static int out_append(up_session *s, const char *buf, size_t len)
+{
+    if (s->out_len + len > s->out_cap) {
+        size_t cap = s->out_cap ? s->out_cap : 512;
+        while (cap < s->out_len + len)
+            cap *= 2;
+        char *grown = realloc(s->out, cap);
+        if (grown == NULL)
+            return -1;
+        s->out = grown;
+        s->out_cap = cap;
+    }
+    memcpy(s->out + s->out_len, buf, len);
+    s->out_len += len;
+    return 0;
+}
+
+static void reply_lines(up_session *s, int code, const char *enhanced,
+                        const char *text)
+{
+    char line[1100];
+    const char *p = text ? text : "";
+    for (;;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len > 900)          /* RFC 5321 4.5.3.1.5: 512 octets a line */
+            len = 900;
+        int n = snprintf(line, sizeof line, "%03d%c%s%s%.*s\r\n", code,
+                         nl ? '-' : ' ', enhanced ? enhanced : "",
+                         enhanced ? " " : "", (int)len, p);
+        if (out_append(s, line, (size_t)n) != 0)
+            break;
+        if (nl == NULL)
+            break;
+        p = nl + 1;
+    }
+}
+
+void up_session_reply(up_session *s, int code, const char *enhanced,
+                      const char *text)
+{
+    if (s->state == UP_ST_CLOSING && code != 421 && code != 221)
+        return;
+    reply_lines(s, code, enhanced, text);
+    if (code < 400 || code == 421 || s->state == UP_ST_CLOSING)
+        return;
+    if (++s->errors > s->cfg->error_limit) {
+        up_log(s->id, UPESI_LOG_NOTICE, "error limit %d exceeded",
+               s->cfg->error_limit);
+        up_stats_add("SMTP.Sessions.ErrorLimit", 1);
+        char text421[300];
+        snprintf(text421, sizeof text421, "%s Error: too many errors, "
+                 "closing connection", s->cfg->hostname);
+        reply_lines(s, 421, "4.7.0", text421);
+        session_close(s, "error limit");
+    }
+}
+
+static void reply_fmt(up_session *s, int code, const char *enhanced,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void reply_fmt(up_session *s, int code, const char *enhanced,
+                      const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    up_session_reply(s, code, enhanced, text);
+}
+
+static void on_close(uv_handle_t *handle)
+{
+    up_session *s = handle->data;
+    if (--s->handles_open > 0)
+        return;
+    s->server->sessions--;
+    up_stats_add("SMTP.Sessions.Current", -1);
+    up_message_free(&s->msg);
+    up_lines_free(&s->lines);
+    up_notes_clear(&s->conn_notes);
+    up_notes_clear(&s->txn_notes);
+    for (size_t i = 0; i < s->n_rcpts; i++)
+        free(s->rcpts[i]);
+    free(s->rcpts);
+    free(s->sender);
+    free(s->helo);
+    free(s->line);
+    free(s->stash);
+    free(s->out);
+    free(s->reject_text);
+    up_config_unref(s->cfg);
+    free(s);
+}
+
+static void close_handles(up_session *s)
+{
+    s->handles_open = 3;
+    uv_close((uv_handle_t *)&s->timer, on_close);
+    uv_close((uv_handle_t *)&s->hook_timer, on_close);
+    uv_close((uv_handle_t *)&s->tcp, on_close);
+}
+
+typedef struct write_req {
+    uv_write_t req;
+    up_session *session;
+    char data[];
+} write_req;
+
+static void on_write(uv_write_t *req, int status)
+{
+    write_req *w = (write_req *)req;
+    up_session *s = w->session;
+    free(w);
+    s->writes_in_flight--;
+    if (status < 0 && s->state != UP_ST_CLOSING)
+        session_close(s, uv_strerror(status));
+    if (s->writes_in_flight == 0 && s->close_after_write) {
+        s->close_after_write = 0;
+        close_handles(s);
+        return;
+    }
+    if (s->state != UP_ST_CLOSING &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) <
+            UP_MAX_PENDING_OUTPUT / 2)
+        read_resume(s);
+}
+
+static void session_flush(up_session *s)
+{
+    if (s->out_len == 0)
+        return;
+    uv_buf_t buf = uv_buf_init(s->out, (unsigned)s->out_len);
+    int n = s->writes_in_flight ? 0 : uv_try_write((uv_stream_t *)&s->tcp,
+                                                   &buf, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        s->out_len = 0;
+        if (s->state != UP_ST_CLOSING)
+            session_close(s, uv_strerror(n));
+        return;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    if (done < s->out_len) {
+        size_t rest = s->out_len - done;
+        write_req *w = malloc(sizeof *w + rest);
+        if (w == NULL) {
+            s->out_len = 0;
+            session_close(s, "out of memory");
+            return;
+        }
+        memcpy(w->data, s->out + done, rest);
+        w->session = s;
+        buf = uv_buf_init(w->data, (unsigned)rest);
+        if (uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, on_write)) {
+            free(w);
+            s->out_len = 0;
+            if (s->state != UP_ST_CLOSING)
+                session_close(s, "write failed");
+            return;
+        }
+        s->writes_in_flight++;
+    }
+    s->out_len = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* input                                                                   */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    up_session *s = handle->data;
+    buf->base = s->server->read_buf;
+    buf->len = sizeof s->server->read_buf;
+}
+
+static void on_idle_timeout(uv_timer_t *timer)
+{
+    up_session *s = timer->data;
+    up_stats_add("SMTP.Sessions.Timeout", 1);
+    reply_fmt(s, 421, "4.4.2", "%s Error: timeout exceeded",
+              s->cfg->hostname);
+    session_close(s, "timeout");
+}
+
+static void arm_idle_timer(up_session *s)
+{
+    if (s->state != UP_ST_CLOSING)
+        uv_timer_start(&s->timer, on_idle_timeout, timeout_ms(s), 0);
+}
+
+/* Give input to the line reader; what does not fit waits in the stash. */
+static void session_input(up_session *s, const char *buf, size_t len)
+{
+    while (len > 0 && s->state != UP_ST_CLOSING) {
+        long n = up_lines_feed(&s->lines, buf, len);
+        if (n < 0) {
+            reply_fmt(s, 421, "4.3.0", "%s Error: out of memory",
+                      s->cfg->hostname);
+            session_close(s, "out of memory");
+            return;
+        }
+        buf += n;
+        len -= (size_t)n;
+        session_process(s);
+        if (n == 0 && len > 0)
+            break;
+    }
+    if (len > 0 && s->state != UP_ST_CLOSING) {
+        char *stash = malloc(len);
+        if (stash == NULL) {
+            session_close(s, "out of memory");
+            return;
+        }
+        memcpy(stash, buf, len);
+        free(s->stash);
+        s->stash = stash;
+        s->stash_len = len;
+        if (s->reading) {
+            uv_read_stop((uv_stream_t *)&s->tcp);
+            s->reading = 0;
+        }
+    }
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    up_session *s = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        session_close(s, nread == UV_EOF ? "client closed" :
+                                           uv_strerror((int)nread));
+        return;
+    }
+    up_stats_add("SMTP.Bytes.Received", nread);
+    if (!s->greeted && !s->info.early_talker) {
+        s->info.early_talker = 1;
+        up_notes_set(&s->conn_notes, "early_talker", "1");
+        up_stats_add("SMTP.Sessions.EarlyTalker", 1);
+        up_log(s->id, UPESI_LOG_NOTICE, "early talker: sent data before "
+               "the greeting");
+    }
+    arm_idle_timer(s);
+    session_input(s, buf->base, (size_t)nread);
+    session_flush(s);
+    if (s->reading && uv_stream_get_write_queue_size(stream) >
+                          UP_MAX_PENDING_OUTPUT) {
+        uv_read_stop(stream);
+        s->reading = 0;
+    }
+}
+
+static void read_resume(up_session *s)
+{
+    if (s->stash) {
+        char *stash = s->stash;
+        size_t len = s->stash_len;
+        s->stash = NULL;
+        s->stash_len = 0;
+        session_input(s, stash, len);
+        free(stash);
+        if (s->stash)
+            return;
+    }
+    if (!s->reading && s->state != UP_ST_CLOSING && !s->busy) {
+        if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
+            s->reading = 1;
+    }
+}
+
+/* A hook chain ended asynchronously: answer, then go on with input. */
+static void session_continue(up_session *s)
+{
+    if (s->state == UP_ST_CLOSING) {
+        session_flush(s);
+        return;
+    }
+    session_process(s);
+    read_resume(s);
+    session_flush(s);
+    arm_idle_timer(s);
+}
+
+/* ---------------------------------------------------------------------- */
+/* verdicts to replies                                                     */
+
+typedef struct hook_reply_defaults {
+    int deny;
+    const char *deny_enhanced, *deny_text;
+    int soft;
+    const char *soft_enhanced, *soft_text;
+} hook_reply_defaults;
+
+static const hook_reply_defaults reply_defaults[UPESI_HOOK_COUNT] = {
+    [UPESI_HOOK_CONNECT] = { 554, "5.7.1", "Access denied",
+                             451, "4.7.1", "Service temporarily unavailable" },
+    [UPESI_HOOK_HELO] = { 550, "5.7.1", "HELO/EHLO rejected",
+                          450, "4.7.1", "HELO/EHLO temporarily rejected" },
+    [UPESI_HOOK_MAIL] = { 550, "5.7.1", "Sender rejected",
+                          450, "4.7.1", "Sender temporarily rejected" },
+    [UPESI_HOOK_RCPT] = { 550, "5.7.1", "Recipient rejected",
+                          450, "4.7.1", "Recipient temporarily rejected" },
+    [UPESI_HOOK_DATA] = { 554, "5.7.1", "Transaction rejected",
+                          451, "4.7.1", "Transaction temporarily rejected" },
+    [UPESI_HOOK_DATA_POST] = { 550, "5.7.1", "Message rejected",
+                               451, "4.7.1",
+                               "Message temporarily rejected" },
+    [UPESI_HOOK_QUEUE] = { 554, "5.3.0", "Message refused by the queue",
+                           451, "4.3.0", "Queue temporarily unavailable" },
+    [UPESI_HOOK_UNRECOGNIZED] = { 500, "5.5.1", "Command unrecognized",
+                                  450, "4.5.1",
+                                  "Command temporarily refused" },
+    [UPESI_HOOK_VRFY] = { 550, "5.1.1", "User unknown",
+                          450, "4.3.0", "Cannot verify now" },
+};
+
+/* Is the code a sane match for the verdict?  A plugin's DENY with 250
+ * would confuse the client; the hook's default is used instead. */
+static int code_fits(upesi_verdict v, int code)
+{
+    switch (v) {
+    case UPESI_OK:
+        return code >= 200 && code < 400;
+    case UPESI_DENY:
+    case UPESI_DENYDISCONNECT:
+        return code >= 500 && code < 600;
+    case UPESI_DENYSOFT:
+        return code >= 400 && code < 500;
+    case UPESI_DENYSOFTDISCONNECT:
+        return code == 421;
+    default:
+        return 0;
+    }
+}
+
+/* Answer a denying verdict (DENY, DENYSOFT and the DISCONNECT forms),
+ * log it with the plugin's name and close if it says so. */
+static void reply_denial(up_session *s, upesi_hook hook, upesi_verdict v,
+                         const up_reply *r, const char *what)
+{
+    const hook_reply_defaults *d = &reply_defaults[hook];
+    int soft = v == UPESI_DENYSOFT || v == UPESI_DENYSOFTDISCONNECT;
+    int code = soft ? d->soft : d->deny;
+    const char *enhanced = soft ? d->soft_enhanced : d->deny_enhanced;
+    const char *text = soft ? d->soft_text : d->deny_text;
+    if (v == UPESI_DENYSOFTDISCONNECT)
+        code = 421;
+    if (r && r->code && code_fits(v, r->code)) {
+        code = r->code;
+        if (r->enhanced)
+            enhanced = r->enhanced;
+    }
+    if (r && r->text)
+        text = r->text;
+    if (enhanced && enhanced[0] != (code >= 500 ? '5' : '4'))
+        enhanced = code >= 500 ? "5.0.0" : "4.0.0";
+    up_log(s->id, UPESI_LOG_INFO, "%s %s by %s: %d %s %s", what,
+           soft ? "deferred" : "rejected",
+           r && r->plugin ? r->plugin : "host", code, enhanced ? enhanced : "",
+           text);
+    up_session_reply(s, code, enhanced, text);
+    if (v == UPESI_DENYDISCONNECT || v == UPESI_DENYSOFTDISCONNECT)
+        session_close(s, "plugin disconnect");
+}
+
+static int is_denial(upesi_verdict v)
+{
+    return v == UPESI_DENY || v == UPESI_DENYSOFT ||
+           v == UPESI_DENYDISCONNECT || v == UPESI_DENYSOFTDISCONNECT;
+}
+
+/* An OK verdict's reply: the plugin's when it gave one. */
+static void reply_ok(up_session *s, const up_reply *r, int code,
+                     const char *enhanced, const char *text)
+{
+    if (r && r->code && code_fits(UPESI_OK, r->code)) {
+        code = r->code;
+        enhanced = r->enhanced ? r->enhanced : enhanced;
+    }
+    up_session_reply(s, code, enhanced, r && r->text ? r->text : text);
+}
+
+/* ---------------------------------------------------------------------- */
+/* the transaction                                                         */
+
+static void txn_clear(up_session *s)
+{
+    s->have_mail = 0;
+    free(s->sender);
+    s->sender = NULL;
+    for (size_t i = 0; i < s->n_rcpts; i++)
+        free(s->rcpts[i]);
+    s->n_rcpts = 0;
+    s->queue_id[0] = '\0';
+    s->data_too_big = 0;
+    up_message_free(&s->msg);
+    up_notes_clear(&s->txn_notes);
+}
+
+static void notify_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    (void)s;
+    (void)v;
+    (void)r;
+}
+
+/* End of a transaction: tell plugins, forget it. */
+static void txn_reset(up_session *s)
+{
+    if (s->have_mail) {
+        up_hook_run(s, UPESI_HOOK_RESET, notify_done);
+        txn_clear(s);
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* connect and greeting                                                    */
+
+static void send_greeting(up_session *s)
+{
+    char date[64], text[600];
+    rfc5322_date(date, sizeof date);
+    const char *g = s->cfg->greeting;
+    const char *pct = strstr(g, "%s");
+    if (pct)
+        snprintf(text, sizeof text, "%.*s%s%s", (int)(pct - g), g, date,
+                 pct + 2);
+    else
+        snprintf(text, sizeof text, "%s", g);
+    s->greeted = 1;
+    s->state = UP_ST_COMMAND;
+    up_session_reply(s, 220, NULL, text);
+    session_continue(s);
+}
+
+static void on_greeting_delay(uv_timer_t *timer)
+{
+    send_greeting(timer->data);
+}
+
+static void on_connect_done(up_session *s, upesi_verdict v,
+                            const up_reply *r)
+{
+    if (v == UPESI_DENYDISCONNECT || v == UPESI_DENYSOFTDISCONNECT) {
+        reply_denial(s, UPESI_HOOK_CONNECT, v, r, "connection");
+        session_flush(s);
+        return;
+    }
+    if (v == UPESI_DENY || v == UPESI_DENYSOFT) {
+        /* Domino's way: greet, then refuse every MAIL FROM. */
+        const hook_reply_defaults *d = &reply_defaults[UPESI_HOOK_CONNECT];
+        int soft = v == UPESI_DENYSOFT;
+        s->reject_code = soft ? d->soft : d->deny;
+        snprintf(s->reject_enhanced, sizeof s->reject_enhanced, "%s",
+                 soft ? d->soft_enhanced : d->deny_enhanced);
+        if (r->code && code_fits(v, r->code)) {
+            s->reject_code = r->code;
+            if (r->enhanced)
+                snprintf(s->reject_enhanced, sizeof s->reject_enhanced, "%s",
+                         r->enhanced);
+        }
+        s->reject_text = strdup(r->text ? r->text :
+                                soft ? d->soft_text : d->deny_text);
+        up_log(s->id, UPESI_LOG_INFO, "connection marked for rejection by "
+               "%s: %d %s %s", r->plugin ? r->plugin : "host",
+               s->reject_code, s->reject_enhanced,
+               s->reject_text ? s->reject_text : "");
+    }
+    if (s->cfg->greeting_delay > 0) {
+        uv_timer_start(&s->timer, on_greeting_delay,
+                       (uint64_t)(s->cfg->greeting_delay * 1000), 0);
+        return;
+    }
+    send_greeting(s);
+}
+
+static void session_start(up_session *s)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    s->info.session_id = s->id;
+    s->info.remote_ip = s->remote_ip;
+    s->info.local_ip = s->local_ip;
+    if (uv_tcp_getpeername(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, s->remote_ip, sizeof s->remote_ip);
+            s->info.remote_port = ntohs(a->sin6_port);
+            s->info.remote_is_ipv6 = 1;
+            /* an IPv4 client on a dual-stack socket is an IPv4 client */
+            if (!strncmp(s->remote_ip, "::ffff:", 7) &&
+                strchr(s->remote_ip, '.')) {
+                memmove(s->remote_ip, s->remote_ip + 7,
+                        strlen(s->remote_ip + 7) + 1);
+                s->info.remote_is_ipv6 = 0;
+            }
+        } else {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, s->remote_ip, sizeof s->remote_ip);
+            s->info.remote_port = ntohs(a->sin_port);
+        }
+    }
+    len = sizeof ss;
+    if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, s->local_ip, sizeof s->local_ip);
+            s->info.local_port = ntohs(a->sin6_port);
+        } else {
+            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+            uv_ip4_name(a, s->local_ip, sizeof s->local_ip);
+            s->info.local_port = ntohs(a->sin_port);
+        }
+    }
+    up_log(s->id, UPESI_LOG_INFO, "connect %s port %d", s->remote_ip,
+           s->info.remote_port);
+    if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
+        s->reading = 1;
+    arm_idle_timer(s);
+    up_hook_run(s, UPESI_HOOK_CONNECT, on_connect_done);
+}
+
+void up_session_accept(up_server *srv, uv_stream_t *listener)
+{
+    up_session *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        up_err("accept: out of memory");
+        return;
+    }
+    s->server = srv;
+    s->cfg = up_config_ref(srv->config);
+    s->state = UP_ST_CONNECT;
+    snprintf(s->id, sizeof s->id, "%05X%05lX", (unsigned)getpid() & 0xFFFFF,
+             ++srv->next_session & 0xFFFFF);
+    up_message_init(&s->msg, s->cfg->spool_dir);
+    s->tcp.data = s->timer.data = s->hook_timer.data = s;
+    uv_tcp_init(srv->loop, &s->tcp);
+    uv_timer_init(srv->loop, &s->timer);
+    uv_timer_init(srv->loop, &s->hook_timer);
+    srv->sessions++;
+    up_stats_add("SMTP.Sessions.Current", 1);
+    if (uv_accept(listener, (uv_stream_t *)&s->tcp) != 0 ||
+        up_lines_init(&s->lines, s->cfg->max_command_length) != 0) {
+        s->state = UP_ST_CLOSING;
+        close_handles(s);
+        return;
+    }
+    uv_tcp_nodelay(&s->tcp, 1);
+    if (srv->sessions > s->cfg->max_sessions) {
+        up_stats_add("SMTP.Sessions.Refused", 1);
+        up_log(NULL, UPESI_LOG_NOTICE, "refused connection: max_sessions %d "
+               "reached", s->cfg->max_sessions);
+        reply_fmt(s, 421, "4.7.0", "%s Too many sessions, try again later",
+                  s->cfg->hostname);
+        s->state = UP_ST_CLOSING;
+        session_flush(s);
+        if (s->writes_in_flight)
+            s->close_after_write = 1;
+        else
+            close_handles(s);
+        return;
+    }
+    up_stats_add("SMTP.Sessions.Accepted", 1);
+    up_stats_max("SMTP.Sessions.Peak", up_stats_get("SMTP.Sessions.Current"));
+    session_start(s);
+}
+
+/* ---------------------------------------------------------------------- */
+/* closing                                                                 */
+
+static void session_close(up_session *s, const char *why)
+{
+    if (s->state == UP_ST_CLOSING)
+        return;
+    s->state = UP_ST_CLOSING;
+    up_hook_cancel(s);
+    if (s->reading) {
+        uv_read_stop((uv_stream_t *)&s->tcp);
+        s->reading = 0;
+    }
+    uv_timer_stop(&s->timer);
+    txn_reset(s);
+    up_hook_run(s, UPESI_HOOK_DISCONNECT, notify_done);
+    up_log(s->id, UPESI_LOG_INFO, "disconnect %s (%s) commands=%llu "
+           "messages=%llu errors=%d", s->remote_ip, why,
+           (unsigned long long)s->n_commands,
+           (unsigned long long)s->n_messages, s->errors);
+    session_flush(s);
+    if (s->writes_in_flight)
+        s->close_after_write = 1;
+    else
+        close_handles(s);
+}
+
+/* ---------------------------------------------------------------------- */
+/* commands                                                                */
+
+static void ehlo_reply(up_session *s)
+{
+    char text[1024];
+    int n = snprintf(text, sizeof text, "%s Hello %s [%s]", s->cfg->hostname,
+                     s->helo, s->remote_ip);
+    if (!s->info.esmtp) {
+        up_session_reply(s, 250, NULL, text);
+        return;
+    }
+    if (s->cfg->pipelining)
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nPIPELINING");
+    if (s->cfg->max_message_size)
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nSIZE %llu",
+                      (unsigned long long)s->cfg->max_message_size);
+    else
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nSIZE");
+    if (s->cfg->vrfy)
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nVRFY");
+    snprintf(text + n, sizeof text - (size_t)n,
+             "\n8BITMIME\nENHANCEDSTATUSCODES");
+    up_session_reply(s, 250, NULL, text);
+}
+
+static void on_helo_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (is_denial(v)) {
+        free(s->helo);
+        s->helo = NULL;
+        s->info.helo = NULL;
+        reply_denial(s, UPESI_HOOK_HELO, v, r, "HELO");
+    } else if (v == UPESI_OK && r->text) {
+        reply_ok(s, r, 250, NULL, NULL);
+    } else {
+        ehlo_reply(s);
+    }
+    session_continue(s);
+}
+
+static void cmd_helo(up_session *s, int esmtp)
+{
+    const char *name = s->cmd.arg;
+    if (*name == '\0' || strchr(name, ' ')) {
+        up_session_reply(s, 501, "5.5.4", esmtp ? "Syntax: EHLO hostname" :
+                                                  "Syntax: HELO hostname");
+        return;
+    }
+    txn_reset(s);
+    free(s->helo);
+    s->helo = strdup(name);
+    s->info.helo = s->helo;
+    s->info.esmtp = esmtp;
+    up_hook_run(s, UPESI_HOOK_HELO, on_helo_done);
+}
+
+static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (is_denial(v)) {
+        reply_denial(s, UPESI_HOOK_MAIL, v, r, "sender");
+    } else {
+        s->have_mail = 1;
+        s->sender = strdup(s->path.mailbox);
+        if (s->sender == NULL) {
+            s->have_mail = 0;
+            up_session_reply(s, 451, "4.3.0", "Out of memory");
+        } else {
+            char text[UP_MAX_ADDRESS + 32];
+            snprintf(text, sizeof text, "Sender <%s> ok", s->sender);
+            reply_ok(s, r, 250, "2.1.0", text);
+        }
+    }
+    session_continue(s);
+}
+
+/* Host-level checks of MAIL and RCPT parameters we advertise. */
+static int check_mail_params(up_session *s)
+{
+    for (int i = 0; i < s->path.nparams; i++) {
+        const up_param *p = &s->path.params[i];
+        if (!strcmp(p->keyword, "SIZE")) {
+            char *end;
+            errno = 0;
+            unsigned long long size = strtoull(p->value, &end, 10);
+            if (errno || end == p->value || *end) {
+                up_session_reply(s, 501, "5.5.4", "Bad SIZE parameter");
+                return -1;
+            }
+            if (s->cfg->max_message_size &&
+                size > s->cfg->max_message_size) {
+                up_session_reply(s, 552, "5.3.4", "Message size exceeds "
+                                 "fixed maximum message size");
+                return -1;
+            }
+        } else if (!strcmp(p->keyword, "BODY")) {
+            if (strcasecmp(p->value, "7BIT") &&
+                strcasecmp(p->value, "8BITMIME")) {
+                up_session_reply(s, 501, "5.5.4", "Unsupported BODY type");
+                return -1;
+            }
+        } else {
+            reply_fmt(s, 555, "5.5.4", "Unsupported parameter %s",
+                      p->keyword);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_path(up_session *s, int is_rcpt)
+{
+    up_parse_error err;
+    if (up_path_parse(s->cmd.arg, is_rcpt, &s->path, &err) != 0) {
+        up_session_reply(s, err.code, err.enhanced, err.text);
+        return -1;
+    }
+    if (s->path.local_8bit) {
+        up_session_reply(s, 553, "5.6.7", "Non-ASCII address requires "
+                         "SMTPUTF8, which this server does not offer");
+        return -1;
+    }
+    return 0;
+}
+
+static void cmd_mail(up_session *s)
+{
+    if (s->helo == NULL) {
+        up_session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->have_mail) {
+        up_session_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+        return;
+    }
+    if (parse_path(s, 0) != 0)
+        return;
+    if (!s->info.esmtp && s->path.nparams) {
+        up_session_reply(s, 555, "5.5.4", "Parameters need EHLO");
+        return;
+    }
+    if (check_mail_params(s) != 0)
+        return;
+    if (s->reject_code) {
+        up_log(s->id, UPESI_LOG_INFO, "sender <%s> rejected: connection "
+               "refused earlier: %d %s", s->path.mailbox, s->reject_code,
+               s->reject_text ? s->reject_text : "");
+        up_session_reply(s, s->reject_code, s->reject_enhanced,
+                         s->reject_text ? s->reject_text : "Access denied");
+        return;
+    }
+    up_hook_run(s, UPESI_HOOK_MAIL, on_mail_done);
+}
+
+static void on_rcpt_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (is_denial(v)) {
+        reply_denial(s, UPESI_HOOK_RCPT, v, r, "recipient");
+        session_continue(s);
+        return;
+    }
+    if (v == UPESI_CONT && !up_config_is_local(s->cfg, s->path.mailbox)) {
+        up_reply relay = { 550, "5.7.1", "Relaying denied", NULL };
+        reply_denial(s, UPESI_HOOK_RCPT, UPESI_DENY, &relay, "recipient");
+        session_continue(s);
+        return;
+    }
+    if (s->n_rcpts == s->cap_rcpts) {
+        size_t cap = s->cap_rcpts ? s->cap_rcpts * 2 : 4;
+        char **grown = realloc(s->rcpts, cap * sizeof *grown);
+        if (grown == NULL) {
+            up_session_reply(s, 451, "4.3.0", "Out of memory");
+            session_continue(s);
+            return;
+        }
+        s->rcpts = grown;
+        s->cap_rcpts = cap;
+    }
+    s->rcpts[s->n_rcpts] = strdup(s->path.mailbox);
+    if (s->rcpts[s->n_rcpts] == NULL) {
+        up_session_reply(s, 451, "4.3.0", "Out of memory");
+    } else {
+        s->n_rcpts++;
+        char text[UP_MAX_ADDRESS + 32];
+        snprintf(text, sizeof text, "Recipient <%s> ok", s->path.mailbox);
+        reply_ok(s, r, 250, "2.1.5", text);
+    }
+    session_continue(s);
+}
+
+static void cmd_rcpt(up_session *s)
+{
+    if (!s->have_mail) {
+        up_session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+    if (parse_path(s, 1) != 0)
+        return;
+    if (s->path.nparams) {
+        reply_fmt(s, 555, "5.5.4", "Unsupported parameter %s",
+                  s->path.params[0].keyword);
+        return;
+    }
+    if (s->n_rcpts >= UP_MAX_RCPTS) {
+        up_session_reply(s, 452, "4.5.3", "Error: too many recipients");
+        return;
+    }
+    up_hook_run(s, UPESI_HOOK_RCPT, on_rcpt_done);
+}
+
+/* -- DATA */
+
+static int data_sink(void *arg, const char *buf, size_t len)
+{
+    up_session *s = arg;
+    if (s->data_too_big)
+        return 0;
+    if (s->cfg->max_message_size &&
+        s->msg.data_len + len > s->cfg->max_message_size) {
+        s->data_too_big = 1;
+        return 0;
+    }
+    return up_message_append(&s->msg, buf, len);
+}
+
+static void add_received(up_session *s)
+{
+    char date[64], *text = NULL;
+    rfc5322_date(date, sizeof date);
+    const char *proto = s->info.esmtp ? (s->info.tls ? "ESMTPS" : "ESMTP")
+                                      : (s->info.tls ? "SMTPS" : "SMTP");
+    char version[64] = "";
+    if (s->cfg->received_version)
+        snprintf(version, sizeof version, " (upesi %s)", UPESI_VERSION);
+    char tls[256] = "";
+    if (s->info.tls && s->info.tls_version)
+        snprintf(tls, sizeof tls, "\r\n\t(using %s with cipher %s)",
+                 s->info.tls_version,
+                 s->info.tls_cipher ? s->info.tls_cipher : "unknown");
+    char rcpt[UP_MAX_ADDRESS + 16] = "";
+    if (s->n_rcpts == 1)
+        snprintf(rcpt, sizeof rcpt, "\r\n\tfor <%s>", s->rcpts[0]);
+    if (asprintf(&text, "Received: from %s (unknown [%s])%s\r\n\tby %s%s "
+                 "with %s id %s%s; %s\r\n", s->helo, s->remote_ip, tls,
+                 s->cfg->hostname, version, proto, s->queue_id, rcpt,
+                 date) < 0)
+        return;
+    if (up_message_set_received(&s->msg, text) != 0)
+        s->msg.error = ENOMEM;
+    free(text);
+}
+
+static void message_done(up_session *s, int accepted)
+{
+    up_stats_add(accepted ? "SMTP.Messages.Accepted" :
+                            "SMTP.Messages.Rejected", 1);
+    if (accepted) {
+        s->n_messages++;
+        if (s->info.tls)
+            up_stats_add("SMTP.Messages.TLS", 1);
+    }
+    txn_reset(s);
+}
+
+static void on_queue_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (v == UPESI_OK) {
+        char text[128];
+        snprintf(text, sizeof text, "Ok: queued as %s", s->queue_id);
+        up_log(s->id, UPESI_LOG_INFO, "queued %s from=<%s> nrcpt=%zu "
+               "size=%lld by %s", s->queue_id, s->sender, s->n_rcpts,
+               (long long)up_message_size(&s->msg),
+               r->plugin ? r->plugin : "host");
+        reply_ok(s, r, 250, "2.0.0", text);
+        message_done(s, 1);
+    } else if (v == UPESI_CONT) {
+        up_log(s->id, UPESI_LOG_ERR, "message %s not queued: no queue "
+               "plugin accepted it (add queue_spool to conf/plugins)",
+               s->queue_id);
+        up_session_reply(s, 451, "4.3.0", "Error: no queue configured");
+        message_done(s, 0);
+    } else {
+        reply_denial(s, UPESI_HOOK_QUEUE, v, r, "message");
+        message_done(s, 0);
+    }
+    session_continue(s);
+}
+
+static void on_data_post_done(up_session *s, upesi_verdict v,
+                              const up_reply *r)
+{
+    if (is_denial(v)) {
+        reply_denial(s, UPESI_HOOK_DATA_POST, v, r, "message");
+        message_done(s, 0);
+        session_continue(s);
+        return;
+    }
+    up_hook_run(s, UPESI_HOOK_QUEUE, on_queue_done);
+}
+
+static void data_end(up_session *s)
+{
+    s->state = UP_ST_COMMAND;
+    if (s->data.bare_lf || s->data.bare_cr)
+        up_notes_set(&s->txn_notes, "data.bare_line_ends", "1");
+    if (s->data_too_big) {
+        up_log(s->id, UPESI_LOG_INFO, "message %s rejected: larger than "
+               "max_message_size %llu", s->queue_id,
+               (unsigned long long)s->cfg->max_message_size);
+        up_session_reply(s, 552, "5.3.4", "Message size exceeds fixed "
+                         "maximum message size");
+        message_done(s, 0);
+        return;
+    }
+    add_received(s);
+    if (s->msg.error) {
+        up_log(s->id, UPESI_LOG_ERR, "message %s: cannot store: %s",
+               s->queue_id, strerror(s->msg.error));
+        up_session_reply(s, s->msg.error == ENOSPC ? 452 : 451,
+                         s->msg.error == ENOSPC ? "4.3.1" : "4.3.0",
+                         s->msg.error == ENOSPC ? "Insufficient system "
+                         "storage" : "Error: local error in processing");
+        message_done(s, 0);
+        return;
+    }
+    up_hook_run(s, UPESI_HOOK_DATA_POST, on_data_post_done);
+}
+
+static void on_data_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (is_denial(v)) {
+        reply_denial(s, UPESI_HOOK_DATA, v, r, "DATA");
+    } else {
+        up_session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+        s->state = UP_ST_DATA;
+        up_data_init(&s->data, data_sink, s);
+    }
+    session_continue(s);
+}
+
+static void cmd_data(up_session *s)
+{
+    if (!s->have_mail) {
+        up_session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+    if (s->n_rcpts == 0) {
+        up_session_reply(s, 554, "5.5.1", "Error: no valid recipients");
+        return;
+    }
+    if (*s->cmd.arg) {
+        up_session_reply(s, 501, "5.5.4", "Syntax: DATA");
+        return;
+    }
+    make_queue_id(s->queue_id, sizeof s->queue_id);
+    up_hook_run(s, UPESI_HOOK_DATA, on_data_done);
+}
+
+/* -- the rest */
+
+static void on_vrfy_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (is_denial(v))
+        reply_denial(s, UPESI_HOOK_VRFY, v, r, "VRFY");
+    else if (v == UPESI_OK)
+        reply_ok(s, r, 250, "2.1.5", s->cmd.arg);
+    else
+        up_session_reply(s, 252, "2.5.2", "Cannot VRFY user, but will "
+                         "accept message and attempt delivery");
+    session_continue(s);
+}
+
+static void cmd_vrfy(up_session *s)
+{
+    if (*s->cmd.arg == '\0') {
+        up_session_reply(s, 501, "5.5.4", "Syntax: VRFY address");
+        return;
+    }
+    if (!s->cfg->vrfy) {
+        up_session_reply(s, 252, "2.5.2", "Cannot VRFY user, but will "
+                         "accept message and attempt delivery");
+        return;
+    }
+    up_hook_run(s, UPESI_HOOK_VRFY, on_vrfy_done);
+}
+
+static void on_unrecognized_done(up_session *s, upesi_verdict v,
+                                 const up_reply *r)
+{
+    if (v == UPESI_OK) {
+        reply_ok(s, r, 250, "2.0.0", "Ok");
+    } else if (is_denial(v)) {
+        reply_denial(s, UPESI_HOOK_UNRECOGNIZED, v, r, "command");
+    } else {
+        up_stats_add("SMTP.Command.Invalid", 1);
+        up_session_reply(s, 500, "5.5.1", "Error: command not recognized");
+    }
+    session_continue(s);
+}
+
+static void handle_command(up_session *s, up_line *line)
+{
+    s->n_commands++;
+    if (line->status == UP_LINE_TOO_LONG) {
+        up_stats_add("SMTP.Command.Invalid", 1);
+        up_log(s->id, UPESI_LOG_NOTICE, "command longer than %zu bytes",
+               s->cfg->max_command_length);
+        up_session_reply(s, 500, "5.5.2", "Error: line too long");
+        return;
+    }
+    if (line->has_nul) {
+        up_stats_add("SMTP.Command.Invalid", 1);
+        up_session_reply(s, 500, "5.5.2", "Error: NUL byte in command");
+        return;
+    }
+    free(s->line);
+    s->line = strdup(line->text);
+    if (s->line == NULL) {
+        up_session_reply(s, 421, "4.3.0", "Out of memory");
+        session_close(s, "out of memory");
+        return;
+    }
+    s->line_end = line->end;
+    up_command_parse(s->line, &s->cmd);
+    if (s->cmd.verb == UP_VERB_UNKNOWN) {
+        up_hook_run(s, UPESI_HOOK_UNRECOGNIZED, on_unrecognized_done);
+        return;
+    }
+    char stat[48];
+    snprintf(stat, sizeof stat, "SMTP.Command.%s", up_verb_name(s->cmd.verb));
+    up_stats_add(stat, 1);
+    switch (s->cmd.verb) {
+    case UP_VERB_HELO:
+        cmd_helo(s, 0);
+        break;
+    case UP_VERB_EHLO:
+        cmd_helo(s, 1);
+        break;
+    case UP_VERB_MAIL:
+        cmd_mail(s);
+        break;
+    case UP_VERB_RCPT:
+        cmd_rcpt(s);
+        break;
+    case UP_VERB_DATA:
+        cmd_data(s);
+        break;
+    case UP_VERB_RSET:
+        txn_reset(s);
+        up_session_reply(s, 250, "2.0.0", "Ok");
+        break;
+    case UP_VERB_NOOP:
+        up_session_reply(s, 250, "2.0.0", "Ok");
+        break;
+    case UP_VERB_QUIT:
+        reply_fmt(s, 221, "2.0.0", "%s Bye", s->cfg->hostname);
+        session_close(s, "QUIT");
+        break;
+    case UP_VERB_VRFY:
+        cmd_vrfy(s);
+        break;
+    case UP_VERB_HELP:
+        up_session_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT "
+                         "DATA RSET NOOP QUIT VRFY HELP");
+        break;
+    default: /* known, not offered: EXPN, STARTTLS, AUTH, BDAT */
+        reply_fmt(s, 502, "5.5.1", "Error: %s not implemented",
+                  up_verb_name(s->cmd.verb));
+        break;
+    }
+}
+
+static void session_process(up_session *s)
+{
+    while (s->state != UP_ST_CLOSING && !s->busy && s->greeted) {
+        if (s->state == UP_ST_DATA) {
+            size_t len, used = 0;
+            const char *p = up_lines_pending(&s->lines, &len);
+            if (len == 0)
+                break;
+            int done = up_data_feed(&s->data, p, len, &used);
+            up_lines_consume(&s->lines, used);
+            if (done)
+                data_end(s);
+            continue;
+        }
+        up_line line;
+        if (!up_lines_next(&s->lines, &line))
+            break;
+        if (!s->cfg->pipelining && !s->info.early_talker) {
+            size_t pending;
+            up_lines_pending(&s->lines, &pending);
+            if (pending) {
+                s->info.early_talker = 1;
+                up_notes_set(&s->conn_notes, "early_talker", "1");
+                up_stats_add("SMTP.Sessions.EarlyTalker", 1);
+                up_log(s->id, UPESI_LOG_NOTICE, "early talker: pipelined "
+                       "without PIPELINING");
+            }
+        }
+        handle_command(s, &line);
+    }
+}

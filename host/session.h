@@ -1,0 +1,109 @@
+/*
+ * session.h - one SMTP session (RFC 5321): the state of a connection and of
+ * its current transaction.  session.c is the state machine; hooks.c runs the
+ * plugin chains it asks for; api.c shows parts of this struct to plugins.
+ */
+#ifndef UPESI_SESSION_H
+#define UPESI_SESSION_H
+
+#include <uv.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "data_reader.h"
+#include "lines.h"
+#include "message.h"
+#include "notes.h"
+#include "server.h"
+#include "smtp_parse.h"
+
+typedef enum up_session_state {
+    UP_ST_CONNECT,              /* connect hook / greeting delay           */
+    UP_ST_COMMAND,              /* reading commands                        */
+    UP_ST_DATA,                 /* reading message data                    */
+    UP_ST_CLOSING
+} up_session_state;
+
+/* A reply decided by a plugin or by the host. */
+typedef struct up_reply {
+    int code;                   /* 0 = the hook's default                  */
+    const char *enhanced;       /* NULL = default                          */
+    const char *text;           /* NULL = default                          */
+    const char *plugin;         /* who decided, NULL = the host            */
+} up_reply;
+
+typedef struct up_session up_session;
+typedef void (*up_hook_done)(up_session *s, upesi_verdict v,
+                             const up_reply *reply);
+
+struct up_session {
+    uv_tcp_t tcp;
+    uv_timer_t timer;           /* idle timeout, greeting delay            */
+    uv_timer_t hook_timer;      /* plugin_timeout of the pending call      */
+    up_server *server;
+    up_config *cfg;             /* the generation this session started on  */
+    char id[24];
+    unsigned handles_open;      /* uv handles not yet closed               */
+
+    upesi_conn_info info;
+    char remote_ip[64];
+    char local_ip[64];
+    char *helo;
+    up_notes conn_notes;
+    up_notes txn_notes;
+
+    up_session_state state;
+    up_lines lines;
+    char *stash;                /* input not yet fed (line buffer full)    */
+    size_t stash_len;
+    int reading;                /* uv_read_start active                    */
+    int greeted;
+
+    /* the transaction */
+    int have_mail;
+    char *sender;
+    char **rcpts;
+    size_t n_rcpts, cap_rcpts;
+    char queue_id[32];
+    up_message msg;
+    up_data_reader data;
+    int data_too_big;
+
+    /* a connect-time DENY, carried out at every MAIL (Domino style) */
+    int reject_code;
+    char reject_enhanced[16];
+    char *reject_text;
+
+    int errors;                 /* rejected or invalid commands            */
+    uint64_t n_messages;        /* accepted in this session                */
+    uint64_t n_commands;
+
+    /* the command being handled */
+    up_command cmd;
+    char *line;                 /* copy of the command line                */
+    upesi_line_end line_end;
+    up_path path;
+
+    /* the hook chain being run */
+    upesi_hook hook;
+    size_t hook_next;           /* next plugin index                       */
+    struct upesi_call *pending; /* the call we wait for                    */
+    up_hook_done hook_done;
+    int busy;                   /* a hook chain is running                 */
+
+    /* output */
+    char *out;
+    size_t out_len, out_cap;
+    int writes_in_flight;
+    int close_after_write;
+};
+
+/* Accept one connection from a listener. */
+void up_session_accept(up_server *srv, uv_stream_t *listener);
+
+/* Queue a reply.  text may hold '\n' for a multi-line reply; enhanced may
+ * be NULL.  Counts towards error_limit when code >= 400 and counts is set. */
+void up_session_reply(up_session *s, int code, const char *enhanced,
+                      const char *text);
+
+#endif

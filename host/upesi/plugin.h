@@ -1,0 +1,297 @@
+/*
+ * upesi/plugin.h - the plugin ABI of the upesi SMTP host.
+ *
+ * This is the only header a plugin includes.  A plugin is a shared object
+ * that exports one symbol, `upesi_plugin_descriptor`, a descriptor (struct upesi_plugin)
+ * built with UPESI_PLUGIN_HEADER.  The host checks the descriptor's magic,
+ * ABI major and minor before it calls anything, and refuses the file with a
+ * message naming the plugin's ABI and its own.
+ *
+ * Versioning (see docs/plugins.md):
+ *   - a minor version only appends: new functions at the end of
+ *     struct upesi_api, new fields at the end of host-owned structs, new hook
+ *     slots within UPESI_HOOK_SLOTS.  A plugin built for M.m loads in a host
+ *     M.n with n >= m.
+ *   - a major version may change anything; a host loads only its own major.
+ *   - a plugin that wants to run on an older minor tests api->abi_minor
+ *     before it calls a function added later (Redis modules do likewise).
+ *
+ * Threading: every call into the API happens on the worker's event loop
+ * thread, from a hook handler, a config callback, or a completion the host
+ * invoked.  The only exception is the `work` function of api->queue_work,
+ * which runs on a pool thread and must not call the API at all.
+ *
+ * Memory: strings the host returns belong to the host and stay valid for the
+ * duration of the hook call (connection strings: for the whole connection).
+ * Strings passed to the host are copied.
+ */
+#ifndef UPESI_PLUGIN_H
+#define UPESI_PLUGIN_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UPESI_ABI_MAJOR 1
+#define UPESI_ABI_MINOR 0
+#define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
+
+/* The symbol the host looks up in every plugin. */
+#define UPESI_PLUGIN_SYMBOL "upesi_plugin_descriptor"
+
+/* ---------------------------------------------------------------------- */
+/* Verdicts                                                               */
+
+typedef enum upesi_verdict {
+    UPESI_CONT = 0,              /* no opinion: next plugin                   */
+    UPESI_OK,                    /* accept now, skip the rest of this hook    */
+    UPESI_DENY,                  /* 5xx                                       */
+    UPESI_DENYSOFT,              /* 4xx                                       */
+    UPESI_DENYDISCONNECT,        /* 5xx, then close                           */
+    UPESI_DENYSOFTDISCONNECT,    /* 421, then close                           */
+    UPESI_PENDING                /* async work started: api->resume() follows */
+} upesi_verdict;
+
+/* ---------------------------------------------------------------------- */
+/* Hooks, in session order.  Slot numbers are part of the ABI.            */
+
+typedef enum upesi_hook {
+    UPESI_HOOK_CONNECT = 0,
+    UPESI_HOOK_HELO,             /* HELO and EHLO: see conn->esmtp           */
+    UPESI_HOOK_MAIL,
+    UPESI_HOOK_RCPT,
+    UPESI_HOOK_DATA,             /* DATA command, before 354                 */
+    UPESI_HOOK_DATA_POST,        /* end of data, message complete            */
+    UPESI_HOOK_QUEUE,            /* message accepted: make it durable        */
+    UPESI_HOOK_RESET,            /* end of a transaction (verdict ignored)   */
+    UPESI_HOOK_DISCONNECT,       /* connection closes (verdict ignored)      */
+    UPESI_HOOK_UNRECOGNIZED,     /* a command the host does not know         */
+    UPESI_HOOK_VRFY,             /* VRFY with vrfy = 1 (all CONT: 252)       */
+    UPESI_HOOK_COUNT
+} upesi_hook;
+
+/* Room reserved in the descriptor so that minor versions can add hooks. */
+#define UPESI_HOOK_SLOTS 16
+
+/* How a command line was terminated on the wire. */
+typedef enum upesi_line_end {
+    UPESI_LINE_CRLF = 0,
+    UPESI_LINE_LF,               /* bare LF                                  */
+    UPESI_LINE_CR                /* bare CR                                  */
+} upesi_line_end;
+
+/* Log levels, syslog's order. */
+typedef enum upesi_log_level {
+    UPESI_LOG_CRIT = 2,
+    UPESI_LOG_ERR = 3,
+    UPESI_LOG_WARNING = 4,
+    UPESI_LOG_NOTICE = 5,
+    UPESI_LOG_INFO = 6,
+    UPESI_LOG_DEBUG = 7
+} upesi_log_level;
+
+/* Where a note lives: the connection, or the current transaction (a
+ * transaction ends at RSET, a second MAIL, end of data, QUIT). */
+typedef enum upesi_scope {
+    UPESI_SCOPE_CONN = 0,
+    UPESI_SCOPE_TXN
+} upesi_scope;
+
+/* ---------------------------------------------------------------------- */
+/* Opaque handles                                                         */
+
+/* One invocation of one plugin's handler for one hook.  Valid until the
+ * handler returns a final verdict, or, after UPESI_PENDING, until the plugin
+ * calls api->resume() (which may come after the host gave up on the call:
+ * then it is ignored and harmless). */
+typedef struct upesi_call upesi_call;
+
+/* A plugin's registration in the host, handed to init and config callbacks. */
+typedef struct upesi_plugin_ref upesi_plugin_ref;
+
+/* ---------------------------------------------------------------------- */
+/* The connection, as plugins see it (host-owned, read-only; minor versions
+ * append fields).                                                        */
+
+typedef struct upesi_conn_info {
+    const char *session_id;      /* as in the log lines                      */
+    const char *remote_ip;       /* textual, IPv4 or IPv6 without brackets   */
+    int remote_port;
+    const char *local_ip;
+    int local_port;
+    int remote_is_ipv6;
+    const char *helo;            /* NULL before HELO/EHLO                    */
+    int esmtp;                   /* 1 after EHLO, 0 after HELO               */
+    int tls;                     /* 1 once the session is inside TLS         */
+    const char *tls_version;     /* NULL without TLS                         */
+    const char *tls_cipher;
+    int early_talker;            /* spoke before the greeting or, without
+                                    PIPELINING, before a reply              */
+    int authenticated;           /* 1 after a successful AUTH                */
+    const char *auth_user;
+} upesi_conn_info;
+
+/* ---------------------------------------------------------------------- */
+/* The host API, handed to init.  Functions are only ever appended.       */
+
+typedef struct upesi_api upesi_api;
+
+typedef struct upesi_timer upesi_timer;
+typedef void (*upesi_cancel_fn)(upesi_call *call, void *arg);
+typedef void (*upesi_timer_fn)(void *arg);
+typedef void (*upesi_work_fn)(void *arg);          /* on a pool thread */
+typedef void (*upesi_done_fn)(void *arg, int status);
+
+struct upesi_api {
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    size_t size;                 /* sizeof(struct upesi_api) in the host */
+
+    /* -- logging: one line, prefixed with the session id when call is set */
+    void (*log)(upesi_call *call, upesi_log_level level, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    void (*vlog)(upesi_call *call, upesi_log_level level, const char *fmt,
+                 va_list ap);
+
+    /* -- the verdict's reply: code 0 or enhanced/text NULL = hook default.
+     *    text may be multi-line ('\n' separates lines). */
+    void (*reply)(upesi_call *call, int code, const char *enhanced,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+    /* finish a call that returned UPESI_PENDING */
+    void (*resume)(upesi_call *call, upesi_verdict verdict);
+    /* called if the host abandons a pending call (timeout, disconnect);
+     * after it the plugin must not touch call again, not even resume. */
+    void (*on_cancel)(upesi_call *call, upesi_cancel_fn fn, void *arg);
+
+    /* -- what the call is about */
+    upesi_hook (*hook)(upesi_call *call);
+    const char *(*plugin_name)(upesi_call *call);
+    void *(*config)(upesi_call *call);     /* this plugin's settings, as of
+                                              the session's config generation */
+    const upesi_conn_info *(*conn)(upesi_call *call);
+    /* the command line, without its terminator (NULL for connect etc.) */
+    const char *(*command_line)(upesi_call *call);
+    upesi_line_end (*line_end)(upesi_call *call);
+    /* mail, rcpt: the mailbox without <> ("" for the null sender);
+     * vrfy: the argument as given; helo: the name given */
+    const char *(*address)(upesi_call *call);
+    /* mail and rcpt: an ESMTP parameter's value, "" for a bare keyword,
+     * NULL if absent.  Keywords are case-insensitive. */
+    const char *(*param)(upesi_call *call, const char *keyword);
+
+    /* -- the transaction */
+    const char *(*sender)(upesi_call *call);       /* NULL before MAIL */
+    size_t (*rcpt_count)(upesi_call *call);        /* accepted so far */
+    const char *(*rcpt)(upesi_call *call, size_t index);
+    const char *(*queue_id)(upesi_call *call);     /* NULL before DATA */
+    /* does the address's domain belong to local_domains? */
+    int (*is_local_domain)(upesi_call *call, const char *address);
+
+    /* -- notes: small key/value stores plugins use to talk to each other */
+    int (*note_set)(upesi_call *call, upesi_scope scope, const char *key,
+                    const char *value);
+    const char *(*note_get)(upesi_call *call, upesi_scope scope,
+                            const char *key);
+    int (*note_set_int)(upesi_call *call, upesi_scope scope, const char *key,
+                        long long value);
+    long long (*note_get_int)(upesi_call *call, upesi_scope scope,
+                              const char *key, long long fallback);
+
+    /* -- the message (data_post and queue).  The stored message is the
+     *    host's Received header, then headers added by plugins, then the
+     *    data as received (dot-unstuffed, CRLF line ends). */
+    int (*header_add)(upesi_call *call, const char *name, const char *value);
+    off_t (*message_size)(upesi_call *call);
+    /* pread-like: bytes read, 0 at the end, negative errno on error */
+    ssize_t (*message_read)(upesi_call *call, off_t offset, void *buf,
+                            size_t len);
+
+    /* -- statistics: counters by name, summed across workers */
+    void (*stat_add)(const char *name, long long delta);
+    void (*stat_set)(const char *name, long long value);
+
+    /* -- blocking work off the loop (disk, fsync): work runs on a pool
+     *    thread, done on the loop.  status is 0, or negative errno if the
+     *    host could not run work. */
+    int (*queue_work)(upesi_work_fn work, upesi_done_fn done, void *arg);
+
+    /* -- configuration helpers, for config_set callbacks */
+    /* a path relative to the configuration directory made absolute;
+     * returns a malloc'd string the plugin frees */
+    char *(*config_path)(const char *path);
+    /* the host's spool directory (smtp.ini spool_dir) */
+    const char *(*spool_dir)(void);
+    /* the host's name (smtp.ini hostname) */
+    const char *(*hostname)(void);
+
+    /* -- one-shot timers on the loop.  The timer is freed by the host after
+     *    fn ran; timer_stop frees a timer that has not fired (and must not be
+     *    called after it fired). */
+    upesi_timer *(*timer_start)(uint64_t ms, upesi_timer_fn fn, void *arg);
+    void (*timer_stop)(upesi_timer *timer);
+};
+
+/* ---------------------------------------------------------------------- */
+/* The descriptor                                                         */
+
+typedef upesi_verdict (*upesi_hook_fn)(upesi_call *call);
+
+typedef struct upesi_plugin {
+    uint32_t magic;              /* UPESI_PLUGIN_MAGIC                      */
+    uint16_t abi_major;          /* UPESI_ABI_MAJOR at build time           */
+    uint16_t abi_minor;          /* UPESI_ABI_MINOR at build time           */
+    uint32_t size;               /* sizeof(struct upesi_plugin)             */
+    const char *name;            /* must match the name in conf/plugins     */
+    const char *version;
+
+    /* Once per process, after loading.  Return 0, or -1 with a message in
+     * err.  The api pointer stays valid for the life of the process. */
+    int (*init)(const upesi_api *api, upesi_plugin_ref *self, char *err,
+                size_t errlen);
+    /* Once per process, at exit. */
+    void (*fini)(void);
+
+    /* Settings, once per configuration generation (start and every
+     * SIGHUP).  The host parses conf/<name>.ini (if present) and hands every
+     * key to config_set; the host reports file and line on failure.
+     *   config_new   a settings object with defaults (NULL = out of memory)
+     *   config_set   one key: return 0, or -1 with a message in err
+     *   config_check the whole: return 0 or -1 with err (cross-key checks,
+     *                loading files the keys name)
+     *   config_free  when no session uses this generation any more
+     * All four may be NULL for a plugin without settings. */
+    void *(*config_new)(void);
+    int (*config_set)(void *config, const char *section, const char *key,
+                      const char *value, char *err, size_t errlen);
+    int (*config_check)(void *config, char *err, size_t errlen);
+    void (*config_free)(void *config);
+
+    /* Handlers, indexed by upesi_hook; NULL = not interested. */
+    upesi_hook_fn hooks[UPESI_HOOK_SLOTS];
+} upesi_plugin;
+
+#define UPESI_PLUGIN_HEADER                                                  \
+    .magic = UPESI_PLUGIN_MAGIC, .abi_major = UPESI_ABI_MAJOR,               \
+    .abi_minor = UPESI_ABI_MINOR, .size = sizeof(struct upesi_plugin)
+
+/* Define the exported descriptor:  UPESI_PLUGIN = { UPESI_PLUGIN_HEADER, ... }; */
+#define UPESI_PLUGIN                                                         \
+    __attribute__((visibility("default"))) const upesi_plugin upesi_plugin_descriptor
+
+/* Well-known notes (see docs/plugins.md):
+ *   conn "early_talker"   "1" when the client spoke out of turn
+ *   conn "tls"            "TLSv1.3 TLS_AES_256_GCM_SHA384"
+ *   txn  "dnsbl.site"     zone that listed the client (dnsbl, tag mode)
+ *   txn  "dnswl.site"     zone that whitelisted the client
+ *   txn  "rcpt.kind.<address>"  "person" or "group" (directory)
+ */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UPESI_PLUGIN_H */
