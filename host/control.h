@@ -6,7 +6,8 @@
  * Protocol: the client sends one line, "stat [PREFIX]\n"; the server answers
  * with "Name = value\n" lines, sorted, and closes.  An unknown request gets
  * "error: unknown request\n".  Other requests (queue, flush, release) are
- * added by registering a handler.
+ * added by registering a handler.  A request line over 1024 bytes, or a
+ * client silent for 5 s, is closed without an answer.
  */
 #ifndef UPESI_CONTROL_H
 #define UPESI_CONTROL_H
@@ -19,14 +20,21 @@ typedef struct up_control_reply up_control_reply;
 typedef void (*up_control_fn)(const char *args, up_control_reply *reply);
 void up_control_write(up_control_reply *reply, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* command: one word, matched case-insensitively; registering a name again
+ * replaces its handler.  0, -EINVAL or -ENOSPC (32 commands). */
 int up_control_register(const char *command, up_control_fn fn);
 
-/* Listen on path (unlinking a stale socket first).  0 or -errno. */
+/* Listen on path (unlinking a stale socket first).  0 or -errno, logged:
+ * -EEXIST if path is not a socket, -EADDRINUSE if a server answers on it.
+ * up_control_close stops listening and unlinks path (in the process that
+ * bound it only); answers being written still finish.  Both are safe to
+ * call twice. */
 int up_control_listen(uv_loop_t *loop, const char *path);
 void up_control_close(void);
 
 /* Client side, for the command line: send "request\n", copy the answer to
- * stdout.  Returns 0, or -errno (with a message on stderr). */
+ * stdout.  Returns 0, or -errno (with a message on stderr); an
+ * "error: ..." answer is still 0 (it went to stdout). */
 int up_control_request(const char *path, const char *request);
 
 #endif

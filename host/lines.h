@@ -15,7 +15,13 @@
  * up_lines_feed refuses input beyond it (the caller stops reading until the
  * session consumed lines: back-pressure, not growth).
  *
- * Fails: only on allocation, returning -ENOMEM from up_lines_init/feed.
+ * Feeding only buffers; the line work (and the dropping of an overlong
+ * line's tail) happens in up_lines_next, so the bytes after a DATA or
+ * STARTTLS command reach up_lines_pending exactly as the client sent them.
+ *
+ * Fails: only on allocation, returning -ENOMEM from up_lines_init (also for
+ * a `max` so large the buffer size would overflow); up_lines_feed returns
+ * -ENOMEM only on a reader that was never initialised or was freed.
  */
 #ifndef UPESI_LINES_H
 #define UPESI_LINES_H
@@ -30,6 +36,8 @@ typedef struct up_lines {
     size_t cap;         /* allocated size of buf (fixed at init)       */
     size_t max;         /* longest line accepted                       */
     size_t start;       /* offset of the first unconsumed byte         */
+    size_t scanned;     /* bytes after start known to hold no line end:
+                           a line fed a byte at a time is scanned once */
     int skipping;       /* dropping the tail of an overlong line       */
 } up_lines;
 

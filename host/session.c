@@ -282,9 +282,12 @@ static void session_input(up_session *s, const char *buf, size_t len)
         }
         buf += n;
         len -= (size_t)n;
+        size_t before, after;
+        up_lines_pending(&s->lines, &before);
         session_process(s);
-        if (n == 0 && len > 0)
-            break;
+        up_lines_pending(&s->lines, &after);
+        if (n == 0 && after == before)
+            break;              /* no room and no progress: wait */
     }
     if (len > 0 && s->state != UP_ST_CLOSING) {
         char *stash = malloc(len);

@@ -54,7 +54,8 @@ typedef struct up_path {
     int bracketed;           /* the path was inside <>                     */
     int space_before_path;   /* "FROM: <a@b>" (RFC 821 forbids the space)  */
     int had_source_route;    /* <@a,@b:u@d>                                 */
-    int local_8bit;          /* non-ASCII bytes in the local part          */
+    int local_8bit;          /* non-ASCII bytes in the local part (or in
+                                the domain: a U-label); both need SMTPUTF8 */
     int nparams;
     up_param params[UP_MAX_PARAMS];
 } up_path;

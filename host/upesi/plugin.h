@@ -38,7 +38,7 @@ extern "C" {
 #endif
 
 #define UPESI_ABI_MAJOR 1
-#define UPESI_ABI_MINOR 0
+#define UPESI_ABI_MINOR 1              /* 1: async DNS (dns_lookup ...) */
 #define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
 
 /* The symbol the host looks up in every plugin. */
@@ -147,6 +147,57 @@ typedef void (*upesi_timer_fn)(void *arg);
 typedef void (*upesi_work_fn)(void *arg);          /* on a pool thread */
 typedef void (*upesi_done_fn)(void *arg, int status);
 
+/* -- DNS (ABI 1.1) ----------------------------------------------------- */
+
+/* Record types a plugin may ask for: the DNS type numbers (RFC 1035). */
+typedef enum upesi_dns_type {
+    UPESI_DNS_A = 1,
+    UPESI_DNS_PTR = 12,
+    UPESI_DNS_MX = 15,
+    UPESI_DNS_TXT = 16,
+    UPESI_DNS_AAAA = 28
+} upesi_dns_type;
+
+typedef enum upesi_dns_status {
+    UPESI_DNS_OK = 0,            /* records found (count >= 1)               */
+    UPESI_DNS_NODATA,            /* the name exists, no record of this type  */
+    UPESI_DNS_NXDOMAIN,          /* no such name                             */
+    UPESI_DNS_TIMEOUT,           /* no answer within smtp.ini dns_timeout    */
+    UPESI_DNS_ERROR              /* SERVFAIL, REFUSED, a broken answer ...   */
+} upesi_dns_status;
+
+/* One record, as text:
+ *   A, AAAA  the address ("127.0.0.2", "2001:db8::1")
+ *   TXT      the record's strings joined (RFC 7208 3.3); bytes below 0x20
+ *            and 0x7f are shown as '?'
+ *   MX       the exchange host, preference in `preference`
+ *   PTR      the name
+ * Names have no trailing dot. */
+typedef struct upesi_dns_record {
+    const char *text;
+    int preference;              /* MX; 0 for the other types                */
+} upesi_dns_record;
+
+/* An answer: host-owned, valid during the callback only. */
+typedef struct upesi_dns_answer {
+    upesi_dns_status status;
+    int type;                    /* upesi_dns_type asked for                 */
+    const char *name;            /* the name asked for (PTR: the arpa name)  */
+    size_t count;                /* records (0 unless status is OK)          */
+    const upesi_dns_record *records;
+    uint32_t ttl;                /* seconds this answer stays valid (what is
+                                    left of it when it came from the cache);
+                                    negative answers too (RFC 2308)          */
+} upesi_dns_answer;
+
+/* A query in flight.  Valid from dns_lookup until its callback has
+ * returned or dns_cancel was called, whichever comes first. */
+typedef struct upesi_dns_query upesi_dns_query;
+
+/* Runs on the loop, never from inside dns_lookup or reverse_name, and
+ * exactly once per query unless the query was cancelled (then never). */
+typedef void (*upesi_dns_fn)(const upesi_dns_answer *answer, void *arg);
+
 struct upesi_api {
     uint16_t abi_major;
     uint16_t abi_minor;
@@ -234,6 +285,42 @@ struct upesi_api {
      *    called after it fired). */
     upesi_timer *(*timer_start)(uint64_t ms, upesi_timer_fn fn, void *arg);
     void (*timer_stop)(upesi_timer *timer);
+
+    /* -- ABI 1.1: asynchronous DNS (c-ares on the loop; smtp.ini
+     *    dns_servers, dns_timeout, dns_cache_size).  Answers are cached by
+     *    TTL, negative answers included; identical queries in flight are
+     *    sent once.  Check api->abi_minor >= 1 before calling these.
+     *
+     *    A query is tied to the session of `call`: the host cancels it
+     *    when the session ends, so its callback never runs after that.  A
+     *    plugin whose handler returned PENDING cancels its own queries in
+     *    its on_cancel callback.  call may be NULL (init, timers): the query
+     *    then belongs to no session and only dns_cancel stops it.
+     *    Returns NULL (and fn never runs) for a bad type or name, an
+     *    abandoned call or a session that is closing, or out of memory.
+     *    For PTR, name may be an IP address: the host asks for its
+     *    in-addr.arpa / ip6.arpa name. */
+    upesi_dns_query *(*dns_lookup)(upesi_call *call, int type,
+                                   const char *name, upesi_dns_fn fn,
+                                   void *arg);
+    /* Forget a query: its callback will not run.  Must not be called after
+     * the callback ran (like timer_stop). */
+    void (*dns_cancel)(upesi_dns_query *query);
+    /* The connecting client's name: PTR, then forward-confirmed (an A or
+     * AAAA of the name holds the client's address).  Looked up once per
+     * session, on the first request; later requests get the same answer.
+     * The answer's type is UPESI_DNS_PTR: OK with the name as records[0]
+     * (count 1); NXDOMAIN when there is no PTR or no name that confirms;
+     * TIMEOUT or ERROR when the lookups failed.  Same lifetime rules as
+     * dns_lookup; call must belong to a session. */
+    upesi_dns_query *(*reverse_name)(upesi_call *call, upesi_dns_fn fn,
+                                     void *arg);
+    /* The DNS list name of an address: "192.0.2.7" + "bl.example" gives
+     * "7.2.0.192.bl.example", an IPv6 address gives its 32 nibbles
+     * (RFC 5782); zone NULL gives the in-addr.arpa / ip6.arpa name.
+     * Returns 0, or -1 when ip is not an address or out is too small. */
+    int (*dns_ip_name)(const char *ip, const char *zone, char *out,
+                       size_t outlen);
 };
 
 /* ---------------------------------------------------------------------- */
@@ -289,6 +376,10 @@ typedef struct upesi_plugin {
  *   txn  "dnsbl.site"     zone that listed the client (dnsbl, tag mode)
  *   txn  "dnswl.site"     zone that whitelisted the client
  *   txn  "rcpt.kind.<address>"  "person" or "group" (directory)
+ *   conn "whitelisted"    who whitelisted the client ("PrivateWhitelist"
+ *                         or a DNSWL zone): blacklists skip it
+ *   conn "blacklisted"    who blacklisted it ("PrivateBlacklist" or a
+ *                         DNSBL zone): later DNS lists skip it
  */
 
 #ifdef __cplusplus

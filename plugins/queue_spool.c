@@ -1,0 +1,745 @@
+/*
+ * queue_spool.c - the queue hook that makes a message durable before the
+ * 250 (DESIGN.md 7, "Nothing lost").
+ *
+ * For each message the hook writes <spool_dir>/tmp/<queue_id>: a text
+ * envelope, an empty line, then the message exactly as the host stores it
+ * (docs/spool-format.md).  The write happens on the loop, in the hook.  The
+ * hook then returns PENDING and the message waits for a commit batch, which
+ * runs on a pool thread (api->queue_work): fsync each file, rename it to
+ * <spool_dir>/queue/<queue_id>, fsync the queue directory once.  Only then
+ * does the client get 250.  Messages written while a batch runs join the
+ * next one, so concurrent sessions share the directory fsync and the wait
+ * (group commit): the busier the server, the fewer fsyncs per message.
+ *
+ * Fails: a write, fsync or rename error removes the file and answers
+ * 451 4.3.0 (452 4.3.1 when the disk or the quota is full); no half-written
+ * file is ever visible in queue/, because only a whole, fsynced file is
+ * renamed there.  If the directory fsync fails after the rename, the file
+ * is unlinked again and the client told to retry: at worst a duplicate
+ * after a crash, never a loss.  A call the host cancels (client gone,
+ * plugin_timeout) while its message still waits for a batch is removed at
+ * once; one cancelled while its batch runs is committed whole (the client
+ * may send it again: a duplicate, which RFC 5321 6.1 prefers to a loss) and
+ * is never resumed.  Errors are logged; success is the host's log line.
+ *
+ * One batcher per process: the host runs one event loop per worker
+ * process, and every function here except spool_batch_work runs on it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "upesi/plugin.h"
+
+#define SPOOL_CHUNK (64 * 1024)          /* message_read size          */
+#define SPOOL_MAX_BATCH_LIMIT 65536
+
+static const upesi_api *spool_api;
+
+/* ---------------------------------------------------------------------- */
+/* Settings (conf/queue_spool.ini)                                        */
+
+typedef struct spool_config {
+    int fsync;          /* 0 breaks the promise of the 250: tests only  */
+    int max_batch;      /* messages per commit batch                    */
+} spool_config;
+
+static void *spool_config_new(void)
+{
+    spool_config *cfg = calloc(1, sizeof *cfg);
+    if (cfg == NULL)
+        return NULL;
+    cfg->fsync = 1;
+    cfg->max_batch = 256;
+    return cfg;
+}
+
+static int spool_parse_bool(const char *value, int *out)
+{
+    static const char *const yes[] = { "1", "yes", "on", "true" };
+    static const char *const no[] = { "0", "no", "off", "false" };
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        if (strcasecmp(value, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (strcasecmp(value, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int spool_config_set(void *config, const char *section,
+                            const char *key, const char *value, char *err,
+                            size_t errlen)
+{
+    spool_config *cfg = config;
+
+    if (section != NULL && section[0] != '\0') {
+        snprintf(err, errlen, "unknown key '%s' in section [%s]", key,
+                 section);
+        return -1;
+    }
+    if (strcmp(key, "fsync") == 0) {
+        if (spool_parse_bool(value, &cfg->fsync) < 0) {
+            snprintf(err, errlen, "fsync: '%s' is not 0 or 1", value);
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(key, "max_batch") == 0) {
+        char *end;
+        errno = 0;
+        long n = strtol(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || n < 1
+            || n > SPOOL_MAX_BATCH_LIMIT) {
+            snprintf(err, errlen, "max_batch: '%s' is not a number from 1 "
+                     "to %d", value, SPOOL_MAX_BATCH_LIMIT);
+            return -1;
+        }
+        cfg->max_batch = (int)n;
+        return 0;
+    }
+    snprintf(err, errlen, "unknown key '%s'", key);
+    return -1;
+}
+
+static void spool_config_free(void *config)
+{
+    free(config);
+}
+
+/* ---------------------------------------------------------------------- */
+/* The spool directories                                                  */
+
+/* mkdir -p path, mode 0700 for what is created; *created says whether
+ * anything was.  0 or -errno. */
+static int spool_mkdir_p(const char *path, int *created)
+{
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (errno != ENOENT)
+        return -errno;
+
+    char *copy = strdup(path);
+    if (copy == NULL)
+        return -ENOMEM;
+    char *slash = strrchr(copy, '/');
+    while (slash != NULL && slash > copy && slash[-1] == '/')
+        slash--;
+    if (slash != NULL && slash != copy) {
+        *slash = '\0';
+        int rc = spool_mkdir_p(copy, created);
+        if (rc < 0) {
+            free(copy);
+            return rc;
+        }
+    }
+    free(copy);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    *created = 1;
+    return 0;
+}
+
+static int spool_fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+/* Create spool_dir, spool_dir/tmp and spool_dir/queue if missing.  When
+ * anything was created, the new directory entries are made durable too, or
+ * the first committed message could vanish with its directory. */
+static int spool_make_dirs(const char *spool_dir, char *err, size_t errlen)
+{
+    static const char *const subdirs[] = { "tmp", "queue" };
+    int created = 0;
+    int rc = spool_mkdir_p(spool_dir, &created);
+    if (rc < 0) {
+        snprintf(err, errlen, "spool directory %s: %s", spool_dir,
+                 strerror(-rc));
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", spool_dir, subdirs[i]);
+        rc = spool_mkdir_p(path, &created);
+        if (rc < 0) {
+            snprintf(err, errlen, "spool directory %s: %s", path,
+                     strerror(-rc));
+            return -1;
+        }
+    }
+    if (created && (rc = spool_fsync_dir(spool_dir)) < 0) {
+        snprintf(err, errlen, "fsync %s: %s", spool_dir, strerror(-rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int spool_config_check(void *config, char *err, size_t errlen)
+{
+    const spool_config *cfg = config;
+    const char *dir = spool_api ? spool_api->spool_dir() : NULL;
+    if (dir == NULL || dir[0] == '\0') {
+        snprintf(err, errlen, "no spool_dir set in smtp.ini");
+        return -1;
+    }
+    if (!cfg->fsync)
+        spool_api->log(NULL, UPESI_LOG_WARNING, "queue_spool: fsync = 0: "
+                       "a crash can lose mail already answered 250; for "
+                       "tests only");
+    return spool_make_dirs(dir, err, errlen);
+}
+
+/* ---------------------------------------------------------------------- */
+/* One message on its way to queue/                                       */
+
+typedef struct spool_item {
+    struct spool_item *prev, *next;     /* waiting list, then batch list */
+    upesi_call *call;                   /* NULL once the host cancelled  */
+    int in_batch;                       /* its batch is running          */
+    int fd;                             /* the temp file, until fsynced  */
+    int do_fsync;                       /* settings of the message's     */
+    int max_batch;                      /* config generation             */
+    int error;                          /* errno from the batch, 0 = ok  */
+    char *tmp_path;
+    char *queue_path;
+    char *queue_dir;
+    char queue_id[64];
+} spool_item;
+
+typedef struct spool_batch {
+    spool_item *head;
+    size_t n;
+} spool_batch;
+
+/* Messages written and waiting for the next batch; at most one batch
+ * runs at a time, so that everything written meanwhile shares the next. */
+static struct {
+    spool_item *head, *tail;
+    size_t n;
+    int running;
+} spool_waiting;
+
+static void spool_item_free(spool_item *item)
+{
+    if (item->fd >= 0)
+        close(item->fd);
+    free(item->tmp_path);
+    free(item->queue_path);
+    free(item->queue_dir);
+    free(item);
+}
+
+static void spool_waiting_append(spool_item *item)
+{
+    item->prev = spool_waiting.tail;
+    item->next = NULL;
+    if (spool_waiting.tail)
+        spool_waiting.tail->next = item;
+    else
+        spool_waiting.head = item;
+    spool_waiting.tail = item;
+    spool_waiting.n++;
+}
+
+static void spool_waiting_remove(spool_item *item)
+{
+    if (item->prev)
+        item->prev->next = item->next;
+    else
+        spool_waiting.head = item->next;
+    if (item->next)
+        item->next->prev = item->prev;
+    else
+        spool_waiting.tail = item->prev;
+    item->prev = item->next = NULL;
+    spool_waiting.n--;
+}
+
+/* The reply for a failed write or commit: a full disk or quota is worth
+ * telling apart (RFC 3463 4.3.1), anything else is a queue error. */
+static void spool_reply_error(upesi_call *call, int err)
+{
+    if (err == ENOSPC || err == EDQUOT)
+        spool_api->reply(call, 452, "4.3.1", "Insufficient system storage");
+    else
+        spool_api->reply(call, 451, "4.3.0",
+                         "Error: queue file write error");
+}
+
+/* ---------------------------------------------------------------------- */
+/* Group commit                                                           */
+
+/* On a pool thread: no API calls, only the disk.  Per-item errors are
+ * recorded for spool_batch_done; a failed item's file is removed here. */
+static void spool_batch_work(void *arg)
+{
+    spool_batch *batch = arg;
+    spool_item *item;
+
+    for (item = batch->head; item; item = item->next) {
+        if (item->do_fsync && fsync(item->fd) < 0)
+            item->error = errno;
+        if (close(item->fd) < 0 && item->error == 0)
+            item->error = errno;
+        item->fd = -1;
+        if (item->error == 0
+            && rename(item->tmp_path, item->queue_path) < 0)
+            item->error = errno;
+        if (item->error != 0)
+            unlink(item->tmp_path);
+    }
+
+    /* One directory fsync per queue directory in the batch (there is one,
+     * unless a reload changed spool_dir while messages were waiting). */
+    for (item = batch->head; item; item = item->next) {
+        if (item->error != 0 || !item->do_fsync)
+            continue;
+        spool_item *seen;
+        for (seen = batch->head; seen != item; seen = seen->next)
+            if (seen->error == 0 && seen->do_fsync
+                && strcmp(seen->queue_dir, item->queue_dir) == 0)
+                break;
+        if (seen != item)
+            continue;
+        int rc = spool_fsync_dir(item->queue_dir);
+        if (rc == 0)
+            continue;
+        /* the renames may not survive a crash: take them back, the
+         * clients will be told to retry */
+        for (spool_item *same = item; same; same = same->next)
+            if (same->error == 0 && same->do_fsync
+                && strcmp(same->queue_dir, item->queue_dir) == 0) {
+                same->error = -rc;
+                unlink(same->queue_path);
+            }
+    }
+}
+
+static void spool_batch_start(void);
+
+/* On the loop: answer every call in the batch, then start the next. */
+static void spool_batch_done(void *arg, int status)
+{
+    spool_batch *batch = arg;
+
+    if (status < 0)             /* the host could not run it: do it here */
+        spool_batch_work(batch);
+    spool_api->stat_add("SMTP.Spool.Commits", 1);
+
+    spool_item *item = batch->head;
+    while (item) {
+        spool_item *next = item->next;
+        if (item->error == 0) {
+            spool_api->stat_add("SMTP.Spool.Messages", 1);
+            if (item->call) {
+                spool_api->reply(item->call, 250, "2.0.0",
+                                 "Ok: queued as %s", item->queue_id);
+                spool_api->resume(item->call, UPESI_OK);
+            } else {
+                spool_api->log(NULL, UPESI_LOG_WARNING, "queue_spool: %s "
+                               "committed after its session gave up on "
+                               "it; the client may send it again",
+                               item->queue_id);
+            }
+        } else {
+            spool_api->stat_add("SMTP.Spool.Errors", 1);
+            /* with a call the host names the plugin and the session */
+            spool_api->log(item->call, UPESI_LOG_ERR, "%s%s: commit failed: "
+                           "%s", item->call ? "" : "queue_spool: ",
+                           item->queue_id, strerror(item->error));
+            if (item->call) {
+                spool_reply_error(item->call, item->error);
+                spool_api->resume(item->call, UPESI_DENYSOFT);
+            }
+        }
+        spool_item_free(item);
+        item = next;
+    }
+    free(batch);
+
+    spool_waiting.running = 0;
+    spool_batch_start();
+}
+
+/* Take up to max_batch waiting messages into one batch and hand it to the
+ * pool.  Nothing to do while a batch runs: its done callback comes back. */
+static void spool_batch_start(void)
+{
+    if (spool_waiting.running || spool_waiting.head == NULL)
+        return;
+
+    spool_batch *batch = calloc(1, sizeof *batch);
+    if (batch == NULL) {
+        /* the messages stay waiting, which loses nothing: the next
+         * message retries the start, or plugin_timeout cancels them and
+         * the cancel removes their files */
+        spool_api->log(NULL, UPESI_LOG_ERR, "queue_spool: out of memory "
+                       "starting a commit batch");
+        return;
+    }
+    size_t max = (size_t)spool_waiting.head->max_batch;
+    spool_item *tail = NULL;
+    while (spool_waiting.head && batch->n < max) {
+        spool_item *item = spool_waiting.head;
+        spool_waiting_remove(item);
+        item->in_batch = 1;
+        if (tail)
+            tail->next = item;
+        else
+            batch->head = item;
+        tail = item;
+        batch->n++;
+    }
+
+    spool_waiting.running = 1;
+    if (spool_api->queue_work(spool_batch_work, spool_batch_done, batch) < 0)
+        spool_batch_done(batch, -1);
+}
+
+/* The host gave up on the call: from now on the item must not touch it. */
+static void spool_cancel(upesi_call *call, void *arg)
+{
+    spool_item *item = arg;
+    (void)call;
+    item->call = NULL;
+    if (item->in_batch)         /* the batch commits it and frees it */
+        return;
+    spool_waiting_remove(item);
+    close(item->fd);
+    item->fd = -1;
+    unlink(item->tmp_path);
+    spool_item_free(item);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Writing the temp file                                                  */
+
+/* Queue ids come from the host; they become file names, so be sure. */
+static int spool_queue_id_ok(const char *id)
+{
+    if (id == NULL || id[0] == '\0' || id[0] == '.' || strlen(id) >= 64)
+        return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'
+              || *p == '.'))
+            return 0;
+    return 1;
+}
+
+/* One "Key: value" line.  A value with CR or LF would let it forge
+ * envelope lines: refuse it (returns -1, nothing written). */
+static int spool_env_line(FILE *f, const char *key, const char *value)
+{
+    if (value == NULL)
+        value = "";
+    if (strpbrk(value, "\r\n") != NULL)
+        return -1;
+    fprintf(f, "%s: %s\n", key, value);
+    return 0;
+}
+
+/* Build the envelope (docs/spool-format.md) into a malloc'd buffer.
+ * Returns 0, -1 with *bad_key set for a value with CR/LF, or -ENOMEM. */
+static int spool_envelope(upesi_call *call, const char *queue_id,
+                          char **out, size_t *out_len, const char **bad_key)
+{
+    const upesi_api *api = spool_api;
+    const upesi_conn_info *conn = api->conn(call);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (f == NULL)
+        return -ENOMEM;
+
+    char arrival[32], port[16], tls[256];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(arrival, sizeof arrival, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(port, sizeof port, "%d", conn->remote_port);
+    if (conn->tls)
+        snprintf(tls, sizeof tls, "%s %s",
+                 conn->tls_version ? conn->tls_version : "unknown",
+                 conn->tls_cipher ? conn->tls_cipher : "unknown");
+    else
+        snprintf(tls, sizeof tls, "none");
+    /* no reverse name in upesi_conn_info (ABI 1.0): a plugin that looked
+     * it up may leave it in a connection note */
+    const char *name = api->note_get(call, UPESI_SCOPE_CONN, "remote.name");
+    const char *sender = api->sender(call);
+    const char *protocol = conn->esmtp ? (conn->tls ? "ESMTPS" : "ESMTP")
+                                       : (conn->tls ? "SMTPS" : "SMTP");
+
+    struct { const char *key, *value; } lines[] = {
+        { "Upesi-Spool", "1" },
+        { "Queue-Id", queue_id },
+        { "Arrival", arrival },
+        { "Client-IP", conn->remote_ip },
+        { "Client-Port", port },
+        { "Client-Name", name && name[0] ? name : "unknown" },
+        { "Helo", conn->helo },
+        { "Protocol", protocol },
+        { "TLS", tls },
+        { "Auth", conn->authenticated && conn->auth_user
+                      ? conn->auth_user : "none" },
+        { "Sender", sender && sender[0] ? sender : "<>" },
+    };
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof lines / sizeof *lines; i++)
+        if ((rc = spool_env_line(f, lines[i].key, lines[i].value)) < 0)
+            *bad_key = lines[i].key;
+    size_t n = api->rcpt_count(call);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if ((rc = spool_env_line(f, "Recipient", api->rcpt(call, i))) < 0)
+            *bad_key = "Recipient";
+    fputc('\n', f);
+
+    if (fclose(f) != 0 && rc == 0)
+        rc = -ENOMEM;
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+/* writev until everything is written.  0 or -errno. */
+static int spool_writev_all(int fd, struct iovec *iov, int iovcnt)
+{
+    while (iovcnt > 0) {
+        ssize_t n = writev(fd, iov, iovcnt);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            iovcnt--;
+        }
+        if (iovcnt > 0) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return 0;
+}
+
+/* Read the message from the host and write envelope + message to fd.
+ * 0 or -errno. */
+static int spool_write_message(upesi_call *call, int fd, char *env,
+                               size_t env_len)
+{
+    off_t size = spool_api->message_size(call);
+    if (size < 0)
+        return -EIO;
+    char *chunk = malloc(SPOOL_CHUNK);
+    if (chunk == NULL)
+        return -ENOMEM;
+
+    int rc = 0;
+    off_t off = 0;
+    do {
+        size_t want = SPOOL_CHUNK;
+        if ((off_t)want > size - off)
+            want = (size_t)(size - off);
+        size_t got = 0;
+        while (got < want) {
+            ssize_t n = spool_api->message_read(call, off + (off_t)got,
+                                                chunk + got, want - got);
+            if (n < 0) {
+                rc = (int)n;
+                goto out;
+            }
+            if (n == 0) {       /* shorter than message_size said */
+                rc = -EIO;
+                goto out;
+            }
+            got += (size_t)n;
+        }
+        struct iovec iov[2];
+        int iovcnt = 0;
+        if (env_len > 0) {      /* envelope and first chunk: one syscall */
+            iov[iovcnt++] = (struct iovec){ env, env_len };
+            env_len = 0;
+        }
+        if (got > 0)
+            iov[iovcnt++] = (struct iovec){ chunk, got };
+        if ((rc = spool_writev_all(fd, iov, iovcnt)) < 0)
+            goto out;
+        off += (off_t)got;
+    } while (off < size);
+out:
+    free(chunk);
+    return rc;
+}
+
+/* Paths of the item, in spool_dir.  0 or -ENOMEM. */
+static int spool_item_paths(spool_item *item, const char *spool_dir)
+{
+    if (asprintf(&item->tmp_path, "%s/tmp/%s", spool_dir,
+                 item->queue_id) < 0) {
+        item->tmp_path = NULL;
+        return -ENOMEM;
+    }
+    if (asprintf(&item->queue_path, "%s/queue/%s", spool_dir,
+                 item->queue_id) < 0) {
+        item->queue_path = NULL;
+        return -ENOMEM;
+    }
+    if (asprintf(&item->queue_dir, "%s/queue", spool_dir) < 0) {
+        item->queue_dir = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static int spool_open_tmp(const char *spool_dir, const char *path)
+{
+    int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {    /* removed under us: recreate */
+        char err[256];
+        if (spool_make_dirs(spool_dir, err, sizeof err) < 0) {
+            spool_api->log(NULL, UPESI_LOG_ERR, "queue_spool: %s", err);
+            errno = ENOENT;
+            return -1;
+        }
+        fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    }
+    return fd;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The queue hook                                                         */
+
+static upesi_verdict spool_queue(upesi_call *call)
+{
+    const upesi_api *api = spool_api;
+    const spool_config *cfg = api->config(call);
+    const char *queue_id = api->queue_id(call);
+    const char *spool_dir = api->spool_dir();
+    int err;
+
+    if (!spool_queue_id_ok(queue_id)) {
+        api->log(call, UPESI_LOG_ERR, "unusable queue id '%s'",
+                 queue_id ? queue_id : "(none)");
+        api->stat_add("SMTP.Spool.Errors", 1);
+        spool_reply_error(call, EINVAL);
+        return UPESI_DENYSOFT;
+    }
+
+    char *env;
+    size_t env_len;
+    const char *bad_key = NULL;
+    int rc = spool_envelope(call, queue_id, &env, &env_len, &bad_key);
+    if (rc < 0) {
+        if (bad_key)
+            api->log(call, UPESI_LOG_ERR, "%s: refused: CR or "
+                     "LF in the %s envelope field", queue_id, bad_key);
+        else
+            api->log(call, UPESI_LOG_ERR, "%s: out of memory",
+                     queue_id);
+        api->stat_add("SMTP.Spool.Errors", 1);
+        spool_reply_error(call, EINVAL);
+        return UPESI_DENYSOFT;
+    }
+
+    spool_item *item = calloc(1, sizeof *item);
+    if (item == NULL) {
+        free(env);
+        err = ENOMEM;
+        goto fail;
+    }
+    item->fd = -1;
+    item->call = call;
+    item->do_fsync = cfg ? cfg->fsync : 1;
+    item->max_batch = cfg ? cfg->max_batch : 256;
+    snprintf(item->queue_id, sizeof item->queue_id, "%s", queue_id);
+    if (spool_item_paths(item, spool_dir) < 0) {
+        free(env);
+        spool_item_free(item);
+        err = ENOMEM;
+        goto fail;
+    }
+
+    item->fd = spool_open_tmp(spool_dir, item->tmp_path);
+    if (item->fd < 0) {
+        err = errno;
+        api->log(call, UPESI_LOG_ERR, "%s: open %s: %s",
+                 queue_id, item->tmp_path, strerror(err));
+        free(env);
+        spool_item_free(item);
+        goto fail;
+    }
+    rc = spool_write_message(call, item->fd, env, env_len);
+    free(env);
+    if (rc < 0) {
+        err = -rc;
+        api->log(call, UPESI_LOG_ERR, "%s: write %s: %s",
+                 queue_id, item->tmp_path, strerror(err));
+        unlink(item->tmp_path);
+        spool_item_free(item);
+        goto fail;
+    }
+
+    spool_waiting_append(item);
+    api->on_cancel(call, spool_cancel, item);
+    spool_batch_start();
+    return UPESI_PENDING;
+
+fail:
+    api->stat_add("SMTP.Spool.Errors", 1);
+    spool_reply_error(call, err);
+    return UPESI_DENYSOFT;
+}
+
+/* ---------------------------------------------------------------------- */
+
+static int spool_init(const upesi_api *api, upesi_plugin_ref *self,
+                      char *err, size_t errlen)
+{
+    (void)self;
+    if (api->size < sizeof(struct upesi_api)) {
+        snprintf(err, errlen, "host API too old");
+        return -1;
+    }
+    spool_api = api;
+    return 0;
+}
+
+UPESI_PLUGIN = {
+    UPESI_PLUGIN_HEADER,
+    .name = "queue_spool",
+    .version = "1.0",
+    .init = spool_init,
+    .config_new = spool_config_new,
+    .config_set = spool_config_set,
+    .config_check = spool_config_check,
+    .config_free = spool_config_free,
+    .hooks = {
+        [UPESI_HOOK_QUEUE] = spool_queue,
+    },
+};
