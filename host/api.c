@@ -13,6 +13,8 @@
 #include <uv.h>
 
 #include "api.h"
+#include "dns.h"
+#include "dns_answer.h"
 #include "hooks.h"
 #include "log.h"
 #include "server.h"
@@ -346,6 +348,32 @@ static const char *api_hostname(void)
     return cfg ? cfg->hostname : NULL;
 }
 
+/* -- DNS (ABI 1.1): queries belong to the call's session */
+
+static void *dns_session_of(upesi_call *call, int *ok)
+{
+    up_session *s = session_of(call);
+    *ok = call == NULL || (s != NULL && s->state != UP_ST_CLOSING);
+    return s;
+}
+
+static upesi_dns_query *api_dns_lookup(upesi_call *call, int type,
+                                       const char *name, upesi_dns_fn fn,
+                                       void *arg)
+{
+    int ok;
+    void *s = dns_session_of(call, &ok);
+    return ok ? up_dns_lookup(s, type, name, fn, arg) : NULL;
+}
+
+static upesi_dns_query *api_reverse_name(upesi_call *call, upesi_dns_fn fn,
+                                         void *arg)
+{
+    int ok;
+    up_session *s = dns_session_of(call, &ok);
+    return ok && s ? up_dns_reverse(s, s->remote_ip, fn, arg) : NULL;
+}
+
 static const upesi_api api_table = {
     .abi_major = UPESI_ABI_MAJOR,
     .abi_minor = UPESI_ABI_MINOR,
@@ -383,6 +411,10 @@ static const upesi_api api_table = {
     .hostname = api_hostname,
     .timer_start = api_timer_start,
     .timer_stop = api_timer_stop,
+    .dns_lookup = api_dns_lookup,
+    .dns_cancel = up_dns_cancel,
+    .reverse_name = api_reverse_name,
+    .dns_ip_name = up_dns_ip_name,
 };
 
 const upesi_api *up_api_table(void)

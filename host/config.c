@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 
 #include "config.h"
+#include "dns.h"
 #include "log.h"
 
 #ifndef UPESI_PLUGIN_DIR
@@ -299,6 +300,22 @@ static int add_local_domain(void *arg, const char *item, char *err,
     return 0;
 }
 
+/* "127.0.0.1:5353, [::1]:5353" -> the c-ares CSV form */
+static int add_dns_server(void *arg, const char *item, char *err,
+                          size_t errlen)
+{
+    up_config *cfg = arg;
+    char one[96], *joined;
+    if (up_dns_server_item(item, one, sizeof one, err, errlen) != 0)
+        return -1;
+    if (asprintf(&joined, "%s%s%s", cfg->dns_servers ? cfg->dns_servers : "",
+                 cfg->dns_servers ? "," : "", one) < 0)
+        return -1;
+    free(cfg->dns_servers);
+    cfg->dns_servers = joined;
+    return 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* smtp.ini                                                                */
 
@@ -384,6 +401,21 @@ static int smtp_ini_key(void *arg, const char *section, const char *key,
         }
         return parse_int(value, 1, 256, &cfg->workers, err, errlen);
     }
+    if (IS("dns_servers")) {
+        free(cfg->dns_servers);
+        cfg->dns_servers = NULL;
+        return each_item(value, add_dns_server, cfg, err, errlen);
+    }
+    if (IS("dns_timeout"))
+        return parse_double(value, 0.001, 300, &cfg->dns_timeout, err,
+                            errlen);
+    if (IS("dns_cache_size")) {
+        long v;
+        if (parse_long(value, 0, 10000000, &v, err, errlen))
+            return -1;
+        cfg->dns_cache_size = (size_t)v;
+        return 0;
+    }
     if (IS("log_level")) {
         int level = up_log_level_parse(value);
         if (level < 0) {
@@ -412,6 +444,8 @@ static void config_defaults(up_config *cfg)
     cfg->received_version = 1;
     cfg->workers = 1;
     cfg->log_level = UPESI_LOG_INFO;
+    cfg->dns_timeout = 5;
+    cfg->dns_cache_size = 10000;
 }
 
 /* Resolve relative paths and fill what was left unset. */
@@ -619,7 +653,30 @@ void up_config_unref(up_config *cfg)
     free(cfg->spool_dir);
     free(cfg->control_socket);
     free(cfg->plugin_dir);
+    free(cfg->dns_servers);
     free(cfg);
+}
+
+static int control_socket_key(void *arg, const char *section,
+                              const char *key, const char *value, char *err,
+                              size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    if (section[0] == '\0' && !strcmp(key, "control_socket"))
+        return set_string(arg, value);
+    return 0;
+}
+
+char *up_config_control_socket(const char *dir)
+{
+    char *value = NULL, *path = NULL;
+    char *smtp_ini = up_config_path(dir, "smtp.ini");
+    if (smtp_ini && up_ini_parse(smtp_ini, control_socket_key, &value) == 0)
+        path = up_config_path(dir, value ? value : "upesi.sock");
+    free(smtp_ini);
+    free(value);
+    return path;
 }
 
 int up_config_is_local(const up_config *cfg, const char *address)

@@ -55,6 +55,10 @@ typedef struct up_config {
     int log_level;
     int log_syslog;
 
+    char *dns_servers;               /* c-ares CSV, NULL = resolv.conf   */
+    double dns_timeout;              /* seconds                          */
+    size_t dns_cache_size;           /* answers kept, 0 = no cache       */
+
     up_plugin_inst *plugins;         /* run order                        */
     size_t n_plugins;
 } up_config;
@@ -72,6 +76,11 @@ void up_config_unref(up_config *cfg);
 /* Does the domain of address (or the address itself) match local_domains?
  * Case-insensitive, exact domain match. */
 int up_config_is_local(const up_config *cfg, const char *address);
+
+/* Only the control socket's path from DIR/smtp.ini (malloc'd), for the
+ * command line's client: it must work while the rest of the configuration
+ * is being edited.  NULL (logged) if smtp.ini cannot be read. */
+char *up_config_control_socket(const char *dir);
 
 /* dir + "/" + path unless path is absolute; malloc'd */
 char *up_config_path(const char *dir, const char *path);

@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "dns.h"
 #include "log.h"
 #include "plugin_loader.h"
 #include "server.h"
@@ -62,6 +63,8 @@ static void on_hup(uv_signal_t *handle, int signum)
         return;
     }
     up_log_set_level(cfg->log_level);
+    up_dns_configure(&(up_dns_settings){ cfg->dns_servers, cfg->dns_timeout,
+                                         cfg->dns_cache_size });
     up_server_reload(&server, cfg);
     up_config_unref(cfg);
     up_stats_add("Upesi.Reload.Done", 1);
@@ -120,6 +123,10 @@ static int run_server(up_config *cfg)
                cfg->control_socket);
         return 1;
     }
+    if (up_dns_init(loop, &(up_dns_settings){ cfg->dns_servers,
+                                              cfg->dns_timeout,
+                                              cfg->dns_cache_size }) != 0)
+        return 1;
     uv_signal_init(loop, &sig_hup);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
     uv_signal_init(loop, &sig_term);
@@ -129,6 +136,7 @@ static int run_server(up_config *cfg)
     up_log(NULL, UPESI_LOG_NOTICE, "upesi started (pid %d, conf %s)",
            (int)getpid(), conf_dir);
     uv_run(loop, UV_RUN_DEFAULT);
+    up_dns_shutdown();
     up_control_close();
     up_log(NULL, UPESI_LOG_NOTICE, "upesi stopped");
     return 0;
@@ -169,6 +177,17 @@ int main(int argc, char **argv)
     if (up_stats_init(16384) != 0)
         up_fatal("cannot create the statistics table");
 
+    if (command) {
+        char request[300];
+        snprintf(request, sizeof request, "stat%s%s",
+                 optind + 1 < argc ? " " : "",
+                 optind + 1 < argc ? argv[optind + 1] : "");
+        char *sock = up_config_control_socket(conf_dir);
+        int rc = sock && up_control_request(sock, request) == 0 ? 0 : 1;
+        free(sock);
+        return rc;
+    }
+
     up_config *cfg = up_config_load(conf_dir);
     if (cfg == NULL) {
         fprintf(stderr, "upesi: configuration %s has errors\n", conf_dir);
@@ -179,12 +198,6 @@ int main(int argc, char **argv)
     if (check_only) {
         fprintf(stderr, "upesi: configuration %s ok (%zu plugins)\n",
                 conf_dir, cfg->n_plugins);
-    } else if (command) {
-        char request[300];
-        snprintf(request, sizeof request, "stat%s%s",
-                 optind + 1 < argc ? " " : "",
-                 optind + 1 < argc ? argv[optind + 1] : "");
-        rc = up_control_request(cfg->control_socket, request) == 0 ? 0 : 1;
     } else {
         rc = run_server(cfg);
     }

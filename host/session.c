@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dns.h"
 #include "hooks.h"
 #include "log.h"
 #include "session.h"
@@ -324,7 +325,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         up_log(s->id, UPESI_LOG_NOTICE, "early talker: sent data before "
                "the greeting");
     }
-    arm_idle_timer(s);
+    if (s->greeted)             /* before it, the timer is the delay's */
+        arm_idle_timer(s);
     session_input(s, buf->base, (size_t)nread);
     session_flush(s);
     if (s->reading && uv_stream_get_write_queue_size(stream) >
@@ -665,6 +667,7 @@ static void session_close(up_session *s, const char *why)
     uv_timer_stop(&s->timer);
     txn_reset(s);
     up_hook_run(s, UPESI_HOOK_DISCONNECT, notify_done);
+    up_dns_session_end(s);      /* no DNS callback runs for s after this */
     up_log(s->id, UPESI_LOG_INFO, "disconnect %s (%s) commands=%llu "
            "messages=%llu errors=%d", s->remote_ip, why,
            (unsigned long long)s->n_commands,

@@ -366,6 +366,8 @@ int up_path_parse(const char *arg, int is_rcpt, up_path *out,
     }
     size_t mailbox_len = (size_t)(p - mailbox);
     if (out->bracketed) {
+        if (*p != '>' && *p != '\0')
+            return UP_BAD_ADDRESS(err, is_rcpt);
         if (*p != '>')
             return up__addr_fail(err, is_rcpt, 501,
                                  "Bad sender address syntax: missing >",
@@ -382,8 +384,11 @@ int up_path_parse(const char *arg, int is_rcpt, up_path *out,
     out->local_8bit = local_8bit || eightbit;
 
 params:
-    if (*p != ' ' && *p != '\0')
+    if (*p != ' ' && *p != '\0') {
+        if (!out->bracketed)    /* the unbracketed mailbox ends badly */
+            return UP_BAD_ADDRESS(err, is_rcpt);
         return up__fail(err, 501, "5.5.4", "Syntax error in parameters");
+    }
     return up__params(p, out, err);
 }
 

@@ -147,6 +147,8 @@ static upesi_verdict decide(upesi_call *call)
     if (!r->set)
         return UPESI_CONT;
     const char *subject = api->address(call);
+    if (subject == NULL)
+        subject = api->command_line(call);
     if (r->match[0] && (subject == NULL || strstr(subject, r->match) == NULL))
         return UPESI_CONT;
     if (r->note[0]) {

@@ -1,0 +1,189 @@
+# upesi - build, run, test.  See README.md.
+#
+#   make            ./upesi (the server) and plugins/<name>.so
+#                   (host/upesi/ is the directory of the public header
+#                   upesi/plugin.h, so the binary lives at the top: ./upesi)
+#   make run        install missing packages, build, run on 127.0.0.1:2525
+#   make test       install missing packages, build, run the TAP suite (prove)
+#   make test SANITIZE=1   the same under AddressSanitizer + UBSan
+#   make fuzz       libFuzzer targets build/fuzz/fuzz_* (clang)
+#   make fuzz-smoke each fuzz target for FUZZ_SECONDS on fuzz/corpus/<target>/
+#   make bench      bench/run: upesi against Postfix's smtp-sink (ratios)
+
+CC        ?= gcc
+SANITIZE  ?= 0
+PKGS      := libuv wolfssl lua5.4 libcares inih
+DEB_BUILD := build-essential pkg-config libuv1-dev libwolfssl-dev libltdl-dev \
+             liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev
+DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl
+DEB_FUZZ  := clang
+
+OPT       ?= -O2
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror \
+             -Wshadow -Wstrict-prototypes -Wmissing-prototypes -fPIC \
+             -fvisibility=hidden -Ihost
+ifeq ($(SANITIZE),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-omit-frame-pointer \
+               -fno-sanitize-recover=undefined
+LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS    := $(CFLAGS_BASE) $(CFLAGS)
+LDFLAGS   := $(LDFLAGS_SAN) $(LDFLAGS)
+
+BUILD     := build
+
+HOST_SRC  := $(wildcard host/*.c)
+HOST_OBJ  := $(HOST_SRC:%.c=$(BUILD)/%.o)
+# objects shared with unit tests and fuzz targets (everything but main)
+HOST_LIB_OBJ := $(filter-out $(BUILD)/host/main.o,$(HOST_OBJ))
+
+PLUGIN_SINGLE := $(wildcard plugins/*.c)
+# plugins/common/ holds code that plugins compile in; it is no plugin.
+PLUGIN_DIRS   := $(filter-out plugins/common,$(sort $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c)))))
+PLUGINS       := $(PLUGIN_SINGLE:.c=.so) $(addsuffix .so,$(sort $(PLUGIN_DIRS)))
+
+TEST_PLUGIN_SRC := $(wildcard plugins-test/plugins/*.c)
+TEST_PLUGINS    := $(TEST_PLUGIN_SRC:.c=.so)
+UNIT_SRC  := $(wildcard plugins-test/unit/*.c)
+UNIT_BIN  := $(UNIT_SRC:plugins-test/unit/%.c=$(BUILD)/unit/%.t)
+
+.PHONY: all deps deps-test deps-fuzz run test test-build clean fuzz \
+        fuzz-smoke bench
+all: upesi $(PLUGINS)
+
+# Rebuild everything when the flags change (SANITIZE=1 and back).
+$(BUILD)/flags: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
+FORCE:
+
+$(BUILD)/%.o: %.c $(BUILD)/flags
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+upesi: $(HOST_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lltdl -lm
+
+plugins/%.so: $(BUILD)/plugins/%.o
+	$(CC) $(LDFLAGS) -shared -o $@ $^
+
+.SECONDEXPANSION:
+$(addsuffix .so,$(PLUGIN_DIRS)): %.so: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard $$*/*.c))
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PLUGIN_LIBS_$(notdir $*))
+
+plugins-test/plugins/%.so: $(BUILD)/plugins-test/plugins/%.o
+	$(CC) $(LDFLAGS) -shared -o $@ $^
+
+# A unit test links the host modules it names here (default: all but main).
+UNIT_DEPS_lines       := lines
+UNIT_DEPS_smtp_parse  := smtp_parse
+UNIT_DEPS_data_reader := data_reader
+UNIT_DEPS_stats       := stats log
+UNIT_DEPS_control     := control stats log
+UNIT_DEPS_queue_spool := log
+unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ))
+$(BUILD)/unit/%.t: $(BUILD)/plugins-test/unit/%.o $$(call unit_objs,$$*)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lltdl -lm
+
+# -- installing what we need ---------------------------------------------
+# Only packages that are missing are installed, so a machine that has them
+# all never needs the network.  postfix is wanted for its smtp-source and
+# smtp-sink tools alone: it is preseeded to "No configuration", so no
+# main.cf is written and neither systemd nor the init script starts a
+# daemon that would take port 25.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+define ensure_debs
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  case " $$missing " in *" postfix "*) \
+	    echo 'postfix postfix/main_mailer_type select No configuration' | \
+	      $(SUDO) debconf-set-selections;; esac; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $$missing </dev/null; \
+	fi
+endef
+deps:
+	$(call ensure_debs,$(DEB_BUILD))
+deps-test:
+	$(call ensure_debs,$(DEB_TEST))
+deps-fuzz:
+	$(call ensure_debs,$(DEB_BUILD) $(DEB_FUZZ))
+
+# -- the two commands ----------------------------------------------------
+STATE ?= $(CURDIR)/run
+run: deps
+	$(MAKE) all
+	@mkdir -p $(STATE)/spool
+	./upesi -c conf
+
+# prove runs the unit test binaries directly (its Executable source handler
+# takes ELF files) and the end-to-end tests with perl.
+PROVE_JOBS ?= 2
+PROVE     ?= prove
+TESTS     ?= $(UNIT_BIN) $(wildcard plugins-test/e2e/*.t)
+ifeq ($(SANITIZE),1)
+# Every report ends the process with an error; the e2e helpers also grep
+# the server's log for reports.  Leak suppressions: plugins-test/lsan.supp.
+export ASAN_OPTIONS := halt_on_error=1:abort_on_error=0:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1
+export UBSAN_OPTIONS := halt_on_error=1:print_stacktrace=1
+export LSAN_OPTIONS := suppressions=$(CURDIR)/plugins-test/lsan.supp:print_suppressions=0
+endif
+test: deps-test
+	$(MAKE) test-build
+	$(PROVE) -j$(PROVE_JOBS) --timer -Iplugins-test/lib $(TESTS)
+
+test-build: all $(TEST_PLUGINS) $(UNIT_BIN)
+
+# -- fuzzing (clang + libFuzzer) -----------------------------------------
+# Each fuzz/fuzz_<x>.c links the host modules FUZZ_DEPS_<x> names, compiled
+# again with clang and coverage instrumentation into build/fuzz/.
+FUZZ_CC     ?= clang
+FUZZ_SECONDS ?= 30
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror \
+               -fno-omit-frame-pointer -Ihost $(FUZZ_SAN)
+FUZZ_SRC    := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN    := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_DEPS_fuzz_lines       := lines
+FUZZ_DEPS_fuzz_smtp_parse  := smtp_parse
+FUZZ_DEPS_fuzz_data_reader := data_reader
+fuzz_objs = $(patsubst %,$(BUILD)/fuzz/host/%.o,$(FUZZ_DEPS_$(1)))
+
+$(BUILD)/fuzz/host/%.o: host/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/%: fuzz/%.c $$(call fuzz_objs,$$*)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(PKG_CFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz: deps-fuzz
+	$(MAKE) $(FUZZ_BIN)
+
+# libFuzzer writes new inputs to its first corpus dir: a scratch copy, so
+# the corpus in git only changes when someone merges on purpose.
+fuzz-smoke: fuzz
+	@set -e; for t in $(notdir $(FUZZ_BIN)); do \
+	  mkdir -p $(BUILD)/fuzz/work/$$t fuzz/corpus/$$t; \
+	  echo "== $$t: $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    -print_final_stats=1 $(BUILD)/fuzz/work/$$t fuzz/corpus/$$t \
+	    2>$(BUILD)/fuzz/$$t.log || { tail -n 60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+	  grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)' $(BUILD)/fuzz/$$t.log || true; \
+	done
+
+# -- measuring (figures are ratios; see bench/README.md) -------------------
+bench: deps-test
+	$(MAKE) all
+	bench/run
+
+clean:
+	rm -rf $(BUILD) upesi plugins/*.so plugins/*/*.so plugins-test/plugins/*.so
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,66 @@
+/*
+ * hostmatch.h - host and domain lists as a Domino administrator writes them,
+ * shared by the plugins that decide on the connecting host or on a domain
+ * (relay; later private_lists and connection_checks).
+ *
+ * An item of a list is one of:
+ *   192.0.2.7, 2001:db8::7     an address (IPv6 compared as bytes, so any
+ *                              spelling matches; [192.0.2.7] is accepted)
+ *   192.0.2.0/24, 2001:db8::/32   a CIDR range
+ *   192.168.*.*, 10.*          IPv4 with '*' for whole octets; a trailing
+ *                              '*' covers the octets that follow
+ *   mail.example.com           a host or domain name, case-insensitive
+ *   *.example.com, mx*.example.com   a name with '*' wildcards ('*' matches
+ *                              any run of characters, dots included)
+ *   *                          everything
+ * A value holds any number of items separated by commas or blanks.
+ *
+ * Names match only a name: the connecting host's name is known once the
+ * host's DNS service gives plugins a PTR lookup; until then a host list's
+ * name items match nothing (an address item still does).
+ *
+ * Not a plugin: a plugin compiles it in (plugins/<name>/hostmatch.c holds
+ * `#include "../common/hostmatch.c"`).  Functions are hidden like the rest
+ * of a plugin (-fvisibility=hidden).
+ *
+ * Fails: hostmatch_add returns -1 with a message naming the bad item;
+ * allocation failure is reported the same way.
+ */
+#ifndef UPESI_HOSTMATCH_H
+#define UPESI_HOSTMATCH_H
+
+#include <stddef.h>
+
+/* What a list may hold. */
+#define HOSTMATCH_ADDRESSES 1   /* addresses, CIDR, IPv4 wildcards */
+#define HOSTMATCH_NAMES     2   /* names and name wildcards        */
+#define HOSTMATCH_ANY       (HOSTMATCH_ADDRESSES | HOSTMATCH_NAMES)
+
+typedef struct hostmatch_list hostmatch_list;
+
+/* An empty list that accepts the kinds of items `kinds` says. */
+hostmatch_list *hostmatch_new(int kinds);
+void hostmatch_free(hostmatch_list *list);
+
+/* Add every item of value (comma or blank separated).  Returns 0, or -1
+ * with a message in err. */
+int hostmatch_add(hostmatch_list *list, const char *value, char *err,
+                  size_t errlen);
+
+/* Number of items. */
+size_t hostmatch_count(const hostmatch_list *list);
+
+/* Does an address (textual IPv4 or IPv6) match an address item or '*'?
+ * An IPv4-mapped IPv6 address (::ffff:192.0.2.7) matches as IPv4. */
+int hostmatch_ip(const hostmatch_list *list, const char *ip);
+
+/* Does a name (host or domain; a trailing dot is ignored) match a name
+ * item or '*'? */
+int hostmatch_name(const hostmatch_list *list, const char *name);
+
+/* The connecting host: its address, or its name when known (name may be
+ * NULL). */
+int hostmatch_host(const hostmatch_list *list, const char *ip,
+                   const char *name);
+
+#endif

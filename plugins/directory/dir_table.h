@@ -1,0 +1,57 @@
+/*
+ * dir_table.h - the directory file, loaded into a hash table
+ * (docs/directory.md describes the file).
+ *
+ * A loaded directory is read-only: every session of a configuration
+ * generation shares it, and SIGHUP loads a new one beside it.
+ */
+#ifndef UPESI_DIR_TABLE_H
+#define UPESI_DIR_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum dir_kind {
+    DIR_PERSON = 0,
+    DIR_GROUP
+} dir_kind;
+
+typedef struct dir_entry {
+    dir_kind kind;
+    int line;                    /* where it is defined                 */
+    const char *name;            /* full name or group name, as written */
+    const char *address;         /* internet address, lower case; NULL
+                                    for a group without one             */
+} dir_entry;
+
+typedef struct dir_table dir_table;
+
+/* What a name or address is. */
+typedef struct dir_match {
+    const dir_entry *entry;      /* NULL: not in the directory          */
+    size_t count;                /* entries it names (> 1: not unique)  */
+    int any_group;               /* one of them is a group              */
+} dir_match;
+
+/* A loading error: "path:line: message".  Called for every error; the
+ * loader stops after max_errors of them. */
+typedef void (*dir_error_fn)(void *arg, const char *path, int line,
+                             const char *message);
+
+/* Load path.  Returns the table, or NULL after reporting every error
+ * through on_error (line 0: the file as a whole). */
+dir_table *dir_table_load(const char *path, dir_error_fn on_error,
+                          void *arg);
+void dir_table_free(dir_table *table);
+
+size_t dir_table_persons(const dir_table *table);
+size_t dir_table_groups(const dir_table *table);
+/* names that point at more than one entry */
+size_t dir_table_not_unique(const dir_table *table);
+
+/* Look up a key: an address ("bob@example.com"), a short name, a full name
+ * or a group name.  Case-insensitive (ASCII). */
+void dir_table_find(const dir_table *table, const char *key, size_t len,
+                    dir_match *out);
+
+#endif
