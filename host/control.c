@@ -417,6 +417,53 @@ int up_control_listen(uv_loop_t *loop, const char *path)
     return 0;
 }
 
+int up_control_bind(const char *path)
+{
+    if (path == NULL || *path == '\0' || strlen(path) >= sizeof ctl_path)
+        return -EINVAL;
+    int rc = ctl_clear_stale(path);
+    if (rc < 0)
+        return rc;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -errno;
+    /* umask closes the window between bind and chmod */
+    mode_t old_mask = umask(0077);
+    rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old_mask);
+    if (rc != 0 || chmod(path, 0600) != 0 || listen(fd, 64) != 0) {
+        rc = -errno;
+        close(fd);
+        unlink(path);
+        up_log(NULL, UPESI_LOG_ERR, "control socket %s: %s", path,
+               strerror(-rc));
+        return rc;
+    }
+    return fd;
+}
+
+int up_control_listen_fd(uv_loop_t *loop, int fd)
+{
+    if (ctl_state != CTL_IDLE)
+        return -EBUSY;
+    int rc = uv_pipe_init(loop, &ctl_server, 0);
+    if (rc < 0)
+        return rc;
+    rc = uv_pipe_open(&ctl_server, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&ctl_server, 64, ctl_on_connection);
+    if (rc < 0) {
+        ctl_state = CTL_CLOSING;
+        uv_close((uv_handle_t *)&ctl_server, ctl_server_closed);
+        return rc;
+    }
+    ctl_path[0] = '\0';        /* the binding process owns the path */
+    ctl_state = CTL_LISTENING;
+    return 0;
+}
+
 void up_control_close(void)
 {
     if (ctl_state == CTL_LISTENING) {

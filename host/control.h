@@ -30,6 +30,13 @@ int up_control_register(const char *command, up_control_fn fn);
  * bound it only); answers being written still finish.  Both are safe to
  * call twice. */
 int up_control_listen(uv_loop_t *loop, const char *path);
+
+/* Pre-fork servers: the supervisor binds the socket (mode 0600) and every
+ * worker serves the same listening descriptor, so any worker can answer.
+ * up_control_bind returns the descriptor or -errno (logged); the caller
+ * unlinks path when it exits. */
+int up_control_bind(const char *path);
+int up_control_listen_fd(uv_loop_t *loop, int fd);
 void up_control_close(void);
 
 /* Client side, for the command line: send "request\n", copy the answer to

@@ -17,6 +17,8 @@ typedef struct up_server {
     uv_tcp_t *listeners;
     size_t n_listeners;
     int sessions;               /* open sessions in this worker           */
+    int worker_index;
+    char sessions_stat[48];     /* Upesi.Worker.<index>.Sessions          */
     unsigned long next_session;
     int stopping;
     char read_buf[65536];       /* one read buffer for every session:

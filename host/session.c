@@ -157,6 +157,7 @@ static void on_close(uv_handle_t *handle)
         return;
     s->server->sessions--;
     up_stats_add("SMTP.Sessions.Current", -1);
+    up_stats_add(s->server->sessions_stat, -1);
     up_message_free(&s->msg);
     up_lines_free(&s->lines);
     up_notes_clear(&s->conn_notes);
@@ -625,6 +626,7 @@ void up_session_accept(up_server *srv, uv_stream_t *listener)
     uv_timer_init(srv->loop, &s->hook_timer);
     srv->sessions++;
     up_stats_add("SMTP.Sessions.Current", 1);
+    up_stats_add(srv->sessions_stat, 1);
     if (uv_accept(listener, (uv_stream_t *)&s->tcp) != 0 ||
         up_lines_init(&s->lines, s->cfg->max_command_length) != 0) {
         s->state = UP_ST_CLOSING;

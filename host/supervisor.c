@@ -1,0 +1,251 @@
+/*
+ * supervisor.c - start the workers, restart the ones that die, pass on
+ * signals (see worker.h).
+ *
+ * The supervisor stays small on purpose: no event loop, no sessions, no
+ * plugin calls after start.  It waits on a signalfd, so SIGCHLD, SIGHUP and
+ * SIGTERM arrive as readable events and never interrupt anything.  A worker
+ * is forked from it, so each starts from the configuration and plugins the
+ * supervisor loaded, and the shared statistics table is inherited.
+ *
+ * Restart policy: a worker that dies is started again after a backoff that
+ * doubles from 1 s up to 30 s while workers keep dying young, and goes back
+ * to 1 s once a worker lived a minute (a crash loop must not spin the CPU,
+ * one crash must not cost a minute).
+ *
+ * Fails: if the control socket cannot be bound, upesi does not start
+ * (exit 1).  SIGTERM: every worker gets SIGTERM; after the grace period
+ * the rest get SIGKILL; the supervisor exits 0.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "log.h"
+#include "stats.h"
+#include "worker.h"
+
+#define UP_WORKERS_MAX 256
+#define UP_BACKOFF_MIN_MS 1000
+#define UP_BACKOFF_MAX_MS 30000
+#define UP_HEALTHY_MS 60000
+/* a little more than a worker's own grace period */
+#define UP_STOP_GRACE_MS 35000
+
+typedef struct worker_slot {
+    pid_t pid;                  /* 0 = not running                        */
+    uint64_t started_ms;
+    uint64_t restart_at_ms;     /* when to start again, 0 = not scheduled */
+} worker_slot;
+
+static worker_slot slots[UP_WORKERS_MAX];
+static int n_workers;
+static uint64_t backoff_ms = UP_BACKOFF_MIN_MS;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int make_dir(const char *path)
+{
+    if (mkdir(path, 0700) == 0 || errno == EEXIST)
+        return 0;
+    up_log(NULL, UPESI_LOG_ERR, "cannot create %s: %s", path,
+           strerror(errno));
+    return -1;
+}
+
+static void start_worker(int i, up_config *cfg, const char *conf_dir,
+                         int control_fd, const sigset_t *old_mask)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        up_log(NULL, UPESI_LOG_ERR, "cannot start worker %d: %s", i,
+               strerror(errno));
+        slots[i].restart_at_ms = now_ms() + backoff_ms;
+        return;
+    }
+    if (pid == 0) {
+        sigprocmask(SIG_SETMASK, old_mask, NULL);
+        _exit(up_worker_run(cfg, conf_dir, i, control_fd));
+    }
+    slots[i].pid = pid;
+    slots[i].started_ms = now_ms();
+    slots[i].restart_at_ms = 0;
+}
+
+static void signal_workers(int sig)
+{
+    for (int i = 0; i < n_workers; i++)
+        if (slots[i].pid > 0)
+            kill(slots[i].pid, sig);
+}
+
+static int workers_alive(void)
+{
+    int n = 0;
+    for (int i = 0; i < n_workers; i++)
+        n += slots[i].pid > 0;
+    return n;
+}
+
+/* A worker ended: log why, clean its statistics, plan its restart. */
+static void reap(int stopping)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        int i = 0;
+        while (i < n_workers && slots[i].pid != pid)
+            i++;
+        if (i == n_workers)
+            continue;
+        slots[i].pid = 0;
+        char name[64];
+        up_worker_sessions_stat(i, name, sizeof name);
+        long long open = up_stats_get(name);
+        if (open) {             /* its sessions died with it */
+            up_stats_add("SMTP.Sessions.Current", -open);
+            up_stats_set(name, 0);
+        }
+        if (stopping)
+            continue;
+        if (WIFSIGNALED(status))
+            up_log(NULL, UPESI_LOG_CRIT, "worker %d (pid %d) killed by "
+                   "signal %d (%s)", i, (int)pid, WTERMSIG(status),
+                   strsignal(WTERMSIG(status)));
+        else
+            up_log(NULL, UPESI_LOG_ERR, "worker %d (pid %d) exited with "
+                   "status %d", i, (int)pid, WEXITSTATUS(status));
+        uint64_t lived = now_ms() - slots[i].started_ms;
+        if (lived >= UP_HEALTHY_MS)
+            backoff_ms = UP_BACKOFF_MIN_MS;
+        slots[i].restart_at_ms = now_ms() + backoff_ms;
+        up_log(NULL, UPESI_LOG_NOTICE, "worker %d restarts in %.1fs", i,
+               (double)backoff_ms / 1000);
+        up_stats_add("Upesi.Workers.Restarts", 1);
+        if (lived < UP_HEALTHY_MS && backoff_ms < UP_BACKOFF_MAX_MS)
+            backoff_ms = backoff_ms * 2 > UP_BACKOFF_MAX_MS
+                             ? UP_BACKOFF_MAX_MS : backoff_ms * 2;
+    }
+}
+
+int up_supervisor_run(up_config *cfg, const char *conf_dir)
+{
+    if (make_dir(cfg->spool_dir) != 0)
+        return 1;
+    n_workers = cfg->workers;
+    if (n_workers <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n_workers = cores > 0 ? (int)cores : 1;
+    }
+    if (n_workers > UP_WORKERS_MAX)
+        n_workers = UP_WORKERS_MAX;
+    /* the control socket outlives reloads: its path is read at start */
+    int control_fd = up_control_bind(cfg->control_socket);
+    if (control_fd < 0)
+        return 1;
+
+    sigset_t mask, old_mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, &old_mask);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (sfd < 0) {
+        up_log(NULL, UPESI_LOG_ERR, "signalfd: %s", strerror(errno));
+        unlink(cfg->control_socket);
+        return 1;
+    }
+    up_log(NULL, UPESI_LOG_NOTICE, "upesi started (pid %d, conf %s, %d "
+           "worker%s)", (int)getpid(), conf_dir, n_workers,
+           n_workers == 1 ? "" : "s");
+    up_stats_set("Upesi.Workers", n_workers);
+    for (int i = 0; i < n_workers; i++)
+        start_worker(i, cfg, conf_dir, control_fd, &old_mask);
+
+    up_config *current = up_config_ref(cfg);
+    int stopping = 0;
+    uint64_t stop_deadline = 0;
+    for (;;) {
+        if (stopping && workers_alive() == 0)
+            break;
+        int timeout = 1000;
+        uint64_t now = now_ms();
+        for (int i = 0; i < n_workers && !stopping; i++)
+            if (slots[i].pid == 0 && slots[i].restart_at_ms) {
+                if (slots[i].restart_at_ms <= now)
+                    start_worker(i, current, conf_dir, control_fd, &old_mask);
+                else if (slots[i].restart_at_ms - now < (uint64_t)timeout)
+                    timeout = (int)(slots[i].restart_at_ms - now);
+            }
+        if (stopping && now >= stop_deadline) {
+            up_log(NULL, UPESI_LOG_WARNING, "workers still running after "
+                   "%ds; killing them", UP_STOP_GRACE_MS / 1000);
+            signal_workers(SIGKILL);
+            stop_deadline = now + UP_STOP_GRACE_MS;
+        }
+        struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+        if (poll(&pfd, 1, timeout) <= 0)
+            continue;
+        struct signalfd_siginfo si;
+        if (read(sfd, &si, sizeof si) != sizeof si)
+            continue;
+        switch (si.ssi_signo) {
+        case SIGCHLD:
+            reap(stopping);
+            break;
+        case SIGHUP: {
+            /* check first: a broken configuration reaches no worker.
+             * Workers then reload themselves; the supervisor keeps the new
+             * generation for workers it starts later. */
+            up_log(NULL, UPESI_LOG_NOTICE, "SIGHUP: reloading %s", conf_dir);
+            up_config *next = up_config_load(conf_dir);
+            if (next == NULL) {
+                up_log(NULL, UPESI_LOG_ERR, "reload failed; keeping the "
+                       "running configuration");
+                up_stats_add("Upesi.Reload.Failed", 1);
+                break;
+            }
+            up_config_unref(current);
+            current = next;
+            up_log_set_level(current->log_level);
+            up_stats_add("Upesi.Reload.Done", 1);
+            signal_workers(SIGHUP);
+            break;
+        }
+        default: /* SIGTERM, SIGINT */
+            if (!stopping) {
+                up_log(NULL, UPESI_LOG_NOTICE, "%s: stopping (no new "
+                       "sessions; open sessions may finish)",
+                       si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+                stopping = 1;
+                stop_deadline = now_ms() + UP_STOP_GRACE_MS;
+                signal_workers(SIGTERM);
+            } else {
+                signal_workers(SIGKILL);  /* a second signal: now */
+            }
+            break;
+        }
+    }
+    close(sfd);
+    close(control_fd);
+    unlink(cfg->control_socket);
+    up_config_unref(current);
+    up_log(NULL, UPESI_LOG_NOTICE, "upesi stopped");
+    return 0;
+}
