@@ -93,8 +93,7 @@ static void fz_model(const uint8_t *in, size_t n, size_t max, size_t chunk)
         /* what is held is bounded by one cut line, whatever was sent */
         size_t pending;
         up_lines_pending(&lr, &pending);
-        FZ_CHECK(lr.len <= lr.cap);
-        FZ_CHECK(pending <= max + 2 || lr.scanned < pending);
+        FZ_CHECK(lr.len <= lr.cap && pending <= max + 2);
     }
     FZ_CHECK(!fz_ref_line(in, n, max, &ref_pos, &want));
     up_lines_free(&lr);

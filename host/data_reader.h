@@ -8,7 +8,9 @@
  * Output line ends are always CRLF: a bare LF or bare CR is emitted as CRLF
  * and counted, so the stored message is canonical and policy can refuse it.
  * A "." at the start of a line is unstuffed only when that line followed a
- * real CRLF (or is the first line).
+ * real CRLF (or is the first line); it is removed whatever follows it but
+ * CRLF (".x", "..", and "." then a bare CR or LF, RFC 5321 4.5.2), and kept
+ * after a bare CR or LF.
  *
  * The reader is incremental: input may be split at any byte.  It keeps at
  * most a few bytes of state between calls, so a message of any size passes
