@@ -71,7 +71,9 @@ plugins/%.so: $(BUILD)/plugins/%.o
 	$(CC) $(LDFLAGS) -shared -o $@ $^
 
 .SECONDEXPANSION:
-$(addsuffix .so,$(PLUGIN_DIRS)): %.so: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard $$*/*.c))
+# (a function: a literal % here would be taken by the static pattern)
+plugin_dir_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
+$(addsuffix .so,$(PLUGIN_DIRS)): %.so: $$(call plugin_dir_objs,$$*)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PLUGIN_LIBS_$(notdir $*))
 
 plugins-test/plugins/%.so: $(BUILD)/plugins-test/plugins/%.o
@@ -82,8 +84,10 @@ UNIT_DEPS_lines       := lines
 UNIT_DEPS_smtp_parse  := smtp_parse
 UNIT_DEPS_data_reader := data_reader
 UNIT_DEPS_stats       := stats log
+UNIT_DEPS_dns         := dns dns_answer log stats
 UNIT_DEPS_control     := control stats log
 UNIT_DEPS_queue_spool := log
+UNIT_DEPS_hostmatch   := log
 unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ))
 $(BUILD)/unit/%.t: $(BUILD)/plugins-test/unit/%.o $$(call unit_objs,$$*)
 	@mkdir -p $(dir $@)
@@ -97,7 +101,7 @@ $(BUILD)/unit/%.t: $(BUILD)/plugins-test/unit/%.o $$(call unit_objs,$$*)
 # daemon that would take port 25.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 define ensure_debs
-	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	@missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done | tr '\n' ' '); \
 	if [ -n "$$missing" ]; then \
 	  echo "installing: $$missing"; \
 	  case " $$missing " in *" postfix "*) \
@@ -182,6 +186,62 @@ fuzz-smoke: fuzz
 bench: deps-test
 	$(MAKE) all
 	bench/run
+
+# -- installing upesi (issue: third-party plugins) ------------------------
+# make install PREFIX=/usr DESTDIR=/tmp/pkg: the server, the in-tree
+# plugins, the SDK (header + upesi.pc), the default configuration (never
+# over an existing file), the man page, the docs and a systemd unit.
+# install-files copies what is built without building (tests use it so
+# that they never rebuild the tree under a running suite).
+PREFIX        ?= /usr/local
+ifeq ($(PREFIX),/usr)
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+else
+SYSCONFDIR    ?= $(PREFIX)/etc
+LOCALSTATEDIR ?= $(PREFIX)/var
+endif
+RUNSTATEDIR   ?= /run
+LIBDIR        ?= $(PREFIX)/lib
+PLUGINDIR     ?= $(LIBDIR)/upesi/plugins
+CONFDIR       ?= $(SYSCONFDIR)/upesi
+SPOOLDIR      ?= $(LOCALSTATEDIR)/spool/upesi
+SYSTEMDDIR    ?= $(LIBDIR)/systemd/system
+ABI_VERSION    = $(shell sed -n 's/^\#define UPESI_ABI_MAJOR \([0-9]*\).*/\1/p' host/upesi/plugin.h).$(shell sed -n 's/^\#define UPESI_ABI_MINOR \([0-9]*\).*/\1/p' host/upesi/plugin.h)
+VERSION        = $(shell sed -n 's/^\#define UPESI_VERSION "\(.*\)"/\1/p' host/version.h)
+INSTALL_SED    = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' \
+                 -e 's|@CONFDIR@|$(CONFDIR)|g' -e 's|@SPOOLDIR@|$(SPOOLDIR)|g' \
+                 -e 's|@RUNDIR@|$(RUNSTATEDIR)/upesi|g' -e 's|@VERSION@|$(VERSION)|g' \
+                 -e 's|@ABI@|$(ABI_VERSION)|g'
+D := $(DESTDIR)
+
+.PHONY: install install-files
+install: all
+	$(MAKE) install-files
+
+install-files:
+	install -d $(D)$(PREFIX)/sbin $(D)$(PLUGINDIR) $(D)$(PREFIX)/include/upesi \
+	  $(D)$(LIBDIR)/pkgconfig $(D)$(CONFDIR) $(D)$(PREFIX)/share/man/man8 \
+	  $(D)$(PREFIX)/share/doc/upesi $(D)$(SYSTEMDDIR)
+	install -m 0755 upesi $(D)$(PREFIX)/sbin/upesi
+	install -m 0755 $(PLUGINS) $(D)$(PLUGINDIR)/
+	install -m 0644 host/upesi/plugin.h $(D)$(PREFIX)/include/upesi/plugin.h
+	sed $(INSTALL_SED) dist/upesi.pc.in > $(D)$(LIBDIR)/pkgconfig/upesi.pc
+	sed $(INSTALL_SED) dist/upesi.service.in > $(D)$(SYSTEMDDIR)/upesi.service
+	install -m 0644 docs/upesi.8 $(D)$(PREFIX)/share/man/man8/upesi.8
+	install -m 0644 README.md docs/*.md $(D)$(PREFIX)/share/doc/upesi/
+	@# the configuration: an admin's files are never overwritten
+	@set -e; cd conf && find . -type f | while read -r f; do \
+	  dst="$(D)$(CONFDIR)/$$f"; \
+	  if [ -e "$$dst" ]; then echo "keeping $$dst"; continue; fi; \
+	  install -d "$$(dirname "$$dst")"; \
+	  if [ "$$f" = ./smtp.ini ]; then \
+	    sed -e 's|^spool_dir *=.*|spool_dir = $(SPOOLDIR)|' \
+	        -e 's|^control_socket *=.*|control_socket = $(RUNSTATEDIR)/upesi/upesi.sock|' \
+	        -e 's|^plugin_dir *=.*|plugin_dir = $(PLUGINDIR)|' "$$f" > "$$dst"; \
+	    chmod 0644 "$$dst"; \
+	  else install -m 0644 "$$f" "$$dst"; fi; \
+	done
 
 clean:
 	rm -rf $(BUILD) upesi plugins/*.so plugins/*/*.so plugins-test/plugins/*.so

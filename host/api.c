@@ -320,6 +320,17 @@ static void api_timer_stop(upesi_timer *t)
     uv_close((uv_handle_t *)&t->handle, timer_closed);
 }
 
+static int api_plugin_position(const char *name)
+{
+    const up_config *cfg = up_config_loading();
+    if (cfg == NULL && up_the_server)
+        cfg = up_the_server->config;
+    for (size_t i = 0; cfg && name && i < cfg->n_plugins; i++)
+        if (!strcmp(cfg->plugins[i].mod->name, name))
+            return (int)i;
+    return -1;
+}
+
 /* While a generation loads, its plugins' config callbacks see it; after,
  * the server's current one. */
 static const up_config *active_config(void)
@@ -411,6 +422,7 @@ static const upesi_api api_table = {
     .hostname = api_hostname,
     .timer_start = api_timer_start,
     .timer_stop = api_timer_stop,
+    .plugin_position = api_plugin_position,
     .dns_lookup = api_dns_lookup,
     .dns_cancel = up_dns_cancel,
     .reverse_name = api_reverse_name,

@@ -682,7 +682,9 @@ char *up_config_control_socket(const char *dir)
 int up_config_is_local(const up_config *cfg, const char *address)
 {
     const char *at = strrchr(address, '@');
-    const char *domain = at ? at + 1 : address;
+    if (at == NULL)             /* RFC 5321 4.5.1: <postmaster> is ours */
+        return !strcasecmp(address, "postmaster");
+    const char *domain = at + 1;
     for (size_t i = 0; i < cfg->n_local_domains; i++)
         if (!strcasecmp(domain, cfg->local_domains[i]))
             return 1;

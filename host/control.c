@@ -549,10 +549,14 @@ int up_control_request(const char *path, const char *request)
 
     fflush(stdout);     /* whatever the caller printed comes first */
     char buf[8192];
+    int first = 1, refused = 0;
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n == 0)
             break;
+        if (n > 0 && first)
+            refused = n >= 6 && !memcmp(buf, "error:", 6);
+        first = 0;
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -573,5 +577,5 @@ int up_control_request(const char *path, const char *request)
         }
     }
     close(fd);
-    return rc;
+    return rc == 0 && refused ? 1 : rc;
 }

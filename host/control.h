@@ -43,5 +43,6 @@ void up_control_close(void);
  * stdout.  Returns 0, or -errno (with a message on stderr); an
  * "error: ..." answer is still 0 (it went to stdout). */
 int up_control_request(const char *path, const char *request);
+/* (returns 1 when the server answered "error: ...") */
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hooks.h"
 #include "control.h"
 #include "log.h"
 #include "plugin_loader.h"
@@ -34,8 +35,53 @@ static void usage(FILE *out)
             "usage: upesi [-c DIR]                run the server\n"
             "       upesi [-c DIR] -t             check the configuration\n"
             "       upesi [-c DIR] stat [PREFIX]  show statistics\n"
+            "       upesi [-c DIR] plugins        list the plugin chain\n"
+            "       upesi [-c DIR] COMMAND ...    other control commands\n"
             "  -c DIR  configuration directory (default: %s)\n",
             UPESI_CONF_DIR);
+}
+
+/* Every other command goes to the running server over the control
+ * socket: "stat [PREFIX]" (DESIGN.md 5), and what the server or its
+ * plugins registered (release, queue, flush ...).  Only control_socket is
+ * read from smtp.ini, so this works while the rest is being edited. */
+static int control_command(int argc, char **argv)
+{
+    char request[1024];
+    size_t len = 0;
+    for (int i = 0; i < argc; i++) {
+        int n = snprintf(request + len, sizeof request - len, "%s%s",
+                         i ? " " : "", argv[i]);
+        if (n < 0 || (size_t)n >= sizeof request - len) {
+            fprintf(stderr, "upesi: command too long\n");
+            return 2;
+        }
+        len += (size_t)n;
+    }
+    char *sock = up_config_control_socket(conf_dir);
+    int rc = sock && up_control_request(sock, request) == 0 ? 0 : 1;
+    free(sock);
+    return rc;
+}
+
+/* `upesi plugins`: the chain in run order, like `haraka -o`. */
+static void list_plugins(const up_config *cfg)
+{
+    printf("%-3s %-16s %-10s %-5s %s\n", "#", "plugin", "version", "abi",
+           "hooks");
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        const upesi_plugin *d = cfg->plugins[i].mod->desc;
+        char hooks[256] = "";
+        size_t len = 0;
+        for (int h = 0; h < UPESI_HOOK_COUNT; h++)
+            if (d->hooks[h] && len < sizeof hooks)
+                len += (size_t)snprintf(hooks + len, sizeof hooks - len,
+                                        "%s%s", len ? "," : "",
+                                        up_hook_name((upesi_hook)h));
+        printf("%-3zu %-16s %-10s %u.%-3u %s\n", i + 1, d->name,
+               d->version ? d->version : "-", d->abi_major, d->abi_minor,
+               len ? hooks : "-");
+    }
 }
 
 int main(int argc, char **argv)
@@ -64,25 +110,11 @@ int main(int argc, char **argv)
         }
     }
     const char *command = optind < argc ? argv[optind] : NULL;
-    if (command && strcmp(command, "stat") != 0) {
-        fprintf(stderr, "upesi: unknown command '%s'\n", command);
-        usage(stderr);
-        return 2;
-    }
     up_log_init("upesi", UPESI_LOG_INFO, 0);
     if (up_stats_init(16384) != 0)
         up_fatal("cannot create the statistics table");
-
-    if (command) {
-        char request[300];
-        snprintf(request, sizeof request, "stat%s%s",
-                 optind + 1 < argc ? " " : "",
-                 optind + 1 < argc ? argv[optind + 1] : "");
-        char *sock = up_config_control_socket(conf_dir);
-        int rc = sock && up_control_request(sock, request) == 0 ? 0 : 1;
-        free(sock);
-        return rc;
-    }
+    if (command && strcmp(command, "plugins") != 0)
+        return control_command(argc - optind, argv + optind);
 
     up_config *cfg = up_config_load(conf_dir);
     if (cfg == NULL) {
@@ -91,7 +123,9 @@ int main(int argc, char **argv)
     }
     up_log_set_level(cfg->log_level);
     int rc = 0;
-    if (check_only) {
+    if (command) {
+        list_plugins(cfg);
+    } else if (check_only) {
         fprintf(stderr, "upesi: configuration %s ok (%zu plugins)\n",
                 conf_dir, cfg->n_plugins);
     } else {

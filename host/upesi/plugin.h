@@ -198,6 +198,24 @@ typedef struct upesi_dns_query upesi_dns_query;
  * exactly once per query unless the query was cancelled (then never). */
 typedef void (*upesi_dns_fn)(const upesi_dns_answer *answer, void *arg);
 
+/* -- message actions (ABI 1.1): what happens to the message after
+ *    data_post.  One host service, so that mail_rules, Lua scripts and
+ *    third-party plugins act through the same calls (docs/plugins.md). */
+typedef enum upesi_action {
+    UPESI_ACTION_QUARANTINE = 1, /* into <spool_dir>/quarantine/, not
+                                    delivered, the client gets 250; arg: a
+                                    reason for the log, or NULL            */
+    UPESI_ACTION_JOURNAL,        /* a copy into <spool_dir>/journal/,
+                                    delivery goes on; arg: reason or NULL  */
+    UPESI_ACTION_HOLD,           /* into <spool_dir>/hold/ until
+                                    `upesi release ID`; arg: reason or NULL */
+    UPESI_ACTION_DROP,           /* not delivered, 250, logged; arg: reason */
+    UPESI_ACTION_REJECT,         /* 550 5.7.1; arg: the reply text or NULL
+                                    ("Message rejected for policy reasons") */
+    UPESI_ACTION_COPY_TO,        /* arg: an address added to the envelope   */
+    UPESI_ACTION_TAG             /* arg: "Name: value", a header added      */
+} upesi_action;
+
 struct upesi_api {
     uint16_t abi_major;
     uint16_t abi_minor;
@@ -321,7 +339,31 @@ struct upesi_api {
      * Returns 0, or -1 when ip is not an address or out is too small. */
     int (*dns_ip_name)(const char *ip, const char *zone, char *out,
                        size_t outlen);
+
+    /* -- ABI 1.1: a plugin's place in conf/plugins, for config_check
+     *    ("directory must run before deny_groups"): the 0-based index of
+     *    plugin `name` in the generation being loaded (outside loading: the
+     *    current one), or -1 if it is not listed. */
+    int (*plugin_position)(const char *name);
+
+    /* -- ABI 1.1: message actions (data_post only; -EINVAL elsewhere).
+     *    TAG and COPY_TO take effect at once.  The others set the message's
+     *    disposition, which the host carries out when the data_post chain
+     *    has ended without a denial: REJECT > QUARANTINE > HOLD > DROP >
+     *    deliver (the strongest asked for wins), and JOURNAL in addition
+     *    to any of them but REJECT.  Quarantine, journal and hold files are
+     *    written in the spool format and made durable (fsync, rename,
+     *    fsync of the directory) off the loop before the client's 250; a
+     *    write error answers 451 4.3.0 and nothing is delivered.
+     *    Returns 0, or -EINVAL (unknown action, bad arg, wrong hook, a
+     *    cancelled call), -ENOSPC (COPY_TO past the recipient limit),
+     *    -ENOMEM.  COPY_TO of an address already in the envelope is 0. */
+    int (*message_action)(upesi_call *call, upesi_action action,
+                          const char *arg);
 };
+
+/* Feature test for plugin_position (present from ABI 1.1). */
+#define UPESI_API_PLUGIN_POSITION_MINOR 1
 
 /* ---------------------------------------------------------------------- */
 /* The descriptor                                                         */
