@@ -222,7 +222,8 @@ static void test_server(void)
     is_str(answer, "SMTP.Command.MAIL = 13\n",
              "a counter added after the fork shows");
 
-    is_int(request("frobnicate now", err, sizeof err), 0, "unknown: rc 0");
+    is_int(request("frobnicate now", err, sizeof err), 1,
+           "unknown: rc 1 (the server refused)");
     is_str(answer, "error: unknown request\n", "unknown request");
     request("", NULL, 0);
     is_str(answer, "error: unknown request\n", "empty request");
