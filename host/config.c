@@ -11,19 +11,23 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <grp.h>
 #include <ini.h>
+#include <pwd.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include "config.h"
 #include "dns.h"
 #include "log.h"
+#include "tls.h"
 
 #ifndef UPESI_PLUGIN_DIR
 #define UPESI_PLUGIN_DIR "/usr/local/lib/upesi/plugins"
@@ -83,6 +87,10 @@ int up_ini_parse(const char *path, up_ini_handler handler, void *arg)
                strerror(errno));
         return -1;
     }
+    if (up_config_check_not_world_writable(path, "configuration file")) {
+        fclose(st.fp);
+        return -1;
+    }
     int rc = ini_parse_stream(ini_read_line, &st, ini_dispatch, &st);
     fclose(st.fp);
     if (rc > 0) {
@@ -94,6 +102,22 @@ int up_ini_parse(const char *path, up_ini_handler handler, void *arg)
         st.errors++;
     }
     return st.errors ? -1 : 0;
+}
+
+int up_config_check_not_world_writable(const char *path, const char *what)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return 0;               /* a missing file is reported elsewhere */
+    /* a sticky directory (/tmp) is safe: nobody can replace our files */
+    if ((st.st_mode & S_IWOTH) &&
+        !(S_ISDIR(st.st_mode) && (st.st_mode & S_ISVTX))) {
+        up_log(NULL, UPESI_LOG_ERR, "%s: %s is world-writable: refused "
+               "(anyone could change what upesi runs; chmod o-w %s)", path,
+               what, path);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -268,6 +292,40 @@ static int add_listen(void *arg, const char *item, char *err, size_t errlen)
     return 0;
 }
 
+static int add_smtps_listen(void *arg, const char *item, char *err,
+                            size_t errlen)
+{
+    up_config *cfg = arg;
+    up_listen_addr *grown = realloc(cfg->smtps_listen,
+                                    (cfg->n_smtps_listen + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    cfg->smtps_listen = grown;
+    if (parse_listen_one(item, &cfg->smtps_listen[cfg->n_smtps_listen], err,
+                         errlen))
+        return -1;
+    cfg->n_smtps_listen++;
+    return 0;
+}
+
+/* tls_cert, tls_key: relative to the conf dir, checked here so that a bad
+ * file is reported at its line. */
+static int set_tls_file(up_config *cfg, char **slot, const char *value,
+                        int (*check)(const char *, char *, size_t),
+                        char *err, size_t errlen)
+{
+    char *path = up_config_path(cfg->dir, value);
+    if (path == NULL)
+        return -1;
+    if (check(path, err, errlen) != 0) {
+        free(path);
+        return -1;
+    }
+    free(*slot);
+    *slot = path;
+    return 0;
+}
+
 static int valid_domain(const char *d)
 {
     size_t len = strlen(d);
@@ -392,6 +450,26 @@ static int smtp_ini_key(void *arg, const char *section, const char *key,
         return parse_bool(value, &cfg->vrfy, err, errlen);
     if (IS("received_version"))
         return parse_bool(value, &cfg->received_version, err, errlen);
+    if (IS("user")) {
+        struct passwd *pw = getpwnam(value);
+        if (pw == NULL) {
+            snprintf(err, errlen, "no such user '%s'", value);
+            return -1;
+        }
+        cfg->uid = pw->pw_uid;
+        if (cfg->group == NULL)
+            cfg->gid = pw->pw_gid;
+        return set_string(&cfg->user, value);
+    }
+    if (IS("group")) {
+        struct group *gr = getgrnam(value);
+        if (gr == NULL) {
+            snprintf(err, errlen, "no such group '%s'", value);
+            return -1;
+        }
+        cfg->gid = gr->gr_gid;
+        return set_string(&cfg->group, value);
+    }
     if (IS("log_syslog"))
         return parse_bool(value, &cfg->log_syslog, err, errlen);
     if (IS("workers")) {
@@ -416,6 +494,24 @@ static int smtp_ini_key(void *arg, const char *section, const char *key,
         cfg->dns_cache_size = (size_t)v;
         return 0;
     }
+    if (IS("tls_cert"))
+        return set_tls_file(cfg, &cfg->tls_cert, value, up_tls_check_cert,
+                            err, errlen);
+    if (IS("tls_key"))
+        return set_tls_file(cfg, &cfg->tls_key, value, up_tls_check_key, err,
+                            errlen);
+    if (IS("tls_ciphers")) {
+        if (up_tls_check_ciphers(value, err, errlen) != 0)
+            return -1;
+        return set_string(&cfg->tls_ciphers, value);
+    }
+    if (IS("smtps_listen"))
+        return each_item(value, add_smtps_listen, cfg, err, errlen);
+    if (IS("require_tls"))
+        return parse_bool(value, &cfg->require_tls, err, errlen);
+    if (IS("tls_handshake_timeout"))
+        return parse_double(value, 0.1, 3600, &cfg->tls_handshake_timeout,
+                            err, errlen);
     if (IS("log_level")) {
         int level = up_log_level_parse(value);
         if (level < 0) {
@@ -444,8 +540,40 @@ static void config_defaults(up_config *cfg)
     cfg->received_version = 1;
     cfg->workers = 1;
     cfg->log_level = UPESI_LOG_INFO;
+    cfg->uid = (uid_t)-1;
+    cfg->gid = (gid_t)-1;
     cfg->dns_timeout = 5;
     cfg->dns_cache_size = 10000;
+    cfg->tls_handshake_timeout = 30;
+}
+
+/* The TLS context of this generation, once cert and key are known. */
+static int config_finish_tls(up_config *cfg, const char *file)
+{
+    const char *need = NULL;
+    if (cfg->tls_cert && !cfg->tls_key)
+        need = "tls_cert is set but tls_key is not";
+    else if (cfg->tls_key && !cfg->tls_cert)
+        need = "tls_key is set but tls_cert is not";
+    else if (!cfg->tls_cert && cfg->n_smtps_listen)
+        need = "smtps_listen needs tls_cert and tls_key";
+    else if (!cfg->tls_cert && cfg->require_tls)
+        need = "require_tls = 1 needs tls_cert and tls_key (no client "
+               "could send mail)";
+    if (need) {
+        up_log(NULL, UPESI_LOG_ERR, "%s: %s", file, need);
+        return -1;
+    }
+    if (cfg->tls_cert == NULL)
+        return 0;
+    char err[512];
+    cfg->tls = up_tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers,
+                              err, sizeof err);
+    if (cfg->tls == NULL) {
+        up_log(NULL, UPESI_LOG_ERR, "%s: %s", file, err);
+        return -1;
+    }
+    return 0;
 }
 
 /* Resolve relative paths and fill what was left unset. */
@@ -483,7 +611,7 @@ static int config_finish(up_config *cfg, const char *file)
         free(*slots[i]);
         *slots[i] = abs;
     }
-    return 0;
+    return config_finish_tls(cfg, file);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -536,6 +664,12 @@ static int load_plugin_list(up_config *cfg)
     if (fp == NULL) {
         up_log(NULL, UPESI_LOG_ERR, "%s:0: cannot open: %s", path,
                strerror(errno));
+        return -1;
+    }
+    if (up_config_check_not_world_writable(path, "plugin list") != 0 ||
+        up_config_check_not_world_writable(cfg->plugin_dir,
+                                           "plugin directory") != 0) {
+        fclose(fp);
         return -1;
     }
     char line[512];
@@ -593,6 +727,49 @@ static int load_plugin_list(up_config *cfg)
 
 static const up_config *loading;
 
+/* -o key=value from the command line (main.c) */
+#define UP_MAX_OVERRIDES 32
+static const char *overrides[UP_MAX_OVERRIDES];
+static size_t n_overrides;
+
+void up_config_override(const char *key_value)
+{
+    if (n_overrides < UP_MAX_OVERRIDES)
+        overrides[n_overrides++] = key_value;
+    else
+        up_log(NULL, UPESI_LOG_WARNING, "-o %s: more than %d -o options; "
+               "ignored", key_value, UP_MAX_OVERRIDES);
+}
+
+static int apply_overrides(up_config *cfg)
+{
+    int errors = 0;
+    for (size_t i = 0; i < n_overrides; i++) {
+        char key[64], err[512] = "";
+        const char *eq = strchr(overrides[i], '=');
+        size_t klen = eq ? (size_t)(eq - overrides[i]) : 0;
+        while (klen && overrides[i][klen - 1] == ' ')
+            klen--;
+        if (eq == NULL || klen == 0 || klen >= sizeof key) {
+            up_log(NULL, UPESI_LOG_ERR, "-o %s: expected key=value",
+                   overrides[i]);
+            errors++;
+            continue;
+        }
+        memcpy(key, overrides[i], klen);
+        key[klen] = '\0';
+        const char *value = eq + 1;
+        while (*value == ' ')
+            value++;
+        if (smtp_ini_key(cfg, "", key, value, err, sizeof err) != 0) {
+            up_log(NULL, UPESI_LOG_ERR, "-o %s: %s", overrides[i],
+                   err[0] ? err : "bad setting");
+            errors++;
+        }
+    }
+    return errors ? -1 : 0;
+}
+
 const up_config *up_config_loading(void)
 {
     return loading;
@@ -609,7 +786,12 @@ up_config *up_config_load(const char *dir)
     char *smtp_ini = NULL;
     int failed = (cfg->dir = strdup(dir)) == NULL ||
                  (smtp_ini = up_config_path(dir, "smtp.ini")) == NULL;
+    if (!failed && up_config_check_not_world_writable(dir, "configuration "
+                                                      "directory") != 0)
+        failed = 1;
     if (!failed && up_ini_parse(smtp_ini, smtp_ini_key, cfg) != 0)
+        failed = 1;
+    if (!failed && apply_overrides(cfg) != 0)
         failed = 1;
     if (!failed && config_finish(cfg, smtp_ini) != 0)
         failed = 1;
@@ -653,7 +835,14 @@ void up_config_unref(up_config *cfg)
     free(cfg->spool_dir);
     free(cfg->control_socket);
     free(cfg->plugin_dir);
+    free(cfg->user);
+    free(cfg->group);
     free(cfg->dns_servers);
+    up_tls_ctx_free(cfg->tls);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->tls_ciphers);
+    free(cfg->smtps_listen);
     free(cfg);
 }
 

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "plugin_loader.h"
 
@@ -53,11 +54,25 @@ typedef struct up_config {
     int received_version;
     int workers;                     /* 0 = one per core                 */
     int log_level;
+    char *user;                      /* drop to this account (root only) */
+    char *group;
+    uid_t uid;                       /* resolved: (uid_t)-1 = no drop    */
+    gid_t gid;
     int log_syslog;
 
     char *dns_servers;               /* c-ares CSV, NULL = resolv.conf   */
     double dns_timeout;              /* seconds                          */
     size_t dns_cache_size;           /* answers kept, 0 = no cache       */
+
+    /* TLS (docs/tls.md) */
+    char *tls_cert;                  /* absolute, NULL = no TLS          */
+    char *tls_key;
+    char *tls_ciphers;               /* NULL = up_tls_default_ciphers    */
+    up_listen_addr *smtps_listen;    /* implicit TLS (RFC 8314)          */
+    size_t n_smtps_listen;
+    int require_tls;                 /* MAIL before STARTTLS: 530        */
+    double tls_handshake_timeout;    /* seconds                          */
+    struct up_tls_ctx *tls;          /* built from the above, or NULL    */
 
     up_plugin_inst *plugins;         /* run order                        */
     size_t n_plugins;
@@ -69,6 +84,11 @@ up_config *up_config_load(const char *dir);
 
 /* The generation being loaded right now (NULL outside up_config_load). */
 const up_config *up_config_loading(void);
+
+/* "key=value" from the command line (-o): applied to every generation
+ * after smtp.ini, as if it were the file's last line.  The string must
+ * outlive the process's configurations (argv does). */
+void up_config_override(const char *key_value);
 
 up_config *up_config_ref(up_config *cfg);
 void up_config_unref(up_config *cfg);
@@ -84,6 +104,10 @@ char *up_config_control_socket(const char *dir);
 
 /* dir + "/" + path unless path is absolute; malloc'd */
 char *up_config_path(const char *dir, const char *path);
+
+/* Refuse a file or directory anyone may write to (Postfix's
+ * safe-for-root habit): 0 if safe, -1 after logging. */
+int up_config_check_not_world_writable(const char *path, const char *what);
 
 /* Parse an ini file with file:line error reporting.  handler returns 0, or
  * -1 with a message in err.  Returns 0, or -1 after logging each error. */

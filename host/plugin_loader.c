@@ -84,6 +84,11 @@ up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
                  strerror(errno));
         return NULL;
     }
+    if (st.st_mode & S_IWOTH) {
+        snprintf(err, errlen, "%s is world-writable: refused (anyone could "
+                 "change what upesi runs; chmod o-w %s)", file, file);
+        return NULL;
+    }
     lt_dlhandle h = lt_dlopenext(base);
     if (h == NULL) {
         snprintf(err, errlen, "%s: cannot load: %s", file, lt_dlerror());

@@ -18,6 +18,7 @@
  * the rest get SIGKILL; the supervisor exits 0.
  */
 #include <errno.h>
+#include <ftw.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -142,6 +143,27 @@ static void reap(int stopping)
     }
 }
 
+static uid_t tree_uid;
+static gid_t tree_gid;
+
+static int chown_one(const char *path, const struct stat *st, int type,
+                     struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return lchown(path, tree_uid, tree_gid);
+}
+
+/* The spool (made by plugins' config checks, run as root) belongs to the
+ * workers' account. */
+static int chown_tree(const char *path, uid_t uid, gid_t gid)
+{
+    tree_uid = uid;
+    tree_gid = gid;
+    return nftw(path, chown_one, 16, FTW_PHYS);
+}
+
 int up_supervisor_run(up_config *cfg, const char *conf_dir)
 {
     if (make_dir(cfg->spool_dir) != 0)
@@ -157,6 +179,22 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
     int control_fd = up_control_bind(cfg->control_socket);
     if (control_fd < 0)
         return 1;
+    if (geteuid() == 0) {
+        if (cfg->uid == (uid_t)-1) {
+            up_log(NULL, UPESI_LOG_WARNING, "running as root: set user = "
+                   "(and group =) in smtp.ini so that workers drop to an "
+                   "unprivileged account after binding");
+        } else if (chown(cfg->control_socket, cfg->uid, cfg->gid) != 0 ||
+                   chown_tree(cfg->spool_dir, cfg->uid, cfg->gid) != 0) {
+            /* the workers run as user: they must own the spool and be
+             * the ones that answer on the socket (still mode 0600) */
+            up_log(NULL, UPESI_LOG_ERR, "cannot hand the spool or control "
+                   "socket to user %s: %s", cfg->user, strerror(errno));
+            close(control_fd);
+            unlink(cfg->control_socket);
+            return 1;
+        }
+    }
 
     sigset_t mask, old_mask;
     sigemptyset(&mask);

@@ -11,11 +11,15 @@
  * (the supervisor logs it and retries with backoff); a failed reload is
  * logged and the running generation stays.
  */
+#include <errno.h>
+#include <grp.h>
 #include <signal.h>
+#include <string.h>
 #include <stdio.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "api.h"
 #include "control.h"
 #include "dns.h"
 #include "log.h"
@@ -88,6 +92,25 @@ static void on_term(uv_signal_t *handle, int signum)
     uv_timer_start(&shutdown_timer, on_shutdown_tick, 0, 100);
 }
 
+/* Bound to its ports, a worker started as root becomes `user` for good:
+ * sessions, plugins and Lua never run as root. */
+static int drop_privileges(const up_config *cfg)
+{
+    if (geteuid() != 0 || cfg->uid == (uid_t)-1)
+        return 0;
+    if (setgroups(1, &cfg->gid) != 0 || setgid(cfg->gid) != 0 ||
+        setuid(cfg->uid) != 0) {
+        up_log(NULL, UPESI_LOG_CRIT, "cannot become user %s: %s", cfg->user,
+               strerror(errno));
+        return -1;
+    }
+    if (setuid(0) == 0) {       /* must be impossible now */
+        up_log(NULL, UPESI_LOG_CRIT, "privileges could not be dropped");
+        return -1;
+    }
+    return 0;
+}
+
 int up_worker_run(up_config *cfg, const char *conf_dir, int index,
                   int control_fd)
 {
@@ -98,6 +121,8 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
     up_worker_sessions_stat(index, server.sessions_stat,
                             sizeof server.sessions_stat);
     if (up_server_listen(&server, loop, cfg) != 0)
+        return 1;
+    if (drop_privileges(cfg) != 0)
         return 1;
     if (up_control_listen_fd(loop, control_fd) != 0) {
         up_log(NULL, UPESI_LOG_ERR, "worker %d: cannot serve the control "
@@ -116,6 +141,7 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
     uv_signal_start(&sig_int, on_term, SIGINT);
     up_log(NULL, UPESI_LOG_INFO, "worker %d started (pid %d)", index,
            (int)getpid());
+    up_api_worker_started();    /* plugins' background work */
     uv_run(loop, UV_RUN_DEFAULT);
     up_dns_shutdown();
     up_control_close();
