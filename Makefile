@@ -15,7 +15,7 @@ SANITIZE  ?= 0
 PKGS      := libuv wolfssl lua5.4 libcares inih
 DEB_BUILD := build-essential pkg-config libuv1-dev libwolfssl-dev libltdl-dev \
              liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev
-DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl
+DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl sslscan
 DEB_FUZZ  := clang
 
 OPT       ?= -O2
@@ -59,6 +59,8 @@ $(BUILD)/flags: FORCE
 	@mkdir -p $(BUILD)
 	@echo '$(CC) $(CFLAGS) $(LDFLAGS)' | cmp -s - $@ || echo '$(CC) $(CFLAGS) $(LDFLAGS)' > $@
 FORCE:
+# keep intermediate objects (plugin and fuzz .o): no rebuild churn
+.SECONDARY:
 
 $(BUILD)/%.o: %.c $(BUILD)/flags
 	@mkdir -p $(dir $@)
@@ -74,7 +76,14 @@ plugins/%.so: $(BUILD)/plugins/%.o
 # (a function: a literal % here would be taken by the static pattern)
 plugin_dir_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
 $(addsuffix .so,$(PLUGIN_DIRS)): %.so: $$(call plugin_dir_objs,$$*)
-	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PLUGIN_LIBS_$(notdir $*))
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PLUGIN_LIBS_$(notdir $*)) \
+	  $(if $(PLUGIN_PKGS_$(notdir $*)),$(shell pkg-config --libs $(PLUGIN_PKGS_$(notdir $*))))
+# A plugin folder may need more libraries: PLUGIN_PKGS_<name> names
+# pkg-config packages (cflags for its objects, libs for its .so),
+# PLUGIN_LIBS_<name> adds plain linker flags.
+PLUGIN_PKGS_mail_rules := gmime-3.0
+$(foreach d,$(PLUGIN_DIRS),$(if $(PLUGIN_PKGS_$(notdir $(d))),$(eval \
+  $(BUILD)/$(d)/%.o: PKG_CFLAGS += $$(shell pkg-config --cflags $(PLUGIN_PKGS_$(notdir $(d)))))))
 
 plugins-test/plugins/%.so: $(BUILD)/plugins-test/plugins/%.o
 	$(CC) $(LDFLAGS) -shared -o $@ $^
@@ -121,10 +130,26 @@ deps-fuzz:
 
 # -- the two commands ----------------------------------------------------
 STATE ?= $(CURDIR)/run
+# STARTTLS out of the box: unless conf/smtp.ini names a tls_cert, make run
+# makes a self-signed certificate in $(STATE)/tls/ (once) and hands it to
+# upesi with -o, so conf/ stays valid without it (make test, upesi -t on a
+# fresh clone).  See docs/tls.md.
+RUN_HAS_CERT := $(shell grep -Eqs '^[[:space:]]*tls_cert[[:space:]]*=' conf/smtp.ini && echo yes)
+RUN_TLS   := $(if $(RUN_HAS_CERT),,-o tls_cert=$(STATE)/tls/cert.pem -o tls_key=$(STATE)/tls/key.pem)
 run: deps
+	$(call ensure_debs,openssl)
 	$(MAKE) all
 	@mkdir -p $(STATE)/spool
-	./upesi -c conf
+	@if [ -z "$(RUN_HAS_CERT)" ] && [ ! -s $(STATE)/tls/cert.pem ]; then \
+	  mkdir -p $(STATE)/tls && chmod 700 $(STATE)/tls && \
+	  cn=$$(sed -n 's/^[[:space:]]*hostname[[:space:]]*=[[:space:]]*//p' conf/smtp.ini); \
+	  openssl req -x509 -newkey rsa:2048 -nodes -days 365 -sha256 \
+	    -subj "/CN=$${cn:-localhost}" \
+	    -addext "subjectAltName=DNS:$${cn:-localhost},DNS:localhost,IP:127.0.0.1" \
+	    -keyout $(STATE)/tls/key.pem -out $(STATE)/tls/cert.pem 2>/dev/null && \
+	  echo "make run: self-signed certificate for $${cn:-localhost} in $(STATE)/tls/"; \
+	fi
+	./upesi -c conf $(RUN_TLS)
 
 # prove runs the unit test binaries directly (its Executable source handler
 # takes ELF files) and the end-to-end tests with perl.
@@ -157,6 +182,12 @@ FUZZ_BIN    := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_DEPS_fuzz_lines       := lines
 FUZZ_DEPS_fuzz_smtp_parse  := smtp_parse
 FUZZ_DEPS_fuzz_data_reader := data_reader
+FUZZ_DEPS_fuzz_dns_answer  := dns_answer
+# fuzz_rules and fuzz_mime include the mail_rules sources they test
+$(BUILD)/fuzz/fuzz_rules: PKG_CFLAGS += $(shell pkg-config --cflags glib-2.0)
+$(BUILD)/fuzz/fuzz_rules: PKG_LIBS += $(shell pkg-config --libs glib-2.0)
+$(BUILD)/fuzz/fuzz_mime: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
+$(BUILD)/fuzz/fuzz_mime: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
 fuzz_objs = $(patsubst %,$(BUILD)/fuzz/host/%.o,$(FUZZ_DEPS_$(1)))
 
 $(BUILD)/fuzz/host/%.o: host/%.c

@@ -12,7 +12,9 @@
 #include <string.h>
 #include <uv.h>
 
+#include "actions.h"
 #include "api.h"
+#include "control.h"
 #include "dns.h"
 #include "dns_answer.h"
 #include "hooks.h"
@@ -385,6 +387,184 @@ static upesi_dns_query *api_reverse_name(upesi_call *call, upesi_dns_fn fn,
     return ok && s ? up_dns_reverse(s, s->remote_ip, fn, arg) : NULL;
 }
 
+/* -- message actions (ABI 1.1): host/actions.c */
+
+static int api_message_action(upesi_call *call, upesi_action action,
+                              const char *arg)
+{
+    up_session *s = session_of(call);
+    if (s == NULL || call->hook != UPESI_HOOK_DATA_POST)
+        return -EINVAL;
+    return up_actions_take(s, call->plugin, action, arg);
+}
+
+/* -- descriptor watches (ABI 1.1): uv_poll on the worker's loop.  The
+ *    handle is freed in its close callback, so fd_unwatch from inside fn
+ *    is safe: libuv does not touch the handle after fn returns. */
+
+struct upesi_watch {
+    uv_poll_t handle;
+    upesi_watch_fn fn;
+    void *arg;
+};
+
+static int watch_uv_events(int events)
+{
+    return ((events & UPESI_WATCH_READ) ? UV_READABLE : 0) |
+           ((events & UPESI_WATCH_WRITE) ? UV_WRITABLE : 0);
+}
+
+static void watch_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void watch_ready(uv_poll_t *handle, int status, int uv_events)
+{
+    upesi_watch *w = handle->data;
+    int events = status < 0 ? UPESI_WATCH_ERROR
+                            : ((uv_events & UV_READABLE) ? UPESI_WATCH_READ : 0) |
+                              ((uv_events & UV_WRITABLE) ? UPESI_WATCH_WRITE : 0) |
+                              ((uv_events & UV_DISCONNECT) ? UPESI_WATCH_READ : 0);
+    w->fn(w, events, w->arg);
+}
+
+static upesi_watch *api_fd_watch(int fd, int events, upesi_watch_fn fn,
+                                 void *arg)
+{
+    if (up_the_server == NULL || up_the_server->loop == NULL || fd < 0 ||
+        fn == NULL)
+        return NULL;
+    upesi_watch *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->fn = fn;
+    w->arg = arg;
+    w->handle.data = w;
+    if (uv_poll_init(up_the_server->loop, &w->handle, fd) != 0) {
+        free(w);
+        return NULL;
+    }
+    if (events && uv_poll_start(&w->handle, watch_uv_events(events),
+                                watch_ready) != 0) {
+        uv_close((uv_handle_t *)&w->handle, watch_closed);
+        return NULL;
+    }
+    return w;
+}
+
+static int api_fd_watch_update(upesi_watch *w, int events)
+{
+    if (w == NULL)
+        return -EINVAL;
+    if (events == 0)
+        return uv_poll_stop(&w->handle);
+    return uv_poll_start(&w->handle, watch_uv_events(events), watch_ready);
+}
+
+static void api_fd_unwatch(upesi_watch *w)
+{
+    if (w == NULL || uv_is_closing((uv_handle_t *)&w->handle))
+        return;
+    uv_close((uv_handle_t *)&w->handle, watch_closed);
+}
+
+/* -- worker start callbacks (ABI 1.1): worker.c calls
+ *    up_api_worker_started() once the loop is set up */
+
+typedef struct start_cb {
+    upesi_start_fn fn;
+    void *arg;
+    struct start_cb *next;
+} start_cb;
+
+static start_cb *start_cbs;
+
+static int api_on_worker_start(upesi_start_fn fn, void *arg)
+{
+    if (fn == NULL)
+        return -EINVAL;
+    for (start_cb *c = start_cbs; c; c = c->next)
+        if (c->fn == fn && c->arg == arg)
+            return 0;           /* init of a reloaded plugin: once */
+    start_cb *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    c->fn = fn;
+    c->arg = arg;
+    start_cb **tail = &start_cbs;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = c;
+    return 0;
+}
+
+void up_api_worker_started(void)
+{
+    for (start_cb *c = start_cbs; c; c = c->next)
+        c->fn(c->arg);
+}
+
+/* -- control socket commands (ABI 1.1) */
+
+typedef struct control_cmd {
+    upesi_control_fn fn;
+    void *arg;
+} control_cmd;
+
+static void control_trampoline(const char *args, up_control_reply *reply,
+                               void *arg)
+{
+    control_cmd *c = arg;
+    c->fn(args, (upesi_control *)reply, c->arg);
+}
+
+static int api_control_register(const char *command, upesi_control_fn fn,
+                                void *arg)
+{
+    if (fn == NULL)
+        return -EINVAL;
+    /* kept for the life of the process, like the command table */
+    control_cmd *c = malloc(sizeof *c);
+    if (c == NULL)
+        return -ENOMEM;
+    c->fn = fn;
+    c->arg = arg;
+    int rc = up_control_register_arg(command, control_trampoline, c);
+    if (rc < 0)
+        free(c);
+    return rc;
+}
+
+static void api_control_write(upesi_control *out, const char *fmt, ...)
+{
+    char *text = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&text, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && out)
+        up_control_write((up_control_reply *)out, "%s", text);
+    free(n >= 0 ? text : NULL);
+}
+
+/* -- header fields (ABI 1.1): host/message.c */
+
+static const char *api_header_get(upesi_call *call, const char *name,
+                                  size_t index)
+{
+    up_session *s = session_of(call);
+    return s ? up_message_header_get(&s->msg, name, index) : NULL;
+}
+
+static int api_header_remove(upesi_call *call, const char *name)
+{
+    up_session *s = session_of(call);
+    if (s == NULL || name == NULL)
+        return -EINVAL;
+    return up_message_header_remove(&s->msg, name);
+}
+
 static const upesi_api api_table = {
     .abi_major = UPESI_ABI_MAJOR,
     .abi_minor = UPESI_ABI_MINOR,
@@ -427,6 +607,15 @@ static const upesi_api api_table = {
     .dns_cancel = up_dns_cancel,
     .reverse_name = api_reverse_name,
     .dns_ip_name = up_dns_ip_name,
+    .message_action = api_message_action,
+    .fd_watch = api_fd_watch,
+    .fd_watch_update = api_fd_watch_update,
+    .fd_unwatch = api_fd_unwatch,
+    .on_worker_start = api_on_worker_start,
+    .control_register = api_control_register,
+    .control_write = api_control_write,
+    .header_get = api_header_get,
+    .header_remove = api_header_remove,
 };
 
 const upesi_api *up_api_table(void)

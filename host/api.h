@@ -7,5 +7,8 @@
 #include "upesi/plugin.h"
 
 const upesi_api *up_api_table(void);
+/* In each worker, once its loop is set up: run the plugins'
+ * api->on_worker_start callbacks. */
+void up_api_worker_started(void);
 
 #endif

@@ -66,12 +66,14 @@ typedef struct ctl_conn {
 typedef struct ctl_command {
     char name[UP_CONTROL_NAME_MAX];
     up_control_fn fn;
+    up_control_arg_fn arg_fn;   /* instead of fn, with arg */
+    void *arg;
 } ctl_command;
 
 static void ctl_stat(const char *args, up_control_reply *reply);
 
 static ctl_command ctl_commands[UP_CONTROL_COMMANDS] = {
-    { "stat", ctl_stat },
+    { .name = "stat", .fn = ctl_stat },
 };
 
 enum { CTL_IDLE, CTL_LISTENING, CTL_CLOSING };
@@ -133,35 +135,49 @@ static void ctl_stat(const char *args, up_control_reply *reply)
     up_stats_each(args, ctl_stat_line, reply);
 }
 
-int up_control_register(const char *command, up_control_fn fn)
+static int ctl_register(const char *command, up_control_fn fn,
+                        up_control_arg_fn arg_fn, void *arg)
 {
     size_t len = command ? strlen(command) : 0;
-    if (len == 0 || len >= UP_CONTROL_NAME_MAX || fn == NULL ||
-        strpbrk(command, " \t\r\n") != NULL)
+    if (len == 0 || len >= UP_CONTROL_NAME_MAX ||
+        (fn == NULL && arg_fn == NULL) || strpbrk(command, " \t\r\n") != NULL)
         return -EINVAL;
-    ctl_command *free_slot = NULL;
+    ctl_command *slot = NULL;
     for (size_t i = 0; i < UP_CONTROL_COMMANDS; i++) {
-        if (ctl_commands[i].fn == NULL) {
-            if (free_slot == NULL)
-                free_slot = &ctl_commands[i];
+        if (ctl_commands[i].fn == NULL && ctl_commands[i].arg_fn == NULL) {
+            if (slot == NULL)
+                slot = &ctl_commands[i];
         } else if (strcasecmp(ctl_commands[i].name, command) == 0) {
-            ctl_commands[i].fn = fn;    /* a reload registers again */
-            return 0;
+            slot = &ctl_commands[i];    /* a reload registers again */
+            break;
         }
     }
-    if (free_slot == NULL)
+    if (slot == NULL)
         return -ENOSPC;
-    memcpy(free_slot->name, command, len + 1);
-    free_slot->fn = fn;
+    memcpy(slot->name, command, len + 1);
+    slot->fn = fn;
+    slot->arg_fn = arg_fn;
+    slot->arg = arg;
     return 0;
 }
 
-static up_control_fn ctl_lookup(const char *command)
+int up_control_register(const char *command, up_control_fn fn)
+{
+    return fn ? ctl_register(command, fn, NULL, NULL) : -EINVAL;
+}
+
+int up_control_register_arg(const char *command, up_control_arg_fn fn,
+                            void *arg)
+{
+    return fn ? ctl_register(command, NULL, fn, arg) : -EINVAL;
+}
+
+static const ctl_command *ctl_lookup(const char *command)
 {
     for (size_t i = 0; i < UP_CONTROL_COMMANDS; i++)
-        if (ctl_commands[i].fn != NULL &&
+        if ((ctl_commands[i].fn != NULL || ctl_commands[i].arg_fn != NULL) &&
             strcasecmp(ctl_commands[i].name, command) == 0)
-            return ctl_commands[i].fn;
+            return &ctl_commands[i];
     return NULL;
 }
 
@@ -220,11 +236,13 @@ static void ctl_dispatch(ctl_conn *c, char *line)
         *args++ = '\0';
         args += strspn(args, " \t");
     }
-    up_control_fn fn = *command ? ctl_lookup(command) : NULL;
+    const ctl_command *cmd = *command ? ctl_lookup(command) : NULL;
     up_log(NULL, UPESI_LOG_DEBUG, "control: %s%s%s", command,
            *args ? " " : "", args);
-    if (fn != NULL)
-        fn(args, &c->reply);
+    if (cmd != NULL && cmd->fn != NULL)
+        cmd->fn(args, &c->reply);
+    else if (cmd != NULL)
+        cmd->arg_fn(args, &c->reply, cmd->arg);
     else
         up_control_write(&c->reply, "error: unknown request\n");
 

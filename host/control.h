@@ -23,6 +23,12 @@ void up_control_write(up_control_reply *reply, const char *fmt, ...)
 /* command: one word, matched case-insensitively; registering a name again
  * replaces its handler.  0, -EINVAL or -ENOSPC (32 commands). */
 int up_control_register(const char *command, up_control_fn fn);
+/* The same with an argument handed back to fn (plugins' commands, through
+ * api->control_register). */
+typedef void (*up_control_arg_fn)(const char *args, up_control_reply *reply,
+                                  void *arg);
+int up_control_register_arg(const char *command, up_control_arg_fn fn,
+                            void *arg);
 
 /* Listen on path (unlinking a stale socket first).  0 or -errno, logged:
  * -EEXIST if path is not a socket, -EADDRINUSE if a server answers on it.

@@ -21,7 +21,11 @@
  * c-ares is done with them.
  *
  * Fails: allocation failures make a lookup return NULL or an answer
- * UPESI_DNS_ERROR; c-ares errors are logged once per channel.
+ * UPESI_DNS_ERROR; c-ares errors are logged.
+ *
+ * One file over the usual size: queries, entries, requests and sessions
+ * share their lists, and the rules of who frees what are easier to check
+ * with all of them in view.
  */
 #include <arpa/inet.h>
 #include <ares.h>
@@ -540,14 +544,16 @@ static dns_channel *channel_new(const up_dns_settings *st)
     dl_init(&ch->link);
     double ms = st->timeout > 0 ? st->timeout * 1000 : 5000;
     ch->timeout_ms = ms < 1 ? 1 : (uint64_t)ms;
-    /* three tries, the second at a third of the deadline (c-ares doubles
-     * the wait each round); the deadline itself is ours */
+    /* two tries: the second at a third of the deadline, waiting twice as
+     * long (c-ares doubles each round), so c-ares gives up about when our
+     * own deadline answers TIMEOUT.  Fewer retransmissions keep a silent
+     * server with thousands of lookups from costing bursts of sends. */
     struct ares_options o;
     memset(&o, 0, sizeof o);
     o.sock_state_cb = sock_state;
     o.sock_state_cb_data = ch;
     o.timeout = (int)(ch->timeout_ms / 3 ? ch->timeout_ms / 3 : 1);
-    o.tries = 3;
+    o.tries = 2;
     int rc = ares_init_options(&ch->ares, &o, ARES_OPT_SOCK_STATE_CB |
                                                   ARES_OPT_TIMEOUTMS |
                                                   ARES_OPT_TRIES);
@@ -690,7 +696,8 @@ upesi_dns_query *up_dns_lookup(void *session, int type, const char *name,
         return NULL;
     up_stats_add("Upesi.DNS.Lookups", 1);
     uint32_t hash = entry_hash(type, norm);
-    dns_entry *e = entry_find(type, norm, hash);
+    /* no cache: every lookup is its own query, none shared */
+    dns_entry *e = R.cache_size ? entry_find(type, norm, hash) : NULL;
     if (e && e->result) {
         uint64_t now = uv_now(R.loop);
         if (e->expires > now) {

@@ -28,7 +28,8 @@ typedef struct up_dns_settings {
     const char *servers;        /* c-ares CSV ("127.0.0.1:5353,[::1]:53"),
                                    NULL = /etc/resolv.conf               */
     double timeout;             /* seconds a lookup may take            */
-    size_t cache_size;          /* answers kept; 0 = no cache           */
+    size_t cache_size;          /* answers kept; 0 = no cache, and no
+                                   sharing of identical lookups in flight */
 } up_dns_settings;
 
 /* Start the resolver on loop.  0, or -1 (logged). */

@@ -309,9 +309,12 @@ static int walk_answers(wire w, unsigned an, int type, char **chain,
         if (!collect && r.type == T_CNAME && type != T_CNAME) {
             char *target;
             size_t used;
-            if (expand_name(&w, r.rdata, &target, &used) != 0 ||
-                used > r.rdlen)
+            if (expand_name(&w, r.rdata, &target, &used) != 0)
                 return -1;
+            if (used > r.rdlen) {
+                ares_free_string(target);
+                return -1;
+            }
             if (*ttl > r.ttl)
                 *ttl = r.ttl;
             if (!in_chain(chain, *nchain, target) && *nchain < MAX_CHAIN) {

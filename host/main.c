@@ -20,6 +20,7 @@
 #include "log.h"
 #include "plugin_loader.h"
 #include "stats.h"
+#include "tls.h"
 #include "version.h"
 #include "worker.h"
 
@@ -37,7 +38,9 @@ static void usage(FILE *out)
             "       upesi [-c DIR] stat [PREFIX]  show statistics\n"
             "       upesi [-c DIR] plugins        list the plugin chain\n"
             "       upesi [-c DIR] COMMAND ...    other control commands\n"
-            "  -c DIR  configuration directory (default: %s)\n",
+            "  -c DIR  configuration directory (default: %s)\n"
+            "  -o KEY=VALUE  an smtp.ini setting that overrides the file's\n"
+            "          (may repeat; kept across reloads)\n",
             UPESI_CONF_DIR);
 }
 
@@ -89,10 +92,13 @@ int main(int argc, char **argv)
     int check_only = 0, opt;
     if (access("conf/smtp.ini", F_OK) != 0)
         conf_dir = UPESI_CONF_DIR;
-    while ((opt = getopt(argc, argv, "+c:thV")) != -1) {
+    while ((opt = getopt(argc, argv, "+c:o:thV")) != -1) {
         switch (opt) {
         case 'c':
             conf_dir = optarg;
+            break;
+        case 'o':
+            up_config_override(optarg);
             break;
         case 't':
             check_only = 1;
@@ -133,5 +139,6 @@ int main(int argc, char **argv)
     }
     up_config_unref(cfg);
     up_plugin_unload_all();
+    up_tls_cleanup();
     return rc;
 }

@@ -12,9 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "message.h"
+
+/* A removed header field: data bytes that reads skip. */
+struct up_message_hole {
+    uint64_t off, len;
+};
 
 /* Data beyond this spills to disk. */
 #define UP_MESSAGE_MEM_MAX (128 * 1024)
@@ -26,8 +32,12 @@ void up_message_init(up_message *m, const char *spill_dir)
     m->spill_dir = spill_dir;
 }
 
+static void fields_drop(up_message *m);
+
 void up_message_free(up_message *m)
 {
+    fields_drop(m);
+    free(m->holes);
     free(m->head);
     free(m->mem);
     if (m->fd >= 0)
@@ -122,6 +132,7 @@ int up_message_prepend_header(up_message *m, const char *name,
     if (line == NULL)
         return -ENOMEM;
     snprintf(line, len + 1, "%s: %s\r\n", name, value);
+    fields_drop(m);
     int rc = head_insert(m, m->head_len, line, len);
     free(line);
     return rc;
@@ -129,12 +140,29 @@ int up_message_prepend_header(up_message *m, const char *name,
 
 int up_message_set_received(up_message *m, const char *text)
 {
+    fields_drop(m);
     return head_insert(m, 0, text, strlen(text));
 }
 
 off_t up_message_size(const up_message *m)
 {
-    return (off_t)(m->head_len + m->data_len);
+    return (off_t)(m->head_len + m->data_len - m->holes_len);
+}
+
+/* Physical data bytes, holes included. */
+static ssize_t data_pread(const up_message *m, uint64_t off, char *out,
+                          size_t len)
+{
+    if (off >= m->data_len)
+        return 0;
+    if (len > m->data_len - off)
+        len = (size_t)(m->data_len - off);
+    if (m->fd < 0) {
+        memcpy(out, m->mem + off, len);
+        return (ssize_t)len;
+    }
+    ssize_t n = pread(m->fd, out, len, (off_t)off);
+    return n < 0 ? -errno : n;
 }
 
 ssize_t up_message_read(up_message *m, off_t off, void *buf, size_t len)
@@ -151,20 +179,246 @@ ssize_t up_message_read(up_message *m, off_t off, void *buf, size_t len)
         done = n;
         off += (off_t)n;
     }
-    if (done == len)
-        return (ssize_t)done;
-    uint64_t doff = (uint64_t)off - m->head_len;
-    if (doff >= m->data_len)
-        return (ssize_t)done;
-    size_t want = len - done;
-    if (want > m->data_len - doff)
-        want = (size_t)(m->data_len - doff);
-    if (m->fd < 0) {
-        memcpy(out + done, m->mem + doff, want);
-        return (ssize_t)(done + want);
+    /* map the logical data offset past the holes before it */
+    uint64_t phys = (uint64_t)off - m->head_len;
+    size_t h = 0;
+    while (h < m->n_holes && m->holes[h].off <= phys)
+        phys += m->holes[h++].len;
+    while (done < len && phys < m->data_len) {
+        uint64_t stop = h < m->n_holes ? m->holes[h].off : m->data_len;
+        size_t want = len - done;
+        if (want > stop - phys)
+            want = (size_t)(stop - phys);
+        ssize_t n = data_pread(m, phys, out + done, want);
+        if (n < 0)
+            return done ? (ssize_t)done : n;
+        if (n == 0)
+            break;
+        done += (size_t)n;
+        phys += (uint64_t)n;
+        if (phys == stop && h < m->n_holes)
+            phys += m->holes[h++].len;
     }
-    ssize_t n = pread(m->fd, out + done, want, (off_t)doff);
-    if (n < 0)
-        return done ? (ssize_t)done : -errno;
-    return (ssize_t)done + n;
+    return (ssize_t)done;
+}
+
+/* -- header fields ------------------------------------------------------
+ * The fields are the prepended block's lines and the data's header
+ * section (up to the first empty line, or a line that is no field).  Each
+ * is indexed once with where it lives, so that a removal can cut it from
+ * the block or punch a hole over it in the data. */
+
+/* The data's header section is read at most this far. */
+#define UP_MESSAGE_HEADERS_MAX (1024 * 1024)
+
+typedef struct up_field {
+    char *name;
+    char *value;               /* unfolded                               */
+    char *line;                /* "Name: value" (name NULL lookups)      */
+    int in_data;               /* 0: the prepended block                 */
+    uint64_t off, len;         /* bytes, line end included               */
+} up_field;
+
+struct up_message_fields {
+    up_field *v;
+    size_t n, cap;
+};
+
+static void fields_drop(up_message *m)
+{
+    struct up_message_fields *f = m->fields;
+    if (f == NULL)
+        return;
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->v[i].name);
+        free(f->v[i].value);
+        free(f->v[i].line);
+    }
+    free(f->v);
+    free(f);
+    m->fields = NULL;
+}
+
+static int in_hole(const up_message *m, uint64_t off)
+{
+    for (size_t i = 0; i < m->n_holes; i++)
+        if (off >= m->holes[i].off && off < m->holes[i].off + m->holes[i].len)
+            return 1;
+    return 0;
+}
+
+/* Index the fields of text[0..len) (base: where text starts).  Returns the
+ * bytes consumed, or -1 out of memory. */
+static long fields_scan(up_message *m, struct up_message_fields *f,
+                        const char *text, size_t len, int in_data)
+{
+    size_t pos = 0;
+    while (pos < len) {
+        const char *line = text + pos;
+        if (line[0] == '\r' || line[0] == '\n' || line[0] == ' ' ||
+            line[0] == '\t')
+            break;                      /* the empty line, or stray fold */
+        const char *colon = memchr(line, ':', len - pos);
+        const char *eol = memchr(line, '\n', len - pos);
+        if (colon == NULL || eol == NULL || colon > eol)
+            break;                      /* no field (or cut off): body    */
+        size_t name_len = (size_t)(colon - line);
+        while (name_len && (line[name_len - 1] == ' ' ||
+                            line[name_len - 1] == '\t'))
+            name_len--;
+        if (name_len == 0)
+            break;
+        /* the field ends at the first line end not followed by WSP */
+        size_t end = (size_t)(eol - text) + 1;
+        while (end < len && (text[end] == ' ' || text[end] == '\t')) {
+            const char *next = memchr(text + end, '\n', len - end);
+            if (next == NULL)
+                break;
+            end = (size_t)(next - text) + 1;
+        }
+        if (!in_data || !in_hole(m, pos)) {
+            if (f->n == f->cap) {
+                size_t cap = f->cap ? f->cap * 2 : 16;
+                up_field *grown = realloc(f->v, cap * sizeof *grown);
+                if (grown == NULL)
+                    return -1;
+                f->v = grown;
+                f->cap = cap;
+            }
+            up_field *fl = &f->v[f->n];
+            memset(fl, 0, sizeof *fl);
+            fl->in_data = in_data;
+            fl->off = pos;
+            fl->len = end - pos;
+            fl->name = strndup(line, name_len);
+            /* unfold: drop CR and LF, keep the folding white space */
+            const char *v = colon + 1;
+            size_t vlen = (size_t)(text + end - v);
+            fl->value = malloc(vlen + 1);
+            if (fl->name == NULL || fl->value == NULL) {
+                free(fl->name);
+                free(fl->value);
+                return -1;
+            }
+            size_t o = 0;
+            for (size_t i = 0; i < vlen; i++)
+                if (v[i] != '\r' && v[i] != '\n')
+                    fl->value[o++] = v[i];
+            fl->value[o] = '\0';
+            size_t lead = strspn(fl->value, " \t");
+            memmove(fl->value, fl->value + lead, o - lead + 1);
+            o -= lead;
+            while (o && (fl->value[o - 1] == ' ' || fl->value[o - 1] == '\t'))
+                fl->value[--o] = '\0';
+            f->n++;
+        }
+        pos = end;
+    }
+    return (long)pos;
+}
+
+static int fields_build(up_message *m)
+{
+    if (m->fields)
+        return 0;
+    struct up_message_fields *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -ENOMEM;
+    m->fields = f;
+    if (m->head_len && fields_scan(m, f, m->head, m->head_len, 0) < 0)
+        goto oom;
+    /* the data's section, physical bytes: removed fields are skipped by
+     * in_hole, so offsets stay those of the data */
+    size_t want = m->data_len < UP_MESSAGE_HEADERS_MAX
+                      ? (size_t)m->data_len : UP_MESSAGE_HEADERS_MAX;
+    if (want) {
+        char *buf = malloc(want + 1);
+        if (buf == NULL)
+            goto oom;
+        ssize_t n = data_pread(m, 0, buf, want);
+        if (n < 0) {
+            free(buf);
+            fields_drop(m);
+            return (int)n;
+        }
+        buf[n] = '\0';
+        long rc = fields_scan(m, f, buf, (size_t)n, 1);
+        free(buf);
+        if (rc < 0)
+            goto oom;
+    }
+    return 0;
+oom:
+    fields_drop(m);
+    return -ENOMEM;
+}
+
+const char *up_message_header_get(up_message *m, const char *name,
+                                  size_t index)
+{
+    if (fields_build(m) != 0)
+        return NULL;
+    struct up_message_fields *f = m->fields;
+    for (size_t i = 0; i < f->n; i++) {
+        up_field *fl = &f->v[i];
+        if (name && strcasecmp(fl->name, name) != 0)
+            continue;
+        if (index-- > 0)
+            continue;
+        if (name)
+            return fl->value;
+        if (fl->line == NULL &&
+            asprintf(&fl->line, "%s: %s", fl->name, fl->value) < 0) {
+            fl->line = NULL;
+            return NULL;
+        }
+        return fl->line;
+    }
+    return NULL;
+}
+
+static int hole_add(up_message *m, uint64_t off, uint64_t len)
+{
+    struct up_message_hole *grown =
+        realloc(m->holes, (m->n_holes + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -ENOMEM;
+    m->holes = grown;
+    size_t at = m->n_holes;
+    while (at > 0 && m->holes[at - 1].off > off) {
+        m->holes[at] = m->holes[at - 1];
+        at--;
+    }
+    m->holes[at] = (struct up_message_hole){ off, len };
+    m->n_holes++;
+    m->holes_len += len;
+    return 0;
+}
+
+int up_message_header_remove(up_message *m, const char *name)
+{
+    int rc = fields_build(m);
+    if (rc != 0)
+        return rc;
+    struct up_message_fields *f = m->fields;
+    int removed = 0;
+    /* last first: cutting from the block keeps earlier offsets valid */
+    for (size_t i = f->n; i-- > 0;) {
+        up_field *fl = &f->v[i];
+        if (strcasecmp(fl->name, name) != 0)
+            continue;
+        if (fl->in_data) {
+            if (hole_add(m, fl->off, fl->len) != 0) {
+                fields_drop(m);
+                return removed ? removed : -ENOMEM;
+            }
+        } else {
+            memmove(m->head + fl->off, m->head + fl->off + fl->len,
+                    m->head_len - fl->off - fl->len + 1);
+            m->head_len -= fl->len;
+        }
+        removed++;
+    }
+    fields_drop(m);
+    return removed;
 }

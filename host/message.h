@@ -24,6 +24,13 @@ typedef struct up_message {
     uint64_t data_len;       /* bytes of data                          */
     const char *spill_dir;
     int error;               /* first errno, sticky                    */
+    /* header fields removed from the data: byte ranges of the data that
+     * reads skip (sorted, disjoint; see up_message_header_remove) */
+    struct up_message_hole *holes;
+    size_t n_holes;
+    uint64_t holes_len;
+    /* the parsed header fields, built on demand, dropped on any change */
+    struct up_message_fields *fields;
 } up_message;
 
 void up_message_init(up_message *m, const char *spill_dir);
@@ -34,6 +41,14 @@ int up_message_prepend_header(up_message *m, const char *name,
 /* the Received header goes first: it is put in front of the block */
 int up_message_set_received(up_message *m, const char *text);
 off_t up_message_size(const up_message *m);
+/* The index'th header field named name (case-insensitive), unfolded; name
+ * NULL: the index'th field of any name as "Name: value".  Looks at the
+ * prepended block, then the data's header section.  The string lives until
+ * the next change to the headers or the end of the transaction. */
+const char *up_message_header_get(up_message *m, const char *name,
+                                  size_t index);
+/* Remove every field named name: returns how many, or a negative errno. */
+int up_message_header_remove(up_message *m, const char *name);
 ssize_t up_message_read(up_message *m, off_t off, void *buf, size_t len);
 
 #endif

@@ -24,10 +24,22 @@ static void on_connection(uv_stream_t *listener, int status)
         up_log(NULL, UPESI_LOG_WARNING, "accept: %s", uv_strerror(status));
         return;
     }
-    up_session_accept(srv, listener);
+    up_session_accept(srv, listener, 0);
 }
 
-static int bind_one(up_server *srv, uv_tcp_t *tcp, const up_listen_addr *la)
+/* an smtps_listen address: the handshake comes before the greeting */
+static void on_connection_tls(uv_stream_t *listener, int status)
+{
+    up_server *srv = listener->data;
+    if (status < 0) {
+        up_log(NULL, UPESI_LOG_WARNING, "accept: %s", uv_strerror(status));
+        return;
+    }
+    up_session_accept(srv, listener, 1);
+}
+
+static int bind_one(up_server *srv, uv_tcp_t *tcp, const up_listen_addr *la,
+                    uv_connection_cb on_accept)
 {
     int rc = uv_tcp_init_ex(srv->loop, tcp, la->addr.ss_family);
     if (rc == 0) {
@@ -41,13 +53,14 @@ static int bind_one(up_server *srv, uv_tcp_t *tcp, const up_listen_addr *la)
                                                          : 0);
     }
     if (rc == 0)
-        rc = uv_listen((uv_stream_t *)tcp, 1024, on_connection);
+        rc = uv_listen((uv_stream_t *)tcp, 1024, on_accept);
     if (rc != 0) {
         up_log(NULL, UPESI_LOG_ERR, "cannot listen on %s: %s", la->text,
                uv_strerror(rc));
         return -1;
     }
-    up_log(NULL, UPESI_LOG_INFO, "listening on %s", la->text);
+    up_log(NULL, UPESI_LOG_INFO, "listening on %s%s", la->text,
+           on_accept == on_connection_tls ? " (implicit TLS)" : "");
     return 0;
 }
 
@@ -55,12 +68,20 @@ int up_server_listen(up_server *srv, uv_loop_t *loop, up_config *cfg)
 {
     srv->loop = loop;
     srv->config = up_config_ref(cfg);
-    srv->listeners = calloc(cfg->n_listen, sizeof *srv->listeners);
+    srv->listeners = calloc(cfg->n_listen + cfg->n_smtps_listen,
+                            sizeof *srv->listeners);
     if (srv->listeners == NULL)
         return -1;
     up_the_server = srv;
     for (size_t i = 0; i < cfg->n_listen; i++) {
-        if (bind_one(srv, &srv->listeners[i], &cfg->listen[i]) != 0)
+        if (bind_one(srv, &srv->listeners[i], &cfg->listen[i],
+                     on_connection) != 0)
+            return -1;
+        srv->n_listeners++;
+    }
+    for (size_t i = 0; i < cfg->n_smtps_listen; i++) {
+        if (bind_one(srv, &srv->listeners[srv->n_listeners],
+                     &cfg->smtps_listen[i], on_connection_tls) != 0)
             return -1;
         srv->n_listeners++;
     }
@@ -72,9 +93,13 @@ void up_server_reload(up_server *srv, up_config *cfg)
     int same = cfg->n_listen == srv->config->n_listen;
     for (size_t i = 0; same && i < cfg->n_listen; i++)
         same = !strcmp(cfg->listen[i].text, srv->config->listen[i].text);
+    same = same && cfg->n_smtps_listen == srv->config->n_smtps_listen;
+    for (size_t i = 0; same && i < cfg->n_smtps_listen; i++)
+        same = !strcmp(cfg->smtps_listen[i].text,
+                       srv->config->smtps_listen[i].text);
     if (!same)
-        up_log(NULL, UPESI_LOG_WARNING, "listen changed: the new addresses "
-               "take effect at the next restart");
+        up_log(NULL, UPESI_LOG_WARNING, "listen or smtps_listen changed: "
+               "the new addresses take effect at the next restart");
     up_config_unref(srv->config);
     srv->config = up_config_ref(cfg);
 }

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "session.h"
 #include "stats.h"
+#include "tls.h"
 #include "version.h"
 
 
@@ -48,6 +49,8 @@ static void session_close(up_session *s, const char *why);
 static void session_flush(up_session *s);
 static void txn_reset(up_session *s);
 static void read_resume(up_session *s);
+static void tls_flush(up_session *s);
+static void tls_pump(up_session *s);
 
 /* ---------------------------------------------------------------------- */
 /* small helpers                                                           */
@@ -171,6 +174,7 @@ static void on_close(uv_handle_t *handle)
     free(s->stash);
     free(s->out);
     free(s->reject_text);
+    up_tls_free(s->tls);
     up_config_unref(s->cfg);
     free(s);
 }
@@ -208,41 +212,50 @@ static void on_write(uv_write_t *req, int status)
         read_resume(s);
 }
 
-static void session_flush(up_session *s)
+/* Write bytes as they are: replies in plain text, or TLS records. */
+static void send_raw(up_session *s, const char *data, size_t len)
 {
-    if (s->out_len == 0)
-        return;
-    uv_buf_t buf = uv_buf_init(s->out, (unsigned)s->out_len);
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
     int n = s->writes_in_flight ? 0 : uv_try_write((uv_stream_t *)&s->tcp,
                                                    &buf, 1);
     if (n < 0 && n != UV_EAGAIN) {
-        s->out_len = 0;
         if (s->state != UP_ST_CLOSING)
             session_close(s, uv_strerror(n));
         return;
     }
     size_t done = n > 0 ? (size_t)n : 0;
-    if (done < s->out_len) {
-        size_t rest = s->out_len - done;
+    if (done < len) {
+        size_t rest = len - done;
         write_req *w = malloc(sizeof *w + rest);
         if (w == NULL) {
-            s->out_len = 0;
             session_close(s, "out of memory");
             return;
         }
-        memcpy(w->data, s->out + done, rest);
+        memcpy(w->data, data + done, rest);
         w->session = s;
         buf = uv_buf_init(w->data, (unsigned)rest);
         if (uv_write(&w->req, (uv_stream_t *)&s->tcp, &buf, 1, on_write)) {
             free(w);
-            s->out_len = 0;
             if (s->state != UP_ST_CLOSING)
                 session_close(s, "write failed");
             return;
         }
         s->writes_in_flight++;
     }
-    s->out_len = 0;
+}
+
+static void session_flush(up_session *s)
+{
+    if (s->tls) {
+        tls_flush(s);
+        return;
+    }
+    if (s->out_len == 0)
+        return;
+    size_t len = s->out_len;
+    s->out_len = 0;             /* before: a failed write closes, and
+                                   session_close flushes again */
+    send_raw(s, s->out, len);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -267,14 +280,16 @@ static void on_idle_timeout(uv_timer_t *timer)
 
 static void arm_idle_timer(up_session *s)
 {
-    if (s->state != UP_ST_CLOSING)
+    /* a handshake has its own deadline, which input does not extend */
+    if (s->state != UP_ST_CLOSING && s->state != UP_ST_TLS_HANDSHAKE)
         uv_timer_start(&s->timer, on_idle_timeout, timeout_ms(s), 0);
 }
 
 /* Give input to the line reader; what does not fit waits in the stash. */
 static void session_input(up_session *s, const char *buf, size_t len)
 {
-    while (len > 0 && s->state != UP_ST_CLOSING) {
+    while (len > 0 && s->state != UP_ST_CLOSING &&
+           s->state != UP_ST_TLS_HANDSHAKE) {
         long n = up_lines_feed(&s->lines, buf, len);
         if (n < 0) {
             reply_fmt(s, 421, "4.3.0", "%s Error: out of memory",
@@ -290,6 +305,12 @@ static void session_input(up_session *s, const char *buf, size_t len)
         up_lines_pending(&s->lines, &after);
         if (n == 0 && after == before)
             break;              /* no room and no progress: wait */
+    }
+    if (len > 0 && s->state == UP_ST_TLS_HANDSHAKE) {
+        /* sent with STARTTLS, before the handshake: CVE-2011-0411 */
+        up_log(s->id, UPESI_LOG_NOTICE, "discarded %zu bytes sent after "
+               "STARTTLS in plain text", len);
+        return;
     }
     if (len > 0 && s->state != UP_ST_CLOSING) {
         char *stash = malloc(len);
@@ -308,6 +329,21 @@ static void session_input(up_session *s, const char *buf, size_t len)
     }
 }
 
+/* Input in plain text, as the client sent it or as TLS decrypted it. */
+static void session_received(up_session *s, const char *buf, size_t len)
+{
+    if (!s->greeted && !s->info.early_talker) {
+        s->info.early_talker = 1;
+        up_notes_set(&s->conn_notes, "early_talker", "1");
+        up_stats_add("SMTP.Sessions.EarlyTalker", 1);
+        up_log(s->id, UPESI_LOG_NOTICE, "early talker: sent data before "
+               "the greeting");
+    }
+    if (s->greeted)             /* before it, the timer is the delay's */
+        arm_idle_timer(s);
+    session_input(s, buf, len);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     up_session *s = stream->data;
@@ -319,16 +355,17 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     up_stats_add("SMTP.Bytes.Received", nread);
-    if (!s->greeted && !s->info.early_talker) {
-        s->info.early_talker = 1;
-        up_notes_set(&s->conn_notes, "early_talker", "1");
-        up_stats_add("SMTP.Sessions.EarlyTalker", 1);
-        up_log(s->id, UPESI_LOG_NOTICE, "early talker: sent data before "
-               "the greeting");
+    if (s->tls) {               /* ciphertext: tls_pump decrypts it */
+        if (up_tls_feed(s->tls, buf->base, (size_t)nread) != 0) {
+            up_log(s->id, UPESI_LOG_NOTICE, "TLS: %s",
+                   up_tls_error(s->tls));
+            session_close(s, "TLS input overflow");
+            return;
+        }
+        tls_pump(s);
+    } else {
+        session_received(s, buf->base, (size_t)nread);
     }
-    if (s->greeted)             /* before it, the timer is the delay's */
-        arm_idle_timer(s);
-    session_input(s, buf->base, (size_t)nread);
     session_flush(s);
     if (s->reading && uv_stream_get_write_queue_size(stream) >
                           UP_MAX_PENDING_OUTPUT) {
@@ -346,6 +383,11 @@ static void read_resume(up_session *s)
         s->stash_len = 0;
         session_input(s, stash, len);
         free(stash);
+        if (s->stash)
+            return;
+    }
+    if (s->tls && s->state != UP_ST_CLOSING) {
+        tls_pump(s);            /* records buffered while we waited */
         if (s->stash)
             return;
     }
@@ -482,6 +524,7 @@ static void txn_clear(up_session *s)
     s->data_too_big = 0;
     up_message_free(&s->msg);
     up_notes_clear(&s->txn_notes);
+    up_actions_clear(&s->actions);
 }
 
 static void notify_done(up_session *s, upesi_verdict v, const up_reply *r)
@@ -561,6 +604,8 @@ static void on_connect_done(up_session *s, upesi_verdict v,
     send_greeting(s);
 }
 
+static void tls_begin(up_session *s);
+
 static void session_start(up_session *s)
 {
     struct sockaddr_storage ss;
@@ -603,11 +648,16 @@ static void session_start(up_session *s)
            s->info.remote_port);
     if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
         s->reading = 1;
+    if (s->implicit_tls) {      /* RFC 8314: the handshake comes first */
+        tls_begin(s);
+        return;
+    }
     arm_idle_timer(s);
     up_hook_run(s, UPESI_HOOK_CONNECT, on_connect_done);
 }
 
-void up_session_accept(up_server *srv, uv_stream_t *listener)
+void up_session_accept(up_server *srv, uv_stream_t *listener,
+                       int implicit_tls)
 {
     up_session *s = calloc(1, sizeof *s);
     if (s == NULL) {
@@ -617,6 +667,7 @@ void up_session_accept(up_server *srv, uv_stream_t *listener)
     s->server = srv;
     s->cfg = up_config_ref(srv->config);
     s->state = UP_ST_CONNECT;
+    s->implicit_tls = implicit_tls;
     snprintf(s->id, sizeof s->id, "%05X%05lX", (unsigned)getpid() & 0xFFFFF,
              ++srv->next_session & 0xFFFFF);
     up_message_init(&s->msg, s->cfg->spool_dir);
@@ -638,7 +689,8 @@ void up_session_accept(up_server *srv, uv_stream_t *listener)
         up_stats_add("SMTP.Sessions.Refused", 1);
         up_log(NULL, UPESI_LOG_NOTICE, "refused connection: max_sessions %d "
                "reached", s->cfg->max_sessions);
-        reply_fmt(s, 421, "4.7.0", "%s Too many sessions, try again later",
+        if (!implicit_tls)      /* a TLS client cannot read plain text */
+            reply_fmt(s, 421, "4.7.0", "%s Too many sessions, try again later",
                   s->cfg->hostname);
         s->state = UP_ST_CLOSING;
         session_flush(s);
@@ -682,6 +734,164 @@ static void session_close(up_session *s, const char *why)
 }
 
 /* ---------------------------------------------------------------------- */
+/* TLS (RFC 3207 STARTTLS, RFC 8314 implicit TLS)                          */
+
+/* Encrypt the queued replies and send every record wolfSSL produced.  No
+ * plain text is ever sent once s->tls exists: replies queued before the
+ * handshake ends (there should be none) are dropped. */
+static void tls_flush(up_session *s)
+{
+    if (s->out_len) {
+        size_t len = s->out_len;
+        s->out_len = 0;
+        if (up_tls_established(s->tls) &&
+            up_tls_write(s->tls, s->out, len) != 0 &&
+            s->state != UP_ST_CLOSING) {
+            up_log(s->id, UPESI_LOG_NOTICE, "TLS: %s", up_tls_error(s->tls));
+            session_close(s, "TLS write failed");
+        }
+    }
+    if (s->state == UP_ST_CLOSING)
+        up_tls_close_notify(s->tls);
+    size_t len;
+    char *records = up_tls_take_output(s->tls, &len);
+    if (len)
+        send_raw(s, records, len);
+    free(records);
+}
+
+static void on_tls_handshake_timeout(uv_timer_t *timer)
+{
+    up_session *s = timer->data;
+    up_stats_add("SMTP.Sessions.TLSFailed", 1);
+    up_log(s->id, UPESI_LOG_NOTICE, "TLS handshake failed: not done within "
+           "%gs (tls_handshake_timeout)", s->cfg->tls_handshake_timeout);
+    session_close(s, "TLS handshake timeout");
+}
+
+/* After the 220 to STARTTLS, or on accept on an smtps_listen address. */
+static void tls_begin(up_session *s)
+{
+    if (s->cfg->tls == NULL) {  /* a reload took tls_cert away */
+        up_log(s->id, UPESI_LOG_ERR, "implicit TLS connection, but this "
+               "configuration has no tls_cert");
+        session_close(s, "no TLS configured");
+        return;
+    }
+    s->tls = up_tls_new(s->cfg->tls);
+    if (s->tls == NULL) {
+        session_close(s, "out of memory");
+        return;
+    }
+    s->state = UP_ST_TLS_HANDSHAKE;
+    uv_timer_start(&s->timer, on_tls_handshake_timeout,
+                   (uint64_t)(s->cfg->tls_handshake_timeout * 1000), 0);
+}
+
+/* The handshake is done: tell plugins, and start over (RFC 3207 4.2:
+ * forget what the client said in plain text) or, on an smtps_listen
+ * address, start the session. */
+static void tls_established(up_session *s)
+{
+    char note[160];
+    s->info.tls = 1;
+    s->info.tls_version = up_tls_version(s->tls);
+    s->info.tls_cipher = up_tls_cipher(s->tls);
+    snprintf(note, sizeof note, "%s %s", s->info.tls_version,
+             s->info.tls_cipher);
+    up_notes_set(&s->conn_notes, "tls", note);
+    up_stats_add("SMTP.Sessions.TLS", 1);
+    up_log(s->id, UPESI_LOG_INFO, "TLS established: %s with cipher %s",
+           s->info.tls_version, s->info.tls_cipher);
+    if (s->implicit_tls && !s->greeted) {
+        s->state = UP_ST_CONNECT;
+        arm_idle_timer(s);
+        up_hook_run(s, UPESI_HOOK_CONNECT, on_connect_done);
+        return;
+    }
+    txn_reset(s);
+    free(s->helo);
+    s->helo = NULL;
+    s->info.helo = NULL;
+    s->info.esmtp = 0;
+    s->state = UP_ST_COMMAND;
+    arm_idle_timer(s);
+}
+
+/* Drive the handshake, then decrypt what is buffered into the line reader
+ * until it is used up or the line reader is full (the rest waits, as
+ * plain text waits in the stash). */
+static void tls_pump(up_session *s)
+{
+    if (s->tls_pumping || s->state == UP_ST_CLOSING)
+        return;
+    s->tls_pumping = 1;
+    if (!up_tls_established(s->tls)) {
+        int rc = up_tls_handshake(s->tls);
+        if (rc < 0) {
+            up_stats_add("SMTP.Sessions.TLSFailed", 1);
+            up_log(s->id, UPESI_LOG_NOTICE, "TLS %s",
+                   up_tls_error(s->tls));
+            session_close(s, "TLS handshake failed");
+        } else if (rc > 0) {
+            tls_established(s);
+        }
+    }
+    char buf[16384];
+    while (up_tls_established(s->tls) && s->state != UP_ST_CLOSING &&
+           s->stash == NULL) {
+        long n = up_tls_read(s->tls, buf, sizeof buf);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            if (n != UP_TLS_CLOSED)
+                up_log(s->id, UPESI_LOG_NOTICE, "%s", up_tls_error(s->tls));
+            session_close(s, n == UP_TLS_CLOSED ? "client closed TLS" :
+                                                  "TLS error");
+            break;
+        }
+        session_received(s, buf, (size_t)n);
+    }
+    s->tls_pumping = 0;
+}
+
+static void cmd_starttls(up_session *s)
+{
+    if (s->tls) {
+        up_session_reply(s, 503, "5.5.1", "Error: TLS already active");
+        return;
+    }
+    if (s->cfg->tls == NULL) {
+        up_session_reply(s, 502, "5.5.1", "Error: STARTTLS not implemented");
+        return;
+    }
+    if (*s->cmd.arg) {
+        up_session_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+        return;
+    }
+    if (s->have_mail) {
+        up_session_reply(s, 503, "5.5.1", "Error: MAIL transaction in "
+                         "progress");
+        return;
+    }
+    up_session_reply(s, 220, "2.0.0", "Ready to start TLS");
+    session_flush(s);           /* the last plain text we send */
+    /* CVE-2011-0411: what the client sent after STARTTLS, before the
+     * handshake, is dropped; session_input drops the rest of this read */
+    size_t pending;
+    up_lines_pending(&s->lines, &pending);
+    if (pending || s->stash_len)
+        up_log(s->id, UPESI_LOG_NOTICE, "discarded %zu bytes sent after "
+               "STARTTLS in plain text", pending + s->stash_len);
+    up_lines_discard(&s->lines);
+    free(s->stash);
+    s->stash = NULL;
+    s->stash_len = 0;
+    if (s->state != UP_ST_CLOSING)
+        tls_begin(s);
+}
+
+/* ---------------------------------------------------------------------- */
 /* commands                                                                */
 
 static void ehlo_reply(up_session *s)
@@ -702,6 +912,8 @@ static void ehlo_reply(up_session *s)
         n += snprintf(text + n, sizeof text - (size_t)n, "\nSIZE");
     if (s->cfg->vrfy)
         n += snprintf(text + n, sizeof text - (size_t)n, "\nVRFY");
+    if (s->cfg->tls && !s->tls)
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nSTARTTLS");
     snprintf(text + n, sizeof text - (size_t)n,
              "\n8BITMIME\nENHANCEDSTATUSCODES");
     up_session_reply(s, 250, NULL, text);
@@ -810,6 +1022,11 @@ static void cmd_mail(up_session *s)
 {
     if (s->helo == NULL) {
         up_session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->cfg->require_tls && !s->info.tls) {
+        up_session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command "
+                         "first");
         return;
     }
     if (s->have_mail) {
@@ -969,6 +1186,29 @@ static void on_queue_done(up_session *s, upesi_verdict v, const up_reply *r)
     session_continue(s);
 }
 
+/* The message actions' files are written (host/actions.c): deliver,
+ * or answer for a message that is not delivered. */
+static void on_actions_done(up_session *s, int err)
+{
+    s->busy = 0;
+    if (err) {
+        int full = err == ENOSPC || err == EDQUOT;
+        up_session_reply(s, full ? 452 : 451, full ? "4.3.1" : "4.3.0",
+                         full ? "Insufficient system storage" :
+                                "Error: local error in processing");
+        message_done(s, 0);
+    } else if (s->actions.disposition == UP_DISP_DELIVER) {
+        up_hook_run(s, UPESI_HOOK_QUEUE, on_queue_done);
+        return;
+    } else {
+        char text[128];
+        snprintf(text, sizeof text, "Ok: queued as %s", s->queue_id);
+        up_session_reply(s, 250, "2.0.0", text);
+        message_done(s, 1);
+    }
+    session_continue(s);
+}
+
 static void on_data_post_done(up_session *s, upesi_verdict v,
                               const up_reply *r)
 {
@@ -978,7 +1218,17 @@ static void on_data_post_done(up_session *s, upesi_verdict v,
         session_continue(s);
         return;
     }
-    up_hook_run(s, UPESI_HOOK_QUEUE, on_queue_done);
+    if (s->actions.disposition == UP_DISP_REJECT) {
+        up_reply reject = { 550, "5.7.1", s->actions.reason,
+                            s->actions.by };
+        reply_denial(s, UPESI_HOOK_DATA_POST, UPESI_DENY, &reject,
+                     "message");
+        message_done(s, 0);
+        session_continue(s);
+        return;
+    }
+    s->busy = 1;                /* until the actions' files are written */
+    up_actions_run(s, on_actions_done);
 }
 
 static void data_end(up_session *s)
@@ -1146,7 +1396,10 @@ static void handle_command(up_session *s, up_line *line)
         up_session_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT "
                          "DATA RSET NOOP QUIT VRFY HELP");
         break;
-    default: /* known, not offered: EXPN, STARTTLS, AUTH, BDAT */
+    case UP_VERB_STARTTLS:
+        cmd_starttls(s);
+        break;
+    default: /* known, not offered: EXPN, AUTH, BDAT */
         reply_fmt(s, 502, "5.5.1", "Error: %s not implemented",
                   up_verb_name(s->cmd.verb));
         break;
@@ -1155,7 +1408,8 @@ static void handle_command(up_session *s, up_line *line)
 
 static void session_process(up_session *s)
 {
-    while (s->state != UP_ST_CLOSING && !s->busy && s->greeted) {
+    while (s->state != UP_ST_CLOSING && s->state != UP_ST_TLS_HANDSHAKE &&
+           !s->busy && s->greeted) {
         if (s->state == UP_ST_DATA) {
             size_t len, used = 0;
             const char *p = up_lines_pending(&s->lines, &len);

@@ -9,6 +9,7 @@
 #include <uv.h>
 #include <stdint.h>
 
+#include "actions.h"
 #include "config.h"
 #include "data_reader.h"
 #include "lines.h"
@@ -21,6 +22,7 @@ typedef enum up_session_state {
     UP_ST_CONNECT,              /* connect hook / greeting delay           */
     UP_ST_COMMAND,              /* reading commands                        */
     UP_ST_DATA,                 /* reading message data                    */
+    UP_ST_TLS_HANDSHAKE,        /* after STARTTLS or on smtps_listen       */
     UP_ST_CLOSING
 } up_session_state;
 
@@ -68,6 +70,7 @@ struct up_session {
     up_message msg;
     up_data_reader data;
     int data_too_big;
+    up_actions actions;         /* message actions asked for at data_post */
 
     /* a connect-time DENY, carried out at every MAIL (Domino style) */
     int reject_code;
@@ -96,10 +99,17 @@ struct up_session {
     size_t out_len, out_cap;
     int writes_in_flight;
     int close_after_write;
+
+    /* TLS: tls.c speaks the protocol; session.c feeds it what on_read got
+     * and writes what it produced */
+    struct up_tls *tls;         /* NULL in plain text                      */
+    int implicit_tls;           /* accepted on an smtps_listen address     */
+    int tls_pumping;            /* decrypting: no nested pump              */
 };
 
 /* Accept one connection from a listener. */
-void up_session_accept(up_server *srv, uv_stream_t *listener);
+void up_session_accept(up_server *srv, uv_stream_t *listener,
+                       int implicit_tls);
 
 /* Queue a reply.  text may hold '\n' for a multi-line reply; enhanced may
  * be NULL.  Counts towards error_limit when code >= 400 and counts is set. */

@@ -216,6 +216,27 @@ typedef enum upesi_action {
     UPESI_ACTION_TAG             /* arg: "Name: value", a header added      */
 } upesi_action;
 
+/* -- plugin I/O on the worker's loop (ABI 1.1) ---------------------------- */
+
+/* Events for fd_watch: what to wait for, and what fn is told happened.
+ * UPESI_WATCH_ERROR is only ever passed to fn (a poll error: the plugin
+ * learns the details from the fd itself, getsockopt SO_ERROR or read). */
+#define UPESI_WATCH_READ  1
+#define UPESI_WATCH_WRITE 2
+#define UPESI_WATCH_ERROR 4
+
+/* A descriptor watched on the loop.  Valid from fd_watch until fd_unwatch. */
+typedef struct upesi_watch upesi_watch;
+typedef void (*upesi_watch_fn)(upesi_watch *watch, int events, void *arg);
+
+/* Runs in each worker process once its loop runs, before any session. */
+typedef void (*upesi_start_fn)(void *arg);
+
+/* A control-socket answer being written (see control_register). */
+typedef struct upesi_control upesi_control;
+typedef void (*upesi_control_fn)(const char *args, upesi_control *out,
+                                 void *arg);
+
 struct upesi_api {
     uint16_t abi_major;
     uint16_t abi_minor;
@@ -360,6 +381,59 @@ struct upesi_api {
      *    -ENOMEM.  COPY_TO of an address already in the envelope is 0. */
     int (*message_action)(upesi_call *call, upesi_action action,
                           const char *arg);
+
+    /* -- ABI 1.1: descriptor I/O on the worker's loop (uv_poll), so a
+     *    plugin can speak a protocol itself (queue_forward's SMTP client).
+     *    The plugin owns fd: it makes it non-blocking, reads and writes
+     *    it, and closes it after fd_unwatch.  fn runs on the loop with the
+     *    events that are ready (UPESI_WATCH_READ|WRITE, or
+     *    UPESI_WATCH_ERROR); it may call fd_watch_update or fd_unwatch on
+     *    its own watch.  Only in a worker (from a hook, a timer, a
+     *    worker-start callback): NULL before the loop runs, for a bad fd,
+     *    a descriptor already watched, or out of memory. */
+    upesi_watch *(*fd_watch)(int fd, int events, upesi_watch_fn fn,
+                             void *arg);
+    /* What to wait for from now on (0 = nothing, the watch stays).
+     * 0 or a negative errno. */
+    int (*fd_watch_update)(upesi_watch *watch, int events);
+    /* Stop watching and free the watch (fn never runs again); safe from
+     * inside fn.  The plugin closes fd after this, never before. */
+    void (*fd_unwatch)(upesi_watch *watch);
+    /* -- ABI 1.1: fn(arg) runs in every worker process once its loop
+     *    runs, before the first session: where a plugin starts background
+     *    work (timers, a queue runner).  init runs in the supervisor,
+     *    before the fork, where there is no loop.  Call from init.
+     *    0, or -ENOMEM. */
+    int (*on_worker_start)(upesi_start_fn fn, void *arg);
+    /* -- ABI 1.1: a command on the control socket (`upesi -c DIR
+     *    <command> [args]` for the commands main knows, or any client that
+     *    writes "command args\n").  fn runs on the loop of whichever
+     *    worker accepted the connection, so the answer must not depend on
+     *    that worker's memory alone (read the disk, or kick work that every
+     *    worker notices).  It writes its answer with control_write; the
+     *    host closes the connection when fn returns.  Call from init.
+     *    0, -EINVAL (bad name: one word under 32 bytes), -ENOSPC. */
+    int (*control_register)(const char *command, upesi_control_fn fn,
+                            void *arg);
+    void (*control_write)(upesi_control *out, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+    /* -- ABI 1.1: the message's header fields (data_post and queue; before
+     *    the data there are none).  The fields are those of the stored
+     *    message: the host's Received, the ones added with header_add,
+     *    then the data's own header section.
+     *    header_get: the index'th (0-based) field named name,
+     *    case-insensitive, its value unfolded (line ends of folded lines
+     *    dropped, leading and trailing white space trimmed); name NULL:
+     *    the index'th field of any name, as "Name: value".  NULL when there
+     *    is no such field.  The string is the host's and lives until the
+     *    next header_add or header_remove, or the end of the hook call. */
+    const char *(*header_get)(upesi_call *call, const char *name,
+                              size_t index);
+    /* Remove every field named name (case-insensitive) from the stored
+     * message: message_read and message_size no longer see it.  Returns
+     * how many were removed (0: none), or a negative errno. */
+    int (*header_remove)(upesi_call *call, const char *name);
 };
 
 /* Feature test for plugin_position (present from ABI 1.1). */

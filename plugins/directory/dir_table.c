@@ -424,8 +424,11 @@ static int dir_parse_line(dir_loader *ld, const char *line)
     while (isspace((unsigned char)*p))
         p++;
     const char *name_start = p;
-    if (*p == '\0' || dir_token(&p, tok, sizeof tok, &why) < 0 ||
-        (strchr(tok, '=') && *name_start != '"')) {
+    if (*p != '\0' && dir_token(&p, tok, sizeof tok, &why) < 0) {
+        dir_error(ld, ld->line, "%s", why);
+        return 0;
+    }
+    if (*name_start == '\0' || (strchr(tok, '=') && *name_start != '"')) {
         dir_error(ld, ld->line, "%s needs a name first: %s", what,
                   kind == DIR_PERSON
                       ? "person \"Full Name\" address=... short=..."

@@ -1,0 +1,474 @@
+/*
+ * tls.c - wolfSSL over memory buffers for SMTP sessions (see tls.h).
+ *
+ * wolfSSL reads and writes through two callbacks set on every context:
+ * tls_recv hands out the ciphertext the session fed (or WANT_READ when it
+ * is used up) and tls_send appends to the output buffer, which never
+ * refuses.  So wolfSSL_accept, wolfSSL_read and wolfSSL_write never block
+ * and never see a socket; the session decides when to read and write.
+ *
+ * Protocol floor: TLS 1.2 (wolfSSL_CTX_SetMinVersion); TLS 1.3 is offered
+ * by the build Debian ships (WOLFSSL_TLS13 in wolfssl/options.h, with SNI
+ * and session tickets).  The default cipher list keeps forward secrecy and
+ * AEAD only, in the server's order.
+ *
+ * Fails: a context that cannot be built returns NULL with the reason; a
+ * connection's failure is remembered as text for the session's log line
+ * ("handshake failed: ...") and every later call fails too.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+
+#include "tls.h"
+
+/* More ciphertext than this buffered means the session lost control of
+ * its reading: refuse rather than grow. */
+#define UP_TLS_MAX_BUFFERED (1024 * 1024)
+
+const char up_tls_default_ciphers[] =
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:"
+    "TLS13-CHACHA20-POLY1305-SHA256:"
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+static const char up_tls_groups[] = "X25519:P-256:P-384:P-521";
+
+struct up_tls_ctx {
+    WOLFSSL_CTX *ctx;
+};
+
+struct up_tls {
+    WOLFSSL *ssl;
+    char *in;                   /* ciphertext fed, from in_pos on unread */
+    size_t in_len, in_pos, in_cap;
+    char *out;                  /* ciphertext to send                    */
+    size_t out_len, out_cap;
+    int established;
+    int failed;
+    int notified;               /* close_notify queued                   */
+    size_t fed;                 /* bytes fed in all, for the error hint  */
+    char first[8];              /* the first bytes the client sent       */
+    char error[200];
+    char cipher[64];
+};
+
+static int wolfssl_ready;
+
+static int tls_global_init(void)
+{
+    if (!wolfssl_ready) {
+        if (wolfSSL_Init() != WOLFSSL_SUCCESS)
+            return -1;
+        wolfssl_ready = 1;
+    }
+    return 0;
+}
+
+void up_tls_cleanup(void)
+{
+    if (wolfssl_ready) {
+        wolfSSL_Cleanup();
+        wolfssl_ready = 0;
+    }
+}
+
+/* ---------------------------------------------------------------------- */
+/* the I/O callbacks                                                       */
+
+static int tls_recv(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    (void)ssl;
+    up_tls *t = arg;
+    size_t avail = t->in_len - t->in_pos;
+    if (avail == 0)
+        return WOLFSSL_CBIO_ERR_WANT_READ;
+    size_t n = avail < (size_t)sz ? avail : (size_t)sz;
+    memcpy(buf, t->in + t->in_pos, n);
+    t->in_pos += n;
+    if (t->in_pos == t->in_len) {
+        /* an idle connection keeps no input buffer */
+        free(t->in);
+        t->in = NULL;
+        t->in_len = t->in_pos = t->in_cap = 0;
+    }
+    return (int)n;
+}
+
+static int tls_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
+{
+    (void)ssl;
+    up_tls *t = arg;
+    size_t need = t->out_len + (size_t)sz;
+    if (need > t->out_cap) {
+        size_t cap = t->out_cap ? t->out_cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        char *grown = realloc(t->out, cap);
+        if (grown == NULL)
+            return WOLFSSL_CBIO_ERR_GENERAL;
+        t->out = grown;
+        t->out_cap = cap;
+    }
+    memcpy(t->out + t->out_len, buf, (size_t)sz);
+    t->out_len += (size_t)sz;
+    return sz;
+}
+
+/* ---------------------------------------------------------------------- */
+/* contexts                                                                */
+
+static int file_readable(const char *what, const char *path, char *err,
+                         size_t errlen)
+{
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        snprintf(err, errlen, "%s %s: cannot open: %s", what, path,
+                 strerror(errno));
+        return -1;
+    }
+    fclose(fp);
+    return 0;
+}
+
+static WOLFSSL_CTX *ctx_new(char *err, size_t errlen)
+{
+    if (tls_global_init() != 0) {
+        snprintf(err, errlen, "cannot initialise wolfSSL");
+        return NULL;
+    }
+    WOLFSSL_CTX *ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+    if (ctx == NULL)
+        snprintf(err, errlen, "cannot create a TLS context (out of memory)");
+    return ctx;
+}
+
+static int load_cert(WOLFSSL_CTX *ctx, const char *path, char *err,
+                     size_t errlen)
+{
+    if (file_readable("tls_cert", path, err, errlen) != 0)
+        return -1;
+    if (wolfSSL_CTX_use_certificate_chain_file(ctx, path) !=
+        WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "tls_cert %s: not a PEM certificate (chain) "
+                 "wolfSSL can use", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_key(WOLFSSL_CTX *ctx, const char *path, char *err,
+                    size_t errlen)
+{
+    if (file_readable("tls_key", path, err, errlen) != 0)
+        return -1;
+    if (wolfSSL_CTX_use_PrivateKey_file(ctx, path, WOLFSSL_FILETYPE_PEM) !=
+        WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "tls_key %s: not a PEM private key wolfSSL "
+                 "can use (RSA or ECDSA, unencrypted)", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int set_ciphers(WOLFSSL_CTX *ctx, const char *list, char *err,
+                       size_t errlen)
+{
+    if (wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "tls_ciphers '%s': no cipher suite wolfSSL "
+                 "knows (names as in 'openssl ciphers', ':' between)", list);
+        return -1;
+    }
+    return 0;
+}
+
+int up_tls_check_cert(const char *path, char *err, size_t errlen)
+{
+    WOLFSSL_CTX *ctx = ctx_new(err, errlen);
+    if (ctx == NULL)
+        return -1;
+    int rc = load_cert(ctx, path, err, errlen);
+    wolfSSL_CTX_free(ctx);
+    return rc;
+}
+
+int up_tls_check_key(const char *path, char *err, size_t errlen)
+{
+    WOLFSSL_CTX *ctx = ctx_new(err, errlen);
+    if (ctx == NULL)
+        return -1;
+    int rc = load_key(ctx, path, err, errlen);
+    wolfSSL_CTX_free(ctx);
+    return rc;
+}
+
+int up_tls_check_ciphers(const char *list, char *err, size_t errlen)
+{
+    WOLFSSL_CTX *ctx = ctx_new(err, errlen);
+    if (ctx == NULL)
+        return -1;
+    int rc = set_ciphers(ctx, list, err, errlen);
+    wolfSSL_CTX_free(ctx);
+    return rc;
+}
+
+up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
+                           const char *ciphers, char *err, size_t errlen)
+{
+    up_tls_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if ((c->ctx = ctx_new(err, errlen)) == NULL)
+        goto fail;
+    if (wolfSSL_CTX_SetMinVersion(c->ctx, WOLFSSL_TLSV1_2) !=
+        WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "cannot set TLS 1.2 as the minimum version");
+        goto fail;
+    }
+    if (load_cert(c->ctx, cert, err, errlen) != 0 ||
+        load_key(c->ctx, key, err, errlen) != 0 ||
+        set_ciphers(c->ctx, ciphers ? ciphers : up_tls_default_ciphers, err,
+                    errlen) != 0)
+        goto fail;
+    if (wolfSSL_CTX_check_private_key(c->ctx) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "tls_key %s does not belong to the "
+                 "certificate in tls_cert %s", key, cert);
+        goto fail;
+    }
+    /* key exchange on curves worth the name (sslscan lists the rest) */
+    int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1,
+                     WOLFSSL_ECC_SECP384R1, WOLFSSL_ECC_SECP521R1 };
+    if (wolfSSL_CTX_set1_curves_list(c->ctx, up_tls_groups) !=
+            WOLFSSL_SUCCESS ||             /* TLS 1.2 ECDHE */
+        wolfSSL_CTX_set_groups(c->ctx, groups,
+                               (int)(sizeof groups / sizeof *groups)) !=
+            WOLFSSL_SUCCESS) {             /* TLS 1.3 key shares */
+        snprintf(err, errlen, "cannot set the key exchange groups %s",
+                 up_tls_groups);
+        goto fail;
+    }
+    /* SMTP clients do not present certificates to us by default */
+    wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_NONE, NULL);
+    wolfSSL_CTX_SetIORecv(c->ctx, tls_recv);
+    wolfSSL_CTX_SetIOSend(c->ctx, tls_send);
+    return c;
+fail:
+    up_tls_ctx_free(c);
+    return NULL;
+}
+
+void up_tls_ctx_free(up_tls_ctx *c)
+{
+    if (c == NULL)
+        return;
+    if (c->ctx)
+        wolfSSL_CTX_free(c->ctx);
+    free(c);
+}
+
+/* ---------------------------------------------------------------------- */
+/* connections                                                             */
+
+up_tls *up_tls_new(up_tls_ctx *ctx)
+{
+    up_tls *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->ssl = wolfSSL_new(ctx->ctx);
+    if (t->ssl == NULL) {
+        free(t);
+        return NULL;
+    }
+    wolfSSL_SetIOReadCtx(t->ssl, t);
+    wolfSSL_SetIOWriteCtx(t->ssl, t);
+    return t;
+}
+
+void up_tls_free(up_tls *t)
+{
+    if (t == NULL)
+        return;
+    wolfSSL_free(t->ssl);
+    free(t->in);
+    free(t->out);
+    free(t);
+}
+
+int up_tls_feed(up_tls *t, const char *buf, size_t len)
+{
+    if (t->fed < sizeof t->first) {
+        size_t n = sizeof t->first - t->fed < len ? sizeof t->first - t->fed
+                                                  : len;
+        memcpy(t->first + t->fed, buf, n);
+    }
+    t->fed += len;
+    if (t->in_pos > 0) {
+        memmove(t->in, t->in + t->in_pos, t->in_len - t->in_pos);
+        t->in_len -= t->in_pos;
+        t->in_pos = 0;
+    }
+    if (t->in_len + len > UP_TLS_MAX_BUFFERED) {
+        snprintf(t->error, sizeof t->error, "more than %d bytes of "
+                 "ciphertext buffered", UP_TLS_MAX_BUFFERED);
+        t->failed = 1;
+        return -1;
+    }
+    if (t->in_len + len > t->in_cap) {
+        size_t cap = t->in_cap ? t->in_cap : 4096;
+        while (cap < t->in_len + len)
+            cap *= 2;
+        char *grown = realloc(t->in, cap);
+        if (grown == NULL) {
+            snprintf(t->error, sizeof t->error, "out of memory");
+            t->failed = 1;
+            return -1;
+        }
+        t->in = grown;
+        t->in_cap = cap;
+    }
+    memcpy(t->in + t->in_len, buf, len);
+    t->in_len += len;
+    return 0;
+}
+
+size_t up_tls_buffered(const up_tls *t)
+{
+    return t->in_len - t->in_pos;
+}
+
+/* Remember why wolfSSL gave up, in words an admin can act on. */
+static void set_error(up_tls *t, int ret, const char *what)
+{
+    int err = wolfSSL_get_error(t->ssl, ret);
+    char reason[WOLFSSL_MAX_ERROR_SZ];
+    wolfSSL_ERR_error_string_n((unsigned long)err, reason, sizeof reason);
+    const char *hint = "";
+    WOLFSSL_ALERT_HISTORY h;
+    char alert[48] = "";
+    if (wolfSSL_get_alert_history(t->ssl, &h) == WOLFSSL_SUCCESS &&
+        h.last_rx.code > 0)
+        snprintf(alert, sizeof alert, ", client sent alert %d",
+                 h.last_rx.code);
+    if (!t->established && t->fed > 0 && t->first[0] != 0x16) {
+        /* not a TLS handshake record: say what it looked like */
+        int text = 1;
+        size_t n = t->fed < sizeof t->first ? t->fed : sizeof t->first;
+        for (size_t i = 0; i < n; i++)
+            if (t->first[i] < 0x20 && t->first[i] != '\r' &&
+                t->first[i] != '\n')
+                text = 0;
+        hint = text ? " (the client sent plain text, not a ClientHello)"
+                    : " (the client sent no ClientHello)";
+    }
+    snprintf(t->error, sizeof t->error, "%s: %s (wolfSSL %d)%s%s", what,
+             reason, err, alert, hint);
+    t->failed = 1;
+}
+
+int up_tls_handshake(up_tls *t)
+{
+    if (t->failed)
+        return -1;
+    if (t->established)
+        return 1;
+    int rc = wolfSSL_accept(t->ssl);
+    if (rc == WOLFSSL_SUCCESS) {
+        t->established = 1;
+        /* OpenSSL's names, which admins know from Received headers:
+         * IANA's for TLS 1.3, wolfSSL's (the same as OpenSSL's) below */
+        const char *name;
+        if (wolfSSL_version(t->ssl) == TLS1_3_VERSION) {
+            int suite = wolfSSL_get_current_cipher_suite(t->ssl);
+            name = wolfSSL_get_cipher_name_iana_from_suite(
+                (unsigned char)(suite >> 8), (unsigned char)suite);
+        } else {
+            name = wolfSSL_get_cipher_name(t->ssl);
+        }
+        snprintf(t->cipher, sizeof t->cipher, "%s", name ? name : "unknown");
+        return 1;
+    }
+    if (wolfSSL_get_error(t->ssl, rc) == WOLFSSL_ERROR_WANT_READ)
+        return 0;
+    set_error(t, rc, "handshake failed");
+    return -1;
+}
+
+int up_tls_established(const up_tls *t)
+{
+    return t->established;
+}
+
+long up_tls_read(up_tls *t, char *buf, size_t len)
+{
+    if (t->failed)
+        return -1;
+    int n = wolfSSL_read(t->ssl, buf, len > 65536 ? 65536 : (int)len);
+    if (n > 0)
+        return n;
+    int err = wolfSSL_get_error(t->ssl, n);
+    if (err == WOLFSSL_ERROR_WANT_READ)
+        return 0;
+    if (err == WOLFSSL_ERROR_ZERO_RETURN) {
+        snprintf(t->error, sizeof t->error, "client sent close_notify");
+        return UP_TLS_CLOSED;
+    }
+    set_error(t, n, "TLS read failed");
+    return -1;
+}
+
+int up_tls_write(up_tls *t, const char *buf, size_t len)
+{
+    if (t->failed || !t->established)
+        return -1;
+    while (len > 0) {
+        int chunk = len > 16384 ? 16384 : (int)len;
+        int n = wolfSSL_write(t->ssl, buf, chunk);
+        if (n <= 0) {
+            set_error(t, n, "TLS write failed");
+            return -1;
+        }
+        buf += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+void up_tls_close_notify(up_tls *t)
+{
+    if (t->failed || !t->established || t->notified)
+        return;
+    t->notified = 1;
+    wolfSSL_shutdown(t->ssl);   /* queues the alert; we do not wait */
+}
+
+char *up_tls_take_output(up_tls *t, size_t *len)
+{
+    /* the caller owns the buffer: an idle connection keeps none */
+    char *out = t->out;
+    *len = t->out_len;
+    t->out = NULL;
+    t->out_len = t->out_cap = 0;
+    return out;
+}
+
+const char *up_tls_error(const up_tls *t)
+{
+    return t->error[0] ? t->error : "unknown error";
+}
+
+const char *up_tls_version(const up_tls *t)
+{
+    return t->established ? wolfSSL_get_version(t->ssl) : NULL;
+}
+
+const char *up_tls_cipher(const up_tls *t)
+{
+    return t->established ? t->cipher : NULL;
+}

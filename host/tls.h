@@ -1,0 +1,82 @@
+/*
+ * tls.h - TLS for SMTP sessions: wolfSSL driven over memory buffers.
+ *
+ * The session owns the socket; this module never touches it.  Ciphertext
+ * the session read is handed in with up_tls_feed, wolfSSL consumes it
+ * through a custom receive callback, and everything wolfSSL wants to send
+ * (handshake records, alerts, encrypted replies) collects in an output
+ * buffer that the session writes with uv_write.  Nothing here blocks,
+ * sleeps or starts a thread: a call that needs more input says so (0) and
+ * the session calls again after its next read.
+ *
+ * An up_tls_ctx is the server side of one configuration generation:
+ * certificate, key, protocol floor (TLS 1.2) and cipher list.  It belongs
+ * to up_config and is freed with it; every session holds a reference to
+ * its generation, so a SIGHUP that loads a new certificate never changes
+ * the context under a running session.
+ *
+ * Fails: every failure returns -1 with a reason for the log (up_tls_error
+ * for a session, err for a context); nothing here exits or aborts.
+ */
+#ifndef UPESI_TLS_H
+#define UPESI_TLS_H
+
+#include <stddef.h>
+
+typedef struct up_tls_ctx up_tls_ctx;
+typedef struct up_tls up_tls;
+
+/* Checks for the configuration parser, each on its own so the error can
+ * name the line of its key: 0, or -1 with a message in err. */
+int up_tls_check_cert(const char *path, char *err, size_t errlen);
+int up_tls_check_key(const char *path, char *err, size_t errlen);
+int up_tls_check_ciphers(const char *list, char *err, size_t errlen);
+
+/* The cipher list used when tls_ciphers is not set. */
+extern const char up_tls_default_ciphers[];
+
+/* A server context: the certificate chain file, its key, and a cipher list
+ * (NULL = the default).  NULL with a message in err. */
+up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
+                           const char *ciphers, char *err, size_t errlen);
+void up_tls_ctx_free(up_tls_ctx *ctx);
+
+/* Release wolfSSL's global state (at exit, after the last context). */
+void up_tls_cleanup(void);
+
+/* One TLS connection, server side.  NULL when out of memory. */
+up_tls *up_tls_new(up_tls_ctx *ctx);
+void up_tls_free(up_tls *t);
+
+/* Hand over ciphertext read from the client.  -1 when it would buffer
+ * more than a sane amount (the session stops reading long before). */
+int up_tls_feed(up_tls *t, const char *buf, size_t len);
+/* Ciphertext fed and not yet consumed by wolfSSL. */
+size_t up_tls_buffered(const up_tls *t);
+
+/* Drive the handshake: 1 done, 0 needs more input, -1 failed. */
+int up_tls_handshake(up_tls *t);
+int up_tls_established(const up_tls *t);
+
+/* Decrypt into buf: the number of bytes (> 0), 0 when more input is
+ * needed, UP_TLS_CLOSED when the client sent close_notify, -1 on error. */
+#define UP_TLS_CLOSED (-2)
+long up_tls_read(up_tls *t, char *buf, size_t len);
+
+/* Encrypt len bytes into the output buffer.  0 or -1. */
+int up_tls_write(up_tls *t, const char *buf, size_t len);
+/* Queue a close_notify alert (once). */
+void up_tls_close_notify(up_tls *t);
+
+/* The ciphertext waiting to be sent, handed over (the caller frees it);
+ * NULL with *len = 0 when there is none. */
+char *up_tls_take_output(up_tls *t, size_t *len);
+
+/* Why the last call failed, for the log. */
+const char *up_tls_error(const up_tls *t);
+/* After the handshake: "TLSv1.3", and the cipher in OpenSSL's naming
+ * ("TLS_AES_256_GCM_SHA384", "ECDHE-RSA-AES128-GCM-SHA256"). */
+const char *up_tls_version(const up_tls *t);
+const char *up_tls_cipher(const up_tls *t);
+
+#endif

@@ -1,0 +1,720 @@
+/*
+ * lua_plugin.c - the lua plugin: rules written in Lua 5.4 as hook handlers
+ * (DESIGN.md section 8, docs/lua.md).
+ *
+ * lua.ini names the scripts (conf/lua/<name>) and the limits.  Each
+ * configuration generation compiles the scripts (text only, never
+ * bytecode) into the worker's one lua_State, each in its own environment,
+ * and runs their top level, where they register handlers with upesi.hook.
+ * A syntax error or a failing top level refuses the generation: at start
+ * and at -t that is an error naming file:line; at SIGHUP the host keeps
+ * the running generation.
+ *
+ * A hook call runs its handlers one after the other in one coroutine, so
+ * a handler can wait (upesi.dns.*, upesi.sleep): the coroutine yields, the
+ * plugin answers UPESI_PENDING, and the answer resumes the coroutine.  A
+ * call the host gives up on (plugin_timeout, disconnect) cancels what the
+ * coroutine waited for and drops the coroutine.
+ *
+ * Budgets: a count hook charges every call its instructions, and the
+ * allocator refuses to grow the state past max_memory while a script
+ * runs.  A script over either is stopped (a yield from the count hook,
+ * which no pcall can catch), the client gets 451 4.3.0, the log a CRIT
+ * line naming script and hook, and the worker goes on.
+ *
+ * Fails: a runtime error in a handler answers 451 4.3.0 and logs the error
+ * with script:line; out of memory outside a script (host bookkeeping) is
+ * Lua's panic, logged before the worker aborts.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lua_plugin.h"
+
+const upesi_api *lua_host;
+lua_run *lua_current;
+
+static lua_State *L;
+static int sandbox_ref = LUA_NOREF;
+
+/* Defaults: a million instructions is ~10 ms of plain Lua; 64 MB covers
+ * every generation's code and all waiting coroutines of a worker. */
+#define LUA_DEFAULT_INSTRUCTIONS 1000000LL
+#define LUA_DEFAULT_MEMORY (64u * 1024 * 1024)
+#define LUA_DEFAULT_KV_KEYS 100000
+#define LUA_COUNT_STEP 1000
+#define LUA_THREAD_POOL 64
+
+lua_State *lua_plugin_state(void)
+{
+    return L;
+}
+
+/* ---------------------------------------------------------------------- */
+/* memory                                                                  */
+
+static size_t mem_used;
+static struct {                 /* the last refused request */
+    const void *ptr;
+    size_t osize, nsize;
+    const lua_run *run;
+} refused;
+
+/* Grows past max_memory are refused only while a script runs; the host's
+ * own bookkeeping between calls is never refused.  Lua retries a refused
+ * request once after an emergency collection: a second refusal of the
+ * same request means the script itself holds the memory, and stops it. */
+static void *lua_plugin_alloc(void *ud, void *ptr, size_t osize,
+                              size_t nsize)
+{
+    (void)ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        mem_used -= old;
+        return NULL;
+    }
+    lua_run *r = lua_current;
+    if (nsize > old && r && r->gen && r->gen->max_memory &&
+        mem_used - old + nsize > r->gen->max_memory) {
+        if (refused.ptr == ptr && refused.osize == osize &&
+            refused.nsize == nsize && refused.run == r)
+            r->killed = r->killed ? r->killed : LUA_RUN_OVER_MEMORY;
+        refused.ptr = ptr;
+        refused.osize = osize;
+        refused.nsize = nsize;
+        refused.run = r;
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (p == NULL)
+        return NULL;
+    mem_used = mem_used - old + nsize;
+    return p;
+}
+
+static int lua_plugin_panic(lua_State *S)
+{
+    const char *msg = lua_tostring(S, -1);
+    lua_host->log(NULL, UPESI_LOG_CRIT, "lua: unprotected error (%s); "
+                  "aborting the worker", msg ? msg : "?");
+    abort();
+}
+
+/* ---------------------------------------------------------------------- */
+/* the instruction budget                                                  */
+
+static void lua_count_hook(lua_State *T, lua_Debug *ar)
+{
+    (void)ar;
+    lua_run *r = lua_current;
+    if (r == NULL)
+        return;
+    if (!r->killed) {
+        r->used += r->step;
+        if (r->used > r->gen->max_instructions)
+            r->killed = LUA_RUN_OVER_INSTRUCTIONS;
+    }
+    if (!r->killed)
+        return;
+    /* From now on every instruction lands here: an error caught by a
+     * pcall inside a non-yieldable C function gets nowhere, and at the
+     * first yieldable point the coroutine leaves for good. */
+    lua_sethook(T, lua_count_hook, LUA_MASKCOUNT, 1);
+    if (T != r->co)
+        lua_sethook(r->co, lua_count_hook, LUA_MASKCOUNT, 1);
+    if (lua_isyieldable(T)) {
+        lua_yield(T, 0);
+        return;
+    }
+    luaL_error(T, "script stopped: over its budget");
+}
+
+/* ---------------------------------------------------------------------- */
+/* coroutines                                                              */
+
+static int pool_refs[LUA_THREAD_POOL];
+static lua_State *pool_threads[LUA_THREAD_POOL];
+static int pool_n;
+
+static void run_thread_get(lua_run *r)
+{
+    if (pool_n > 0) {
+        pool_n--;
+        r->co = pool_threads[pool_n];
+        r->co_ref = pool_refs[pool_n];
+        return;
+    }
+    r->co = lua_newthread(L);
+    r->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* mark it: the sandbox's coroutine.resume/close refuse hook threads */
+    lua_getfield(L, LUA_REGISTRYINDEX, "upesi.threads");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->co_ref);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+/* A coroutine that ended normally is reused; one that failed, was
+ * stopped or still waits is dropped for the collector (never reset: that
+ * would run its pending __close handlers outside any budget). */
+static void run_thread_put(lua_run *r, int reusable)
+{
+    if (r->co == NULL)
+        return;
+    if (reusable && pool_n < LUA_THREAD_POOL &&
+        lua_status(r->co) == LUA_OK) {
+        lua_settop(r->co, 0);
+        pool_threads[pool_n] = r->co;
+        pool_refs[pool_n++] = r->co_ref;
+    } else {
+        luaL_unref(L, LUA_REGISTRYINDEX, r->co_ref);
+    }
+    r->co = NULL;
+    r->co_ref = LUA_NOREF;
+}
+
+static lua_run *run_new(upesi_call *call, lua_gen *g, upesi_hook hook)
+{
+    lua_run *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->call = call;
+    r->gen = g;
+    r->hook = hook;
+    r->co_ref = LUA_NOREF;
+    r->results_ref = LUA_NOREF;
+    r->step = g->max_instructions < LUA_COUNT_STEP ? g->max_instructions
+                                                   : LUA_COUNT_STEP;
+    if (r->step < 1)
+        r->step = 1;
+    return r;
+}
+
+static void run_free(lua_run *r, int reusable)
+{
+    lua_api_cancel_waits(r);
+    run_thread_put(r, reusable);
+    free(r);
+}
+
+/* script:line of the innermost Lua function on co's stack, if any */
+static void run_where(lua_State *co, char *out, size_t len)
+{
+    lua_Debug ar;
+    out[0] = '\0';
+    for (int level = 0; lua_getstack(co, level, &ar); level++) {
+        if (!lua_getinfo(co, "Sl", &ar) || ar.currentline <= 0 ||
+            ar.source[0] != '@')
+            continue;
+        snprintf(out, len, "%s:%d", ar.short_src, ar.currentline);
+        return;
+    }
+}
+
+static upesi_verdict run_failed(lua_run *r, int status)
+{
+    char where[256];
+    run_where(r->co, where, sizeof where);
+    const char *hook = lua_hook_name(r->hook);
+    if (r->killed || status == LUA_ERRMEM) {
+        int mem = r->killed == LUA_RUN_OVER_MEMORY ||
+                  (!r->killed && status == LUA_ERRMEM);
+        if (mem)
+            lua_host->log(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
+                          "over max_memory (%zu bytes)%s%s; temporary "
+                          "failure", r->script, hook, r->gen->max_memory,
+                          where[0] ? " at " : "", where);
+        else
+            lua_host->log(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
+                          "over max_instructions (%lld)%s%s; temporary "
+                          "failure", r->script, hook,
+                          r->gen->max_instructions, where[0] ? " at " : "",
+                          where);
+        lua_host->stat_add(mem ? "Lua.Stopped.Memory"
+                               : "Lua.Stopped.Instructions", 1);
+    } else {
+        const char *msg;
+        if (status == LUA_YIELD)
+            msg = "coroutine.yield() from a handler (only upesi.dns.* and "
+                  "upesi.sleep may wait)";
+        else if (lua_type(r->co, -1) == LUA_TSTRING)
+            msg = lua_tostring(r->co, -1);
+        else
+            msg = lua_pushfstring(r->co, "(error object is a %s value)",
+                                  luaL_typename(r->co, -1));
+        /* the message names script:line unless error() was told not to */
+        if (where[0] && strncmp(msg, where, strlen(where)) != 0)
+            lua_host->log(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
+                          where, msg, hook);
+        else if (!where[0] && strncmp(msg, r->script, strlen(r->script)))
+            lua_host->log(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
+                          r->script, msg, hook);
+        else
+            lua_host->log(r->call, UPESI_LOG_ERR, "%s (hook %s)", msg,
+                          hook);
+        lua_host->stat_add("Lua.Errors", 1);
+    }
+    lua_host->reply(r->call, 451, "4.3.0", "Temporary failure in a local "
+                    "rule, try again later");
+    return UPESI_DENYSOFT;
+}
+
+/* The results of a handler that returned: verdict[, text[, code[,
+ * enhanced]]]. */
+static upesi_verdict run_returned(lua_run *r, int nres)
+{
+    lua_State *co = r->co;
+    int base = lua_gettop(co) - nres + 1;
+    if (nres == 0 || lua_isnil(co, base))
+        return UPESI_CONT;
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(co, base, &isint);
+    if (!isint || v < UPESI_CONT || v > UPESI_DENYSOFTDISCONNECT) {
+        lua_pushfstring(co, "%s: the handler returned %s, not a verdict "
+                        "(upesi.CONT, upesi.DENY ...)", r->script,
+                        luaL_tolstring(co, base, NULL));
+        return run_failed(r, LUA_ERRRUN);
+    }
+    if (v != UPESI_CONT) {
+        const char *text = nres >= 2 ? lua_tostring(co, base + 1) : NULL;
+        int code = nres >= 3 ? (int)lua_tointeger(co, base + 2) : 0;
+        const char *enh = nres >= 4 ? lua_tostring(co, base + 3) : NULL;
+        if (text || code || enh) {
+            if (text)
+                lua_host->reply(r->call, code, enh, "%s", text);
+            else
+                lua_host->reply(r->call, code, enh, NULL);
+        }
+    }
+    return (upesi_verdict)v;
+}
+
+/* Run (or go on running) the call's handlers until one decides, all said
+ * CONT, or one waits (UPESI_PENDING).  nargs: values on r->co to resume
+ * it with (-1: start the handler r->next). */
+static upesi_verdict run_steps(lua_run *r, int nargs)
+{
+    const lua_gen *g = r->gen;
+    for (;;) {
+        if (nargs < 0) {
+            const lua_handler *h = &g->handlers[r->hook][r->next];
+            r->script = h->script;
+            if (r->co == NULL)
+                run_thread_get(r);
+            lua_sethook(r->co, lua_count_hook, LUA_MASKCOUNT, (int)r->step);
+            lua_rawgeti(r->co, LUA_REGISTRYINDEX, h->fn_ref);
+            nargs = lua_api_push_args(r->co, r);
+        }
+        int nres = 0;
+        lua_current = r;
+        int status = lua_resume(r->co, NULL, nargs, &nres);
+        lua_current = NULL;
+        upesi_verdict v;
+        if (status == LUA_YIELD && !r->killed && r->outstanding > 0)
+            return UPESI_PENDING;
+        if (status == LUA_OK && !r->killed)
+            v = run_returned(r, nres);
+        else
+            v = run_failed(r, status);
+        if (r->killed)
+            lua_gc(L, LUA_GCCOLLECT);
+        if (v != UPESI_CONT || status != LUA_OK || r->killed) {
+            run_thread_put(r, status == LUA_OK && !r->killed);
+            return v;
+        }
+        lua_settop(r->co, 0);
+        if (++r->next >= g->n_handlers[r->hook])
+            return UPESI_CONT;
+        nargs = -1;
+    }
+}
+
+static void run_cancelled(upesi_call *call, void *arg)
+{
+    (void)call;
+    lua_run *r = arg;
+    lua_host->log(r->call, UPESI_LOG_INFO, "script %s, hook %s: call "
+                  "abandoned while waiting; coroutine dropped", r->script,
+                  lua_hook_name(r->hook));
+    run_free(r, 0);
+}
+
+void lua_run_wake(lua_run *r)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->results_ref);
+    lua_xmove(L, r->co, 1);
+    luaL_unref(L, LUA_REGISTRYINDEX, r->results_ref);
+    r->results_ref = LUA_NOREF;
+    free(r->waits);
+    r->waits = NULL;
+    r->n_waits = 0;
+    upesi_verdict v = run_steps(r, 1);
+    if (v == UPESI_PENDING)
+        return;
+    upesi_call *call = r->call;
+    run_free(r, 1);
+    lua_host->resume(call, v);
+}
+
+static upesi_verdict lua_on_hook(upesi_call *call)
+{
+    lua_gen *g = lua_host->config(call);
+    upesi_hook hook = lua_host->hook(call);
+    if (g == NULL || (unsigned)hook >= UPESI_HOOK_COUNT ||
+        g->n_handlers[hook] == 0)
+        return UPESI_CONT;
+    lua_run *r = run_new(call, g, hook);
+    if (r == NULL) {
+        lua_host->reply(call, 451, "4.3.0", "Out of memory");
+        return UPESI_DENYSOFT;
+    }
+    upesi_verdict v = run_steps(r, -1);
+    if (v == UPESI_PENDING) {
+        r->pending = 1;
+        lua_host->on_cancel(call, run_cancelled, r);
+        return UPESI_PENDING;
+    }
+    run_free(r, 1);
+    return v;
+}
+
+/* ---------------------------------------------------------------------- */
+/* lua.ini                                                                 */
+
+static void *lua_config_new(void)
+{
+    lua_gen *g = calloc(1, sizeof *g);
+    if (g == NULL)
+        return NULL;
+    g->max_instructions = LUA_DEFAULT_INSTRUCTIONS;
+    g->max_memory = LUA_DEFAULT_MEMORY;
+    g->kv_max_keys = LUA_DEFAULT_KV_KEYS;
+    return g;
+}
+
+/* "123", "64k", "32M", "1G" */
+static int parse_size(const char *v, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || end == v || v[0] == '-')
+        return -1;
+    unsigned long long mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024ULL; end++; break;
+    case 'm': case 'M': mul = 1024ULL * 1024; end++; break;
+    case 'g': case 'G': mul = 1024ULL * 1024 * 1024; end++; break;
+    }
+    if (*end || (n && mul > ~0ULL / n))
+        return -1;
+    *out = n * mul;
+    return 0;
+}
+
+static int add_script(lua_gen *g, const char *name, char *err,
+                      size_t errlen)
+{
+    if (name[0] == '\0') {
+        snprintf(err, errlen, "scripts: empty name");
+        return -1;
+    }
+    char rel[4096];
+    snprintf(rel, sizeof rel, "%s%s", strchr(name, '/') ? "" : "lua/", name);
+    char *path = lua_host->config_path(rel);
+    char **s = realloc(g->scripts, (g->n_scripts + 1) * sizeof *s);
+    if (s)
+        g->scripts = s;
+    char **p = realloc(g->paths, (g->n_scripts + 1) * sizeof *p);
+    if (p)
+        g->paths = p;
+    char *copy = strdup(name);
+    if (path == NULL || s == NULL || p == NULL || copy == NULL) {
+        free(path);
+        free(copy);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    g->scripts[g->n_scripts] = copy;
+    g->paths[g->n_scripts++] = path;
+    return 0;
+}
+
+static int lua_config_set(void *config, const char *section, const char *key,
+                          const char *value, char *err, size_t errlen)
+{
+    lua_gen *g = config;
+    unsigned long long n;
+    if (section[0]) {
+        snprintf(err, errlen, "unknown section [%s] (lua.ini has no "
+                 "sections)", section);
+        return -1;
+    }
+    if (!strcmp(key, "scripts")) {
+        char *list = strdup(value), *save = NULL;
+        if (list == NULL) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        for (char *item = strtok_r(list, ",", &save); item;
+             item = strtok_r(NULL, ",", &save)) {
+            item += strspn(item, " \t");
+            size_t len = strlen(item);
+            while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+                item[--len] = '\0';
+            if (add_script(g, item, err, errlen) != 0) {
+                free(list);
+                return -1;
+            }
+        }
+        free(list);
+    } else if (!strcmp(key, "max_instructions")) {
+        if (parse_size(value, &n) != 0 || n < 1000 || n > (1ULL << 40)) {
+            snprintf(err, errlen, "max_instructions: '%s' is not a count "
+                     "from 1000 up (k, M suffixes allowed)", value);
+            return -1;
+        }
+        g->max_instructions = (long long)n;
+    } else if (!strcmp(key, "max_memory")) {
+        if (parse_size(value, &n) != 0 || n < 1024 * 1024 ||
+            n > (1ULL << 40)) {
+            snprintf(err, errlen, "max_memory: '%s' is not a size of at "
+                     "least 1M (bytes; k, M, G suffixes)", value);
+            return -1;
+        }
+        g->max_memory = (size_t)n;
+    } else if (!strcmp(key, "kv_max_keys")) {
+        if (parse_size(value, &n) != 0 || n < 1 || n > 100000000ULL) {
+            snprintf(err, errlen, "kv_max_keys: '%s' is not a count from 1 "
+                     "to 100M", value);
+            return -1;
+        }
+        g->kv_max_keys = (size_t)n;
+    } else {
+        snprintf(err, errlen, "unknown key '%s' (scripts, max_instructions, "
+                 "max_memory, kv_max_keys)", key);
+        return -1;
+    }
+    return 0;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    if (fp == NULL)
+        return NULL;
+    size_t cap = 8192, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, fp);
+        n += got;
+        if (n < cap)
+            break;
+        char *grown = realloc(buf, cap * 2);
+        if (grown == NULL) {
+            free(buf);
+            buf = NULL;
+            errno = ENOMEM;
+            break;
+        }
+        buf = grown;
+        cap *= 2;
+    }
+    int failed = buf && ferror(fp);
+    int saved = errno;
+    fclose(fp);
+    if (failed) {
+        free(buf);
+        errno = saved;
+        return NULL;
+    }
+    *len = n;
+    return buf;
+}
+
+/* Compile one script and run its top level under the budget. */
+static int load_script(lua_gen *g, size_t i, char *err, size_t errlen)
+{
+    const char *name = g->scripts[i], *path = g->paths[i];
+    size_t len;
+    char *text = read_file(path, &len);
+    if (text == NULL) {
+        snprintf(err, errlen, "scripts: %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char chunkname[4200];
+    snprintf(chunkname, sizeof chunkname, "@%s", name);
+    int status = luaL_loadbufferx(L, text, len, chunkname, "t");
+    free(text);
+    if (status != LUA_OK) {
+        /* "name:line: msg" -> "path:line: msg": -t names the file */
+        const char *msg = lua_tostring(L, -1);
+        size_t nl = strlen(name);
+        if (msg && !strncmp(msg, name, nl) && msg[nl] == ':')
+            snprintf(err, errlen, "%s%s", path, msg + nl);
+        else
+            snprintf(err, errlen, "%s: %s", path, msg ? msg : "?");
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_sandbox_env(L, sandbox_ref);
+    lua_pushvalue(L, -1);
+    g->env_refs[g->env_refs_n++] = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setupvalue(L, -2, 1);           /* the chunk's _ENV */
+
+    lua_run r = { .gen = g, .hook = UPESI_HOOK_COUNT, .script = name,
+                  .co_ref = LUA_NOREF, .results_ref = LUA_NOREF };
+    r.step = g->max_instructions < LUA_COUNT_STEP ? g->max_instructions
+                                                  : LUA_COUNT_STEP;
+    r.co = lua_newthread(L);
+    r.co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_xmove(L, r.co, 1);
+    lua_sethook(r.co, lua_count_hook, LUA_MASKCOUNT, (int)r.step);
+    lua_api_set_loading(g, name);
+    int nres;
+    lua_current = &r;
+    status = lua_resume(r.co, NULL, 0, &nres);
+    lua_current = NULL;
+    lua_api_set_loading(NULL, NULL);
+    int rc = 0;
+    if (status != LUA_OK || r.killed) {
+        char where[256];
+        run_where(r.co, where, sizeof where);
+        const char *msg =
+            r.killed == LUA_RUN_OVER_INSTRUCTIONS ? "over max_instructions"
+            : r.killed || status == LUA_ERRMEM    ? "over max_memory"
+            : status == LUA_YIELD ? "waits (DNS, sleep) at its top level"
+            : lua_type(r.co, -1) == LUA_TSTRING ? lua_tostring(r.co, -1)
+                                                : "error (not a string)";
+        if (where[0] && strncmp(msg, where, strlen(where)))
+            snprintf(err, errlen, "%s: %s (at %s)", path, msg, where);
+        else
+            snprintf(err, errlen, "%s: %s", path, msg);
+        rc = -1;
+    }
+    luaL_unref(L, LUA_REGISTRYINDEX, r.co_ref);
+    if (rc != 0)
+        lua_gc(L, LUA_GCCOLLECT);
+    return rc;
+}
+
+static int lua_config_check(void *config, char *err, size_t errlen)
+{
+    lua_gen *g = config;
+    g->env_refs = calloc(g->n_scripts + 1, sizeof *g->env_refs);
+    if (g->env_refs == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < g->n_scripts; i++)
+        if (load_script(g, i, err, errlen) != 0)
+            return -1;
+    g->loaded = 1;
+    lua_kv_set_max(g->kv_max_keys);
+    return 0;
+}
+
+static void lua_config_free(void *config)
+{
+    lua_gen *g = config;
+    if (g == NULL)
+        return;
+    for (int h = 0; h < UPESI_HOOK_COUNT; h++) {
+        for (size_t i = 0; L && i < g->n_handlers[h]; i++)
+            luaL_unref(L, LUA_REGISTRYINDEX, g->handlers[h][i].fn_ref);
+        free(g->handlers[h]);
+    }
+    for (int i = 0; L && i < g->env_refs_n; i++)
+        luaL_unref(L, LUA_REGISTRYINDEX, g->env_refs[i]);
+    free(g->env_refs);
+    for (size_t i = 0; i < g->n_scripts; i++) {
+        free(g->scripts[i]);
+        free(g->paths[i]);
+    }
+    free(g->scripts);
+    free(g->paths);
+    free(g);
+}
+
+/* ---------------------------------------------------------------------- */
+/* the state                                                               */
+
+static int lua_init(const upesi_api *host, upesi_plugin_ref *self,
+                    char *err, size_t errlen)
+{
+    (void)self;
+    lua_host = host;
+    /* header_get/remove are the last functions this plugin needs */
+    if (host->size < offsetof(upesi_api, header_remove) +
+                         sizeof host->header_remove) {
+        snprintf(err, errlen, "the host's API is too old (needs "
+                 "header_get/header_remove of ABI 1.1)");
+        return -1;
+    }
+    L = lua_newstate(lua_plugin_alloc, NULL);
+    if (L == NULL) {
+        snprintf(err, errlen, "cannot create a Lua state");
+        return -1;
+    }
+    lua_atpanic(L, lua_plugin_panic);
+    static const luaL_Reg libs[] = {
+        { LUA_GNAME, luaopen_base },      { LUA_COLIBNAME, luaopen_coroutine },
+        { LUA_TABLIBNAME, luaopen_table }, { LUA_STRLIBNAME, luaopen_string },
+        { LUA_MATHLIBNAME, luaopen_math }, { LUA_UTF8LIBNAME, luaopen_utf8 },
+        { LUA_OSLIBNAME, luaopen_os },
+    };
+    for (size_t i = 0; i < sizeof libs / sizeof *libs; i++) {
+        luaL_requiref(L, libs[i].name, libs[i].func, 1);
+        lua_pop(L, 1);
+    }
+    lua_newtable(L);                    /* hook threads, weak keys */
+    lua_newtable(L);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "upesi.threads");
+    lua_sandbox_build(L);
+    int sandbox = lua_gettop(L);
+    lua_api_open(L, sandbox);
+    sandbox_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* the generational collector keeps short-lived call garbage cheap */
+    lua_gc(L, LUA_GCGEN, 0, 0);
+    return 0;
+}
+
+static void lua_fini(void)
+{
+    if (L)
+        lua_close(L);
+    L = NULL;
+    pool_n = 0;
+    lua_kv_free_all();
+}
+
+UPESI_PLUGIN = {
+    UPESI_PLUGIN_HEADER,
+    .name = LUA_PLUGIN_NAME,
+    .version = "1.0",
+    .init = lua_init,
+    .fini = lua_fini,
+    .config_new = lua_config_new,
+    .config_set = lua_config_set,
+    .config_check = lua_config_check,
+    .config_free = lua_config_free,
+    .hooks = {
+        [UPESI_HOOK_CONNECT] = lua_on_hook,
+        [UPESI_HOOK_HELO] = lua_on_hook,
+        [UPESI_HOOK_MAIL] = lua_on_hook,
+        [UPESI_HOOK_RCPT] = lua_on_hook,
+        [UPESI_HOOK_DATA] = lua_on_hook,
+        [UPESI_HOOK_DATA_POST] = lua_on_hook,
+        [UPESI_HOOK_QUEUE] = lua_on_hook,
+        [UPESI_HOOK_RESET] = lua_on_hook,
+        [UPESI_HOOK_DISCONNECT] = lua_on_hook,
+        [UPESI_HOOK_UNRECOGNIZED] = lua_on_hook,
+        [UPESI_HOOK_VRFY] = lua_on_hook,
+    },
+};

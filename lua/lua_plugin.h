@@ -1,0 +1,119 @@
+/*
+ * lua_plugin.h - internals shared by the files of the lua plugin (lua.so).
+ *
+ *   lua_plugin.c   descriptor, lua.ini, script generations, the hook calls
+ *                  (one coroutine each), budgets, waiting and cancelling
+ *   lua_api.c      the `upesi` table scripts see: verdicts, upesi.hook,
+ *                  conn, txn, log, stat, time, dns, sleep
+ *   lua_kv.c       upesi.kv: the per-worker key-value store with expiry
+ *   lua_sandbox.c  the globals a script sees (no io, os, debug, package,
+ *                  bytecode, files)
+ *
+ * One lua_State per worker process: init creates it in the supervisor and
+ * every worker inherits its own copy at fork.  Each configuration
+ * generation compiles its scripts into that state (new environments, new
+ * handler references); config_free drops them.  Only one Lua call runs at
+ * a time (the loop is single-threaded), and `lua_current` is that call.
+ */
+#ifndef UPESI_LUA_PLUGIN_H
+#define UPESI_LUA_PLUGIN_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include "upesi/plugin.h"
+
+#define LUA_PLUGIN_NAME "lua"
+
+/* Lua 5.4.6 renamed lua_resetthread; only 5.4.0-5.4.5 need the old one. */
+#if LUA_VERSION_RELEASE_NUM >= 50406
+#define lua_plugin_closethread(co) lua_closethread((co), NULL)
+#else
+#define lua_plugin_closethread(co) lua_resetthread(co)
+#endif
+
+extern const upesi_api *lua_host;
+
+/* One handler a script registered with upesi.hook. */
+typedef struct lua_handler {
+    int fn_ref;                 /* registry reference to the function     */
+    const char *script;         /* the script's name, owned by the gen    */
+} lua_handler;
+
+/* One generation of lua.ini and its compiled scripts. */
+typedef struct lua_gen {
+    char **scripts;             /* as written in lua.ini                  */
+    char **paths;               /* absolute                               */
+    size_t n_scripts;
+    long long max_instructions;
+    size_t max_memory;
+    size_t kv_max_keys;
+    int loaded;                 /* config_check compiled the scripts      */
+    int env_refs_n;
+    int *env_refs;              /* one environment per script             */
+    lua_handler *handlers[UPESI_HOOK_COUNT];
+    size_t n_handlers[UPESI_HOOK_COUNT];
+} lua_gen;
+
+/* Why a run was stopped. */
+enum { LUA_RUN_ALIVE = 0, LUA_RUN_OVER_INSTRUCTIONS, LUA_RUN_OVER_MEMORY };
+
+/* What a suspended coroutine waits for. */
+typedef struct lua_wait {
+    struct lua_run *run;
+    int slot;                   /* 1-based index in the results table     */
+    int type;                   /* upesi_dns_type, 0 for the sleep timer  */
+    upesi_dns_query *query;
+    upesi_timer *timer;
+} lua_wait;
+
+/* One hook call of the plugin (or one script's top level at load). */
+typedef struct lua_run {
+    upesi_call *call;           /* NULL while a script loads              */
+    lua_gen *gen;
+    upesi_hook hook;
+    size_t next;                /* handler running (index)                */
+    const char *script;         /* the script of that handler             */
+    lua_State *co;              /* the coroutine                          */
+    int co_ref;
+    long long used;             /* instructions so far (whole call)       */
+    long long step;             /* the count hook fires every step        */
+    int killed;                 /* LUA_RUN_*                              */
+    int pending;                /* returned UPESI_PENDING to the host     */
+    /* async waits: one batch at a time */
+    lua_wait *waits;
+    int n_waits, outstanding;
+    int results_ref;            /* registry: the results table            */
+} lua_run;
+
+/* The call running now (NULL between calls). */
+extern lua_run *lua_current;
+
+/* lua_plugin.c */
+lua_State *lua_plugin_state(void);
+/* a batch of waits is complete: resume the coroutine with its results */
+void lua_run_wake(lua_run *run);
+
+/* lua_api.c */
+void lua_api_open(lua_State *L, int sandbox);
+/* the script being loaded registers its handlers here */
+void lua_api_set_loading(lua_gen *gen, const char *script);
+/* push the hook's arguments (conn, txn, subject) on co; returns how many */
+int lua_api_push_args(lua_State *co, lua_run *run);
+/* cancel whatever run waits for (timers, DNS queries) */
+void lua_api_cancel_waits(lua_run *run);
+const char *lua_hook_name(upesi_hook hook);
+
+/* lua_kv.c */
+void lua_kv_open(lua_State *L, int upesi_table);
+void lua_kv_set_max(size_t max_keys);
+void lua_kv_free_all(void);
+
+/* lua_sandbox.c: builds the shared, read-mostly globals table and leaves
+ * it on the stack */
+void lua_sandbox_build(lua_State *L);
+/* a fresh environment for one script (its globals), on the stack */
+void lua_sandbox_env(lua_State *L, int sandbox_ref);
+
+#endif

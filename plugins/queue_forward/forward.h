@@ -1,0 +1,203 @@
+/*
+ * forward.h - queue_forward's parts and how they talk (internal to the
+ * plugin; the host sees only the descriptor in fwd_main.c).
+ *
+ *   fwd_config.c  settings (queue_forward.ini) and routes
+ *   fwd_smtp.c    the SMTP/LMTP client: connections, pool, one job = one
+ *                 transaction to one downstream
+ *   fwd_store.c   spool files: envelope text, durable writes with group
+ *                 commit, the queue directories
+ *   fwd_queue.c   store-and-forward: scan, claim, deliver, retry, DSN,
+ *                 the `queue` and `flush` control commands
+ *   fwd_dsn.c     RFC 3464 delivery status notifications
+ *   fwd_main.c    the descriptor, the queue hook (direct and spool mode)
+ *
+ * Everything runs on the worker's loop except the *_work functions handed
+ * to api->queue_work.
+ */
+#ifndef FWD_FORWARD_H
+#define FWD_FORWARD_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "upesi/plugin.h"
+
+extern const upesi_api *fwd_api;
+
+/* ---------------------------------------------------------------------- */
+/* settings                                                               */
+
+enum { FWD_MODE_DIRECT = 0, FWD_MODE_SPOOL };
+
+typedef struct fwd_target {
+    int lmtp;
+    int family;                 /* AF_INET, AF_INET6, AF_UNIX */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char name[300];             /* as configured: "lmtp:127.0.0.1:24" */
+} fwd_target;
+
+typedef struct fwd_route {
+    char *domain;               /* lower case; "" never */
+    fwd_target target;
+} fwd_route;
+
+typedef struct fwd_config {
+    int refs;
+    int mode;
+    int have_downstream;
+    fwd_target downstream;
+    fwd_route *routes;
+    size_t n_routes;
+    unsigned connect_timeout_ms, greeting_timeout_ms, command_timeout_ms,
+             data_timeout_ms;
+    int pool_size;              /* idle connections kept per downstream */
+    unsigned pool_idle_ms;
+    unsigned retry_min_s, retry_max_s, max_queue_time_s;
+    unsigned scan_interval_ms;
+    int max_deliveries;         /* background deliveries per worker */
+    int null_sender_dsn;        /* RouterDSNForNULLReversePath 0/1/2 */
+    char postmaster[256];       /* "" = postmaster@<hostname> */
+    char helo[256];             /* "" = smtp.ini hostname */
+    int fsync;
+    int tls;                    /* downstream_tls: only 0 in this build */
+} fwd_config;
+
+void *fwd_config_new(void);
+int fwd_config_set(void *config, const char *section, const char *key,
+                   const char *value, char *err, size_t errlen);
+int fwd_config_check(void *config, char *err, size_t errlen);
+void fwd_config_free(void *config);
+fwd_config *fwd_config_ref(fwd_config *cfg);
+void fwd_config_unref(fwd_config *cfg);
+/* the newest generation that passed config_check (the runner's) */
+fwd_config *fwd_config_latest(void);
+/* where mail for address goes; NULL if no route and no downstream */
+const fwd_target *fwd_route_for(const fwd_config *cfg, const char *address);
+
+/* ---------------------------------------------------------------------- */
+/* reading a message                                                      */
+
+typedef ssize_t (*fwd_read_fn)(void *arg, off_t offset, void *buf,
+                               size_t len);
+typedef struct fwd_src {
+    fwd_read_fn read;
+    void *arg;
+    off_t size;
+} fwd_src;
+
+/* ---------------------------------------------------------------------- */
+/* the client                                                             */
+
+enum {
+    FWD_RCPT_PENDING = 0,
+    FWD_RCPT_OK,                /* delivered (the downstream's 250)      */
+    FWD_RCPT_TEMP,              /* try again later                      */
+    FWD_RCPT_PERM               /* refused for good                     */
+};
+
+typedef struct fwd_rcpt {
+    char *addr;
+    int state;
+    int accepted;               /* RCPT got 2xx */
+    int code;                   /* the downstream's code, 0 = none came */
+    char enhanced[16];
+    char text[512];             /* the reply, or what went wrong */
+} fwd_rcpt;
+
+typedef struct fwd_job fwd_job;
+typedef void (*fwd_job_done_fn)(fwd_job *job, void *arg);
+
+struct fwd_job {
+    fwd_config *cfg;            /* a reference */
+    const fwd_target *target;   /* inside cfg */
+    const char *sender;         /* "" = null sender */
+    fwd_rcpt **rcpts;
+    size_t n_rcpts;
+    fwd_src src;
+    char id[64];                /* for log lines */
+    upesi_call *call;           /* log prefix; NULL in the background */
+    int defer_all_on_temp;      /* a 4xx RCPT: no DATA, all deferred */
+    fwd_job_done_fn done;
+    void *done_arg;
+    /* the client's */
+    void *conn;
+    int data_started;           /* DATA's 354 came: body on the wire */
+    int dot_sent;               /* the end of data went out */
+    int retried;                /* a pooled connection failed: once */
+    char last_reply[512];       /* the final reply, for the 250's text */
+};
+
+/* Start the job; job->done runs later (never from inside this call).
+ * The job must stay valid until done or fwd_job_abort. */
+void fwd_job_start(fwd_job *job);
+/* Give up: the connection is closed without the end of data, done never
+ * runs.  Only before done ran. */
+void fwd_job_abort(fwd_job *job);
+/* Close every pooled connection (worker exit; tests). */
+void fwd_pool_drain(void);
+
+/* ---------------------------------------------------------------------- */
+/* spool files                                                            */
+
+typedef struct fwd_env {
+    char *queue_id, *arrival, *client_ip, *client_port, *client_name,
+         *helo, *protocol, *tls, *auth, *sender;    /* "<>" = null */
+    char **rcpts;
+    size_t n_rcpts;
+} fwd_env;
+
+void fwd_env_free(fwd_env *env);
+/* the text of docs/spool-format.md; NULL on a CR/LF in a value or OOM */
+char *fwd_env_format(const fwd_env *env, size_t *len);
+/* parse an envelope (up to the empty line); 0 or -1 */
+int fwd_env_parse(const char *text, size_t len, fwd_env *env);
+/* an envelope for a message this server makes (DSN) */
+int fwd_env_local(fwd_env *env, const char *queue_id, const char *sender,
+                  const char *rcpt);
+int fwd_env_add_rcpt(fwd_env *env, const char *rcpt);
+void fwd_make_queue_id(char *out, size_t len);
+/* "2024-05-01T09:30:12Z" -> epoch seconds, -1 if unparsable */
+long long fwd_parse_arrival(const char *arrival);
+
+/* A file to write and commit durably: the envelope, then `body` (a
+ * buffer) or the bytes of `src`.  dir is "queue" or "dead".  done runs on
+ * the loop with 0 or a positive errno once the file is renamed into
+ * <spool_dir>/<dir>/ and that directory is fsynced. */
+typedef void (*fwd_commit_fn)(void *arg, int error);
+int fwd_store_write(const char *dir, const char *queue_id, const char *env,
+                    size_t env_len, const char *body, size_t body_len,
+                    const fwd_src *src, int do_fsync, fwd_commit_fn done,
+                    void *arg);
+/* Create spool_dir/{tmp,queue,active,deferred,dead}.  0 or -1 with err. */
+int fwd_store_make_dirs(const char *spool_dir, char *err, size_t errlen);
+int fwd_fsync_dir(const char *path);
+
+/* ---------------------------------------------------------------------- */
+/* DSN                                                                    */
+
+/* The DSN message (headers and body, CRLF) telling `to` that the
+ * recipients in failed[] were not delivered.  NULL on OOM. */
+char *fwd_dsn_build(const fwd_env *orig, fwd_rcpt *const *failed,
+                    size_t n_failed, const fwd_src *orig_msg,
+                    const char *to, const char *hostname, size_t *len);
+
+/* ---------------------------------------------------------------------- */
+/* the queue                                                              */
+
+void fwd_queue_worker_start(void *arg);
+/* a message committed to queue/: deliver it now if a slot is free */
+void fwd_queue_kick(const char *queue_id);
+int fwd_queue_register_commands(void);
+
+/* Refusals the caller owes a report for (direct mode, the runner): write
+ * a DSN or a dead file per null_sender_dsn.  done(arg, error) when
+ * durable (0 when nothing was owed). */
+int fwd_report_failures(const fwd_config *cfg, const fwd_env *env,
+                        fwd_rcpt *const *failed, size_t n_failed,
+                        const fwd_src *msg, fwd_commit_fn done, void *arg,
+                        int *pending);
+
+#endif
