@@ -37,7 +37,7 @@ static int check_descriptor(const char *file, const char *name,
         return -1;
     }
     if (d->abi_major != UPESI_ABI_MAJOR || d->abi_minor > UPESI_ABI_MINOR) {
-        snprintf(err, errlen, "%s: plugin ABI %u.%u, host ABI %u.%u: %s",
+        snprintf(err, errlen, "%s: plugin ABI %u.%u, host ABI %d.%d: %s",
                  file, d->abi_major, d->abi_minor, UPESI_ABI_MAJOR,
                  UPESI_ABI_MINOR,
                  d->abi_major != UPESI_ABI_MAJOR
