@@ -594,6 +594,11 @@ static int config_finish(up_config *cfg, const char *file)
     if (cfg->n_listen == 0 && add_listen(cfg, "127.0.0.1:2525", name,
                                          sizeof name) != 0)
         return -1;
+    if (cfg->dns_timeout >= cfg->plugin_timeout)
+        up_log(NULL, UPESI_LOG_WARNING, "%s: dns_timeout (%gs) is not below "
+               "plugin_timeout (%gs): a slow DNS server will make plugins "
+               "time out instead of failing open", file, cfg->dns_timeout,
+               cfg->plugin_timeout);
     if (cfg->n_local_domains == 0)
         up_log(NULL, UPESI_LOG_WARNING, "%s: no local_domains: every "
                "recipient will be refused unless a plugin accepts it", file);

@@ -194,7 +194,9 @@ sub strip_received {
 #   template => DIR     conf dir to copy (default: the repo's conf/)
 #   smtp     => {k=>v}  smtp.ini keys to set (listen, spool_dir,
 #                       control_socket, plugin_dir are always set here)
-#   plugins  => [names] conf/plugins (default: the template's)
+#   plugins  => [names] conf/plugins (default: queue_spool alone, so that a
+#                       test of the host does not depend on the shipped
+#                       chain; plugins => undef keeps the template's)
 #   ini      => {name => text}   extra files in the conf dir
 sub new {
     my ($class, %opt) = @_;
@@ -230,7 +232,8 @@ sub new {
                     control_socket => $self->{sock},
                     plugin_dir => $self->{plugdir},
                     %{ $opt{smtp} || {} });
-    $self->set_plugins(@{ $opt{plugins} }) if $opt{plugins};
+    my $plugins = exists $opt{plugins} ? $opt{plugins} : ['queue_spool'];
+    $self->set_plugins(@$plugins) if $plugins;
     for my $name (sort keys %{ $opt{ini} || {} }) {
         $self->write_conf($name, $opt{ini}{$name});
     }
