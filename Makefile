@@ -15,7 +15,8 @@ SANITIZE  ?= 0
 PKGS      := libuv wolfssl lua5.4 libcares inih
 DEB_BUILD := build-essential pkg-config libuv1-dev libwolfssl-dev libltdl-dev \
              liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev
-DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl sslscan
+DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl sslscan \
+             libnet-ssleay-perl
 DEB_FUZZ  := clang
 
 OPT       ?= -O2
@@ -44,6 +45,10 @@ PLUGIN_SINGLE := $(wildcard plugins/*.c)
 # plugins/common/ holds code that plugins compile in; it is no plugin.
 PLUGIN_DIRS   := $(filter-out plugins/common,$(sort $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c)))))
 PLUGINS       := $(PLUGIN_SINGLE:.c=.so) $(addsuffix .so,$(sort $(PLUGIN_DIRS)))
+# The Lua bridge lives in lua/ (with its examples) and builds to
+# plugins/lua.so, linked with liblua5.4 (DESIGN.md 1, 8).
+LUA_PLUGIN_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard lua/*.c))
+PLUGINS       += plugins/lua.so
 
 TEST_PLUGIN_SRC := $(wildcard plugins-test/plugins/*.c)
 TEST_PLUGINS    := $(TEST_PLUGIN_SRC:.c=.so)
@@ -84,6 +89,9 @@ $(addsuffix .so,$(PLUGIN_DIRS)): %.so: $$(call plugin_dir_objs,$$*)
 PLUGIN_PKGS_mail_rules := gmime-3.0
 $(foreach d,$(PLUGIN_DIRS),$(if $(PLUGIN_PKGS_$(notdir $(d))),$(eval \
   $(BUILD)/$(d)/%.o: PKG_CFLAGS += $$(shell pkg-config --cflags $(PLUGIN_PKGS_$(notdir $(d)))))))
+
+plugins/lua.so: $(LUA_PLUGIN_OBJ)
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs lua5.4)
 
 plugins-test/plugins/%.so: $(BUILD)/plugins-test/plugins/%.o
 	$(CC) $(LDFLAGS) -shared -o $@ $^
@@ -183,14 +191,23 @@ FUZZ_DEPS_fuzz_lines       := lines
 FUZZ_DEPS_fuzz_smtp_parse  := smtp_parse
 FUZZ_DEPS_fuzz_data_reader := data_reader
 FUZZ_DEPS_fuzz_dns_answer  := dns_answer
+FUZZ_DEPS_fuzz_config      := config log dns dns_answer stats tls
+# plugin sources a target links (paths under plugins/, without .c)
+FUZZ_PLUGIN_DEPS_fuzz_hostmatch := common/hostmatch
+FUZZ_PLUGIN_DEPS_fuzz_directory := directory/dir_table
 # fuzz_rules and fuzz_mime include the mail_rules sources they test
 $(BUILD)/fuzz/fuzz_rules: PKG_CFLAGS += $(shell pkg-config --cflags glib-2.0)
 $(BUILD)/fuzz/fuzz_rules: PKG_LIBS += $(shell pkg-config --libs glib-2.0)
 $(BUILD)/fuzz/fuzz_mime: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 $(BUILD)/fuzz/fuzz_mime: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
-fuzz_objs = $(patsubst %,$(BUILD)/fuzz/host/%.o,$(FUZZ_DEPS_$(1)))
+fuzz_objs = $(patsubst %,$(BUILD)/fuzz/host/%.o,$(FUZZ_DEPS_$(1))) \
+            $(patsubst %,$(BUILD)/fuzz/plugins/%.o,$(FUZZ_PLUGIN_DEPS_$(1)))
 
 $(BUILD)/fuzz/host/%.o: host/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/fuzz/plugins/%.o: plugins/%.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -c $< -o $@
 

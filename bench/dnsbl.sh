@@ -13,8 +13,9 @@
 #          queries each message really cost)
 # Driven by Postfix's smtp-source, a new connection per message (DNSBL
 # work is per connection), servers alternating run by run so that noise
-# hits all alike (each round starts with a different one).  The client, 127.0.0.1, is listed in no zone (NXDOMAIN,
-# the common case); the ratio is the point, not the absolute rate.
+# hits all alike (each round starts with a different one).  The client,
+# 127.0.0.1, is listed in no zone (NXDOMAIN, the common case); the ratio is
+# the point, not the absolute rate.
 #
 # Environment: RUNS (default 5), MESSAGES (3000), SESSIONS (20).
 # Fails: exits non-zero when a tool is missing, a server does not start or
@@ -77,7 +78,7 @@ pids+=($!)
 wait_bound /proc/net/udp "$dns_port" 10 || { echo "dnsbl.sh: dnsmasq did not start" >&2; exit 1; }
 
 # -- the servers ---------------------------------------------------------------
-declare -A port
+declare -A port spid
 start_upesi() { # name plugins-lines extra-smtp-ini
     local name=$1 plugins=$2 extra=$3 dir=$tmp/$1
     port[$name]=$(free_port tcp)
@@ -99,6 +100,7 @@ EOF
     "$UPESI" -c "$dir" -t >"$dir/check.log" 2>&1 || { echo "dnsbl.sh: upesi -t failed" >&2; cat "$dir/check.log" >&2; exit 1; }
     "$UPESI" -c "$dir" >"$dir/upesi.log" 2>&1 &
     pids+=($!)
+    spid[$name]=$!
     wait_bound /proc/net/tcp "${port[$name]}" 15 || { echo "dnsbl.sh: upesi ($name) did not start" >&2; tail -n 20 "$dir/upesi.log" >&2; exit 1; }
 }
 start_upesi base "queue_discard" ""
@@ -118,6 +120,14 @@ run() { # port -> messages per second
     t1=$(date +%s.%N)
     awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }'
 }
+# CPU seconds (user + system) of a server's processes (supervisor and
+# workers): steadier than rates on a shared machine
+cpu_of() {
+    local pid=$1 kids
+    kids=$(pgrep -P "$pid" 2>/dev/null || true)
+    for p in $pid $kids; do cat "/proc/$p/stat" 2>/dev/null; done |
+        awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); t += $12 + $13 } END { printf "%.3f\n", t / hz }'
+}
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 stat_of() { # name counter
     "$UPESI" -c "$tmp/$1" stat "$2" 2>/dev/null | awk -v k="$2" '$1 == k { print $3 }'
@@ -127,7 +137,8 @@ for name in base warm cold; do  # untimed warm-up (fills the warm cache)
     MESSAGES=$((SESSIONS * 10)) run "${port[$name]}" >/dev/null
 done
 q0=$(stat_of cold Upesi.DNS.Queries); q0=${q0:-0}
-declare -A rates
+declare -A rates cpu0
+for name in base warm cold; do cpu0[$name]=$(cpu_of "${spid[$name]}"); done
 order=(base warm cold)
 for ((i = 1; i <= RUNS; i++)); do
     # each round starts with a different server: no one always goes first
@@ -139,6 +150,11 @@ for ((i = 1; i <= RUNS; i++)); do
     done
 done
 q1=$(stat_of cold Upesi.DNS.Queries); q1=${q1:-0}
+declare -A us
+for name in base warm cold; do
+    us[$name]=$(awk -v a="${cpu0[$name]}" -v b="$(cpu_of "${spid[$name]}")" \
+        -v m="$((RUNS * MESSAGES))" 'BEGIN { printf "%.1f", (b - a) * 1e6 / m }')
+done
 hits=$(stat_of warm Upesi.DNS.CacheHits); hits=${hits:-0}
 
 for name in base warm cold; do
@@ -156,3 +172,5 @@ printf '%-34s %10s %8s   (target >= 0.5)\n' "dnsbl, no cache (cold)" "$c msg/s" 
 printf 'cold: %s DNS queries for %d messages (%.2f per message; 4 = every zone asked every time)\n' \
     "$((q1 - q0))" "$((RUNS * MESSAGES))" "$(awk -v q="$((q1 - q0))" -v m="$((RUNS * MESSAGES))" 'BEGIN { printf "%.2f", q / m }')"
 printf 'warm: %s answers from the cache\n' "$hits"
+printf 'upesi CPU per message: base %s us, warm %s us, cold %s us (user + system)\n' \
+    "${us[base]}" "${us[warm]}" "${us[cold]}"

@@ -1,16 +1,19 @@
 /*
  * lines.c - the command line reader (see lines.h for the contract).
  *
- * One fixed buffer per session.  up_lines_feed only appends raw bytes; all
- * line work happens in up_lines_next, so input after DATA or STARTTLS is
- * handed to the next reader untouched.  An overlong line is cut to max + 1
- * bytes in place (the extra byte is how up_lines_next later knows the line
- * was too long, without a side table of cut lines) and whatever follows,
- * up to its terminator, is dropped as it arrives: memory stays at `cap`
- * whatever the client sends.
+ * One buffer per session, allocated at the first feed (UP_LINES_MIN bytes:
+ * a command or a pipelined group fits) and doubled when input does not fit,
+ * up to `limit`; up_lines_release frees a grown one once it is empty, so
+ * idle sessions cost no buffer or a small one.  up_lines_feed only appends
+ * raw bytes; all line work happens in up_lines_next, so input after DATA or
+ * STARTTLS is handed to the next reader untouched.  An overlong line is cut
+ * to max + 1 bytes in place (the extra byte is how up_lines_next later
+ * knows the line was too long, without a side table of cut lines) and
+ * whatever follows, up to its terminator, is dropped as it arrives: memory
+ * stays at `limit` whatever the client sends.
  *
- * Fails: up_lines_init returns -ENOMEM when the buffer cannot be allocated;
- * nothing else allocates.
+ * Fails: up_lines_feed returns -ENOMEM when the buffer cannot be allocated
+ * or grown; nothing else allocates.
  */
 #include <errno.h>
 #include <limits.h>
@@ -29,12 +32,7 @@ int up_lines_init(up_lines *lr, size_t max)
     memset(lr, 0, sizeof *lr);
     if (max > (SIZE_MAX >> 2))
         return -ENOMEM;
-    lr->cap = max + UP_LINES_SLACK;
-    lr->buf = malloc(lr->cap);
-    if (lr->buf == NULL) {
-        lr->cap = 0;
-        return -ENOMEM;
-    }
+    lr->limit = max + UP_LINES_SLACK;
     lr->max = max;
     return 0;
 }
@@ -45,9 +43,39 @@ void up_lines_free(up_lines *lr)
     memset(lr, 0, sizeof *lr);
 }
 
+void up_lines_release(up_lines *lr)
+{
+    if (lr->buf == NULL || lr->start != lr->len || lr->cap <= UP_LINES_MIN)
+        return;
+    free(lr->buf);
+    lr->buf = NULL;
+    lr->cap = lr->len = lr->start = lr->scanned = 0;
+    lr->skipping = 0;
+}
+
+/* Make room for `want` more bytes after the buffered ones if the limit
+ * allows (less otherwise).  0, or -ENOMEM with the buffer unchanged. */
+static int lines_grow(up_lines *lr, size_t want)
+{
+    size_t need = lr->len + want;
+    if (need <= lr->cap || lr->cap >= lr->limit)
+        return 0;
+    size_t cap = lr->cap ? lr->cap : UP_LINES_MIN;
+    while (cap < need && cap < lr->limit)
+        cap *= 2;
+    if (cap > lr->limit)
+        cap = lr->limit;
+    char *grown = realloc(lr->buf, cap);
+    if (grown == NULL)
+        return -ENOMEM;
+    lr->buf = grown;
+    lr->cap = cap;
+    return 0;
+}
+
 long up_lines_feed(up_lines *lr, const char *data, size_t len)
 {
-    if (lr->buf == NULL)
+    if (lr->limit == 0)
         return -ENOMEM;
     if (lr->start == lr->len) {
         lr->start = lr->len = 0;
@@ -58,12 +86,15 @@ long up_lines_feed(up_lines *lr, const char *data, size_t len)
         lr->len -= lr->start;
         lr->start = 0;
     }
+    if (len > 0 && lines_grow(lr, len) != 0)
+        return -ENOMEM;
     size_t n = lr->cap - lr->len;
     if (n > len)
         n = len;
     if (n > LONG_MAX)
         n = LONG_MAX;
-    memcpy(lr->buf + lr->len, data, n);
+    if (n > 0)
+        memcpy(lr->buf + lr->len, data, n);
     lr->len += n;
     return (long)n;
 }

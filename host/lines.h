@@ -19,9 +19,19 @@
  * line's tail) happens in up_lines_next, so the bytes after a DATA or
  * STARTTLS command reach up_lines_pending exactly as the client sent them.
  *
- * Fails: only on allocation, returning -ENOMEM from up_lines_init (also for
- * a `max` so large the buffer size would overflow); up_lines_feed returns
- * -ENOMEM only on a reader that was never initialised or was freed.
+ * Memory: nothing is allocated until the first byte is fed (an idle session
+ * costs no buffer); the buffer starts small (UP_LINES_MIN bytes) and grows
+ * by doubling, up to `limit` (max + a small constant), only when input does
+ * not fit.  up_lines_release gives a grown buffer back once it is empty (a
+ * session calls it when it has used up its input), so a session that once
+ * received a long line or a message does not keep the large buffer while
+ * idle.
+ *
+ * Fails: only on allocation.  up_lines_init returns -ENOMEM for a `max` so
+ * large the buffer size would overflow (it allocates nothing);
+ * up_lines_feed returns -ENOMEM when the buffer cannot be allocated or grown
+ * (nothing of the input is taken then; what was buffered stays), and on a
+ * reader that was never initialised or was freed.
  */
 #ifndef UPESI_LINES_H
 #define UPESI_LINES_H
@@ -31,9 +41,11 @@
 #include "upesi/plugin.h"
 
 typedef struct up_lines {
-    char *buf;          /* buffered, unconsumed input                  */
+    char *buf;          /* buffered, unconsumed input; NULL until the
+                           first feed and after up_lines_release       */
     size_t len;         /* bytes in buf                                */
-    size_t cap;         /* allocated size of buf (fixed at init)       */
+    size_t cap;         /* allocated size of buf (0 while buf is NULL) */
+    size_t limit;       /* the most cap may grow to (0: not initialised) */
     size_t max;         /* longest line accepted                       */
     size_t start;       /* offset of the first unconsumed byte         */
     size_t scanned;     /* bytes after start known to hold no line end:
@@ -55,14 +67,21 @@ typedef struct up_line {
     int has_nul;        /* a NUL byte inside the line                     */
 } up_line;
 
-/* max: longest line; buffer capacity is derived from it (at least 4 KiB,
- * so that pipelined command groups fit). */
+/* First allocation, and the size up_lines_release shrinks back from. */
+#define UP_LINES_MIN 512
+
+/* max: longest line; the buffer's limit is derived from it (max + 4 KiB,
+ * so that pipelined command groups fit).  Allocates nothing. */
 int up_lines_init(up_lines *lr, size_t max);
 void up_lines_free(up_lines *lr);
+/* Free a buffer grown beyond UP_LINES_MIN if it holds nothing; a no-op
+ * otherwise.  The next feed allocates again. */
+void up_lines_release(up_lines *lr);
 
-/* Append input.  Returns the number of bytes taken (may be less than len
- * when the buffer is full of unconsumed complete lines; call again after
- * consuming), or -ENOMEM. */
+/* Append input, growing the buffer up to its limit.  Returns the number of
+ * bytes taken (may be less than len when the buffer is at its limit and
+ * full of unconsumed complete lines; call again after consuming), or
+ * -ENOMEM. */
 long up_lines_feed(up_lines *lr, const char *data, size_t len);
 
 /* Take the next complete line.  Returns 1 and fills *out, or 0 when no

@@ -4,6 +4,8 @@
  *   upesi [-c DIR]                  run in the foreground
  *   upesi [-c DIR] -t               check the configuration and exit
  *   upesi [-c DIR] stat [PREFIX]    statistics of the running server
+ *   upesi [-c DIR] release QUEUEID  move hold/QUEUEID into queue/ (on the
+ *                                   spool files: host/actions.c)
  *
  * Fails: a configuration error exits 1 after logging every error with its
  * file and line; a running server keeps its configuration when a SIGHUP
@@ -14,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "actions.h"
 #include "config.h"
 #include "hooks.h"
 #include "control.h"
@@ -37,6 +40,7 @@ static void usage(FILE *out)
             "       upesi [-c DIR] -t             check the configuration\n"
             "       upesi [-c DIR] stat [PREFIX]  show statistics\n"
             "       upesi [-c DIR] plugins        list the plugin chain\n"
+            "       upesi [-c DIR] release QUEUEID  send a held message on\n"
             "       upesi [-c DIR] COMMAND ...    other control commands\n"
             "  -c DIR  configuration directory (default: %s)\n"
             "  -o KEY=VALUE  an smtp.ini setting that overrides the file's\n"
@@ -119,6 +123,14 @@ int main(int argc, char **argv)
     up_log_init("upesi", UPESI_LOG_INFO, 0);
     if (up_stats_init(16384) != 0)
         up_fatal("cannot create the statistics table");
+    if (command && strcmp(command, "release") == 0) {
+        /* on the spool files, not the server: works while it is down */
+        if (argc - optind != 2) {
+            fprintf(stderr, "usage: upesi [-c DIR] release QUEUEID\n");
+            return 2;
+        }
+        return up_actions_release(conf_dir, argv[optind + 1]);
+    }
     if (command && strcmp(command, "plugins") != 0)
         return control_command(argc - optind, argv + optind);
 

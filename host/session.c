@@ -18,6 +18,7 @@
  * error_limit; allocation failure closes the session with 421.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,22 +56,93 @@ static void tls_pump(up_session *s);
 /* ---------------------------------------------------------------------- */
 /* small helpers                                                           */
 
+/* The date of the greeting and the Received field.  Formatted once a
+ * second: localtime_r and strftime cost more than the rest of a greeting.
+ * Only the loop thread calls it. */
 static void rfc5322_date(char *buf, size_t len)
 {
+    static time_t cached_at = (time_t)-1;
+    static char cached[64];
     time_t now = time(NULL);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(buf, len, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    if (now != cached_at) {
+        struct tm tm;
+        localtime_r(&now, &tm);
+        if (strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S %z",
+                     &tm) == 0)
+            cached[0] = '\0';
+        cached_at = now;
+    }
+    size_t n = strlen(cached);
+    if (len == 0)
+        return;
+    if (n >= len)
+        n = len - 1;
+    memcpy(buf, cached, n);
+    buf[n] = '\0';
 }
 
+/* Append the n low hex digits of v (upper case). */
+static char *put_hex(char *o, unsigned long v, int n)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (int i = n - 1; i >= 0; i--)
+        o[i] = hex[(v >> (4 * (n - 1 - i))) & 15];
+    return o + n;
+}
+
+/* Join the strings of a NULL-terminated list into buf, cut to fit and
+ * always terminated; returns the length.  The per-message replies and the
+ * Received field are built with it: snprintf cost more than the rest. */
+static size_t str_join(char *buf, size_t size, ...)
+{
+    va_list ap;
+    size_t len = 0;
+    const char *part;
+    if (size == 0)
+        return 0;
+    va_start(ap, size);
+    while ((part = va_arg(ap, const char *)) != NULL) {
+        size_t n = strlen(part);
+        if (n > size - 1 - len)
+            n = size - 1 - len;
+        memcpy(buf + len, part, n);
+        len += n;
+    }
+    va_end(ap);
+    buf[len] = '\0';
+    return len;
+}
+
+/* This process's id, asked once: getpid is a system call, and session and
+ * queue ids want it for every session and message.  Sessions live only in
+ * workers, forked by a supervisor that never calls this, and a worker
+ * forks nothing that accepts sessions: the cached value is always ours. */
+static unsigned long session_pid(void)
+{
+    static unsigned long pid;
+    if (pid == 0)
+        pid = (unsigned long)getpid();
+    return pid;
+}
+
+/* 8 hex digits of seconds, 5 of microseconds, 5 of the pid, 2 of a
+ * counter: "%08lX%05lX%05X%02X", formatted by hand (once a message). */
 static void make_queue_id(char *out, size_t len)
 {
     static unsigned counter;
+    char id[21], *o = id;
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    snprintf(out, len, "%08lX%05lX%05X%02X", (unsigned long)tv.tv_sec,
-             (unsigned long)tv.tv_usec, (unsigned)getpid() & 0xFFFFF,
-             counter++ & 0xFF);
+    unsigned long sec = (unsigned long)tv.tv_sec;
+    int digits = 8;
+    while (digits < 16 && (sec >> (4 * digits)) != 0)
+        digits++;               /* %08lX: at least 8 digits */
+    o = put_hex(o, sec, digits);
+    o = put_hex(o, (unsigned long)tv.tv_usec, 5);
+    o = put_hex(o, session_pid() & 0xFFFFF, 5);
+    o = put_hex(o, counter++ & 0xFF, 2);
+    *o = '\0';
+    str_join(out, len, id, (const char *)NULL);
 }
 
 static uint64_t timeout_ms(const up_session *s)
@@ -99,20 +171,36 @@ static int out_append(up_session *s, const char *buf, size_t len)
     return 0;
 }
 
+/* Replies are built by hand, not with snprintf: one per command, and the
+ * formatting was the largest cost of a reply (bench/README.md, profile). */
 static void reply_lines(up_session *s, int code, const char *enhanced,
                         const char *text)
 {
     char line[1100];
     const char *p = text ? text : "";
+    size_t elen = enhanced ? strnlen(enhanced, 180) : 0;
+    if (code < 0 || code > 999)
+        code = 451;             /* never sent: callers pass SMTP codes */
     for (;;) {
         const char *nl = strchr(p, '\n');
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         if (len > 900)          /* RFC 5321 4.5.3.1.5: 512 octets a line */
             len = 900;
-        int n = snprintf(line, sizeof line, "%03d%c%s%s%.*s\r\n", code,
-                         nl ? '-' : ' ', enhanced ? enhanced : "",
-                         enhanced ? " " : "", (int)len, p);
-        if (out_append(s, line, (size_t)n) != 0)
+        char *o = line;
+        *o++ = (char)('0' + code / 100);
+        *o++ = (char)('0' + code / 10 % 10);
+        *o++ = (char)('0' + code % 10);
+        *o++ = nl ? '-' : ' ';
+        if (enhanced) {
+            memcpy(o, enhanced, elen);
+            o += elen;
+            *o++ = ' ';
+        }
+        memcpy(o, p, len);
+        o += len;
+        *o++ = '\r';
+        *o++ = '\n';
+        if (out_append(s, line, (size_t)(o - line)) != 0)
             break;
         if (nl == NULL)
             break;
@@ -306,6 +394,8 @@ static void session_input(up_session *s, const char *buf, size_t len)
         if (n == 0 && after == before)
             break;              /* no room and no progress: wait */
     }
+    /* input used up: a buffer grown by a long line or DATA goes back */
+    up_lines_release(&s->lines);
     if (len > 0 && s->state == UP_ST_TLS_HANDSHAKE) {
         /* sent with STARTTLS, before the handshake: CVE-2011-0411 */
         up_log(s->id, UPESI_LOG_NOTICE, "discarded %zu bytes sent after "
@@ -668,8 +758,8 @@ void up_session_accept(up_server *srv, uv_stream_t *listener,
     s->cfg = up_config_ref(srv->config);
     s->state = UP_ST_CONNECT;
     s->implicit_tls = implicit_tls;
-    snprintf(s->id, sizeof s->id, "%05X%05lX", (unsigned)getpid() & 0xFFFFF,
-             ++srv->next_session & 0xFFFFF);
+    snprintf(s->id, sizeof s->id, "%05X%05lX",
+             (unsigned)session_pid() & 0xFFFFF, ++srv->next_session & 0xFFFFF);
     up_message_init(&s->msg, s->cfg->spool_dir);
     s->tcp.data = s->timer.data = s->hook_timer.data = s;
     uv_tcp_init(srv->loop, &s->tcp);
@@ -962,7 +1052,8 @@ static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
             up_session_reply(s, 451, "4.3.0", "Out of memory");
         } else {
             char text[UP_MAX_ADDRESS + 32];
-            snprintf(text, sizeof text, "Sender <%s> ok", s->sender);
+            str_join(text, sizeof text, "Sender <", s->sender, "> ok",
+                     (const char *)NULL);
             reply_ok(s, r, 250, "2.1.0", text);
         }
     }
@@ -1082,7 +1173,8 @@ static void on_rcpt_done(up_session *s, upesi_verdict v, const up_reply *r)
     } else {
         s->n_rcpts++;
         char text[UP_MAX_ADDRESS + 32];
-        snprintf(text, sizeof text, "Recipient <%s> ok", s->path.mailbox);
+        str_join(text, sizeof text, "Recipient <", s->path.mailbox, "> ok",
+                 (const char *)NULL);
         reply_ok(s, r, 250, "2.1.5", text);
     }
     session_continue(s);
@@ -1125,26 +1217,34 @@ static int data_sink(void *arg, const char *buf, size_t len)
 
 static void add_received(up_session *s)
 {
-    char date[64], *text = NULL;
+    char date[64];
     rfc5322_date(date, sizeof date);
     const char *proto = s->info.esmtp ? (s->info.tls ? "ESMTPS" : "ESMTP")
                                       : (s->info.tls ? "SMTPS" : "SMTP");
-    char version[64] = "";
-    if (s->cfg->received_version)
-        snprintf(version, sizeof version, " (upesi %s)", UPESI_VERSION);
+    const char *version = s->cfg->received_version
+                              ? " (upesi " UPESI_VERSION ")" : "";
     char tls[256] = "";
     if (s->info.tls && s->info.tls_version)
         snprintf(tls, sizeof tls, "\r\n\t(using %s with cipher %s)",
                  s->info.tls_version,
                  s->info.tls_cipher ? s->info.tls_cipher : "unknown");
-    char rcpt[UP_MAX_ADDRESS + 16] = "";
-    if (s->n_rcpts == 1)
-        snprintf(rcpt, sizeof rcpt, "\r\n\tfor <%s>", s->rcpts[0]);
-    if (asprintf(&text, "Received: from %s (unknown [%s])%s\r\n\tby %s%s "
-                 "with %s id %s%s; %s\r\n", s->helo, s->remote_ip, tls,
-                 s->cfg->hostname, version, proto, s->queue_id, rcpt,
-                 date) < 0)
+    const char *helo = s->helo ? s->helo : "";
+    const char *for_open = s->n_rcpts == 1 ? "\r\n\tfor <" : "";
+    const char *for_rcpt = s->n_rcpts == 1 ? s->rcpts[0] : "";
+    const char *for_close = s->n_rcpts == 1 ? ">" : "";
+    /* "Received: from %s (unknown [%s])%s\r\n\tby %s%s with %s id %s%s;
+     * %s\r\n", joined by hand: once a message, and asprintf was most of
+     * the cost of the end of data */
+    size_t size = strlen(helo) + strlen(s->remote_ip) + strlen(tls) +
+                  strlen(s->cfg->hostname) + strlen(version) +
+                  strlen(s->queue_id) + strlen(for_rcpt) + strlen(date) + 80;
+    char *text = malloc(size);
+    if (text == NULL)
         return;
+    str_join(text, size, "Received: from ", helo, " (unknown [",
+             s->remote_ip, "])", tls, "\r\n\tby ", s->cfg->hostname,
+             version, " with ", proto, " id ", s->queue_id, for_open,
+             for_rcpt, for_close, "; ", date, "\r\n", (const char *)NULL);
     if (up_message_set_received(&s->msg, text) != 0)
         s->msg.error = ENOMEM;
     free(text);
@@ -1166,7 +1266,8 @@ static void on_queue_done(up_session *s, upesi_verdict v, const up_reply *r)
 {
     if (v == UPESI_OK) {
         char text[128];
-        snprintf(text, sizeof text, "Ok: queued as %s", s->queue_id);
+        str_join(text, sizeof text, "Ok: queued as ", s->queue_id,
+                 (const char *)NULL);
         up_log(s->id, UPESI_LOG_INFO, "queued %s from=<%s> nrcpt=%zu "
                "size=%lld by %s", s->queue_id, s->sender, s->n_rcpts,
                (long long)up_message_size(&s->msg),
@@ -1202,7 +1303,8 @@ static void on_actions_done(up_session *s, int err)
         return;
     } else {
         char text[128];
-        snprintf(text, sizeof text, "Ok: queued as %s", s->queue_id);
+        str_join(text, sizeof text, "Ok: queued as ", s->queue_id,
+                 (const char *)NULL);
         up_session_reply(s, 250, "2.0.0", text);
         message_done(s, 1);
     }
@@ -1331,6 +1433,19 @@ static void on_unrecognized_done(up_session *s, upesi_verdict v,
     session_continue(s);
 }
 
+/* The per-command counters, by verb: no name is formatted per command
+ * (a verb added without an entry here gets its name formatted). */
+static const char *const command_stat[UP_VERB_COUNT] = {
+    [UP_VERB_HELO] = "SMTP.Command.HELO", [UP_VERB_EHLO] = "SMTP.Command.EHLO",
+    [UP_VERB_MAIL] = "SMTP.Command.MAIL", [UP_VERB_RCPT] = "SMTP.Command.RCPT",
+    [UP_VERB_DATA] = "SMTP.Command.DATA", [UP_VERB_RSET] = "SMTP.Command.RSET",
+    [UP_VERB_NOOP] = "SMTP.Command.NOOP", [UP_VERB_QUIT] = "SMTP.Command.QUIT",
+    [UP_VERB_VRFY] = "SMTP.Command.VRFY", [UP_VERB_EXPN] = "SMTP.Command.EXPN",
+    [UP_VERB_HELP] = "SMTP.Command.HELP",
+    [UP_VERB_STARTTLS] = "SMTP.Command.STARTTLS",
+    [UP_VERB_AUTH] = "SMTP.Command.AUTH", [UP_VERB_BDAT] = "SMTP.Command.BDAT",
+};
+
 static void handle_command(up_session *s, up_line *line)
 {
     s->n_commands++;
@@ -1359,9 +1474,14 @@ static void handle_command(up_session *s, up_line *line)
         up_hook_run(s, UPESI_HOOK_UNRECOGNIZED, on_unrecognized_done);
         return;
     }
-    char stat[48];
-    snprintf(stat, sizeof stat, "SMTP.Command.%s", up_verb_name(s->cmd.verb));
-    up_stats_add(stat, 1);
+    if (command_stat[s->cmd.verb] != NULL) {
+        up_stats_add(command_stat[s->cmd.verb], 1);
+    } else {
+        char stat[48];
+        snprintf(stat, sizeof stat, "SMTP.Command.%s",
+                 up_verb_name(s->cmd.verb));
+        up_stats_add(stat, 1);
+    }
     switch (s->cmd.verb) {
     case UP_VERB_HELO:
         cmd_helo(s, 0);

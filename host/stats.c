@@ -10,8 +10,9 @@
  * name, then publishes it with a release store.  Names never move and are
  * never removed, so a reader that saw "ready" may compare the name without
  * locks.  Values are updated with atomic adds: the hot path (up_stats_add,
- * once per SMTP command) is a hash, a probe or two and one atomic add; no
- * lock, no malloc, no system call.
+ * once per SMTP command) is a hit in a per-thread cache keyed by the name's
+ * pointer (else a hash and a probe or two) and one atomic add; no lock, no
+ * malloc, no system call.
  *
  * Fails: never fails a caller.  Before up_stats_init every update is
  * ignored and every read is 0 (unit tests of other modules need no table).
@@ -160,14 +161,46 @@ static up_stats_slot *stats_find(up_stats_table *t, const char *name,
     return NULL;
 }
 
+/* A small per-thread cache of the slots found by name pointer: the host
+ * passes the same string constants again and again (a dozen updates per
+ * message), and comparing the name with the slot's is cheaper than hashing
+ * it and probing.  A hit is checked against the table and the name (the
+ * same pointer may hold another name: a buffer on the stack), so a stale
+ * entry only costs a normal lookup.  Per thread: pool threads update
+ * counters too, and the entries are plain memory. */
+#define UP_STATS_CACHE 64
+
+typedef struct stats_cache_entry {
+    const char *name;
+    const up_stats_table *table;
+    up_stats_slot *slot;
+} stats_cache_entry;
+
+static __thread stats_cache_entry stats_cache[UP_STATS_CACHE];
+
+static inline stats_cache_entry *stats_cache_for(const char *name)
+{
+    uint64_t p = (uint64_t)(uintptr_t)name * 0x9E3779B97F4A7C15ULL;
+    return &stats_cache[p >> 58];           /* 64 entries */
+}
+
 static inline up_stats_slot *stats_slot_for_update(const char *name)
 {
     up_stats_table *t = stats_table;
     if (t == NULL || name == NULL)
         return NULL;
+    stats_cache_entry *c = stats_cache_for(name);
+    if (c->name == name && c->table == t &&
+        strcmp(stats_name(t, (size_t)(c->slot - t->slots)), name) == 0)
+        return c->slot;
     up_stats_slot *slot = stats_find(t, name, 1);
-    if (slot == NULL)
+    if (slot == NULL) {
         __atomic_fetch_add(&stats_dropped->value, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    c->name = name;
+    c->table = t;
+    c->slot = slot;
     return slot;
 }
 

@@ -195,7 +195,7 @@ static lua_run *run_new(upesi_call *call, lua_gen *g, upesi_hook hook)
 
 static void run_free(lua_run *r, int reusable)
 {
-    lua_api_cancel_waits(r);
+    lua_wait_cancel(r);
     run_thread_put(r, reusable);
     free(r);
 }

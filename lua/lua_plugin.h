@@ -4,7 +4,8 @@
  *   lua_plugin.c   descriptor, lua.ini, script generations, the hook calls
  *                  (one coroutine each), budgets, waiting and cancelling
  *   lua_api.c      the `upesi` table scripts see: verdicts, upesi.hook,
- *                  conn, txn, log, stat, time, dns, sleep
+ *                  conn, txn, log, stat, time
+ *   lua_wait.c     what waits: upesi.dns.*, conn:reverse_name, upesi.sleep
  *   lua_kv.c       upesi.kv: the per-worker key-value store with expiry
  *   lua_sandbox.c  the globals a script sees (no io, os, debug, package,
  *                  bytecode, files)
@@ -25,13 +26,6 @@
 #include "upesi/plugin.h"
 
 #define LUA_PLUGIN_NAME "lua"
-
-/* Lua 5.4.6 renamed lua_resetthread; only 5.4.0-5.4.5 need the old one. */
-#if LUA_VERSION_RELEASE_NUM >= 50406
-#define lua_plugin_closethread(co) lua_closethread((co), NULL)
-#else
-#define lua_plugin_closethread(co) lua_resetthread(co)
-#endif
 
 extern const upesi_api *lua_host;
 
@@ -101,9 +95,16 @@ void lua_api_open(lua_State *L, int sandbox);
 void lua_api_set_loading(lua_gen *gen, const char *script);
 /* push the hook's arguments (conn, txn, subject) on co; returns how many */
 int lua_api_push_args(lua_State *co, lua_run *run);
-/* cancel whatever run waits for (timers, DNS queries) */
-void lua_api_cancel_waits(lua_run *run);
+/* the call running now, or a Lua error naming `what` */
+lua_run *lua_api_need_call(lua_State *S, const char *what);
 const char *lua_hook_name(upesi_hook hook);
+
+/* lua_wait.c */
+void lua_wait_open_dns(lua_State *S);
+int lua_wait_reverse_name(lua_State *S);
+int lua_wait_sleep(lua_State *S);
+/* cancel whatever run waits for (timers, DNS queries) */
+void lua_wait_cancel(lua_run *run);
 
 /* lua_kv.c */
 void lua_kv_open(lua_State *L, int upesi_table);
@@ -113,6 +114,8 @@ void lua_kv_free_all(void);
 /* lua_sandbox.c: builds the shared, read-mostly globals table and leaves
  * it on the stack */
 void lua_sandbox_build(lua_State *L);
+/* replace the table on top of the stack by a read-only view of it */
+void lua_sandbox_readonly(lua_State *L);
 /* a fresh environment for one script (its globals), on the stack */
 void lua_sandbox_env(lua_State *L, int sandbox_ref);
 

@@ -1,14 +1,17 @@
 /*
  * sender.c - inbound sender controls, Domino's "Inbound Sender Controls"
- * (DESIGN.md 6, docs/plugins/sender.md): allow and deny lists of senders.
- * Verifying the sender's domain in DNS (verify_domain, timeout) comes with
- * the DNS service of the plugin ABI and is not here yet.
+ * (DESIGN.md 6, docs/plugins/sender.md): allow and deny lists of senders,
+ * and "Verify sender's domain in DNS".
  *
  * conf/sender.ini:
  *   allow = items   when set, only these senders may send
  *                   ("Allow messages only from the following internet
  *                   addresses/domains")
  *   deny = items    these senders may not ("Deny messages from ...")
+ *   verify_domain = 0|1   the MAIL FROM domain must have an MX, or (no MX
+ *                   record: RFC 5321 5.1's implicit MX) an A or AAAA
+ *   timeout = S     seconds the whole check may take (decimals allowed;
+ *                   default 20), SMTPVerifySendersDomainTimeout
  * Items, comma or blank separated, case-insensitive, '*' a wildcard:
  *   user@example.com     that address
  *   *@example.com        any address at example.com (also @example.com,
@@ -18,12 +21,25 @@
  * sender <> (bounces) is always allowed: refusing it breaks delivery
  * reports (RFC 5321 4.5.5).
  *
- * A refusal, at MAIL FROM:
- *   554 5.7.1 Mail from <addr> rejected for policy reasons
+ * The lists are decided first (no DNS for a denied sender), then the
+ * domain, asynchronously: MX; NODATA -> A; NODATA -> AAAA.  The null
+ * sender, domain literals ([192.0.2.1]), addresses without a domain and
+ * non-ASCII (SMTPUTF8) domains are not looked up.
  *
- * Fails: a bad item is a configuration error naming it.
+ * Refusals, at MAIL FROM:
+ *   554 5.7.1 Mail from <addr> rejected for policy reasons      (lists)
+ *   553 5.1.8 Sender address <addr> rejected: Domain not found  (NXDOMAIN,
+ *             or neither MX nor A nor AAAA)
+ *   550 5.7.27 Sender address <addr> rejected: Domain does not accept mail
+ *             (a null MX, RFC 7505)
+ *   451 4.4.3 Sender domain lookup failed, try again later   (timeout,
+ *             SERVFAIL, `timeout` reached)
+ *
+ * Fails: a bad item is a configuration error naming it.  A DNS failure is
+ * a 451: the client tries again later, nothing is refused for good.
  */
 #include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +56,11 @@ typedef struct snd_list {
 typedef struct snd_config {
     snd_list allow;
     snd_list deny;
+    int verify_domain;
+    double timeout;              /* seconds */
 } snd_config;
+
+#define SND_DEFAULT_TIMEOUT 20.0
 
 /* ---------------------------------------------------------------------- */
 /* settings                                                               */
@@ -64,7 +84,10 @@ static void snd_config_free(void *config)
 
 static void *snd_config_new(void)
 {
-    return calloc(1, sizeof(snd_config));
+    snd_config *cfg = calloc(1, sizeof *cfg);
+    if (cfg)
+        cfg->timeout = SND_DEFAULT_TIMEOUT;
+    return cfg;
 }
 
 /* An item: local@domain (either side may hold '*'), or a domain pattern,
@@ -146,15 +169,30 @@ static int snd_config_set(void *config, const char *section, const char *key,
                  "the top of the file)", section);
         return -1;
     }
+    if (!strcmp(key, "verify_domain")) {
+        if (strcmp(value, "0") && strcmp(value, "1")) {
+            snprintf(err, errlen, "verify_domain: '%s' is not 0 or 1", value);
+            return -1;
+        }
+        cfg->verify_domain = value[0] == '1';
+        return 0;
+    }
+    if (!strcmp(key, "timeout")) {
+        char *end;
+        double t = strtod(value, &end);
+        if (end == value || *end || !isfinite(t) || t < 0.1 || t > 3600) {
+            snprintf(err, errlen, "timeout: '%s' is not a number of seconds "
+                     "from 0.1 to 3600", value);
+            return -1;
+        }
+        cfg->timeout = t;
+        return 0;
+    }
     snd_list *l = !strcmp(key, "allow") ? &cfg->allow
                 : !strcmp(key, "deny") ? &cfg->deny : NULL;
     if (l == NULL) {
-        if (!strcmp(key, "verify_domain") || !strcmp(key, "timeout"))
-            snprintf(err, errlen, "%s: not available yet (needs the DNS "
-                     "service of the plugin ABI)", key);
-        else
-            snprintf(err, errlen, "unknown key '%s' (sender takes allow, "
-                     "deny)", key);
+        snprintf(err, errlen, "unknown key '%s' (sender takes allow, deny, "
+                 "verify_domain, timeout)", key);
         return -1;
     }
     char why[256];
@@ -204,6 +242,232 @@ static int snd_match(const snd_list *l, const char *sender)
     return 0;
 }
 
+/* ---------------------------------------------------------------------- */
+/* the sender's domain in DNS                                             */
+
+typedef struct snd_lookup {
+    upesi_call *call;
+    upesi_dns_query *query;
+    upesi_timer *timer;
+    int type;                    /* being asked: MX, then A, then AAAA */
+    char *sender;
+    char domain[256];
+} snd_lookup;
+
+typedef enum snd_outcome {
+    SND_VERIFIED,
+    SND_NOT_FOUND,
+    SND_NULL_MX,
+    SND_TEMP_FAIL
+} snd_outcome;
+
+static const char *snd_type_name(int type)
+{
+    return type == UPESI_DNS_MX ? "MX" : type == UPESI_DNS_A ? "A" : "AAAA";
+}
+
+static void snd_lookup_stop(snd_lookup *lk)
+{
+    if (lk->query) {
+        snd_api->dns_cancel(lk->query);
+        lk->query = NULL;
+    }
+    if (lk->timer) {
+        snd_api->timer_stop(lk->timer);
+        lk->timer = NULL;
+    }
+}
+
+/* The host gave up on the call (plugin_timeout, disconnect). */
+static void snd_on_cancel(upesi_call *call, void *arg)
+{
+    (void)call;
+    snd_lookup *lk = arg;
+    snd_lookup_stop(lk);
+    free(lk->sender);
+    free(lk);
+}
+
+/* Reply and log for an outcome: the verdict. */
+static upesi_verdict snd_verdict(upesi_call *call, const char *sender,
+                                 const char *domain, snd_outcome outcome,
+                                 const char *why)
+{
+    switch (outcome) {
+    case SND_VERIFIED:
+        snd_api->stat_add("SMTP.Sender.DomainVerified", 1);
+        snd_api->log(call, UPESI_LOG_DEBUG, "sender domain %s: %s", domain,
+                     why);
+        return UPESI_CONT;
+    case SND_NOT_FOUND:
+        snd_api->stat_add("SMTP.Sender.DomainNotFound", 1);
+        snd_api->log(call, UPESI_LOG_INFO, "sender <%s> refused: domain %s "
+                     "not found (%s)", sender, domain, why);
+        snd_api->reply(call, 553, "5.1.8", "Sender address <%s> rejected: "
+                       "Domain not found", sender);
+        return UPESI_DENY;
+    case SND_NULL_MX:
+        snd_api->stat_add("SMTP.Sender.DomainNullMX", 1);
+        snd_api->log(call, UPESI_LOG_INFO, "sender <%s> refused: domain %s "
+                     "has a null MX", sender, domain);
+        snd_api->reply(call, 550, "5.7.27", "Sender address <%s> rejected: "
+                       "Domain does not accept mail", sender);
+        return UPESI_DENY;
+    case SND_TEMP_FAIL:
+        break;
+    }
+    snd_api->stat_add("SMTP.Sender.DomainLookupFailed", 1);
+    snd_api->log(call, UPESI_LOG_NOTICE, "sender <%s> deferred: lookup of %s "
+                 "failed (%s)", sender, domain, why);
+    snd_api->reply(call, 451, "4.4.3", "Sender domain lookup failed, try "
+                   "again later");
+    return UPESI_DENYSOFT;
+}
+
+static void snd_finish(snd_lookup *lk, snd_outcome outcome, const char *why)
+{
+    upesi_call *call = lk->call;
+    snd_lookup_stop(lk);
+    upesi_verdict v = snd_verdict(call, lk->sender, lk->domain, outcome, why);
+    free(lk->sender);
+    free(lk);
+    snd_api->resume(call, v);
+}
+
+static void snd_on_timer(void *arg)
+{
+    snd_lookup *lk = arg;
+    lk->timer = NULL;           /* the host frees a timer that fired */
+    char why[64];
+    const snd_config *cfg = snd_api->config(lk->call);
+    snprintf(why, sizeof why, "no answer within timeout = %g s",
+             cfg ? cfg->timeout : 0.0);
+    snd_finish(lk, SND_TEMP_FAIL, why);
+}
+
+static int snd_ask(snd_lookup *lk, int type);
+
+static void snd_on_answer(const upesi_dns_answer *a, void *arg)
+{
+    snd_lookup *lk = arg;
+    lk->query = NULL;
+    char why[128];
+    const char *type = snd_type_name(lk->type);
+    switch (a->status) {
+    case UPESI_DNS_OK:
+        /* RFC 7505: one MX of preference 0 whose host is the root */
+        if (lk->type == UPESI_DNS_MX && a->count == 1 &&
+            (a->records[0].text[0] == '\0' ||
+             !strcmp(a->records[0].text, "."))) {
+            snd_finish(lk, SND_NULL_MX, "null MX");
+            return;
+        }
+        snprintf(why, sizeof why, "%s %s", type, a->records[0].text);
+        snd_finish(lk, SND_VERIFIED, why);
+        return;
+    case UPESI_DNS_NODATA:
+        if (lk->type != UPESI_DNS_AAAA) {
+            int next = lk->type == UPESI_DNS_MX ? UPESI_DNS_A : UPESI_DNS_AAAA;
+            if (snd_ask(lk, next) == 0)
+                return;
+            snd_finish(lk, SND_TEMP_FAIL, "cannot start a lookup");
+            return;
+        }
+        snd_finish(lk, SND_NOT_FOUND, "no MX, A or AAAA record");
+        return;
+    case UPESI_DNS_NXDOMAIN:
+        snd_finish(lk, SND_NOT_FOUND, "NXDOMAIN");
+        return;
+    case UPESI_DNS_TIMEOUT:
+        snprintf(why, sizeof why, "%s lookup timed out", type);
+        snd_finish(lk, SND_TEMP_FAIL, why);
+        return;
+    case UPESI_DNS_ERROR:
+        break;
+    }
+    snprintf(why, sizeof why, "%s lookup: DNS error", type);
+    snd_finish(lk, SND_TEMP_FAIL, why);
+}
+
+static int snd_ask(snd_lookup *lk, int type)
+{
+    lk->type = type;
+    lk->query = snd_api->dns_lookup(lk->call, type, lk->domain,
+                                    snd_on_answer, lk);
+    return lk->query ? 0 : -1;
+}
+
+/* What to do with the sender's domain: 1 look it up, 0 leave it (no
+ * domain, a domain literal, non-ASCII), -1 it cannot be a domain. */
+static int snd_domain_of(const char *sender, char *out, size_t outlen)
+{
+    const char *at = strrchr(sender, '@');
+    if (at == NULL || at[1] == '\0' || at[1] == '[')
+        return 0;
+    const char *d = at + 1;
+    size_t len = strlen(d);
+    if (d[len - 1] == '.')
+        len--;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)d[i] >= 0x80)
+            return 0;           /* an SMTPUTF8 U-label: no IDNA here */
+    if (len == 0 || len > 253 || len >= outlen)
+        return -1;
+    size_t label = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (c == '.') {
+            if (label == 0 || d[i - 1] == '-')
+                return -1;
+            label = 0;
+            out[i] = '.';
+            continue;
+        }
+        if (!isalnum(c) && c != '-' && c != '_')
+            return -1;
+        if (label == 0 && c == '-')
+            return -1;
+        if (++label > 63)
+            return -1;
+        out[i] = (char)tolower(c);
+    }
+    if (label == 0)
+        return -1;
+    out[len] = '\0';
+    return 1;
+}
+
+static upesi_verdict snd_verify(upesi_call *call, const snd_config *cfg,
+                                const char *sender)
+{
+    char domain[256];
+    int rc = snd_domain_of(sender, domain, sizeof domain);
+    if (rc == 0)
+        return UPESI_CONT;
+    if (rc < 0)
+        return snd_verdict(call, sender, strrchr(sender, '@') + 1,
+                           SND_NOT_FOUND, "not a domain name");
+    if (snd_api->abi_minor < 1)
+        return UPESI_CONT;      /* checked at init; belt and braces */
+    snd_lookup *lk = calloc(1, sizeof *lk);
+    if (lk == NULL)
+        return snd_verdict(call, sender, domain, SND_TEMP_FAIL,
+                           "out of memory");
+    lk->call = call;
+    lk->sender = strdup(sender);
+    memcpy(lk->domain, domain, strlen(domain) + 1);
+    if (lk->sender == NULL || snd_ask(lk, UPESI_DNS_MX) != 0) {
+        free(lk->sender);
+        free(lk);
+        return snd_verdict(call, sender, domain, SND_TEMP_FAIL,
+                           "cannot start a lookup");
+    }
+    lk->timer = snd_api->timer_start((uint64_t)(cfg->timeout * 1000),
+                                     snd_on_timer, lk);
+    snd_api->on_cancel(call, snd_on_cancel, lk);
+    return UPESI_PENDING;
+}
+
 static upesi_verdict snd_mail(upesi_call *call)
 {
     const snd_config *cfg = snd_api->config(call);
@@ -217,7 +481,8 @@ static upesi_verdict snd_mail(upesi_call *call)
     else if (!allowed && snd_match(&cfg->deny, sender))
         why = "in deny";
     if (why == NULL)
-        return UPESI_CONT;
+        return cfg->verify_domain ? snd_verify(call, cfg, sender)
+                                  : UPESI_CONT;
     snd_api->stat_add("SMTP.Sender.Denied", 1);
     snd_api->log(call, UPESI_LOG_INFO, "sender <%s> refused: %s", sender, why);
     snd_api->reply(call, 554, "5.7.1", "Mail from <%s> rejected for policy "
@@ -229,8 +494,10 @@ static int snd_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
                     size_t errlen)
 {
     (void)self;
-    (void)err;
-    (void)errlen;
+    if (api->abi_minor < 1) {
+        snprintf(err, errlen, "needs a host with DNS (ABI 1.1)");
+        return -1;
+    }
     snd_api = api;
     return 0;
 }
@@ -238,7 +505,7 @@ static int snd_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
 UPESI_PLUGIN = {
     UPESI_PLUGIN_HEADER,
     .name = "sender",
-    .version = "0.9",
+    .version = "1.0",
     .init = snd_init,
     .config_new = snd_config_new,
     .config_set = snd_config_set,

@@ -64,34 +64,48 @@ my @records = (
     "--host-record=liar.evil.test,127.0.0.12",
 );
 
-my $dns_port = free_udp_port();
-my $dns_pid = fork // die "fork: $!";
-if ($dns_pid == 0) {
-    open STDIN, '<', '/dev/null';
-    open STDOUT, '>', '/dev/null';
-    open STDERR, '>', '/dev/null' unless $ENV{UPESI_DNS_VERBOSE};
-    { exec $DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null',
-        '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
-        '--listen-address=127.0.0.1', '--bind-interfaces', "--port=$dns_port",
-        '--log-facility=-', '--local=/test/', '--local=/in-addr.arpa/',
-        '--local=/ip6.arpa/', "--server=/slow.test/127.0.0.1#$silent_port",
-        @records };
-    POSIX::_exit(127);
-}
-END { if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0) } }
-
-# wait until dnsmasq has bound its port
-{
+# dnsmasq on a free port; if the port was taken in the meantime (dnsmasq
+# also binds TCP on it), try another.
+my ($dns_port, $dns_pid);
+my $dns_log = "/tmp/upesi-dns-t-$$.log";
+END { unlink $dns_log }
+sub start_dnsmasq {
+    $dns_port = free_udp_port();
+    diag "dnsmasq port $dns_port" if $ENV{UPESI_DNS_VERBOSE};
+    $dns_pid = fork // die "fork: $!";
+    if ($dns_pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', $dns_log;
+        { exec $DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null',
+            '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
+            '--listen-address=127.0.0.1', '--bind-interfaces', "--port=$dns_port",
+            '--log-facility=-', '--local=/test/', '--local=/in-addr.arpa/',
+            '--local=/ip6.arpa/', "--server=/slow.test/127.0.0.1#$silent_port",
+            @records };
+        POSIX::_exit(127);
+    }
     my $want = sprintf('0100007F:%04X', $dns_port);
     my $end = time + 10 * $SLOW;
-    my $up = 0;
-    while (!$up && time < $end) {
-        open my $fh, '<', '/proc/net/udp' or last;
-        $up = grep { (split)[1] eq $want } <$fh>;
-        sleep 0.05 unless $up;
+    while (time < $end) {
+        if (waitpid($dns_pid, WNOHANG) == $dns_pid) {
+            diag "dnsmasq exited: $?" if $ENV{UPESI_DNS_VERBOSE};
+            $dns_pid = undef;
+            return 0;
+        }
+        open my $fh, '<', '/proc/net/udp' or return 0;
+        return 1 if grep { (split)[1] eq $want } <$fh>;
+        sleep 0.05;
     }
-    BAIL_OUT("dnsmasq did not start on port $dns_port") unless $up;
+    return 0;
 }
+END { if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0) } }
+my $started = 0;
+for (1 .. 3) {
+    last if $started = start_dnsmasq();
+    if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0); $dns_pid = undef }
+}
+BAIL_OUT("dnsmasq did not start: " . (slurp($dns_log) // '')) unless $started;
 
 # -- helpers -------------------------------------------------------------------
 

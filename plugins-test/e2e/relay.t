@@ -4,16 +4,118 @@
 # allow_hosts by address, CIDR and wildcard; allow_domains exact and
 # *.subdomain; deny_hosts and deny_domains; deny_wins 0 and 1 on conflicts;
 # the "relay.allowed" connection note; bad list items fail -t with
-# relay.ini:line (docs/plugins/relay.md).
+# relay.ini:line; host-name items against a real dnsmasq on a free
+# loopback port (forward-confirmed names, no PTR, a PTR lookup that times
+# out: 451 4.4.3 when the name could change the decision), looked up at
+# connect or, when an earlier plugin's OK skipped relay, at RCPT
+# (docs/plugins/relay.md).
 use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use IO::Socket::IP;
+use POSIX qw(WNOHANG);
+use Socket qw(SOCK_DGRAM);
 use Test::More;
+use Time::HiRes qw(sleep time);
 use Upesi::Test;
 
-deadline(150);
+deadline(180);
+
+# -- the DNS side: dnsmasq on a free loopback port, a silent UDP socket (its
+# zones time out) and a responder that answers SERVFAIL to everything ------
+
+my $DNSMASQ = '/usr/sbin/dnsmasq';
+plan skip_all => 'dnsmasq not installed' unless -x $DNSMASQ;
+
+my $silent = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
+                                 Proto => 'udp', Type => SOCK_DGRAM)
+    or die "silent socket: $@";
+my $silent_port = $silent->sockport;
+
+my $servfail = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
+                                   Proto => 'udp', Type => SOCK_DGRAM)
+    or die "servfail socket: $@";
+my $servfail_port = $servfail->sockport;
+my $servfail_pid = fork // die "fork: $!";
+if ($servfail_pid == 0) {
+    $SIG{ALRM} = 'DEFAULT';
+    $SIG{TERM} = sub { POSIX::_exit(0) };
+    alarm 0;
+    while (1) {
+        my $peer = $servfail->recv(my $q, 4096) // next;
+        next if length $q < 17;
+        my $end = 12;
+        $end += 1 + ord(substr $q, $end, 1) while $end < length $q && ord(substr $q, $end, 1);
+        my $a = substr($q, 0, 2) . "\x81\x82" . substr($q, 4, 2) . "\0" x 6
+              . substr($q, 12, $end + 5 - 12);
+        $servfail->send($a, 0, $peer);
+    }
+}
+close $servfail;
+
+sub free_udp_port {
+    my $s = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
+                                Proto => 'udp', Type => SOCK_DGRAM)
+        or die "udp port: $@";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+my ($dns_port, $dns_pid);
+my $dns_log = "/tmp/upesi-dns-$$.log";
+sub start_dnsmasq {
+    my (@records) = @_;
+    $dns_port = free_udp_port();
+    $dns_pid = fork // die "fork: $!";
+    if ($dns_pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', $dns_log;
+        { exec $DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null',
+            '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
+            '--listen-address=127.0.0.1', '--bind-interfaces', "--port=$dns_port",
+            '--log-facility=-', '--local=/test/', '--local=/in-addr.arpa/',
+            '--local=/ip6.arpa/', "--server=/slow.test/127.0.0.1#$silent_port",
+            "--server=/fail.test/127.0.0.1#$servfail_port", @records };
+        POSIX::_exit(127);
+    }
+    my $want = sprintf('0100007F:%04X', $dns_port);
+    my $end = time + 10 * $SLOW;
+    while (time < $end) {
+        if (waitpid($dns_pid, WNOHANG) == $dns_pid) {
+            $dns_pid = undef;
+            return 0;
+        }
+        open my $fh, '<', '/proc/net/udp' or return 0;
+        return 1 if grep { (split)[1] eq $want } <$fh>;
+        sleep 0.05;
+    }
+    return 0;
+}
+END {
+    my $st = $?;
+    if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0) }
+    if ($servfail_pid) { kill 'TERM', $servfail_pid; waitpid($servfail_pid, 0) }
+    unlink $dns_log;
+    $? = $st;
+}
+sub dnsmasq {
+    my (@records) = @_;
+    for (1 .. 3) {
+        return if start_dnsmasq(@records);
+        if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0); $dns_pid = undef }
+    }
+    BAIL_OUT("dnsmasq did not start: " . (slurp($dns_log) // ''));
+}
+
+
+dnsmasq('--host-record=relay20.trusted.test,127.0.0.20',
+        "--server=/23.0.0.127.in-addr.arpa/127.0.0.1#$silent_port",
+        '--host-record=bad26.evil.test,127.0.0.26',
+        '--ptr-record=27.0.0.127.in-addr.arpa,fake.trusted.test',
+        '--host-record=fake.trusted.test,127.0.0.99');
 
 # A raw client whose connection comes from a chosen 127.0.0.N address.
 sub client_from {
@@ -37,7 +139,9 @@ sub server {
     my %files;
     $files{'relay.ini'} = $ini if defined $ini;
     my $srv = Upesi::Test->new(plugins => ['relay', @extra, 'queue_spool'],
-                               smtp => { error_limit => 1000 },
+                               smtp => { error_limit => 1000,
+                                         dns_servers => "127.0.0.1:$dns_port",
+                                         dns_timeout => 1, plugin_timeout => 10 },
                                ini => \%files);
     $srv->start;
     return $srv;
@@ -88,6 +192,8 @@ for my $case (['127.0.0.2', ['127.0.0.2'], ['127.0.0.3', '127.0.0.1']],
               ['127.*.*.9, 10.*', ['127.0.0.9'], ['127.0.0.8']],
               ['[127.0.0.5] 192.0.2.0/24', ['127.0.0.5'], ['127.0.0.6']],
               ['::ffff:127.0.0.7', ['127.0.0.7'], ['127.0.0.6']],
+              ['relay20.trusted.test', ['127.0.0.20'], ['127.0.0.21', '127.0.0.27']],
+              ['*.trusted.test, 127.0.0.5', ['127.0.0.20', '127.0.0.5'], ['127.0.0.21', '127.0.0.26', '127.0.0.27']],
               ['localhost, *.example.com', [], ['127.0.0.1']]) {
     my ($list, $yes, $no) = @$case;
     my $srv = server("allow_hosts = $list\n");
@@ -162,6 +268,56 @@ for my $case (['127.0.0.2', ['127.0.0.2'], ['127.0.0.3', '127.0.0.1']],
     my $srv = server("allow_domains = *\n");
     is rcpt($srv, '127.0.0.9', 'a@anywhere.example'), '250 2.1.5', 'allow_domains = *: an open relay, as configured';
     $srv->stop;
+}
+
+# -- host names: the confirmed name, and lookups that fail -----------------------
+{
+    my $srv = server("allow_hosts = *.trusted.test\n");
+    my $c = client_from($srv, '127.0.0.23');
+    $c->cmd('EHLO client.test');
+    $c->cmd('MAIL FROM:<s@example.org>');
+    my $r = $c->cmd('RCPT TO:<a@other.org>');
+    is "$r->{code} $r->{enhanced}", '451 4.4.3', 'allow_hosts by name, the PTR lookup times out: 451 4.4.3';
+    like $r->{text}, qr/cannot look up the name of host 127\.0\.0\.23/, '  names the host';
+    is $c->cmd('RCPT TO:<bob@example.com>')->{code}, 250, '  local recipients are not relay\'s business';
+    $c->close;
+    my $st = $srv->stat('SMTP.Relay');
+    is $st->{'SMTP.Relay.Deferred'}, 1, 'SMTP.Relay.Deferred' or diag explain $st;
+    $srv->stop_ok('a name lookup that times out');
+}
+{
+    my $ini = "allow_hosts = 127.0.0.0/24\ndeny_hosts = *.evil.test\n";
+    my $srv = server($ini . "deny_wins = 1\n");
+    is rcpt($srv, '127.0.0.26', 'a@other.org'), '550 5.7.1', 'deny_wins = 1: deny_hosts by name beats allow_hosts by range';
+    is rcpt($srv, '127.0.0.21', 'a@other.org'), '250 2.1.5', 'deny_wins = 1: a host without a name is not denied by name';
+    is rcpt($srv, '127.0.0.23', 'a@other.org'), '451 4.4.3', 'deny_wins = 1: the name could deny, its lookup timed out: 451';
+    $srv->stop;
+    $srv = server($ini . "deny_wins = 0\n");
+    is rcpt($srv, '127.0.0.26', 'a@other.org'), '250 2.1.5', 'deny_wins = 0: allowed by range, Allow wins over the name';
+    is rcpt($srv, '127.0.0.23', 'a@other.org'), '250 2.1.5', 'deny_wins = 0: the failed lookup cannot matter';
+    $srv->stop_ok('deny_hosts by name');
+}
+{
+    # an earlier plugin's OK at connect and MAIL skips relay there: the
+    # name is looked up at the first RCPT that needs it
+    my $srv = server("allow_hosts = *.trusted.test\n");
+    $srv->set_plugins('tester', 'relay', 'queue_spool');
+    $srv->write_conf('tester.ini', "[connect]\nverdict = OK\n[mail]\nverdict = OK\n");
+    $srv->hup;
+    is rcpt($srv, '127.0.0.20', 'a@other.org'), '250 2.1.5', 'name looked up at RCPT: relay20.trusted.test may relay';
+    is rcpt($srv, '127.0.0.21', 'a@other.org'), '550 5.7.1', 'name looked up at RCPT: a host without a name may not';
+    $srv->stop_ok('lookup at RCPT');
+}
+{
+    my $srv = server("allow_hosts = *.trusted.test\n", 'tester');
+    $srv->write_conf('tester.ini', "[mail]\nverdict = DENY\ncode = 550\nshow_note = relay.allowed\n");
+    $srv->hup;
+    my $c = client_from($srv, '127.0.0.20');
+    $c->cmd('EHLO client.test');
+    like $c->cmd('MAIL FROM:<s@example.org>')->{text}, qr/note relay\.allowed=1\b/,
+        'relay.allowed = 1 for a host allowed by name';
+    $c->close;
+    $srv->stop_ok('relay.allowed by name');
 }
 
 # -- the relay.allowed connection note --------------------------------------------

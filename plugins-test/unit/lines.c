@@ -6,6 +6,7 @@
  * Fails: a "not ok" line per broken expectation; exit status from
  * done_testing().
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,7 +124,7 @@ static void t_long(void)
 
     /* 1 MB line with no line end, fed in pieces: constant memory, then
      * the line is reported once when its end arrives. */
-    size_t cap = lr.cap;
+    size_t cap = lr.limit;  /* the buffer grows up to it, never past */
     int refused = 0;
     for (int i = 0; i < 1024; i++) {
         char kb[1024];
@@ -142,7 +143,7 @@ static void t_long(void)
         if (refused)
             break;
     }
-    ok(!refused && lr.cap == cap && lr.len - lr.start <= T_MAX + 8,
+    ok(!refused && lr.cap <= cap && lr.len - lr.start <= T_MAX + 8,
        "1 MiB without a line end: all taken, nothing returned, buffer "
        "bounded (%zu bytes held)", lr.len - lr.start);
     t_feed_all(&lr, "\nQUIT\r\n", 7);
@@ -213,7 +214,7 @@ static void t_backpressure(void)
     up_lines lr;
     up_line l;
     up_lines_init(&lr, T_MAX);
-    size_t cap = lr.cap;
+    size_t cap = lr.limit;
     long total = 0, n;
     while ((n = up_lines_feed(&lr, "NOOP\r\n", 6)) > 0)
         total += n;
@@ -278,9 +279,50 @@ static void t_pending(void)
        !up_lines_next(&lr, &l), "a freed reader is inert");
 }
 
+/* Memory: nothing until input arrives, a small buffer for commands, a
+ * grown one given back by up_lines_release once empty. */
+static void t_lazy(void)
+{
+    up_lines lr;
+    up_line l;
+    up_lines_init(&lr, T_MAX);
+    ok(lr.buf == NULL && lr.cap == 0 && lr.limit == T_MAX + 4096,
+       "init allocates nothing; the limit is max + 4096");
+    size_t plen = 1;
+    up_lines_pending(&lr, &plen);
+    ok(!up_lines_next(&lr, &l) && plen == 0,
+       "an unallocated reader has no line and nothing pending");
+    t_feed_all(&lr, "NOOP\r\n", 6);
+    ok(lr.cap == UP_LINES_MIN && up_lines_next(&lr, &l) &&
+       !strcmp(l.text, "NOOP"), "a command: a buffer of UP_LINES_MIN");
+    up_lines_release(&lr);
+    ok(lr.buf != NULL, "release keeps a small buffer (no malloc per command)");
+    char *big = malloc(T_MAX + 2);
+    memset(big, 'x', T_MAX);
+    memcpy(big + T_MAX, "\r\n", 2);
+    t_feed_all(&lr, big, 100);
+    ok(lr.cap == UP_LINES_MIN, "part of a long line: no growth yet");
+    t_feed_all(&lr, big + 100, T_MAX + 2 - 100);
+    ok(lr.cap > UP_LINES_MIN && lr.cap <= lr.limit,
+       "the rest: grown (%zu), within the limit", lr.cap);
+    up_lines_release(&lr);
+    ok(lr.buf != NULL, "release keeps a buffer that holds input");
+    ok(up_lines_next(&lr, &l) && l.len == T_MAX && l.text[0] == 'x',
+       "the long line survives growth");
+    up_lines_release(&lr);
+    ok(lr.buf == NULL && lr.cap == 0, "empty and grown: released");
+    t_feed_all(&lr, "QUIT\r\n", 6);
+    ok(up_lines_next(&lr, &l) && !strcmp(l.text, "QUIT") &&
+       lr.cap == UP_LINES_MIN, "then small again");
+    free(big);
+    up_lines_free(&lr);
+    ok(up_lines_feed(&lr, "x", 1) == -ENOMEM, "a freed reader refuses input");
+}
+
 int main(void)
 {
-    plan(34);
+    plan(45);
+    t_lazy();
     t_basic();
     t_long();
     t_nul();

@@ -125,7 +125,8 @@ static uint64_t dir_hash(const char *s, size_t len)
 static int dir_key_equal(const char *key, const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (key[i] == '\0' || key[i] != tolower((unsigned char)s[i]))
+        if (key[i] == '\0' ||
+            (unsigned char)key[i] != tolower((unsigned char)s[i]))
             return 0;
     return key[len] == '\0';
 }

@@ -168,7 +168,14 @@ static const mr_mime *ctx_mime(mr_ctx *c)
 {
     if (!c->have_mime) {
         c->have_mime = 1;
-        GMimeStream *stream = mr_message_stream_new(api, c->call);
+        off_t headers = mr_message_headers_only(api, c->call);
+        GMimeStream *stream = headers > 0
+            ? mr_message_stream_headers(api, c->call, headers)
+            : mr_message_stream_new(api, c->call);
+        if (headers > 0)
+            api->log(c->call, UPESI_LOG_NOTICE, "message %s has more than "
+                     "%d multipart parts: rules see its headers only",
+                     api->queue_id(c->call), MR_MAX_MULTIPARTS);
         if (mr_mime_walk(stream, c->cfg->max_body, &c->mime) != 0)
             c->oom = 1;
         g_object_unref(stream);
@@ -182,10 +189,17 @@ static void add(mr_ctx *c, mr_strv *v, const char *s)
         c->oom = 1;
 }
 
+/* values of the walk: folded already */
+static void add_folded(mr_ctx *c, mr_strv *v, const char *s)
+{
+    if (mr_strv_add_folded(v, s) != 0)
+        c->oom = 1;
+}
+
 static void add_all(mr_ctx *c, mr_strv *v, const mr_strv *from)
 {
     for (size_t i = 0; i < from->n; i++)
-        add(c, v, from->v[i]);
+        add_folded(c, v, from->v[i]);
 }
 
 static void build_senders(mr_ctx *c, mr_strv *v)
@@ -206,22 +220,22 @@ static void build_values(mr_ctx *c, mr_field f)
         break;
     case MR_F_SUBJECT:
         m = ctx_mime(c);
-        add(c, v, m->subject ? m->subject : "");
+        add_folded(c, v, m->subject ? m->subject : "");
         break;
     case MR_F_BODY:
         m = ctx_mime(c);
-        add(c, v, m->body ? m->body : "");
+        add_folded(c, v, m->body ? m->body : "");
         break;
     case MR_F_BODY_OR_SUBJECT:
         m = ctx_mime(c);
-        add(c, v, m->subject ? m->subject : "");
-        add(c, v, m->body ? m->body : "");
+        add_folded(c, v, m->subject ? m->subject : "");
+        add_folded(c, v, m->body ? m->body : "");
         break;
     case MR_F_IMPORTANCE:
-        add(c, v, ctx_mime(c)->importance);
+        add_folded(c, v, ctx_mime(c)->importance);
         break;
     case MR_F_DELIVERY_PRIORITY:
-        add(c, v, ctx_mime(c)->priority);
+        add_folded(c, v, ctx_mime(c)->priority);
         break;
     case MR_F_TO:
         add_all(c, v, &ctx_mime(c)->to);
@@ -243,7 +257,7 @@ static void build_values(mr_ctx *c, mr_field f)
             for (size_t j = 0; r && j < seen->n && !listed; j++)
                 listed = !strcmp(seen->v[j], r);
             if (!listed)
-                add(c, v, r);
+                add_folded(c, v, r);
             free(r);
         }
         break;
@@ -260,7 +274,7 @@ static void build_values(mr_ctx *c, mr_field f)
         for (size_t i = 0; i < senders.n; i++) {
             const char *at = strrchr(senders.v[i], '@');
             if (at && at[1])
-                add(c, v, at + 1);
+                add_folded(c, v, at + 1);
         }
         mr_strv_free(&senders);
         break;

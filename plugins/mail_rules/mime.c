@@ -175,10 +175,47 @@ GMimeStream *mr_message_stream_new(const upesi_api *api, upesi_call *call)
     return GMIME_STREAM(m);
 }
 
+off_t mr_message_headers_only(const upesi_api *api, upesi_call *call)
+{
+    static const char needle[] = "multipart/";
+    const size_t nlen = sizeof needle - 1;
+    char buf[65536 + sizeof needle];
+    size_t keep = 0;
+    off_t off = 0, header_end = 0;
+    int count = 0;
+    for (;;) {
+        ssize_t n = api->message_read(call, off, buf + keep,
+                                      sizeof buf - keep);
+        if (n <= 0)
+            return 0;
+        size_t len = keep + (size_t)n;
+        if (header_end == 0) {
+            char *blank = memmem(buf, len, "\r\n\r\n", 4);
+            if (blank)
+                header_end = off - (off_t)keep + (blank - buf) + 4;
+        }
+        for (char *p = buf; (p = memmem(p, len - (size_t)(p - buf), needle,
+                                        nlen)) != NULL; p += nlen)
+            if (++count > MR_MAX_MULTIPARTS)
+                return header_end > 0 ? header_end : 1;
+        off += n;
+        keep = len < nlen ? len : nlen - 1;
+        memmove(buf, buf + len - keep, keep);
+    }
+}
+
+GMimeStream *mr_message_stream_headers(const upesi_api *api,
+                                       upesi_call *call, off_t end)
+{
+    GMimeStream *s = mr_message_stream_new(api, call);
+    g_mime_stream_construct(s, 0, end);
+    return s;
+}
+
 /* ---------------------------------------------------------------------- */
 /* string lists                                                            */
 
-int mr_strv_add(mr_strv *v, const char *s)
+static int strv_push(mr_strv *v, const char *s, int fold)
 {
     if (s == NULL)
         return 0;
@@ -190,12 +227,23 @@ int mr_strv_add(mr_strv *v, const char *s)
         v->v = grown;
         v->cap = cap;
     }
-    char *f = mr_fold(s, strlen(s));
+    char *f = fold ? mr_fold(s, strlen(s)) : strdup(s);
     if (f == NULL)
         return -1;
-    g_strstrip(f);
+    if (fold)
+        g_strstrip(f);
     v->v[v->n++] = f;
     return 0;
+}
+
+int mr_strv_add(mr_strv *v, const char *s)
+{
+    return strv_push(v, s, 1);
+}
+
+int mr_strv_add_folded(mr_strv *v, const char *s)
+{
+    return strv_push(v, s, 0);
 }
 
 void mr_strv_free(mr_strv *v)

@@ -42,6 +42,7 @@ typedef struct mr_mime {
 } mr_mime;
 
 int mr_strv_add(mr_strv *v, const char *s);     /* folds; 0 or -1 */
+int mr_strv_add_folded(mr_strv *v, const char *s);  /* copies as is */
 void mr_strv_free(mr_strv *v);
 
 /* Walk the message in stream (which the caller keeps and unrefs).
@@ -52,5 +53,16 @@ void mr_mime_free(mr_mime *m);
 /* A read-only, seekable GMimeStream over api->message_read for one call;
  * valid during that call only. */
 GMimeStream *mr_message_stream_new(const upesi_api *api, upesi_call *call);
+
+/* GMime's boundary scan costs (levels x size): a message with more than
+ * MR_MAX_MULTIPARTS "multipart/" strings would hold the loop for seconds.
+ * Such a message is walked as its top-level header block only; this
+ * returns that block's length (with the empty line), or 0 when the whole
+ * message may be walked.  One pass of memmem over message_read. */
+#define MR_MAX_MULTIPARTS 1000
+off_t mr_message_headers_only(const upesi_api *api, upesi_call *call);
+/* the first `end` bytes of the message only */
+GMimeStream *mr_message_stream_headers(const upesi_api *api,
+                                       upesi_call *call, off_t end);
 
 #endif

@@ -86,7 +86,10 @@ int mr_field_is_number(mr_field field)
 
 char *mr_fold(const char *s, size_t len)
 {
-    if (g_utf8_validate(s, (gssize)len, NULL)) {
+    size_t ascii = 0;
+    while (ascii < len && (unsigned char)s[ascii] < 0x80 && s[ascii])
+        ascii++;
+    if (ascii < len && g_utf8_validate(s, (gssize)len, NULL)) {
         gchar *g = g_utf8_casefold(s, (gssize)len);
         char *out = g ? strdup(g) : NULL;
         g_free(g);
@@ -702,6 +705,8 @@ static int parse_rule(parser *ps, mr_rule *r)
         if (ps->failed)
             return -1;
     }
+    if (r->when == NULL || !have_do)
+        ps->tline = r->line;    /* report the rule, not where it ended */
     if (r->when == NULL) {
         fail(ps, "rule \"%s\" (line %d) has no 'when' (use 'when all' for "
              "every message)", r->name, r->line);

@@ -24,6 +24,10 @@
 
 #include "upesi/plugin.h"
 
+/* Paths and reply texts are cut to their buffers on purpose (a reply text
+ * is for humans, a path that long fails at open). */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 extern const upesi_api *fwd_api;
 
 /* ---------------------------------------------------------------------- */
@@ -74,6 +78,7 @@ fwd_config *fwd_config_ref(fwd_config *cfg);
 void fwd_config_unref(fwd_config *cfg);
 /* the newest generation that passed config_check (the runner's) */
 fwd_config *fwd_config_latest(void);
+void fwd_config_release_latest(void);   /* at exit */
 /* where mail for address goes; NULL if no route and no downstream */
 const fwd_target *fwd_route_for(const fwd_config *cfg, const char *address);
 

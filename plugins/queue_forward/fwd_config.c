@@ -77,6 +77,12 @@ fwd_config *fwd_config_latest(void)
     return fwd_latest;
 }
 
+void fwd_config_release_latest(void)
+{
+    fwd_config_unref(fwd_latest);
+    fwd_latest = NULL;
+}
+
 /* "127.0.0.1:25", "[::1]:25", "lmtp:...", "unix:/path", "lmtp:/path" */
 static int fwd_parse_target(const char *value, fwd_target *t, char *err,
                             size_t errlen)

@@ -21,12 +21,21 @@
  * refuses with its own 550 5.7.1 Relaying denied.  Local recipients: CONT,
  * always (the directory decides about them).
  *
+ * Host items may be names: they match the client's forward-confirmed name
+ * (api->reverse_name), looked up only when a host list holds names and the
+ * address items do not decide alone.  The lookup is made once per
+ * connection: at connect, or at MAIL or the first RCPT when an earlier
+ * plugin's OK skipped this one's handler (PENDING meanwhile).  When it
+ * failed (timeout, DNS error) and a name could have changed the decision,
+ * the recipient gets 451 4.4.3, not a permanent refusal.
+ *
  * At connect (and again at MAIL, in case an earlier plugin answered OK at
  * connect and skipped this one) the plugin sets the connection note
  * "relay.allowed" = "1" when the connecting host may relay by the host
  * lists.  deny_groups reads it to tell internal hosts from external ones.
  *
- * Fails: a bad list item is a configuration error naming the item.
+ * Fails: a bad list item is a configuration error naming the item.  A
+ * failed name lookup matches no name item.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,10 +48,18 @@
 static const upesi_api *relay_api;
 
 #define RELAY_NOTE_ALLOWED "relay.allowed"
+/* the host lists' verdict on this connection, once known: "allow" and
+ * "deny" each "0", "1", or "?" (a name item could match, the name lookup
+ * failed) */
+#define RELAY_NOTE_HOST_ALLOW "relay.host_allow"
+#define RELAY_NOTE_HOST_DENY "relay.host_deny"
+#define RELAY_NOTE_NAME "remote.name"
 
 typedef struct relay_config {
-    hostmatch_list *allow_hosts;
+    hostmatch_list *allow_hosts;     /* addresses, ranges, wildcards, '*' */
+    hostmatch_list *allow_names;     /* host names: the confirmed name    */
     hostmatch_list *deny_hosts;
+    hostmatch_list *deny_names;
     hostmatch_list *allow_domains;
     hostmatch_list *deny_domains;
     int deny_wins;
@@ -57,7 +74,9 @@ static void relay_config_free(void *config)
     if (cfg == NULL)
         return;
     hostmatch_free(cfg->allow_hosts);
+    hostmatch_free(cfg->allow_names);
     hostmatch_free(cfg->deny_hosts);
+    hostmatch_free(cfg->deny_names);
     hostmatch_free(cfg->allow_domains);
     hostmatch_free(cfg->deny_domains);
     free(cfg);
@@ -68,12 +87,14 @@ static void *relay_config_new(void)
     relay_config *cfg = calloc(1, sizeof *cfg);
     if (cfg == NULL)
         return NULL;
-    cfg->allow_hosts = hostmatch_new(HOSTMATCH_ANY);
-    cfg->deny_hosts = hostmatch_new(HOSTMATCH_ANY);
+    cfg->allow_hosts = hostmatch_new(HOSTMATCH_ADDRESSES);
+    cfg->allow_names = hostmatch_new(HOSTMATCH_NAMES);
+    cfg->deny_hosts = hostmatch_new(HOSTMATCH_ADDRESSES);
+    cfg->deny_names = hostmatch_new(HOSTMATCH_NAMES);
     cfg->allow_domains = hostmatch_new(HOSTMATCH_NAMES);
     cfg->deny_domains = hostmatch_new(HOSTMATCH_NAMES);
-    if (!cfg->allow_hosts || !cfg->deny_hosts || !cfg->allow_domains ||
-        !cfg->deny_domains) {
+    if (!cfg->allow_hosts || !cfg->allow_names || !cfg->deny_hosts ||
+        !cfg->deny_names || !cfg->allow_domains || !cfg->deny_domains) {
         relay_config_free(cfg);
         return NULL;
     }
@@ -95,6 +116,39 @@ static int relay_parse_bool(const char *value, int *out)
     return -1;
 }
 
+/* Host items go to the address list or to the name list, by their form. */
+static int relay_add_hosts(hostmatch_list *addrs, hostmatch_list *names,
+                           const char *value, char *err, size_t errlen)
+{
+    const char *p = value;
+    for (;;) {
+        while (*p == ',' || *p == ' ' || *p == '\t')
+            p++;
+        if (*p == '\0')
+            return 0;
+        const char *start = p;
+        while (*p && *p != ',' && *p != ' ' && *p != '\t')
+            p++;
+        char item[300];
+        size_t len = (size_t)(p - start);
+        if (len >= sizeof item) {
+            snprintf(err, errlen, "'%.40s...' is too long", start);
+            return -1;
+        }
+        memcpy(item, start, len);
+        item[len] = '\0';
+        if (hostmatch_add(addrs, item, err, errlen) == 0 ||
+            hostmatch_add(names, item, err, errlen) == 0)
+            continue;
+        /* neither: let a list of both kinds word the error */
+        hostmatch_list *any = hostmatch_new(HOSTMATCH_ANY);
+        if (any == NULL || hostmatch_add(any, item, err, errlen) == 0)
+            snprintf(err, errlen, "'%.200s' is not a host", item);
+        hostmatch_free(any);
+        return -1;
+    }
+}
+
 /* A list key may appear more than once: its items add up. */
 static int relay_config_set(void *config, const char *section,
                             const char *key, const char *value, char *err,
@@ -107,11 +161,17 @@ static int relay_config_set(void *config, const char *section,
         return -1;
     }
     hostmatch_list *list = NULL;
-    if (!strcmp(key, "allow_hosts"))
-        list = cfg->allow_hosts;
-    else if (!strcmp(key, "deny_hosts"))
-        list = cfg->deny_hosts;
-    else if (!strcmp(key, "allow_domains"))
+    char why[256];
+    if (!strcmp(key, "allow_hosts") || !strcmp(key, "deny_hosts")) {
+        int allow = key[0] == 'a';
+        if (relay_add_hosts(allow ? cfg->allow_hosts : cfg->deny_hosts,
+                            allow ? cfg->allow_names : cfg->deny_names,
+                            value, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s: %s", key, why);
+            return -1;
+        }
+        return 0;
+    } else if (!strcmp(key, "allow_domains"))
         list = cfg->allow_domains;
     else if (!strcmp(key, "deny_domains"))
         list = cfg->deny_domains;
@@ -126,7 +186,6 @@ static int relay_config_set(void *config, const char *section,
                  "deny_hosts, allow_domains, deny_domains, deny_wins)", key);
         return -1;
     }
-    char why[256];
     if (hostmatch_add(list, value, why, sizeof why) != 0) {
         snprintf(err, errlen, "%s: %s", key, why);
         return -1;
@@ -137,80 +196,216 @@ static int relay_config_set(void *config, const char *section,
 /* ---------------------------------------------------------------------- */
 /* decisions                                                              */
 
-/* May the connecting host relay by the host lists alone? */
-static int relay_host_allowed(const relay_config *cfg,
-                              const upesi_conn_info *conn)
+/* The host lists' verdict, one of them: 0 no, 1 yes, -1 unknown (a name
+ * item could match but the name lookup failed). */
+typedef struct relay_host {
+    int allow, deny;
+} relay_host;
+
+/* Is the name needed: does a name item stand between the address items
+ * and a decision? */
+static int relay_need_name(const relay_config *cfg, const char *ip)
 {
-    /* no PTR name in the ABI yet: name items match once it comes */
-    int allowed = hostmatch_host(cfg->allow_hosts, conn->remote_ip, NULL);
-    if (allowed && cfg->deny_wins &&
-        hostmatch_host(cfg->deny_hosts, conn->remote_ip, NULL))
-        return 0;
-    return allowed;
+    int allow_ip = hostmatch_ip(cfg->allow_hosts, ip);
+    int deny_ip = hostmatch_ip(cfg->deny_hosts, ip);
+    /* with deny_wins = 0, an allowed host's denial cannot matter */
+    return (!allow_ip && hostmatch_count(cfg->allow_names) > 0) ||
+           (!deny_ip && hostmatch_count(cfg->deny_names) > 0 &&
+            (cfg->deny_wins || !allow_ip));
 }
 
-static void relay_mark_connection(upesi_call *call)
+/* name: the confirmed name, or NULL; failed: the lookup failed */
+static relay_host relay_host_match(const relay_config *cfg, const char *ip,
+                                   const char *name, int failed)
+{
+    relay_host h;
+    h.allow = hostmatch_ip(cfg->allow_hosts, ip) ||
+              (name && hostmatch_name(cfg->allow_names, name));
+    h.deny = hostmatch_ip(cfg->deny_hosts, ip) ||
+             (name && hostmatch_name(cfg->deny_names, name));
+    if (failed && !h.allow && hostmatch_count(cfg->allow_names) > 0)
+        h.allow = -1;
+    if (failed && !h.deny && hostmatch_count(cfg->deny_names) > 0)
+        h.deny = -1;
+    return h;
+}
+
+static const char *relay_tri(int v)
+{
+    return v < 0 ? "?" : v ? "1" : "0";
+}
+
+static int relay_tri_of(const char *s)
+{
+    return s[0] == '?' ? -1 : s[0] == '1';
+}
+
+/* Remember the host lists' verdict and set relay.allowed. */
+static void relay_store(upesi_call *call, const relay_config *cfg,
+                        relay_host h)
+{
+    relay_api->note_set(call, UPESI_SCOPE_CONN, RELAY_NOTE_HOST_ALLOW,
+                        relay_tri(h.allow));
+    relay_api->note_set(call, UPESI_SCOPE_CONN, RELAY_NOTE_HOST_DENY,
+                        relay_tri(h.deny));
+    int allowed = h.allow == 1 && !(cfg->deny_wins && h.deny != 0);
+    if (!relay_api->note_get(call, UPESI_SCOPE_CONN, RELAY_NOTE_ALLOWED))
+        relay_api->note_set(call, UPESI_SCOPE_CONN, RELAY_NOTE_ALLOWED,
+                            allowed ? "1" : "0");
+}
+
+/* The stored verdict: 0 when known, -1 when not looked at yet. */
+static int relay_stored(upesi_call *call, relay_host *h)
+{
+    const char *a = relay_api->note_get(call, UPESI_SCOPE_CONN,
+                                        RELAY_NOTE_HOST_ALLOW);
+    const char *d = relay_api->note_get(call, UPESI_SCOPE_CONN,
+                                        RELAY_NOTE_HOST_DENY);
+    if (a == NULL || d == NULL)
+        return -1;
+    h->allow = relay_tri_of(a);
+    h->deny = relay_tri_of(d);
+    return 0;
+}
+
+static upesi_verdict relay_rcpt_decide(upesi_call *call, relay_host h);
+
+typedef struct relay_lookup {
+    upesi_call *call;
+    upesi_dns_query *q;
+} relay_lookup;
+
+static void relay_on_cancel(upesi_call *call, void *arg)
+{
+    (void)call;
+    relay_lookup *lk = arg;
+    if (lk->q)
+        relay_api->dns_cancel(lk->q);
+    free(lk);
+}
+
+static void relay_on_name(const upesi_dns_answer *a, void *arg)
+{
+    relay_lookup *lk = arg;
+    upesi_call *call = lk->call;
+    free(lk);
+    const relay_config *cfg = relay_api->config(call);
+    const upesi_conn_info *conn = relay_api->conn(call);
+    const char *name = NULL;
+    int failed = 0;
+    if (a->status == UPESI_DNS_OK && a->count > 0) {
+        name = a->records[0].text;
+        if (!relay_api->note_get(call, UPESI_SCOPE_CONN, RELAY_NOTE_NAME))
+            relay_api->note_set(call, UPESI_SCOPE_CONN, RELAY_NOTE_NAME,
+                                name);
+    } else if (a->status == UPESI_DNS_TIMEOUT ||
+               a->status == UPESI_DNS_ERROR) {
+        failed = 1;
+        relay_api->log(call, UPESI_LOG_NOTICE, "%s: host name lookup "
+                       "failed: name items in the host lists cannot match",
+                       conn->remote_ip);
+    }
+    relay_host h = relay_host_match(cfg, conn->remote_ip, name, failed);
+    relay_store(call, cfg, h);
+    if (relay_api->hook(call) == UPESI_HOOK_RCPT)
+        relay_api->resume(call, relay_rcpt_decide(call, h));
+    else
+        relay_api->resume(call, UPESI_CONT);
+}
+
+/* Make sure the host lists' verdict is known: CONT when it is (stored in
+ * *h), PENDING when the name is being looked up (relay_on_name goes on). */
+static upesi_verdict relay_host_known(upesi_call *call, relay_host *h)
 {
     const relay_config *cfg = relay_api->config(call);
     const upesi_conn_info *conn = relay_api->conn(call);
-    if (cfg == NULL || conn == NULL)
-        return;
-    if (relay_api->note_get(call, UPESI_SCOPE_CONN, RELAY_NOTE_ALLOWED))
-        return;
-    relay_api->note_set(call, UPESI_SCOPE_CONN, RELAY_NOTE_ALLOWED,
-                        relay_host_allowed(cfg, conn) ? "1" : "0");
+    if (relay_stored(call, h) == 0)
+        return UPESI_CONT;
+    if (relay_need_name(cfg, conn->remote_ip)) {
+        relay_lookup *lk = calloc(1, sizeof *lk);
+        if (lk) {
+            lk->call = call;
+            lk->q = relay_api->reverse_name(call, relay_on_name, lk);
+            if (lk->q) {
+                relay_api->on_cancel(call, relay_on_cancel, lk);
+                return UPESI_PENDING;
+            }
+            free(lk);
+        }
+        *h = relay_host_match(cfg, conn->remote_ip, NULL, 1);
+    } else {
+        *h = relay_host_match(cfg, conn->remote_ip, NULL, 0);
+    }
+    relay_store(call, cfg, *h);
+    return UPESI_CONT;
 }
 
 static upesi_verdict relay_connect(upesi_call *call)
 {
-    relay_mark_connection(call);
-    return UPESI_CONT;
+    relay_host h;
+    if (relay_api->config(call) == NULL || relay_api->conn(call) == NULL)
+        return UPESI_CONT;
+    return relay_host_known(call, &h);
 }
 
 static upesi_verdict relay_mail(upesi_call *call)
 {
-    relay_mark_connection(call);
-    return UPESI_CONT;
+    return relay_connect(call);
 }
 
-static upesi_verdict relay_rcpt(upesi_call *call)
+/* The recipient's verdict, given the host lists' (rcpt is not local). */
+static upesi_verdict relay_rcpt_decide(upesi_call *call, relay_host h)
 {
     const relay_config *cfg = relay_api->config(call);
     const upesi_conn_info *conn = relay_api->conn(call);
     const char *rcpt = relay_api->address(call);
-    if (cfg == NULL || conn == NULL || rcpt == NULL)
-        return UPESI_CONT;
-    if (relay_api->is_local_domain(call, rcpt))
-        return UPESI_CONT;
     const char *at = strrchr(rcpt, '@');
     const char *domain = at ? at + 1 : "";
-
-    if (conn->authenticated) {
-        relay_api->stat_add("SMTP.Relay.Allowed", 1);
-        relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> allowed: "
-                       "authenticated as %s", rcpt,
-                       conn->auth_user ? conn->auth_user : "?");
-        return UPESI_OK;
-    }
-
-    int host_allow = hostmatch_host(cfg->allow_hosts, conn->remote_ip, NULL);
-    int host_deny = hostmatch_host(cfg->deny_hosts, conn->remote_ip, NULL);
+    const char *name = relay_api->note_get(call, UPESI_SCOPE_CONN,
+                                           RELAY_NOTE_NAME);
     int dom_allow = *domain && hostmatch_name(cfg->allow_domains, domain);
     int dom_deny = *domain && hostmatch_name(cfg->deny_domains, domain);
-    int allowed = host_allow || dom_allow;
-    int denied = host_deny || dom_deny;
 
-    if (allowed && !(denied && cfg->deny_wins)) {
+    /* outcome for each way the unknown host items could have gone:
+     * 1 relay, -1 explicit denial, 0 the host's refusal */
+    int outcome[4], n = 0;
+    for (int a = 0; a <= 1; a++)
+        for (int d = 0; d <= 1; d++) {
+            if ((h.allow >= 0 && a != h.allow) ||
+                (h.deny >= 0 && d != h.deny))
+                continue;
+            int allowed = a || dom_allow, denied = d || dom_deny;
+            outcome[n++] = allowed && !(denied && cfg->deny_wins) ? 1
+                         : denied ? -1 : 0;
+        }
+    for (int i = 1; i < n; i++)
+        if (outcome[i] != outcome[0]) {
+            relay_api->stat_add("SMTP.Relay.Deferred", 1);
+            relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> deferred: "
+                           "the host lists name hosts and the name of %s "
+                           "could not be looked up", rcpt, conn->remote_ip);
+            relay_api->reply(call, 451, "4.4.3", "Relaying temporarily "
+                             "denied: cannot look up the name of host %s",
+                             conn->remote_ip);
+            return UPESI_DENYSOFT;
+        }
+    int host_allow = h.allow == 1, host_deny = h.deny == 1;
+    char who[320];
+    snprintf(who, sizeof who, "%s%s%s%s", conn->remote_ip,
+             name ? " (" : "", name ? name : "", name ? ")" : "");
+
+    if (outcome[0] == 1) {
         relay_api->stat_add("SMTP.Relay.Allowed", 1);
         relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> allowed: %s in "
-                       "%s", rcpt, host_allow ? conn->remote_ip : domain,
+                       "%s", rcpt, host_allow ? who : domain,
                        host_allow ? "allow_hosts" : "allow_domains");
         return UPESI_OK;
     }
     relay_api->stat_add("SMTP.Relay.Denied", 1);
-    if (denied) {
+    if (outcome[0] == -1) {
+        int allowed = host_allow || dom_allow;
         relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> denied: %s in "
-                       "%s%s", rcpt, host_deny ? conn->remote_ip : domain,
+                       "%s%s", rcpt, host_deny ? who : domain,
                        host_deny ? "deny_hosts" : "deny_domains",
                        allowed ? " (deny_wins = 1)" : "");
         if (host_deny)
@@ -222,6 +417,30 @@ static upesi_verdict relay_rcpt(upesi_call *call)
         return UPESI_DENY;
     }
     return UPESI_CONT;          /* the host's 550 5.7.1 Relaying denied */
+}
+
+static upesi_verdict relay_rcpt(upesi_call *call)
+{
+    const relay_config *cfg = relay_api->config(call);
+    const upesi_conn_info *conn = relay_api->conn(call);
+    const char *rcpt = relay_api->address(call);
+    if (cfg == NULL || conn == NULL || rcpt == NULL)
+        return UPESI_CONT;
+    if (relay_api->is_local_domain(call, rcpt))
+        return UPESI_CONT;
+
+    if (conn->authenticated) {
+        relay_api->stat_add("SMTP.Relay.Allowed", 1);
+        relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> allowed: "
+                       "authenticated as %s", rcpt,
+                       conn->auth_user ? conn->auth_user : "?");
+        return UPESI_OK;
+    }
+    relay_host h;
+    upesi_verdict v = relay_host_known(call, &h);
+    if (v == UPESI_PENDING)
+        return v;
+    return relay_rcpt_decide(call, h);
 }
 
 /* ---------------------------------------------------------------------- */

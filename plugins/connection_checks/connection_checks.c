@@ -1,0 +1,330 @@
+/*
+ * connection_checks.c - Domino's "Inbound Connection Controls" (DESIGN.md
+ * 6, issue 5, docs/plugins/connection_checks.md): verify the connecting
+ * host's name in DNS, and allow / deny lists of connecting hosts.
+ *
+ * conf/connection_checks.ini:
+ *   verify_host_name = 0|1     the client must have a forward-confirmed
+ *                              name: a PTR whose name has an A (AAAA for
+ *                              IPv6) holding the client's address
+ *   temp_fail_action = defer|accept   when that lookup times out or fails
+ *                              (default defer)
+ *   allow_hosts = items        exempt from deny_hosts and verify_host_name
+ *   deny_hosts = items         refused
+ * Items (plugins/common/hostmatch.h): addresses, CIDR ranges, IPv4
+ * wildcards, host names and name wildcards; a name matches the client's
+ * confirmed name (none when the lookup failed).  A host on both lists is
+ * allowed (Allow wins, as in Domino's relay and sender controls).
+ *
+ * Everything is decided at connect, and a refusal is a connect verdict:
+ * the host greets, then answers every MAIL FROM with it (Domino's way):
+ *   deny_hosts                  554 5.7.1 Client host [IP] rejected:
+ *                                         Access denied
+ *   no confirmed name           550 5.7.25 Client host rejected: cannot
+ *                                         find your hostname, [IP]
+ *   lookup failed, defer        450 4.7.25 (the same text)
+ * The 5.7.25 code is RFC 7372's "reverse DNS validation failed".
+ *
+ * The confirmed name, when the plugin looked it up, is the connection
+ * note "remote.name" (queue_spool's Client-Name).
+ *
+ * Statistics: SMTP.ConnectionChecks.Denied, .Allowed, .Verified,
+ * .Rejected, .Deferred, .TempFailAccepted.
+ *
+ * Fails: as configured (temp_fail_action); a lookup that cannot even be
+ * started counts as a failed lookup.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/hostmatch.h"
+#include "upesi/plugin.h"
+
+static const upesi_api *api;
+
+#define CC_NOTE_NAME "remote.name"
+
+enum { CC_DEFER, CC_ACCEPT };
+
+typedef struct cc_list {
+    hostmatch_list *addrs;      /* addresses, ranges, wildcards, '*' */
+    hostmatch_list *names;      /* names, matched against the PTR name */
+} cc_list;
+
+typedef struct cc_config {
+    int verify_host_name;
+    int temp_fail_action;
+    cc_list allow, deny;
+} cc_config;
+
+/* ---------------------------------------------------------------------- */
+/* settings                                                                */
+
+static void cc_config_free(void *p)
+{
+    cc_config *c = p;
+    if (c == NULL)
+        return;
+    hostmatch_free(c->allow.addrs);
+    hostmatch_free(c->allow.names);
+    hostmatch_free(c->deny.addrs);
+    hostmatch_free(c->deny.names);
+    free(c);
+}
+
+static void *cc_config_new(void)
+{
+    cc_config *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->temp_fail_action = CC_DEFER;
+    c->allow.addrs = hostmatch_new(HOSTMATCH_ADDRESSES);
+    c->allow.names = hostmatch_new(HOSTMATCH_NAMES);
+    c->deny.addrs = hostmatch_new(HOSTMATCH_ADDRESSES);
+    c->deny.names = hostmatch_new(HOSTMATCH_NAMES);
+    if (!c->allow.addrs || !c->allow.names || !c->deny.addrs ||
+        !c->deny.names) {
+        cc_config_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Each item goes to the address list or to the name list, by its form. */
+static int cc_add_hosts(cc_list *l, const char *value, char *err,
+                        size_t errlen)
+{
+    const char *p = value;
+    for (;;) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        if (*p == '\0')
+            return 0;
+        const char *start = p;
+        while (*p && *p != ',' && !isspace((unsigned char)*p))
+            p++;
+        char item[300];
+        size_t len = (size_t)(p - start);
+        if (len >= sizeof item) {
+            snprintf(err, errlen, "'%.40s...' is too long", start);
+            return -1;
+        }
+        memcpy(item, start, len);
+        item[len] = '\0';
+        if (hostmatch_add(l->addrs, item, err, errlen) == 0 ||
+            hostmatch_add(l->names, item, err, errlen) == 0)
+            continue;
+        /* neither: let a list of both kinds word the error */
+        hostmatch_list *any = hostmatch_new(HOSTMATCH_ANY);
+        if (any == NULL || hostmatch_add(any, item, err, errlen) == 0)
+            snprintf(err, errlen, "'%.200s' is not a host", item);
+        hostmatch_free(any);
+        return -1;
+    }
+}
+
+static int cc_config_set(void *p, const char *section, const char *key,
+                         const char *value, char *err, size_t errlen)
+{
+    cc_config *c = p;
+    if (section && *section) {
+        snprintf(err, errlen, "unknown section [%s] (connection_checks.ini "
+                 "keys live at the top of the file)", section);
+        return -1;
+    }
+    char why[256];
+    if (!strcmp(key, "allow_hosts") || !strcmp(key, "deny_hosts")) {
+        cc_list *l = key[0] == 'a' ? &c->allow : &c->deny;
+        if (cc_add_hosts(l, value, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s: %s", key, why);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "verify_host_name")) {
+        if (strcmp(value, "0") && strcmp(value, "1")) {
+            snprintf(err, errlen, "verify_host_name: '%s' is not 0 or 1",
+                     value);
+            return -1;
+        }
+        c->verify_host_name = value[0] == '1';
+        return 0;
+    }
+    if (!strcmp(key, "temp_fail_action")) {
+        if (!strcasecmp(value, "defer"))
+            c->temp_fail_action = CC_DEFER;
+        else if (!strcasecmp(value, "accept"))
+            c->temp_fail_action = CC_ACCEPT;
+        else {
+            snprintf(err, errlen, "temp_fail_action: '%s' is not defer or "
+                     "accept", value);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "unknown key '%s' (connection_checks takes "
+             "verify_host_name, temp_fail_action, allow_hosts, deny_hosts)",
+             key);
+    return -1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* the decision                                                            */
+
+/* What the client's name lookup said. */
+typedef enum cc_name {
+    CC_NAME_UNKNOWN,            /* not looked up */
+    CC_NAME_CONFIRMED,
+    CC_NAME_NONE,               /* no PTR, or none that points back */
+    CC_NAME_FAILED              /* timeout, DNS error */
+} cc_name;
+
+static upesi_verdict cc_denied(upesi_call *call, const char *ip,
+                               const char *by)
+{
+    api->stat_add("SMTP.ConnectionChecks.Denied", 1);
+    api->log(call, UPESI_LOG_NOTICE, "%s%s%s in deny_hosts: refused at MAIL",
+             ip, by ? " " : "", by ? by : "");
+    api->reply(call, 554, "5.7.1", "Client host [%s] rejected: Access "
+               "denied", ip);
+    return UPESI_DENY;
+}
+
+/* Decide with what is known.  name is the confirmed name, or NULL. */
+static upesi_verdict cc_decide(upesi_call *call, const cc_config *c,
+                               const char *ip, cc_name state,
+                               const char *name)
+{
+    if (hostmatch_ip(c->allow.addrs, ip) ||
+        (name && hostmatch_name(c->allow.names, name))) {
+        api->stat_add("SMTP.ConnectionChecks.Allowed", 1);
+        api->log(call, UPESI_LOG_DEBUG, "%s%s%s in allow_hosts", ip,
+                 name ? " " : "", name ? name : "");
+        return UPESI_CONT;
+    }
+    if (hostmatch_ip(c->deny.addrs, ip))
+        return cc_denied(call, ip, NULL);
+    if (name && hostmatch_name(c->deny.names, name))
+        return cc_denied(call, ip, name);
+    if (!c->verify_host_name)
+        return UPESI_CONT;
+    switch (state) {
+    case CC_NAME_CONFIRMED:
+        api->stat_add("SMTP.ConnectionChecks.Verified", 1);
+        return UPESI_CONT;
+    case CC_NAME_NONE:
+        api->stat_add("SMTP.ConnectionChecks.Rejected", 1);
+        api->log(call, UPESI_LOG_NOTICE, "%s has no confirmed host name: "
+                 "refused at MAIL", ip);
+        api->reply(call, 550, "5.7.25", "Client host rejected: cannot find "
+                   "your hostname, [%s]", ip);
+        return UPESI_DENY;
+    case CC_NAME_UNKNOWN:
+    case CC_NAME_FAILED:
+        break;
+    }
+    if (c->temp_fail_action == CC_ACCEPT) {
+        api->stat_add("SMTP.ConnectionChecks.TempFailAccepted", 1);
+        api->log(call, UPESI_LOG_NOTICE, "%s: host name lookup failed: "
+                 "accepted (temp_fail_action = accept)", ip);
+        return UPESI_CONT;
+    }
+    api->stat_add("SMTP.ConnectionChecks.Deferred", 1);
+    api->log(call, UPESI_LOG_NOTICE, "%s: host name lookup failed: deferred "
+             "at MAIL", ip);
+    api->reply(call, 450, "4.7.25", "Client host rejected: cannot find your "
+               "hostname, [%s]", ip);
+    return UPESI_DENYSOFT;
+}
+
+typedef struct cc_state {
+    upesi_call *call;
+    upesi_dns_query *q;
+} cc_state;
+
+static void cc_on_cancel(upesi_call *call, void *arg)
+{
+    (void)call;
+    cc_state *st = arg;
+    if (st->q)
+        api->dns_cancel(st->q);
+    free(st);
+}
+
+static void cc_on_name(const upesi_dns_answer *a, void *arg)
+{
+    cc_state *st = arg;
+    upesi_call *call = st->call;
+    free(st);
+    const cc_config *c = api->config(call);
+    const upesi_conn_info *conn = api->conn(call);
+    cc_name state = CC_NAME_FAILED;
+    const char *name = NULL;
+    if (a->status == UPESI_DNS_OK && a->count > 0) {
+        state = CC_NAME_CONFIRMED;
+        name = a->records[0].text;
+        api->note_set(call, UPESI_SCOPE_CONN, CC_NOTE_NAME, name);
+        api->log(call, UPESI_LOG_DEBUG, "%s is %s (confirmed)",
+                 conn->remote_ip, name);
+    } else if (a->status == UPESI_DNS_NXDOMAIN ||
+               a->status == UPESI_DNS_NODATA) {
+        state = CC_NAME_NONE;
+    }
+    api->resume(call, cc_decide(call, c, conn->remote_ip, state, name));
+}
+
+static upesi_verdict cc_connect(upesi_call *call)
+{
+    const cc_config *c = api->config(call);
+    const upesi_conn_info *conn = api->conn(call);
+    if (c == NULL || conn == NULL)
+        return UPESI_CONT;
+    const char *ip = conn->remote_ip;
+    /* the name is needed unless address items decide first */
+    int need_name = !hostmatch_ip(c->allow.addrs, ip) &&
+                    (c->verify_host_name ||
+                     hostmatch_count(c->deny.names) > 0 ||
+                     (hostmatch_count(c->allow.names) > 0 &&
+                      hostmatch_ip(c->deny.addrs, ip)));
+    if (!need_name)
+        return cc_decide(call, c, ip, CC_NAME_UNKNOWN, NULL);
+    cc_state *st = calloc(1, sizeof *st);
+    if (st == NULL)
+        return cc_decide(call, c, ip, CC_NAME_FAILED, NULL);
+    st->call = call;
+    st->q = api->reverse_name(call, cc_on_name, st);
+    if (st->q == NULL) {
+        free(st);
+        return cc_decide(call, c, ip, CC_NAME_FAILED, NULL);
+    }
+    api->on_cancel(call, cc_on_cancel, st);
+    return UPESI_PENDING;
+}
+
+static int cc_init(const upesi_api *host, upesi_plugin_ref *self, char *err,
+                   size_t errlen)
+{
+    (void)self;
+    if (host->abi_minor < 1) {
+        snprintf(err, errlen, "needs a host with DNS (ABI 1.1)");
+        return -1;
+    }
+    api = host;
+    return 0;
+}
+
+UPESI_PLUGIN = {
+    UPESI_PLUGIN_HEADER,
+    .name = "connection_checks",
+    .version = "1.0",
+    .init = cc_init,
+    .config_new = cc_config_new,
+    .config_set = cc_config_set,
+    .config_free = cc_config_free,
+    .hooks = {
+        [UPESI_HOOK_CONNECT] = cc_connect,
+    },
+};
