@@ -496,6 +496,10 @@ typedef struct upesi_plugin {
  *                         or a DNSWL zone): blacklists skip it
  *   conn "blacklisted"    who blacklisted it ("PrivateBlacklist" or a
  *                         DNSBL zone): later DNS lists skip it
+ *   conn "relay.allowed"  "1" when the client may relay (relay)
+ *   conn "remote.name"    the client's forward-confirmed name
+ *                         (connection_checks, relay)
+ *   txn  "data.bare_line_ends"  "1" when the data had bare CR or LF
  */
 
 #ifdef __cplusplus

@@ -15,9 +15,9 @@
  *   *                          everything
  * A value holds any number of items separated by commas or blanks.
  *
- * Names match only a name: the connecting host's name is known once the
- * host's DNS service gives plugins a PTR lookup; until then a host list's
- * name items match nothing (an address item still does).
+ * Names match only a name: the caller passes the connecting host's
+ * forward-confirmed name (api->reverse_name), or NULL when it has none, and
+ * then a list's name items match nothing (an address item still does).
  *
  * Not a plugin: a plugin compiles it in (plugins/<name>/hostmatch.c holds
  * `#include "../common/hostmatch.c"`).  Functions are hidden like the rest
