@@ -3,8 +3,9 @@
 # client while they are held (issue 10: <= 8 KiB per idle plaintext
 # session).
 #
-# One upesi worker (queue_discard, max_sessions raised), IDLE (default
-# 10000) clients connected at once, each greeted and then silent.  The
+# One upesi worker (the default chain without DNS plugins, queue_discard
+# for queue_spool, max_sessions raised; PLUGINS sets another), IDLE
+# (default 10000) clients connected at once, each greeted and then silent.  The
 # worker's VmRSS (/proc/PID/status) is read after a warm-up session and
 # again with all sessions open; the difference over IDLE is the cost of an
 # idle session in user memory (kernel socket buffers are not in VmRSS).
@@ -20,7 +21,7 @@ ulimit -n "$(ulimit -Hn)"
 (( $(ulimit -n) > IDLE + 200 )) || { echo "bench: ulimit -n $(ulimit -n) too low for $IDLE sessions" >&2; exit 1; }
 
 port=$(free_port)
-start_upesi idle "$port" queue_discard "workers = 1" "max_sessions = $((IDLE + 100))" "log_level = notice"
+start_upesi idle "$port" "${PLUGINS:-default}" "workers = 1" "max_sessions = $((IDLE + 100))" "log_level = notice"
 sleep 0.5
 worker=$(worker_pids "$UPESI_PID" | head -n 1)
 [[ -n $worker ]] || { echo "bench: no upesi worker found" >&2; exit 1; }

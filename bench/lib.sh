@@ -52,13 +52,39 @@ wait_listen() { # port deadline-seconds
     return 1
 }
 
-# start_upesi NAME PORT "PLUGIN ..." [smtp.ini lines ...]
+# The plugins that query DNS: left out of the benchmarks' chain (they would
+# query the network; bench/dnsbl.sh measures what they cost).
+DNS_PLUGINS="dnsbl dnswl connection_checks"
+
+# default_chain: the default chain (conf/plugins) without the DNS plugins,
+# queue_discard in place of queue_spool: what a default install does to a
+# message, without the disk
+default_chain() {
+    local p
+    for p in $(sed 's/#.*//' "$ROOT/conf/plugins"); do
+        [[ " $DNS_PLUGINS " == *" $p "* ]] && continue
+        [[ $p == queue_spool ]] && p=queue_discard
+        echo "$p"
+    done
+}
+
+# start_upesi NAME PORT "PLUGIN ..."|default [smtp.ini lines ...]
 # A fresh config in $tmp/NAME (local_domains example.com, log to
-# $tmp/NAME/upesi.log); UPESI_PID is the supervisor.
+# $tmp/NAME/upesi.log); UPESI_PID is the supervisor.  "default": the
+# default chain (default_chain) with the repository's conf/ settings of
+# those plugins (conf/*.ini and the files they name, e.g. the directory).
 start_upesi() {
     local name=$1 port=$2 plugins=$3; shift 3
     local dir=$tmp/$name
     mkdir -p "$dir/conf" "$dir/spool"
+    if [[ $plugins == default ]]; then
+        local f
+        for f in "$ROOT"/conf/*; do
+            case ${f##*/} in smtp.ini|plugins) continue ;; esac
+            cp -r "$f" "$dir/conf/"
+        done
+        plugins=$(default_chain | tr '\n' ' ')
+    fi
     {
         echo "; bench: $name"
         echo "listen = 127.0.0.1:$port"

@@ -5,8 +5,9 @@
 #
 # smtp-sink is an SMTP server that does nothing: the practical ceiling on
 # this machine.  Haraka runs rcpt_to.in_host_list and queue/discard;
-# upesi runs queue_discard (the default chain without DNS plugins, with
-# the queue that does not touch the disk).  Each gets as many processes as
+# upesi runs the default chain (conf/plugins and its conf/*.ini) without
+# the DNS plugins and with queue_discard for queue_spool (PLUGINS="..."
+# sets another chain, e.g. PLUGINS=queue_discard for the host alone).  Each gets as many processes as
 # upesi has workers (WORKERS): smtp-sink is one process whatever;
 # Haraka's `nodes` (node's cluster, with NODE_CLUSTER_SCHED_POLICY=none
 # so that its workers accept from the shared socket as upesi's do rather
@@ -33,7 +34,7 @@
 # to a file; smtp-sink logs nothing.
 #
 # Environment: RUNS (5), MESSAGES (5000), SESSIONS (20), WORKERS (1),
-# HARAKA_DIR, NO_HARAKA, OUT (append a result line to this file; default
+# PLUGINS, HARAKA_DIR, NO_HARAKA, OUT (append a result line to this file; default
 # bench/out/results.txt).
 # Fails: exits non-zero when a tool is missing, a server does not start,
 # or smtp-source reports an error; every process it started is stopped.
@@ -56,7 +57,9 @@ pids+=($!)
 wait_listen "$sink_port" 10 || { echo "bench: smtp-sink did not start" >&2; cat "$tmp/sink.log" >&2; exit 1; }
 
 upesi_port=$(free_port)
-start_upesi peers "$upesi_port" queue_discard "workers = $WORKERS" "max_sessions = 1000"
+PLUGINS=${PLUGINS:-default}
+start_upesi peers "$upesi_port" "$PLUGINS" "workers = $WORKERS" "max_sessions = 1000"
+chain=$(tr '\n' ' ' <"$tmp/peers/conf/plugins")
 upesi_pid=$UPESI_PID
 
 servers=(sink upesi)
@@ -129,6 +132,7 @@ printf '\nupesi %s (%d worker%s) vs Postfix smtp-sink%s; smtp-source -s %d -m %d
     "$(rev)" "$WORKERS" "$([[ $WORKERS == 1 ]] || echo s)" \
     "$([[ -n ${haraka_pid:-} ]] && echo " and Haraka $haraka_version (nodes=$WORKERS)")" \
     "$SESSIONS" "$MESSAGES" "$RUNS" "$(nproc)"
+printf 'upesi plugins: %s\n' "$chain"
 printf '%-28s %12s %12s %12s %10s %10s\n' scenario smtp-sink upesi Haraka upesi/sink upesi/Haraka
 result="$(date -u +%Y-%m-%dT%H:%M:%SZ) $(rev) workers=$WORKERS"
 targets=()

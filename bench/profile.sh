@@ -8,9 +8,12 @@
 # on the worker gives the same picture faster.
 #
 #   bench/profile.sh [new|reuse ...]   MESSAGES (default 2000) per run,
-#                                      TAG names the kept dumps, UPESI the binary
+#                                      TAG names the kept dumps, UPESI the
+#                                      binary, PLUGINS the chain
 #
-# For each scenario, one upesi worker (queue_discard, the bench config)
+# For each scenario, one upesi worker (PLUGINS: default, the default chain
+# without DNS plugins and with queue_discard; queue_discard alone measures
+# the host)
 # runs under callgrind twice: once with 1 message, once with 1 + MESSAGES
 # 1 KB messages from smtp-source (5 sessions; a new connection per
 # message, or -d reuse); the worker writes its counts when it exits (a
@@ -22,6 +25,7 @@ source "$(dirname "$0")/lib.sh"
 command -v valgrind >/dev/null || { echo "bench: valgrind missing (apt-get install valgrind)" >&2; exit 1; }
 scenarios=${*:-new reuse}
 N=${MESSAGES:-2000}
+PLUGINS=${PLUGINS:-default}
 outdir=$ROOT/bench/out/profile
 mkdir -p "$outdir"
 UPESI_REAL=$UPESI
@@ -38,7 +42,7 @@ profile_run() {
 exec valgrind -q --tool=callgrind --callgrind-out-file=$tmp/cg.%p "$UPESI_REAL" "\$@"
 W
     chmod +x "$UPESI"
-    start_upesi "prof-$scenario-$count" "$port" queue_discard "workers = 1" "max_sessions = 1000"
+    start_upesi "prof-$scenario-$count" "$port" "$PLUGINS" "workers = 1" "max_sessions = 1000"
     UPESI=$UPESI_REAL
     worker=
     for _ in $(seq 100); do worker=$(worker_pids "$UPESI_PID" | head -n 1); [[ -n $worker ]] && break; sleep 0.1; done
@@ -63,8 +67,8 @@ for scenario in $scenarios; do
     long=$(profile_run "$scenario" $((N + 1)))
     cp "$long" "$outdir/callgrind.$scenario${TAG:+.$TAG}"
     a=$(total_ir "$short"); b=$(total_ir "$long")
-    printf '\n%s: %d instructions per message in the worker (%s - %s over %d messages; %s)\n' \
-        "$scenario" "$(( (b - a) / N ))" "$b" "$a" "$N" "$(rev)"
+    printf '\n%s: %d instructions per message in the worker (%s - %s over %d messages; %s; plugins: %s)\n' \
+        "$scenario" "$(( (b - a) / N ))" "$b" "$a" "$N" "$(rev)" "$(tr '\n' ' ' <"$tmp/prof-$scenario-1/conf/plugins")"
     echo "top functions, inclusive:"
     top 30 "$long" --inclusive=yes
     echo "top functions, self:"

@@ -162,13 +162,12 @@ worker=$(worker_pids "$UPESI_PID" | head -n 1)
 
 # the worker's CPU time (user + system) in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-declare -A ticks=([plain]=0 [starttls]=0 [smtps]=0)
 rate() { # mode port
     local out t0
     t0=$(cpu_ticks "$worker")
     out=$(perl "$tmp/driver.pl" "$1" "$2" "$MESSAGES" "$SESSIONS") || {
         echo "bench: driver ($1) failed" >&2; exit 1; }
-    ticks[$1]=$(( ${ticks[$1]} + $(cpu_ticks "$worker") - t0 ))
+    echo "$1 $(( $(cpu_ticks "$worker") - t0 ))" >>"$tmp/ticks"  # (a subshell)
     awk '{ printf "%.1f\n", $1 / $2 }' <<<"$out"
 }
 
@@ -183,7 +182,7 @@ mp=$(printf '%s\n' "${plain[@]}" | median)
 ms=$(printf '%s\n' "${starttls[@]}" | median)
 mi=$(printf '%s\n' "${implicit[@]}" | median)
 hz=$(getconf CLK_TCK)
-cpu_ms() { awk -v t="${ticks[$1]}" -v hz="$hz" -v n="$((MESSAGES * RUNS))" 'BEGIN { printf "%.2f", t * 1000 / hz / n }'; }
+cpu_ms() { awk -v m="$1" -v hz="$hz" -v n="$((MESSAGES * RUNS))" '$1 == m { t += $2 } END { printf "%.2f", t * 1000 / hz / n }' "$tmp/ticks"; }
 
 idle_cost() { # mode port -> KiB per session
     local before after ready=$tmp/ready.$1

@@ -34,6 +34,7 @@ static const char *const hook_names[UPESI_HOOK_COUNT] = {
     [UPESI_HOOK_QUEUE] = "queue", [UPESI_HOOK_RESET] = "reset",
     [UPESI_HOOK_DISCONNECT] = "disconnect",
     [UPESI_HOOK_UNRECOGNIZED] = "unrecognized", [UPESI_HOOK_VRFY] = "vrfy",
+    [UPESI_HOOK_AUTH] = "auth",
 };
 
 const char *lua_hook_name(upesi_hook hook)

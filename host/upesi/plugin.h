@@ -72,6 +72,9 @@ typedef enum upesi_hook {
     UPESI_HOOK_DISCONNECT,       /* connection closes (verdict ignored)      */
     UPESI_HOOK_UNRECOGNIZED,     /* a command the host does not know         */
     UPESI_HOOK_VRFY,             /* VRFY with vrfy = 1 (all CONT: 252)       */
+    UPESI_HOOK_AUTH,             /* ABI 1.1: AUTH credentials (RFC 4954):
+                                    OK 235, DENY or all CONT 535 5.7.8,
+                                    DENYSOFT 454 4.7.0; see auth_user     */
     UPESI_HOOK_COUNT
 } upesi_hook;
 
@@ -134,6 +137,8 @@ typedef struct upesi_conn_info {
                                     PIPELINING, before a reply              */
     int authenticated;           /* 1 after a successful AUTH                */
     const char *auth_user;
+    int submission;              /* ABI 1.1: accepted on a submission_listen
+                                    address (MAIL needs AUTH first)         */
 } upesi_conn_info;
 
 /* ---------------------------------------------------------------------- */
@@ -434,6 +439,26 @@ struct upesi_api {
      * message: message_read and message_size no longer see it.  Returns
      * how many were removed (0: none), or a negative errno. */
     int (*header_remove)(upesi_call *call, const char *name);
+
+    /* -- ABI 1.1: SMTP AUTH (RFC 4954; docs/auth.md).  Check that
+     *    api->size covers a function before calling it (a host of an
+     *    earlier 1.1 lacks them).
+     *    ehlo_extension: from a helo handler, one more line of this
+     *    session's EHLO reply, as "KEYWORD params" ("AUTH PLAIN LOGIN").
+     *    Printable ASCII, at most 200 bytes, keyword letters, digits and
+     *    '-'; a keyword given again replaces its line.  The host offers
+     *    AUTH only when a plugin added an AUTH line, and only the
+     *    mechanisms it implements (PLAIN, LOGIN) that the line names.
+     *    0, or -EINVAL (bad line, not a helo call), -ENOSPC, -ENOMEM. */
+    int (*ehlo_extension)(upesi_call *call, const char *keyword_line);
+    /* In the auth hook only (NULL elsewhere): the mechanism ("PLAIN",
+     * "LOGIN"), the user name (authentication identity) and the password
+     * as the client sent them.  The password is wiped when the auth
+     * chain ends: a plugin that answers PENDING copies it first, and
+     * never logs it. */
+    const char *(*auth_mechanism)(upesi_call *call);
+    const char *(*auth_user)(upesi_call *call);
+    const char *(*auth_password)(upesi_call *call);
 };
 
 /* Feature test for plugin_position (present from ABI 1.1). */

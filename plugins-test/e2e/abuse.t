@@ -328,7 +328,9 @@ deadline(200);
     my $srv = Upesi::Test->new(
         smtp    => { local_domains => 'example.com', max_sessions => 500,
                      workers => 2, timeout_multiplier => 0.05 },
-        plugins => ['relay', 'max_rcpt', 'strict821', 'queue_spool']);
+        # the default plugin list, with its default settings
+        plugins => [grep { length } map { s/#.*//r =~ s/^\s+|\s+$//gr }
+                    split /\n/, slurp("$ROOT/conf/plugins") // '']);
     $srv->start;
     my ($rc, $out) = Upesi::Test::run_cmd(150, $^X, "$ROOT/plugins-test/tools/random-sessions",
         '--port', $srv->port, '--sessions', $n, '--seed', $seed,

@@ -12,135 +12,36 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use IO::Socket::IP;
-use POSIX qw(WNOHANG);
-use Socket qw(SOCK_DGRAM);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Upesi::Test;
+use Upesi::Test::DNS;
 
 plan skip_all => 'swaks not installed'
     unless grep { -x "$_/swaks" } split /:/, $ENV{PATH};
 deadline(180);
 
-# -- the DNS side: dnsmasq on a free loopback port, a silent UDP socket (its
-# zones time out) and a responder that answers SERVFAIL to everything ------
+plan skip_all => 'dnsmasq not installed' unless Upesi::Test::DNS::available();
 
-my $DNSMASQ = '/usr/sbin/dnsmasq';
-plan skip_all => 'dnsmasq not installed' unless -x $DNSMASQ;
-
-my $silent = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                 Proto => 'udp', Type => SOCK_DGRAM)
-    or die "silent socket: $@";
-my $silent_port = $silent->sockport;
-
-my $servfail = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                   Proto => 'udp', Type => SOCK_DGRAM)
-    or die "servfail socket: $@";
-my $servfail_port = $servfail->sockport;
-my $servfail_pid = fork // die "fork: $!";
-if ($servfail_pid == 0) {
-    $SIG{ALRM} = 'DEFAULT';
-    $SIG{TERM} = sub { POSIX::_exit(0) };
-    alarm 0;
-    while (1) {
-        my $peer = $servfail->recv(my $q, 4096) // next;
-        next if length $q < 17;
-        my $end = 12;
-        $end += 1 + ord(substr $q, $end, 1) while $end < length $q && ord(substr $q, $end, 1);
-        my $a = substr($q, 0, 2) . "\x81\x82" . substr($q, 4, 2) . "\0" x 6
-              . substr($q, 12, $end + 5 - 12);
-        $servfail->send($a, 0, $peer);
-    }
-}
-close $servfail;
-
-sub free_udp_port {
-    my $s = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                Proto => 'udp', Type => SOCK_DGRAM)
-        or die "udp port: $@";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-my ($dns_port, $dns_pid);
-my $dns_log = "/tmp/upesi-dns-$$.log";
-sub start_dnsmasq {
-    my (@records) = @_;
-    $dns_port = free_udp_port();
-    $dns_pid = fork // die "fork: $!";
-    if ($dns_pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', $dns_log;
-        { exec $DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null',
-            '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
-            '--listen-address=127.0.0.1', '--bind-interfaces', "--port=$dns_port",
-            '--log-facility=-', '--local=/test/', '--local=/in-addr.arpa/',
-            '--local=/ip6.arpa/', "--server=/slow.test/127.0.0.1#$silent_port",
-            "--server=/fail.test/127.0.0.1#$servfail_port", @records };
-        POSIX::_exit(127);
-    }
-    my $want = sprintf('0100007F:%04X', $dns_port);
-    my $end = time + 10 * $SLOW;
-    while (time < $end) {
-        if (waitpid($dns_pid, WNOHANG) == $dns_pid) {
-            $dns_pid = undef;
-            return 0;
-        }
-        open my $fh, '<', '/proc/net/udp' or return 0;
-        return 1 if grep { (split)[1] eq $want } <$fh>;
-        sleep 0.05;
-    }
-    return 0;
-}
-END {
-    my $st = $?;
-    if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0) }
-    if ($servfail_pid) { kill 'TERM', $servfail_pid; waitpid($servfail_pid, 0) }
-    unlink $dns_log;
-    $? = $st;
-}
-sub dnsmasq {
-    my (@records) = @_;
-    for (1 .. 3) {
-        return if start_dnsmasq(@records);
-        if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0); $dns_pid = undef }
-    }
-    BAIL_OUT("dnsmasq did not start: " . (slurp($dns_log) // ''));
-}
-
-# A raw client whose connection comes from a chosen 127.0.0.N address.
-sub client_from {
-    my ($srv, $ip) = @_;
-    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $srv->port,
-                                   LocalHost => $ip, Proto => 'tcp',
-                                   Timeout => 10 * $SLOW)
-        or die "cannot connect from $ip: $@";
-    binmode $sock;
-    $sock->autoflush(1);
-    my $c = bless { sock => $sock, buf => '', eof => 0, error => undef,
-                    timeout => 10 * $SLOW, transcript => '' },
-                  'Upesi::Test::Client';
-    $c->{greeting} = $c->read_reply;
-    push @{ $srv->{clients} }, $c;
-    return $c;
-}
-
-dnsmasq('--host-record=good20.test,127.0.0.20',          # PTR and A
-        '--ptr-record=22.0.0.127.in-addr.arpa,liar.test', # PTR, A elsewhere
-        '--host-record=liar.test,127.0.0.99',
-        "--server=/23.0.0.127.in-addr.arpa/127.0.0.1#$silent_port",
-        '--ptr-record=24.0.0.127.in-addr.arpa,name.fail.test',
-        '--host-record=partner25.partner.test,127.0.0.25',
-        '--host-record=bad26.evil.test,127.0.0.26');
+# -- the DNS side: dnsmasq; slow.test and 127.0.0.23's PTR never answer,
+# fail.test answers SERVFAIL
+my $dns = Upesi::Test::DNS->start(
+    silent => ['slow.test', '23.0.0.127.in-addr.arpa'],
+    servfail => ['fail.test'],
+    records => [
+        host => 'good20.test,127.0.0.20',                  # PTR and A
+        ptr => '22.0.0.127.in-addr.arpa,liar.test',        # PTR, A elsewhere
+        host => 'liar.test,127.0.0.99',
+        ptr => '24.0.0.127.in-addr.arpa,name.fail.test',
+        host => 'partner25.partner.test,127.0.0.25',
+        host => 'bad26.evil.test,127.0.0.26',
+    ]);
 
 sub server {
     my ($ini) = @_;
     my $srv = Upesi::Test->new(plugins => ['connection_checks', 'queue_spool'],
                                smtp => { error_limit => 1000,
-                                         dns_servers => "127.0.0.1:$dns_port",
+                                         dns_servers => $dns->server,
                                          dns_timeout => 1, plugin_timeout => 10 },
                                ini => { 'connection_checks.ini' => $ini });
     $srv->start;
@@ -151,7 +52,7 @@ sub server {
 # as "code enhanced", and the first MAIL reply's text
 sub session {
     my ($srv, $ip) = @_;
-    my $c = client_from($srv, $ip);
+    my $c = $srv->client(local => $ip);
     my @r = ($c->{greeting}, $c->cmd('EHLO client.test'));
     my $mail = $c->cmd('MAIL FROM:<a@example.org>');
     push @r, $mail;
@@ -197,9 +98,7 @@ sub mail_code {
         'swaks from a host without a name: 550 5.7.25 at MAIL FROM';
 
     # a client that leaves while its lookup is pending
-    my $c = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $srv->port,
-                                LocalHost => '127.0.0.23', Proto => 'tcp');
-    close $c if $c;
+    $srv->client(local => '127.0.0.23', greeting => 0)->close;
     sleep 1.5 * $SLOW;
     ok $srv->running, 'a client that leaves mid-lookup: the server goes on';
 
@@ -214,7 +113,7 @@ sub mail_code {
     # the host gives up first (plugin_timeout): the plugin's on_cancel
     # drops its lookup
     my $srv = Upesi::Test->new(plugins => ['connection_checks', 'queue_spool'],
-                               smtp => { dns_servers => "127.0.0.1:$dns_port",
+                               smtp => { dns_servers => $dns->server,
                                          dns_timeout => 2, plugin_timeout => 0.5 },
                                ini => { 'connection_checks.ini' => "verify_host_name = 1\n" });
     $srv->start;

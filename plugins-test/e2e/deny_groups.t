@@ -9,27 +9,10 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use IO::Socket::IP;
 use Test::More;
 use Upesi::Test;
 
 deadline(120);
-
-sub client_from {
-    my ($srv, $ip) = @_;
-    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $srv->port,
-                                   LocalHost => $ip, Proto => 'tcp',
-                                   Timeout => 10 * $SLOW)
-        or die "cannot connect from $ip: $@";
-    binmode $sock;
-    $sock->autoflush(1);
-    my $c = bless { sock => $sock, buf => '', eof => 0, error => undef,
-                    timeout => 10 * $SLOW, transcript => '' },
-                  'Upesi::Test::Client';
-    $c->{greeting} = $c->read_reply;
-    push @{ $srv->{clients} }, $c;
-    return $c;
-}
 
 sub server {
     my ($mode, @plugins) = @_;
@@ -43,7 +26,7 @@ sub server {
 
 sub rcpt {
     my ($srv, $ip, $to) = @_;
-    my $c = client_from($srv, $ip);
+    my $c = $srv->client(local => $ip);
     $c->cmd('EHLO client.test');
     $c->cmd('MAIL FROM:<sender@example.org>');
     my $r = $c->cmd("RCPT TO:<$to>");

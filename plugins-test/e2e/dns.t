@@ -10,14 +10,12 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use IO::Socket::IP;
-use POSIX qw(WNOHANG);
-use Socket qw(SOCK_DGRAM);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Upesi::Test;
+use Upesi::Test::DNS;
 
-my $DNSMASQ = '/usr/sbin/dnsmasq';
-plan skip_all => 'dnsmasq not installed' unless -x $DNSMASQ;
+plan skip_all => 'dnsmasq not installed' unless Upesi::Test::DNS::available();
 plan skip_all => 'swaks not installed'
     unless grep { -x "$_/swaks" } split /:/, $ENV{PATH};
 
@@ -25,87 +23,31 @@ deadline(240);
 
 # -- the DNS side -------------------------------------------------------------
 
-# A UDP socket that reads nothing: queries forwarded to it time out.
-my $silent = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                 Proto => 'udp', Type => SOCK_DGRAM)
-    or die "silent socket: $@";
-my $silent_port = $silent->sockport;
-
-sub free_udp_port {
-    my $s = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                Proto => 'udp', Type => SOCK_DGRAM)
-        or die "udp port: $@";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
 sub rev4 { join '.', reverse split /\./, $_[0] }
 
 my $v6_nibbles = join '.', ('1', ('0') x 31);     # ::1
 
-my @records = (
-    # bl1.test lists .3 .4 .7 .8 .9; bl2.test lists .2 .3, and .11 with an
-    # answer outside its accepted range; bad.test answers outside 127/8
-    (map { "--address=/" . rev4("127.0.0.$_") . ".bl1.test/127.0.0.2" } 3, 4, 7, 8, 9),
-    "--address=/" . rev4('127.0.0.2') . ".bl2.test/127.0.0.2",
-    "--address=/" . rev4('127.0.0.3') . ".bl2.test/127.0.0.3",
-    "--address=/" . rev4('127.0.0.11') . ".bl2.test/127.0.0.4",
-    "--address=/" . rev4('127.0.0.6') . ".bad.test/192.0.2.1",
-    "--address=/$v6_nibbles.bl1.test/127.0.0.2",
-    "--txt-record=" . rev4('127.0.0.3') . ".bl1.test,Listed in bl1: see http://bl1.test/q?127.0.0.3",
-    "--txt-record=" . rev4('127.0.0.2') . ".bl2.test,Listed in bl2",
-    # wl.test lists .4
-    "--address=/" . rev4('127.0.0.4') . ".wl.test/127.0.0.2",
-    # names: .9 is host9.good.test (confirmed); .10 claims liar.evil.test,
-    # whose address is .12 (not confirmed)
-    "--host-record=host9.good.test,127.0.0.9",
-    "--ptr-record=10.0.0.127.in-addr.arpa,liar.evil.test",
-    "--host-record=liar.evil.test,127.0.0.12",
-);
-
-# dnsmasq on a free port; if the port was taken in the meantime (dnsmasq
-# also binds TCP on it), try another.
-my ($dns_port, $dns_pid);
-my $dns_log = "/tmp/upesi-dns-t-$$.log";
-END { unlink $dns_log }
-sub start_dnsmasq {
-    $dns_port = free_udp_port();
-    diag "dnsmasq port $dns_port" if $ENV{UPESI_DNS_VERBOSE};
-    $dns_pid = fork // die "fork: $!";
-    if ($dns_pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', $dns_log;
-        { exec $DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null',
-            '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
-            '--listen-address=127.0.0.1', '--bind-interfaces', "--port=$dns_port",
-            '--log-facility=-', '--local=/test/', '--local=/in-addr.arpa/',
-            '--local=/ip6.arpa/', "--server=/slow.test/127.0.0.1#$silent_port",
-            @records };
-        POSIX::_exit(127);
-    }
-    my $want = sprintf('0100007F:%04X', $dns_port);
-    my $end = time + 10 * $SLOW;
-    while (time < $end) {
-        if (waitpid($dns_pid, WNOHANG) == $dns_pid) {
-            diag "dnsmasq exited: $?" if $ENV{UPESI_DNS_VERBOSE};
-            $dns_pid = undef;
-            return 0;
-        }
-        open my $fh, '<', '/proc/net/udp' or return 0;
-        return 1 if grep { (split)[1] eq $want } <$fh>;
-        sleep 0.05;
-    }
-    return 0;
-}
-END { if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0) } }
-my $started = 0;
-for (1 .. 3) {
-    last if $started = start_dnsmasq();
-    if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0); $dns_pid = undef }
-}
-BAIL_OUT("dnsmasq did not start: " . (slurp($dns_log) // '')) unless $started;
+my $dns = Upesi::Test::DNS->start(
+    silent => ['slow.test'],            # a zone that never answers
+    records => [
+        # bl1.test lists .3 .4 .7 .8 .9; bl2.test lists .2 .3, and .11 with an
+        # answer outside its accepted range; bad.test answers outside 127/8
+        (map { (address => rev4("127.0.0.$_") . ".bl1.test,127.0.0.2") } 3, 4, 7, 8, 9),
+        address => rev4('127.0.0.2') . ".bl2.test,127.0.0.2",
+        address => rev4('127.0.0.3') . ".bl2.test,127.0.0.3",
+        address => rev4('127.0.0.11') . ".bl2.test,127.0.0.4",
+        address => rev4('127.0.0.6') . ".bad.test,192.0.2.1",
+        address => "$v6_nibbles.bl1.test,127.0.0.2",
+        txt => rev4('127.0.0.3') . ".bl1.test,Listed in bl1: see http://bl1.test/q?127.0.0.3",
+        txt => rev4('127.0.0.2') . ".bl2.test,Listed in bl2",
+        # wl.test lists .4
+        address => rev4('127.0.0.4') . ".wl.test,127.0.0.2",
+        # names: .9 is host9.good.test (confirmed); .10 claims liar.evil.test,
+        # whose address is .12 (not confirmed)
+        host => 'host9.good.test,127.0.0.9',
+        ptr => '10.0.0.127.in-addr.arpa,liar.evil.test',
+        host => 'liar.evil.test,127.0.0.12',
+    ]);
 
 # -- helpers -------------------------------------------------------------------
 
@@ -113,7 +55,7 @@ sub server {
     my (%ini) = @_;
     my $srv = Upesi::Test->new(
         plugins => ['private_lists', 'dnswl', 'dnsbl', 'queue_spool'],
-        smtp => { dns_servers => "127.0.0.1:$dns_port", dns_timeout => 1,
+        smtp => { dns_servers => $dns->server, dns_timeout => 1,
                   plugin_timeout => 10, error_limit => 1000 },
         ini => \%ini);
     $srv->start;
@@ -190,9 +132,7 @@ sub header_of {
     }
 
     # a client that leaves while its lookups are pending (the slow zone)
-    my $c = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $srv->port,
-                                LocalHost => '127.0.0.5', Proto => 'tcp');
-    close $c if $c;
+    $srv->client(local => '127.0.0.5', greeting => 0)->close;
     sleep 1.5 * $SLOW;
 
     my $st = $srv->stat('SMTP.');
@@ -235,11 +175,7 @@ sub header_of {
         or diag $r->{out};
 
     # a second MAIL in the same session is refused too
-    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $srv->port,
-                                   LocalHost => '127.0.0.3', Proto => 'tcp')
-        or die "connect: $@";
-    my $c = bless { sock => $sock, buf => '', eof => 0, timeout => 10 * $SLOW,
-                    transcript => '' }, 'Upesi::Test::Client';
+    my $c = $srv->client(local => '127.0.0.3', greeting => 0);
     like $c->read_reply->{code}, qr/^220$/, 'raw client: 220';
     $c->cmd('EHLO client.test');
     is $c->cmd('MAIL FROM:<a@client.test>')->{code}, 554, 'first MAIL: 554';
@@ -274,7 +210,7 @@ SKIP: {
     close $probe;
     my $srv = Upesi::Test->new(
         plugins => ['dnsbl', 'queue_spool'],
-        smtp => { dns_servers => "127.0.0.1:$dns_port", dns_timeout => 1 },
+        smtp => { dns_servers => $dns->server, dns_timeout => 1 },
         ini => { 'dnsbl.ini' => "zones = bl1.test\naction = reject\n" });
     $srv->set_smtp(listen => "127.0.0.1:" . $srv->port . ", [::1]:$p6");
     $srv->start;

@@ -12,71 +12,36 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use IO::Socket::IP;
-use POSIX ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 use Upesi::Test;
+use Upesi::Test::DNS;
 
 deadline(150);
 
-my $DNSMASQ = '/usr/sbin/dnsmasq';
-plan skip_all => 'dnsmasq is not installed' unless -x $DNSMASQ;
+plan skip_all => 'dnsmasq is not installed' unless Upesi::Test::DNS::available();
 
 # -- dnsmasq ---------------------------------------------------------------------
-my $silent = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                 Proto => 'udp') or die "udp: $@";
-my $dns_pid;
-END { if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0) } }
-
-sub udp_port {
-    my $s = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                Proto => 'udp') or die "udp: $@";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub udp_bound {
-    my ($port) = @_;
-    open my $fh, '<', '/proc/net/udp' or return 1;
-    my $want = sprintf('0100007F:%04X', $port);
-    while (<$fh>) { return 1 if (split)[1] eq $want }
-    return 0;
-}
-
-my $dns_port = udp_port();
-$dns_pid = fork // die "fork: $!";
-if ($dns_pid == 0) {
-    open STDOUT, '>', '/dev/null';
-    open STDERR, '>&', \*STDOUT;
-    exec($DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null',
-        "--port=$dns_port", '--listen-address=127.0.0.1', '--bind-interfaces',
-        '--no-resolv', '--no-hosts', '--pid-file=', ($> == 0 ? ('--user=root') : ()),
-        '--local=/test/', '--local=/example/',
-        '--server=/timeout.test/127.0.0.1#' . $silent->sockport,
-        '--address=/2.0.0.127.zone.test/127.0.0.2',
-        '--txt-record=2.0.0.127.zone.test,listed here',
-        '--mx-host=mx.test,mx1.mx.test,20', '--mx-host=mx.test,mx0.mx.test,10',
-        '--host-record=host.test,192.0.2.7,2001:db8::7',
-        '--host-record=localhost.test,127.0.0.1',
-        '--address=/1.0.0.127.zen.example/127.0.0.4',
-        '--address=/1.0.0.127.bl.example/127.0.0.2',
-        '--address=/1.0.0.127.wl2.example/127.0.0.2')
-        or POSIX::_exit(127);
-}
-{
-    my $end = time + 10;
-    sleep 0.05 until udp_bound($dns_port) || time > $end;
-    die "dnsmasq did not start" unless udp_bound($dns_port);
-}
+my $dns = Upesi::Test::DNS->start(
+    local => ['test', 'example'],
+    silent => ['timeout.test'],
+    records => [
+        address => '2.0.0.127.zone.test,127.0.0.2',
+        txt => '2.0.0.127.zone.test,listed here',
+        mx => 'mx.test,mx1.mx.test,20', mx => 'mx.test,mx0.mx.test,10',
+        host => 'host.test,192.0.2.7,2001:db8::7',
+        host => 'localhost.test,127.0.0.1',
+        address => '1.0.0.127.zen.example,127.0.0.4',
+        address => '1.0.0.127.bl.example,127.0.0.2',
+        address => '1.0.0.127.wl2.example,127.0.0.2',
+    ]);
 
 sub lua_server {
     my ($files, %smtp) = @_;
     my @names = sort grep { m{^lua/} } keys %$files;
     my $srv = Upesi::Test->new(
         smtp    => { local_domains => 'example.com',
-                     dns_servers => "127.0.0.1:$dns_port", dns_timeout => 1,
+                     dns_servers => $dns->server, dns_timeout => 1,
                      error_limit => 1000, %smtp },
         plugins => [ 'lua', 'queue_spool' ],
         ini     => { 'lua.ini' => 'scripts = ' . join(', ', map { s{^lua/}{}r } @names) . "\n",

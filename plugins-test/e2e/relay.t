@@ -13,126 +13,24 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use IO::Socket::IP;
-use POSIX qw(WNOHANG);
-use Socket qw(SOCK_DGRAM);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Upesi::Test;
+use Upesi::Test::DNS;
 
 deadline(180);
 
-# -- the DNS side: dnsmasq on a free loopback port, a silent UDP socket (its
-# zones time out) and a responder that answers SERVFAIL to everything ------
+plan skip_all => 'dnsmasq not installed' unless Upesi::Test::DNS::available();
 
-my $DNSMASQ = '/usr/sbin/dnsmasq';
-plan skip_all => 'dnsmasq not installed' unless -x $DNSMASQ;
-
-my $silent = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                 Proto => 'udp', Type => SOCK_DGRAM)
-    or die "silent socket: $@";
-my $silent_port = $silent->sockport;
-
-my $servfail = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                   Proto => 'udp', Type => SOCK_DGRAM)
-    or die "servfail socket: $@";
-my $servfail_port = $servfail->sockport;
-my $servfail_pid = fork // die "fork: $!";
-if ($servfail_pid == 0) {
-    $SIG{ALRM} = 'DEFAULT';
-    $SIG{TERM} = sub { POSIX::_exit(0) };
-    alarm 0;
-    while (1) {
-        my $peer = $servfail->recv(my $q, 4096) // next;
-        next if length $q < 17;
-        my $end = 12;
-        $end += 1 + ord(substr $q, $end, 1) while $end < length $q && ord(substr $q, $end, 1);
-        my $a = substr($q, 0, 2) . "\x81\x82" . substr($q, 4, 2) . "\0" x 6
-              . substr($q, 12, $end + 5 - 12);
-        $servfail->send($a, 0, $peer);
-    }
-}
-close $servfail;
-
-sub free_udp_port {
-    my $s = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                Proto => 'udp', Type => SOCK_DGRAM)
-        or die "udp port: $@";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-my ($dns_port, $dns_pid);
-my $dns_log = "/tmp/upesi-dns-$$.log";
-sub start_dnsmasq {
-    my (@records) = @_;
-    $dns_port = free_udp_port();
-    $dns_pid = fork // die "fork: $!";
-    if ($dns_pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', $dns_log;
-        { exec $DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null',
-            '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
-            '--listen-address=127.0.0.1', '--bind-interfaces', "--port=$dns_port",
-            '--log-facility=-', '--local=/test/', '--local=/in-addr.arpa/',
-            '--local=/ip6.arpa/', "--server=/slow.test/127.0.0.1#$silent_port",
-            "--server=/fail.test/127.0.0.1#$servfail_port", @records };
-        POSIX::_exit(127);
-    }
-    my $want = sprintf('0100007F:%04X', $dns_port);
-    my $end = time + 10 * $SLOW;
-    while (time < $end) {
-        if (waitpid($dns_pid, WNOHANG) == $dns_pid) {
-            $dns_pid = undef;
-            return 0;
-        }
-        open my $fh, '<', '/proc/net/udp' or return 0;
-        return 1 if grep { (split)[1] eq $want } <$fh>;
-        sleep 0.05;
-    }
-    return 0;
-}
-END {
-    my $st = $?;
-    if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0) }
-    if ($servfail_pid) { kill 'TERM', $servfail_pid; waitpid($servfail_pid, 0) }
-    unlink $dns_log;
-    $? = $st;
-}
-sub dnsmasq {
-    my (@records) = @_;
-    for (1 .. 3) {
-        return if start_dnsmasq(@records);
-        if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0); $dns_pid = undef }
-    }
-    BAIL_OUT("dnsmasq did not start: " . (slurp($dns_log) // ''));
-}
-
-
-dnsmasq('--host-record=relay20.trusted.test,127.0.0.20',
-        "--server=/23.0.0.127.in-addr.arpa/127.0.0.1#$silent_port",
-        '--host-record=bad26.evil.test,127.0.0.26',
-        '--ptr-record=27.0.0.127.in-addr.arpa,fake.trusted.test',
-        '--host-record=fake.trusted.test,127.0.0.99');
-
-# A raw client whose connection comes from a chosen 127.0.0.N address.
-sub client_from {
-    my ($srv, $ip) = @_;
-    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $srv->port,
-                                   LocalHost => $ip, Proto => 'tcp',
-                                   Timeout => 10 * $SLOW)
-        or die "cannot connect from $ip: $@";
-    binmode $sock;
-    $sock->autoflush(1);
-    my $c = bless { sock => $sock, buf => '', eof => 0, error => undef,
-                    timeout => 10 * $SLOW, transcript => '' },
-                  'Upesi::Test::Client';
-    $c->{greeting} = $c->read_reply;
-    push @{ $srv->{clients} }, $c;
-    return $c;
-}
+# -- the DNS side: dnsmasq; 127.0.0.23's PTR never answers
+my $dns = Upesi::Test::DNS->start(
+    silent => ['23.0.0.127.in-addr.arpa'],
+    records => [
+        host => 'relay20.trusted.test,127.0.0.20',
+        host => 'bad26.evil.test,127.0.0.26',
+        ptr => '27.0.0.127.in-addr.arpa,fake.trusted.test',
+        host => 'fake.trusted.test,127.0.0.99',
+    ]);
 
 sub server {
     my ($ini, @extra) = @_;
@@ -140,7 +38,7 @@ sub server {
     $files{'relay.ini'} = $ini if defined $ini;
     my $srv = Upesi::Test->new(plugins => ['relay', @extra, 'queue_spool'],
                                smtp => { error_limit => 1000,
-                                         dns_servers => "127.0.0.1:$dns_port",
+                                         dns_servers => $dns->server,
                                          dns_timeout => 1, plugin_timeout => 10 },
                                ini => \%files);
     $srv->start;
@@ -150,7 +48,7 @@ sub server {
 # rcpt(SERVER, FROM_IP, RECIPIENT) -> "code enhanced" of the RCPT reply
 sub rcpt {
     my ($srv, $ip, $to) = @_;
-    my $c = client_from($srv, $ip);
+    my $c = $srv->client(local => $ip);
     $c->cmd('EHLO client.test');
     $c->cmd('MAIL FROM:<sender@example.org>');
     my $r = $c->cmd("RCPT TO:<$to>");
@@ -237,7 +135,7 @@ for my $case (['127.0.0.2', ['127.0.0.2'], ['127.0.0.3', '127.0.0.1']],
     $srv->stop;
 
     $srv = server($ini . "deny_wins = 1\n");
-    my $c = client_from($srv, '127.0.0.3');
+    my $c = $srv->client(local => '127.0.0.3');
     $c->cmd('EHLO client.test');
     $c->cmd('MAIL FROM:<s@example.org>');
     my $r = $c->cmd('RCPT TO:<a@other.org>');
@@ -247,7 +145,7 @@ for my $case (['127.0.0.2', ['127.0.0.2'], ['127.0.0.3', '127.0.0.1']],
     is $r->{code}, 250, 'deny_wins = 1: a denied host still reaches local recipients';
     $c->close;
     is rcpt($srv, '127.0.0.2', 'a@other.org'), '250 2.1.5', 'deny_wins = 1: an allowed host not denied may relay';
-    $c = client_from($srv, '127.0.0.2');
+    $c = $srv->client(local => '127.0.0.2');
     $c->cmd('EHLO client.test');
     $c->cmd('MAIL FROM:<s@example.org>');
     $r = $c->cmd('RCPT TO:<a@evil.org>');
@@ -273,7 +171,7 @@ for my $case (['127.0.0.2', ['127.0.0.2'], ['127.0.0.3', '127.0.0.1']],
 # -- host names: the confirmed name, and lookups that fail -----------------------
 {
     my $srv = server("allow_hosts = *.trusted.test\n");
-    my $c = client_from($srv, '127.0.0.23');
+    my $c = $srv->client(local => '127.0.0.23');
     $c->cmd('EHLO client.test');
     $c->cmd('MAIL FROM:<s@example.org>');
     my $r = $c->cmd('RCPT TO:<a@other.org>');
@@ -312,7 +210,7 @@ for my $case (['127.0.0.2', ['127.0.0.2'], ['127.0.0.3', '127.0.0.1']],
     my $srv = server("allow_hosts = *.trusted.test\n", 'tester');
     $srv->write_conf('tester.ini', "[mail]\nverdict = DENY\ncode = 550\nshow_note = relay.allowed\n");
     $srv->hup;
-    my $c = client_from($srv, '127.0.0.20');
+    my $c = $srv->client(local => '127.0.0.20');
     $c->cmd('EHLO client.test');
     like $c->cmd('MAIL FROM:<s@example.org>')->{text}, qr/note relay\.allowed=1\b/,
         'relay.allowed = 1 for a host allowed by name';
@@ -326,7 +224,7 @@ for my $case (['127.0.0.2', ['127.0.0.2'], ['127.0.0.3', '127.0.0.1']],
     $srv->write_conf('tester.ini', "[mail]\nverdict = DENY\ncode = 550\nshow_note = relay.allowed\n");
     $srv->hup;
     for my $case (['127.0.0.2', 1], ['127.0.0.3', 0]) {
-        my $c = client_from($srv, $case->[0]);
+        my $c = $srv->client(local => $case->[0]);
         $c->cmd('EHLO client.test');
         my $r = $c->cmd('MAIL FROM:<s@example.org>');
         like $r->{text}, qr/note relay\.allowed=$case->[1]\b/, "relay.allowed = $case->[1] for $case->[0]";

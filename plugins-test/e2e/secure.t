@@ -132,12 +132,17 @@ for my $it (@items) {
 
 {
     # the default conf as it is, on a free port instead of its own
-    my $srv = Upesi::Test->new(template => "$ROOT/conf");
+    # (Upesi::Test's default plugin list is queue_spool alone: ask for
+    # conf/plugins as it stands)
+    my @default_plugins = grep { length } map { s/#.*//r =~ s/^\s+|\s+$//gr }
+        split /\n/, slurp("$ROOT/conf/plugins") // '';
+    my $srv = Upesi::Test->new(template => "$ROOT/conf", plugins => \@default_plugins);
     my $port = $srv->port;
     my @mine = map { $_->[0] eq 'listen' ? ($_->[2] =~ /:/ ? "[$_->[2]]:$port" : "$_->[2]:$port") : () } @items;
     $srv->set_smtp(listen => join(', ', @mine));
     $srv->start;
     my @socks = listening_sockets($srv->pid);
+    ok scalar(grep { $_ eq 'relay' } @default_plugins), 'conf/plugins lists relay';
     ok scalar(@socks), 'default conf: the server listens (' . join(', ', map { "$_->[0]:$_->[1]" } @socks) . ')';
     is scalar(grep { !is_loopback_text($_->[0]) } @socks), 0,
         'default conf: every listening socket is on a loopback address';

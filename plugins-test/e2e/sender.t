@@ -12,133 +12,34 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use IO::Socket::IP;
-use POSIX qw(WNOHANG);
-use Socket qw(SOCK_DGRAM);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Upesi::Test;
+use Upesi::Test::DNS;
 
 deadline(180);
 
-# -- the DNS side: dnsmasq on a free loopback port, a silent UDP socket (its
-# zones time out) and a responder that answers SERVFAIL to everything ------
+plan skip_all => 'dnsmasq not installed' unless Upesi::Test::DNS::available();
 
-my $DNSMASQ = '/usr/sbin/dnsmasq';
-plan skip_all => 'dnsmasq not installed' unless -x $DNSMASQ;
-
-my $silent = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                 Proto => 'udp', Type => SOCK_DGRAM)
-    or die "silent socket: $@";
-my $silent_port = $silent->sockport;
-
-my $servfail = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                   Proto => 'udp', Type => SOCK_DGRAM)
-    or die "servfail socket: $@";
-my $servfail_port = $servfail->sockport;
-my $servfail_pid = fork // die "fork: $!";
-if ($servfail_pid == 0) {
-    $SIG{ALRM} = 'DEFAULT';
-    $SIG{TERM} = sub { POSIX::_exit(0) };
-    alarm 0;
-    while (1) {
-        my $peer = $servfail->recv(my $q, 4096) // next;
-        next if length $q < 17;
-        my $end = 12;
-        $end += 1 + ord(substr $q, $end, 1) while $end < length $q && ord(substr $q, $end, 1);
-        my $a = substr($q, 0, 2) . "\x81\x82" . substr($q, 4, 2) . "\0" x 6
-              . substr($q, 12, $end + 5 - 12);
-        $servfail->send($a, 0, $peer);
-    }
-}
-close $servfail;
-
-sub free_udp_port {
-    my $s = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
-                                Proto => 'udp', Type => SOCK_DGRAM)
-        or die "udp port: $@";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-my ($dns_port, $dns_pid);
-my $dns_log = "/tmp/upesi-dns-$$.log";
-sub start_dnsmasq {
-    my (@records) = @_;
-    $dns_port = free_udp_port();
-    $dns_pid = fork // die "fork: $!";
-    if ($dns_pid == 0) {
-        open STDIN, '<', '/dev/null';
-        open STDOUT, '>', '/dev/null';
-        open STDERR, '>', $dns_log;
-        { exec $DNSMASQ, '--keep-in-foreground', '--conf-file=/dev/null',
-            '--no-resolv', '--no-hosts', '--pid-file=', '--user=root',
-            '--listen-address=127.0.0.1', '--bind-interfaces', "--port=$dns_port",
-            '--log-facility=-', '--local=/test/', '--local=/in-addr.arpa/',
-            '--local=/ip6.arpa/', "--server=/slow.test/127.0.0.1#$silent_port",
-            "--server=/fail.test/127.0.0.1#$servfail_port", @records };
-        POSIX::_exit(127);
-    }
-    my $want = sprintf('0100007F:%04X', $dns_port);
-    my $end = time + 10 * $SLOW;
-    while (time < $end) {
-        if (waitpid($dns_pid, WNOHANG) == $dns_pid) {
-            $dns_pid = undef;
-            return 0;
-        }
-        open my $fh, '<', '/proc/net/udp' or return 0;
-        return 1 if grep { (split)[1] eq $want } <$fh>;
-        sleep 0.05;
-    }
-    return 0;
-}
-END {
-    my $st = $?;
-    if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0) }
-    if ($servfail_pid) { kill 'TERM', $servfail_pid; waitpid($servfail_pid, 0) }
-    unlink $dns_log;
-    $? = $st;
-}
-sub dnsmasq {
-    my (@records) = @_;
-    for (1 .. 3) {
-        return if start_dnsmasq(@records);
-        if ($dns_pid) { kill 'TERM', $dns_pid; waitpid($dns_pid, 0); $dns_pid = undef }
-    }
-    BAIL_OUT("dnsmasq did not start: " . (slurp($dns_log) // ''));
-}
-
-# A raw client whose connection comes from a chosen 127.0.0.N address.
-sub client_from {
-    my ($srv, $ip) = @_;
-    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $srv->port,
-                                   LocalHost => $ip, Proto => 'tcp',
-                                   Timeout => 10 * $SLOW)
-        or die "cannot connect from $ip: $@";
-    binmode $sock;
-    $sock->autoflush(1);
-    my $c = bless { sock => $sock, buf => '', eof => 0, error => undef,
-                    timeout => 10 * $SLOW, transcript => '' },
-                  'Upesi::Test::Client';
-    $c->{greeting} = $c->read_reply;
-    push @{ $srv->{clients} }, $c;
-    return $c;
-}
-
-dnsmasq('--mx-host=mx.test,mail.mx.test,10',
-        '--host-record=mail.mx.test,127.0.0.60',
-        '--host-record=aonly.test,127.0.0.61',
-        '--host-record=v6only.test,fd00::61',
-        '--txt-record=txtonly.test,no mail here',
-        '--mx-host=nullmx.test,.,0',
-        '--mx-host=slowmx.test,mx.slow.test,10');
+# -- the DNS side: dnsmasq; slow.test never answers, fail.test answers SERVFAIL
+my $dns = Upesi::Test::DNS->start(
+    silent => ['slow.test'],
+    servfail => ['fail.test'],
+    records => [
+        mx => 'mx.test,mail.mx.test,10',
+        host => 'mail.mx.test,127.0.0.60',
+        host => 'aonly.test,127.0.0.61',
+        host => 'v6only.test,fd00::61',
+        txt => 'txtonly.test,no mail here',
+        mx => 'nullmx.test,.,0',
+        mx => 'slowmx.test,mx.slow.test,10',
+    ]);
 
 sub server {
     my ($ini, %smtp) = @_;
     my $srv = Upesi::Test->new(plugins => ['sender', 'queue_spool'],
                                smtp => { error_limit => 1000,
-                                         dns_servers => "127.0.0.1:$dns_port",
+                                         dns_servers => $dns->server,
                                          dns_timeout => 1, plugin_timeout => 10,
                                          %smtp },
                                ini => { 'sender.ini' => $ini });

@@ -4,7 +4,7 @@
  * hook dispatch through the real host.
  *
  * tester.ini has one section per hook ([connect], [helo], [mail], [rcpt],
- * [data], [data_post], [queue], [vrfy], [unrecognized]) with:
+ * [data], [data_post], [queue], [vrfy], [unrecognized], [auth]) with:
  *   match    = text       act only when the address/argument contains it
  *   verdict  = DENY        CONT OK DENY DENYSOFT DENYDISCONNECT
  *                          DENYSOFTDISCONNECT
@@ -46,7 +46,7 @@ typedef struct tester_settings {
 
 static const char *const hook_names[UPESI_HOOK_COUNT] = {
     "connect", "helo", "mail", "rcpt", "data", "data_post", "queue",
-    "reset", "disconnect", "unrecognized", "vrfy",
+    "reset", "disconnect", "unrecognized", "vrfy", "auth",
 };
 
 static void *tester_config_new(void)
@@ -217,6 +217,6 @@ UPESI_PLUGIN = {
         [UPESI_HOOK_MAIL] = decide, [UPESI_HOOK_RCPT] = decide,
         [UPESI_HOOK_DATA] = decide, [UPESI_HOOK_DATA_POST] = decide,
         [UPESI_HOOK_QUEUE] = decide, [UPESI_HOOK_VRFY] = decide,
-        [UPESI_HOOK_UNRECOGNIZED] = decide,
+        [UPESI_HOOK_UNRECOGNIZED] = decide, [UPESI_HOOK_AUTH] = decide,
     },
 };

@@ -6,7 +6,8 @@
  * anything cleverer would.  Addresses are parsed once, at configuration
  * time, with inet_pton: matching compares bytes, never text.
  *
- * Fails: only hostmatch_add, with a message in err.
+ * Fails: only hostmatch_add and hostmatch_add_hosts, with a message in
+ * err; hostmatch_ask_name says when it could not ask.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -258,8 +259,12 @@ static int hostmatch_add_one(hostmatch_list *list, const char *text,
     return 0;
 }
 
-int hostmatch_add(hostmatch_list *list, const char *value, char *err,
-                  size_t errlen)
+/* Each item of value (comma or blank separated) to fn, up to the first
+ * that fails. */
+static int hostmatch_each(const char *value,
+                          int (*fn)(void *arg, const char *item, char *err,
+                                    size_t errlen),
+                          void *arg, char *err, size_t errlen)
 {
     const char *p = value;
     for (;;) {
@@ -278,9 +283,47 @@ int hostmatch_add(hostmatch_list *list, const char *value, char *err,
         }
         memcpy(item, start, len);
         item[len] = '\0';
-        if (hostmatch_add_one(list, item, err, errlen) != 0)
+        if (fn(arg, item, err, errlen) != 0)
             return -1;
     }
+}
+
+static int hostmatch_add_item(void *list, const char *item, char *err,
+                              size_t errlen)
+{
+    return hostmatch_add_one(list, item, err, errlen);
+}
+
+int hostmatch_add(hostmatch_list *list, const char *value, char *err,
+                  size_t errlen)
+{
+    return hostmatch_each(value, hostmatch_add_item, list, err, errlen);
+}
+
+typedef struct hostmatch_split {
+    hostmatch_list *addrs, *names;
+} hostmatch_split;
+
+static int hostmatch_add_host(void *arg, const char *item, char *err,
+                              size_t errlen)
+{
+    hostmatch_split *to = arg;
+    if (hostmatch_add_one(to->addrs, item, err, errlen) == 0 ||
+        hostmatch_add_one(to->names, item, err, errlen) == 0)
+        return 0;
+    /* neither: let a list of both kinds word the error */
+    hostmatch_list *any = hostmatch_new(HOSTMATCH_ANY);
+    if (any == NULL || hostmatch_add_one(any, item, err, errlen) == 0)
+        snprintf(err, errlen, "'%.200s' is not a host", item);
+    hostmatch_free(any);
+    return -1;
+}
+
+int hostmatch_add_hosts(hostmatch_list *addrs, hostmatch_list *names,
+                        const char *value, char *err, size_t errlen)
+{
+    hostmatch_split to = { addrs, names };
+    return hostmatch_each(value, hostmatch_add_host, &to, err, errlen);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -330,8 +373,7 @@ int hostmatch_ip(const hostmatch_list *list, const char *ip)
     return 0;
 }
 
-/* Case-insensitive glob with '*' only; pattern is lower case. */
-static int hostmatch_glob(const char *pat, const char *str)
+int hostmatch_glob(const char *pat, const char *str)
 {
     const char *star = NULL, *resume = NULL;
     while (*str) {
@@ -378,4 +420,52 @@ int hostmatch_host(const hostmatch_list *list, const char *ip,
                    const char *name)
 {
     return hostmatch_ip(list, ip) || (name && hostmatch_name(list, name));
+}
+
+/* ---------------------------------------------------------------------- */
+/* the client's name                                                      */
+
+typedef struct hostmatch_asking {
+    const upesi_api *api;
+    upesi_call *call;
+    upesi_dns_query *q;
+    void (*done)(upesi_call *call, const upesi_dns_answer *a);
+} hostmatch_asking;
+
+/* The host gave up on the call (plugin_timeout, disconnect). */
+static void hostmatch_on_cancel(upesi_call *call, void *arg)
+{
+    (void)call;
+    hostmatch_asking *ask = arg;
+    if (ask->q)
+        ask->api->dns_cancel(ask->q);
+    free(ask);
+}
+
+static void hostmatch_on_name(const upesi_dns_answer *a, void *arg)
+{
+    hostmatch_asking *ask = arg;
+    upesi_call *call = ask->call;
+    void (*done)(upesi_call *, const upesi_dns_answer *) = ask->done;
+    free(ask);
+    done(call, a);
+}
+
+int hostmatch_ask_name(const upesi_api *api, upesi_call *call,
+                       void (*done)(upesi_call *call,
+                                    const upesi_dns_answer *a))
+{
+    hostmatch_asking *ask = calloc(1, sizeof *ask);
+    if (ask == NULL)
+        return -1;
+    ask->api = api;
+    ask->call = call;
+    ask->done = done;
+    ask->q = api->reverse_name(call, hostmatch_on_name, ask);
+    if (ask->q == NULL) {
+        free(ask);
+        return -1;
+    }
+    api->on_cancel(call, hostmatch_on_cancel, ask);
+    return 0;
 }

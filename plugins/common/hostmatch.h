@@ -1,7 +1,7 @@
 /*
  * hostmatch.h - host and domain lists as a Domino administrator writes them,
  * shared by the plugins that decide on the connecting host or on a domain
- * (relay; later private_lists and connection_checks).
+ * (relay, private_lists, connection_checks; sender uses its glob).
  *
  * An item of a list is one of:
  *   192.0.2.7, 2001:db8::7     an address (IPv6 compared as bytes, so any
@@ -31,6 +31,8 @@
 
 #include <stddef.h>
 
+#include "upesi/plugin.h"
+
 /* What a list may hold. */
 #define HOSTMATCH_ADDRESSES 1   /* addresses, CIDR, IPv4 wildcards */
 #define HOSTMATCH_NAMES     2   /* names and name wildcards        */
@@ -47,6 +49,13 @@ void hostmatch_free(hostmatch_list *list);
 int hostmatch_add(hostmatch_list *list, const char *value, char *err,
                   size_t errlen);
 
+/* A host list split by form: each item of value goes to addrs when it is
+ * an address, range, wildcard or '*' (matched against the client's
+ * address), to names when it is a name (matched against its confirmed
+ * name).  Returns 0, or -1 with a message in err naming the bad item. */
+int hostmatch_add_hosts(hostmatch_list *addrs, hostmatch_list *names,
+                        const char *value, char *err, size_t errlen);
+
 /* Number of items. */
 size_t hostmatch_count(const hostmatch_list *list);
 
@@ -58,9 +67,22 @@ int hostmatch_ip(const hostmatch_list *list, const char *ip);
  * item or '*'? */
 int hostmatch_name(const hostmatch_list *list, const char *name);
 
+/* Case-insensitive glob with '*' only ('*' matches any run of
+ * characters); pat is lower case. */
+int hostmatch_glob(const char *pat, const char *str);
+
 /* The connecting host: its address, or its name when known (name may be
  * NULL). */
 int hostmatch_host(const hostmatch_list *list, const char *ip,
                    const char *name);
+
+/* Ask for the connecting host's forward-confirmed name
+ * (api->reverse_name): done gets the answer once, on the loop, unless the
+ * host gives up on the call first (the query is then cancelled).  Returns
+ * 0 when asked (the hook answers UPESI_PENDING, done resumes the call),
+ * -1 when the lookup could not start. */
+int hostmatch_ask_name(const upesi_api *api, upesi_call *call,
+                       void (*done)(upesi_call *call,
+                                    const upesi_dns_answer *a));
 
 #endif

@@ -34,7 +34,6 @@
  * Fails: as configured (temp_fail_action); a lookup that cannot even be
  * started counts as a failed lookup.
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,39 +92,6 @@ static void *cc_config_new(void)
     return c;
 }
 
-/* Each item goes to the address list or to the name list, by its form. */
-static int cc_add_hosts(cc_list *l, const char *value, char *err,
-                        size_t errlen)
-{
-    const char *p = value;
-    for (;;) {
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0')
-            return 0;
-        const char *start = p;
-        while (*p && *p != ',' && !isspace((unsigned char)*p))
-            p++;
-        char item[300];
-        size_t len = (size_t)(p - start);
-        if (len >= sizeof item) {
-            snprintf(err, errlen, "'%.40s...' is too long", start);
-            return -1;
-        }
-        memcpy(item, start, len);
-        item[len] = '\0';
-        if (hostmatch_add(l->addrs, item, err, errlen) == 0 ||
-            hostmatch_add(l->names, item, err, errlen) == 0)
-            continue;
-        /* neither: let a list of both kinds word the error */
-        hostmatch_list *any = hostmatch_new(HOSTMATCH_ANY);
-        if (any == NULL || hostmatch_add(any, item, err, errlen) == 0)
-            snprintf(err, errlen, "'%.200s' is not a host", item);
-        hostmatch_free(any);
-        return -1;
-    }
-}
-
 static int cc_config_set(void *p, const char *section, const char *key,
                          const char *value, char *err, size_t errlen)
 {
@@ -138,7 +104,8 @@ static int cc_config_set(void *p, const char *section, const char *key,
     char why[256];
     if (!strcmp(key, "allow_hosts") || !strcmp(key, "deny_hosts")) {
         cc_list *l = key[0] == 'a' ? &c->allow : &c->deny;
-        if (cc_add_hosts(l, value, why, sizeof why) != 0) {
+        if (hostmatch_add_hosts(l->addrs, l->names, value, why,
+                                sizeof why) != 0) {
             snprintf(err, errlen, "%s: %s", key, why);
             return -1;
         }
@@ -240,25 +207,8 @@ static upesi_verdict cc_decide(upesi_call *call, const cc_config *c,
     return UPESI_DENYSOFT;
 }
 
-typedef struct cc_state {
-    upesi_call *call;
-    upesi_dns_query *q;
-} cc_state;
-
-static void cc_on_cancel(upesi_call *call, void *arg)
+static void cc_on_name(upesi_call *call, const upesi_dns_answer *a)
 {
-    (void)call;
-    cc_state *st = arg;
-    if (st->q)
-        api->dns_cancel(st->q);
-    free(st);
-}
-
-static void cc_on_name(const upesi_dns_answer *a, void *arg)
-{
-    cc_state *st = arg;
-    upesi_call *call = st->call;
-    free(st);
     const cc_config *c = api->config(call);
     const upesi_conn_info *conn = api->conn(call);
     cc_name state = CC_NAME_FAILED;
@@ -291,16 +241,8 @@ static upesi_verdict cc_connect(upesi_call *call)
                       hostmatch_ip(c->deny.addrs, ip)));
     if (!need_name)
         return cc_decide(call, c, ip, CC_NAME_UNKNOWN, NULL);
-    cc_state *st = calloc(1, sizeof *st);
-    if (st == NULL)
+    if (hostmatch_ask_name(api, call, cc_on_name) != 0)
         return cc_decide(call, c, ip, CC_NAME_FAILED, NULL);
-    st->call = call;
-    st->q = api->reverse_name(call, cc_on_name, st);
-    if (st->q == NULL) {
-        free(st);
-        return cc_decide(call, c, ip, CC_NAME_FAILED, NULL);
-    }
-    api->on_cancel(call, cc_on_cancel, st);
     return UPESI_PENDING;
 }
 

@@ -33,7 +33,6 @@
  * Fails: a host name that cannot be looked up does not match (an address
  * item still does).
  */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,38 +97,6 @@ static void *pl_config_new(void)
     return c;
 }
 
-/* Each item goes to the address list or to the name list, by its form. */
-static int add_hosts(pl_list *l, const char *value, char *err, size_t errlen)
-{
-    const char *p = value;
-    for (;;) {
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0')
-            return 0;
-        const char *start = p;
-        while (*p && *p != ',' && !isspace((unsigned char)*p))
-            p++;
-        char item[300];
-        size_t len = (size_t)(p - start);
-        if (len >= sizeof item) {
-            snprintf(err, errlen, "'%.40s...' is too long", start);
-            return -1;
-        }
-        memcpy(item, start, len);
-        item[len] = '\0';
-        if (hostmatch_add(l->addrs, item, err, errlen) == 0 ||
-            hostmatch_add(l->names, item, err, errlen) == 0)
-            continue;
-        /* neither: let a list of both kinds word the error */
-        hostmatch_list *any = hostmatch_new(HOSTMATCH_ANY);
-        if (any == NULL || hostmatch_add(any, item, err, errlen) == 0)
-            snprintf(err, errlen, "'%s' is not a host", item);
-        hostmatch_free(any);
-        return -1;
-    }
-}
-
 static int pl_config_set(void *p, const char *section, const char *key,
                          const char *value, char *err, size_t errlen)
 {
@@ -146,7 +113,7 @@ static int pl_config_set(void *p, const char *section, const char *key,
     }
     pl_list *l = wl ? &c->wl : &c->bl;
     if (!strcmp(key, "hosts"))
-        return add_hosts(l, value, err, errlen);
+        return hostmatch_add_hosts(l->addrs, l->names, value, err, errlen);
     if (!strcmp(key, "action")) {
         static const char *const wl_actions[] = { "skip", "log", "tag" };
         static const char *const bl_actions[] = { "log", "tag", "reject" };
@@ -253,25 +220,8 @@ static upesi_verdict decide(upesi_call *call, const pl_config *c,
     return UPESI_CONT;
 }
 
-typedef struct pl_state {
-    upesi_call *call;
-    upesi_dns_query *q;
-} pl_state;
-
-static void pl_on_cancel(upesi_call *call, void *arg)
+static void on_name(upesi_call *call, const upesi_dns_answer *a)
 {
-    (void)call;
-    pl_state *st = arg;
-    if (st->q)
-        api->dns_cancel(st->q);
-    free(st);
-}
-
-static void on_name(const upesi_dns_answer *a, void *arg)
-{
-    pl_state *st = arg;
-    upesi_call *call = st->call;
-    free(st);
     const pl_config *c = api->config(call);
     const upesi_conn_info *conn = api->conn(call);
     const char *name = a->status == UPESI_DNS_OK ? a->records[0].text : NULL;
@@ -296,16 +246,8 @@ static upesi_verdict pl_connect(upesi_call *call)
                      !hostmatch_ip(c->bl.addrs, ip));
     if (!need_name || hostmatch_ip(c->wl.addrs, ip))
         return decide(call, c, ip, NULL);
-    pl_state *st = calloc(1, sizeof *st);
-    if (st == NULL)
+    if (hostmatch_ask_name(api, call, on_name) != 0)
         return decide(call, c, ip, NULL);
-    st->call = call;
-    st->q = api->reverse_name(call, on_name, st);
-    if (st->q == NULL) {
-        free(st);
-        return decide(call, c, ip, NULL);
-    }
-    api->on_cancel(call, pl_on_cancel, st);
     return UPESI_PENDING;
 }
 

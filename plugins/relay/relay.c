@@ -116,39 +116,6 @@ static int relay_parse_bool(const char *value, int *out)
     return -1;
 }
 
-/* Host items go to the address list or to the name list, by their form. */
-static int relay_add_hosts(hostmatch_list *addrs, hostmatch_list *names,
-                           const char *value, char *err, size_t errlen)
-{
-    const char *p = value;
-    for (;;) {
-        while (*p == ',' || *p == ' ' || *p == '\t')
-            p++;
-        if (*p == '\0')
-            return 0;
-        const char *start = p;
-        while (*p && *p != ',' && *p != ' ' && *p != '\t')
-            p++;
-        char item[300];
-        size_t len = (size_t)(p - start);
-        if (len >= sizeof item) {
-            snprintf(err, errlen, "'%.40s...' is too long", start);
-            return -1;
-        }
-        memcpy(item, start, len);
-        item[len] = '\0';
-        if (hostmatch_add(addrs, item, err, errlen) == 0 ||
-            hostmatch_add(names, item, err, errlen) == 0)
-            continue;
-        /* neither: let a list of both kinds word the error */
-        hostmatch_list *any = hostmatch_new(HOSTMATCH_ANY);
-        if (any == NULL || hostmatch_add(any, item, err, errlen) == 0)
-            snprintf(err, errlen, "'%.200s' is not a host", item);
-        hostmatch_free(any);
-        return -1;
-    }
-}
-
 /* A list key may appear more than once: its items add up. */
 static int relay_config_set(void *config, const char *section,
                             const char *key, const char *value, char *err,
@@ -164,9 +131,9 @@ static int relay_config_set(void *config, const char *section,
     char why[256];
     if (!strcmp(key, "allow_hosts") || !strcmp(key, "deny_hosts")) {
         int allow = key[0] == 'a';
-        if (relay_add_hosts(allow ? cfg->allow_hosts : cfg->deny_hosts,
-                            allow ? cfg->allow_names : cfg->deny_names,
-                            value, why, sizeof why) != 0) {
+        if (hostmatch_add_hosts(allow ? cfg->allow_hosts : cfg->deny_hosts,
+                                allow ? cfg->allow_names : cfg->deny_names,
+                                value, why, sizeof why) != 0) {
             snprintf(err, errlen, "%s: %s", key, why);
             return -1;
         }
@@ -270,25 +237,8 @@ static int relay_stored(upesi_call *call, relay_host *h)
 
 static upesi_verdict relay_rcpt_decide(upesi_call *call, relay_host h);
 
-typedef struct relay_lookup {
-    upesi_call *call;
-    upesi_dns_query *q;
-} relay_lookup;
-
-static void relay_on_cancel(upesi_call *call, void *arg)
+static void relay_on_name(upesi_call *call, const upesi_dns_answer *a)
 {
-    (void)call;
-    relay_lookup *lk = arg;
-    if (lk->q)
-        relay_api->dns_cancel(lk->q);
-    free(lk);
-}
-
-static void relay_on_name(const upesi_dns_answer *a, void *arg)
-{
-    relay_lookup *lk = arg;
-    upesi_call *call = lk->call;
-    free(lk);
     const relay_config *cfg = relay_api->config(call);
     const upesi_conn_info *conn = relay_api->conn(call);
     const char *name = NULL;
@@ -322,16 +272,8 @@ static upesi_verdict relay_host_known(upesi_call *call, relay_host *h)
     if (relay_stored(call, h) == 0)
         return UPESI_CONT;
     if (relay_need_name(cfg, conn->remote_ip)) {
-        relay_lookup *lk = calloc(1, sizeof *lk);
-        if (lk) {
-            lk->call = call;
-            lk->q = relay_api->reverse_name(call, relay_on_name, lk);
-            if (lk->q) {
-                relay_api->on_cancel(call, relay_on_cancel, lk);
-                return UPESI_PENDING;
-            }
-            free(lk);
-        }
+        if (hostmatch_ask_name(relay_api, call, relay_on_name) == 0)
+            return UPESI_PENDING;
         *h = relay_host_match(cfg, conn->remote_ip, NULL, 1);
     } else {
         *h = relay_host_match(cfg, conn->remote_ip, NULL, 0);

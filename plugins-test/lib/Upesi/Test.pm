@@ -22,6 +22,7 @@ package Upesi::Test;
 # the deadline set by deadline() ends a hung test with a diagnostic, and an
 # END block stops every server this process started (TERM, then KILL).
 # Set UPESI_KEEP=1 to keep the temp directories for a look afterwards.
+# A test that needs a DNS server uses Upesi::Test::DNS (Upesi/Test/DNS.pm).
 
 use strict;
 use warnings;
@@ -563,7 +564,8 @@ sub stat {
 # clients
 
 # client(%opt): a raw SMTP client connected to this server; unless
-# greeting => 0, the greeting is read into $c->{greeting}.
+# greeting => 0, the greeting is read into $c->{greeting}.  local =>
+# '127.0.0.2' connects from that address (a client "from 127.0.0.N").
 sub client {
     my ($self, %opt) = @_;
     my $c = Upesi::Test::Client->new(port => $self->{port}, %opt);
@@ -597,9 +599,11 @@ sub new {
     my ($class, %opt) = @_;
     my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1',
                                    PeerPort => $opt{port},
+                                   (defined $opt{local} ? (LocalHost => $opt{local}) : ()),
                                    Proto => 'tcp',
                                    Timeout => 10 * $Upesi::Test::SLOW)
-        or die "cannot connect to 127.0.0.1:$opt{port}: $@";
+        or die "cannot connect to 127.0.0.1:$opt{port}"
+             . (defined $opt{local} ? " from $opt{local}" : '') . ": $@";
     binmode $sock;
     $sock->autoflush(1);
     my $self = bless {

@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/hostmatch.h"
 #include "upesi/plugin.h"
 
 static const upesi_api *snd_api;
@@ -206,37 +207,14 @@ static int snd_config_set(void *config, const char *section, const char *key,
 /* ---------------------------------------------------------------------- */
 /* matching                                                               */
 
-/* Case-insensitive glob with '*'; pat is lower case. */
-static int snd_glob(const char *pat, const char *str)
-{
-    const char *star = NULL, *resume = NULL;
-    while (*str) {
-        if (*pat == '*') {
-            star = pat++;
-            resume = str;
-        } else if (*pat && *pat == tolower((unsigned char)*str)) {
-            pat++;
-            str++;
-        } else if (star) {
-            pat = star + 1;
-            str = ++resume;
-        } else {
-            return 0;
-        }
-    }
-    while (*pat == '*')
-        pat++;
-    return *pat == '\0';
-}
-
 static int snd_match(const snd_list *l, const char *sender)
 {
     const char *at = strrchr(sender, '@');
     const char *domain = at ? at + 1 : "";
     for (size_t i = 0; i < l->n; i++) {
         const char *item = l->items[i];
-        if (strchr(item, '@') ? snd_glob(item, sender)
-                              : snd_glob(item, domain))
+        if (strchr(item, '@') ? hostmatch_glob(item, sender)
+                              : hostmatch_glob(item, domain))
             return 1;
     }
     return 0;
