@@ -14,7 +14,8 @@ CC        ?= gcc
 SANITIZE  ?= 0
 PKGS      := libuv wolfssl lua5.4 libcares inih
 DEB_BUILD := build-essential pkg-config libuv1-dev libwolfssl-dev libltdl-dev \
-             liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev
+             liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev \
+             libcrypt-dev
 DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl sslscan \
              libnet-ssleay-perl
 DEB_FUZZ  := clang
@@ -87,6 +88,9 @@ $(addsuffix .so,$(PLUGIN_DIRS)): %.so: $$(call plugin_dir_objs,$$*)
 # pkg-config packages (cflags for its objects, libs for its .so),
 # PLUGIN_LIBS_<name> adds plain linker flags.
 PLUGIN_PKGS_mail_rules := gmime-3.0
+PLUGIN_PKGS_queue_forward := wolfssl
+# auth checks crypt(3) hashes with libxcrypt (crypt_rn, crypt_checksalt)
+PLUGIN_LIBS_auth := -lcrypt
 $(foreach d,$(PLUGIN_DIRS),$(if $(PLUGIN_PKGS_$(notdir $(d))),$(eval \
   $(BUILD)/$(d)/%.o: PKG_CFLAGS += $$(shell pkg-config --cflags $(PLUGIN_PKGS_$(notdir $(d)))))))
 

@@ -17,6 +17,7 @@
 # the server does not start, or a client gets no greeting.
 source "$(dirname "$0")/lib.sh"
 IDLE=${IDLE:-10000}
+command -v python3 >/dev/null || { echo "bench: python3 missing (the idle clients)" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)"
 (( $(ulimit -n) > IDLE + 200 )) || { echo "bench: ulimit -n $(ulimit -n) too low for $IDLE sessions" >&2; exit 1; }
 

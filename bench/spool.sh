@@ -21,7 +21,7 @@ MESSAGES_50=${MESSAGES_50:-3000}
 SPOOL=${SPOOL:-$ROOT/bench/out/spool.$$}
 [[ -f $ROOT/plugins/queue_spool.so ]] || { echo "bench: missing plugins/queue_spool.so (make)" >&2; exit 1; }
 mkdir -p "$SPOOL"
-trap 'rm -rf "$SPOOL"; bench_cleanup' EXIT
+trap 'bench_cleanup; rm -rf "$SPOOL"' EXIT
 
 port=$(free_port)
 start_upesi spool "$port" queue_spool "workers = 1" "max_sessions = 1000" "spool_dir = $SPOOL"

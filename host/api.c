@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -565,6 +566,80 @@ static int api_header_remove(upesi_call *call, const char *name)
     return up_message_header_remove(&s->msg, name);
 }
 
+/* -- SMTP AUTH (ABI 1.1): the exchange is session.c's, docs/auth.md */
+
+/* Keywords the host itself offers: a plugin cannot add them again. */
+static const char *const host_ehlo_keywords[] = {
+    "PIPELINING", "SIZE", "VRFY", "STARTTLS", "8BITMIME",
+    "ENHANCEDSTATUSCODES",
+};
+
+static int api_ehlo_extension(upesi_call *call, const char *line)
+{
+    up_session *s = session_of(call);
+    if (s == NULL || call->hook != UPESI_HOOK_HELO || line == NULL)
+        return -EINVAL;
+    size_t len = strlen(line), kw = strcspn(line, " ");
+    if (len == 0 || len > 200 || kw == 0 || line[len - 1] == ' ')
+        return -EINVAL;
+    for (size_t i = 0; i < len; i++) {
+        char c = line[i];
+        int alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    (c >= '0' && c <= '9');
+        if ((unsigned char)c < 0x20 || (unsigned char)c > 0x7e ||
+            (i < kw && !alnum && (c != '-' || i == 0)))
+            return -EINVAL;
+    }
+    for (size_t i = 0; i < sizeof host_ehlo_keywords /
+                               sizeof *host_ehlo_keywords; i++)
+        if (strlen(host_ehlo_keywords[i]) == kw &&
+            !strncasecmp(line, host_ehlo_keywords[i], kw))
+            return -EINVAL;
+    char *copy = strdup(line);
+    if (copy == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < s->n_ehlo_ext; i++) {
+        const char *old = s->ehlo_ext[i];
+        if (strcspn(old, " ") == kw && !strncasecmp(old, line, kw)) {
+            free(s->ehlo_ext[i]);
+            s->ehlo_ext[i] = copy;
+            return 0;
+        }
+    }
+    if (s->n_ehlo_ext >= UP_MAX_EHLO_EXT) {
+        free(copy);
+        return -ENOSPC;
+    }
+    s->ehlo_ext[s->n_ehlo_ext++] = copy;
+    return 0;
+}
+
+static up_session *auth_session_of(upesi_call *call)
+{
+    up_session *s = session_of(call);
+    return s && call->hook == UPESI_HOOK_AUTH && s->auth_try_user ? s : NULL;
+}
+
+static const char *api_auth_mechanism(upesi_call *call)
+{
+    up_session *s = auth_session_of(call);
+    if (s == NULL)
+        return NULL;
+    return s->auth_mech == UP_AUTH_LOGIN ? "LOGIN" : "PLAIN";
+}
+
+static const char *api_auth_user(upesi_call *call)
+{
+    up_session *s = auth_session_of(call);
+    return s ? s->auth_try_user : NULL;
+}
+
+static const char *api_auth_password(upesi_call *call)
+{
+    up_session *s = auth_session_of(call);
+    return s ? s->auth_secret : NULL;
+}
+
 static const upesi_api api_table = {
     .abi_major = UPESI_ABI_MAJOR,
     .abi_minor = UPESI_ABI_MINOR,
@@ -616,6 +691,10 @@ static const upesi_api api_table = {
     .control_write = api_control_write,
     .header_get = api_header_get,
     .header_remove = api_header_remove,
+    .ehlo_extension = api_ehlo_extension,
+    .auth_mechanism = api_auth_mechanism,
+    .auth_user = api_auth_user,
+    .auth_password = api_auth_password,
 };
 
 const upesi_api *up_api_table(void)

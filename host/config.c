@@ -308,6 +308,24 @@ static int add_smtps_listen(void *arg, const char *item, char *err,
     return 0;
 }
 
+static int add_submission_listen(void *arg, const char *item, char *err,
+                                 size_t errlen)
+{
+    up_config *cfg = arg;
+    up_listen_addr *grown = realloc(cfg->submission_listen,
+                                    (cfg->n_submission_listen + 1) *
+                                        sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    cfg->submission_listen = grown;
+    if (parse_listen_one(item,
+                         &cfg->submission_listen[cfg->n_submission_listen],
+                         err, errlen))
+        return -1;
+    cfg->n_submission_listen++;
+    return 0;
+}
+
 /* tls_cert, tls_key: relative to the conf dir, checked here so that a bad
  * file is reported at its line. */
 static int set_tls_file(up_config *cfg, char **slot, const char *value,
@@ -509,6 +527,11 @@ static int smtp_ini_key(void *arg, const char *section, const char *key,
         return each_item(value, add_smtps_listen, cfg, err, errlen);
     if (IS("require_tls"))
         return parse_bool(value, &cfg->require_tls, err, errlen);
+    if (IS("submission_listen"))
+        return each_item(value, add_submission_listen, cfg, err, errlen);
+    if (IS("auth_failure_delay"))
+        return parse_double(value, 0, 60, &cfg->auth_failure_delay, err,
+                            errlen);
     if (IS("tls_handshake_timeout"))
         return parse_double(value, 0.1, 3600, &cfg->tls_handshake_timeout,
                             err, errlen);
@@ -545,6 +568,7 @@ static void config_defaults(up_config *cfg)
     cfg->dns_timeout = 5;
     cfg->dns_cache_size = 10000;
     cfg->tls_handshake_timeout = 30;
+    cfg->auth_failure_delay = 1;
 }
 
 /* The TLS context of this generation, once cert and key are known. */
@@ -848,6 +872,7 @@ void up_config_unref(up_config *cfg)
     free(cfg->tls_key);
     free(cfg->tls_ciphers);
     free(cfg->smtps_listen);
+    free(cfg->submission_listen);
     free(cfg);
 }
 

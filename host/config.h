@@ -74,6 +74,11 @@ typedef struct up_config {
     double tls_handshake_timeout;    /* seconds                          */
     struct up_tls_ctx *tls;          /* built from the above, or NULL    */
 
+    /* AUTH (docs/auth.md) */
+    up_listen_addr *submission_listen; /* port 587 style: MAIL needs AUTH */
+    size_t n_submission_listen;
+    double auth_failure_delay;       /* seconds before the first 535     */
+
     up_plugin_inst *plugins;         /* run order                        */
     size_t n_plugins;
 } up_config;

@@ -24,7 +24,7 @@ static void on_connection(uv_stream_t *listener, int status)
         up_log(NULL, UPESI_LOG_WARNING, "accept: %s", uv_strerror(status));
         return;
     }
-    up_session_accept(srv, listener, 0);
+    up_session_accept(srv, listener, UP_LISTEN_PLAIN);
 }
 
 /* an smtps_listen address: the handshake comes before the greeting */
@@ -35,7 +35,18 @@ static void on_connection_tls(uv_stream_t *listener, int status)
         up_log(NULL, UPESI_LOG_WARNING, "accept: %s", uv_strerror(status));
         return;
     }
-    up_session_accept(srv, listener, 1);
+    up_session_accept(srv, listener, UP_LISTEN_SMTPS);
+}
+
+/* a submission_listen address: MAIL needs AUTH first (docs/auth.md) */
+static void on_connection_submission(uv_stream_t *listener, int status)
+{
+    up_server *srv = listener->data;
+    if (status < 0) {
+        up_log(NULL, UPESI_LOG_WARNING, "accept: %s", uv_strerror(status));
+        return;
+    }
+    up_session_accept(srv, listener, UP_LISTEN_SUBMISSION);
 }
 
 static int bind_one(up_server *srv, uv_tcp_t *tcp, const up_listen_addr *la,
@@ -60,7 +71,8 @@ static int bind_one(up_server *srv, uv_tcp_t *tcp, const up_listen_addr *la,
         return -1;
     }
     up_log(NULL, UPESI_LOG_INFO, "listening on %s%s", la->text,
-           on_accept == on_connection_tls ? " (implicit TLS)" : "");
+           on_accept == on_connection_tls ? " (implicit TLS)" :
+           on_accept == on_connection_submission ? " (submission)" : "");
     return 0;
 }
 
@@ -68,7 +80,8 @@ int up_server_listen(up_server *srv, uv_loop_t *loop, up_config *cfg)
 {
     srv->loop = loop;
     srv->config = up_config_ref(cfg);
-    srv->listeners = calloc(cfg->n_listen + cfg->n_smtps_listen,
+    srv->listeners = calloc(cfg->n_listen + cfg->n_smtps_listen +
+                                cfg->n_submission_listen,
                             sizeof *srv->listeners);
     if (srv->listeners == NULL)
         return -1;
@@ -85,6 +98,13 @@ int up_server_listen(up_server *srv, uv_loop_t *loop, up_config *cfg)
             return -1;
         srv->n_listeners++;
     }
+    for (size_t i = 0; i < cfg->n_submission_listen; i++) {
+        if (bind_one(srv, &srv->listeners[srv->n_listeners],
+                     &cfg->submission_listen[i],
+                     on_connection_submission) != 0)
+            return -1;
+        srv->n_listeners++;
+    }
     return 0;
 }
 
@@ -97,8 +117,14 @@ void up_server_reload(up_server *srv, up_config *cfg)
     for (size_t i = 0; same && i < cfg->n_smtps_listen; i++)
         same = !strcmp(cfg->smtps_listen[i].text,
                        srv->config->smtps_listen[i].text);
+    same = same &&
+           cfg->n_submission_listen == srv->config->n_submission_listen;
+    for (size_t i = 0; same && i < cfg->n_submission_listen; i++)
+        same = !strcmp(cfg->submission_listen[i].text,
+                       srv->config->submission_listen[i].text);
     if (!same)
-        up_log(NULL, UPESI_LOG_WARNING, "listen or smtps_listen changed: "
+        up_log(NULL, UPESI_LOG_WARNING, "listen, smtps_listen or "
+               "submission_listen changed: "
                "the new addresses take effect at the next restart");
     up_config_unref(srv->config);
     srv->config = up_config_ref(cfg);

@@ -18,6 +18,24 @@
 #include "server.h"
 #include "smtp_parse.h"
 
+/* Lines plugins may add to one EHLO reply (api->ehlo_extension). */
+#define UP_MAX_EHLO_EXT 16
+/* SASL mechanisms the host speaks (bits of auth_offered). */
+#define UP_AUTH_PLAIN 1u
+#define UP_AUTH_LOGIN 2u
+/* Where an AUTH exchange is. */
+enum {
+    UP_AUTH_IDLE = 0,
+    UP_AUTH_WAIT_PLAIN,         /* 334 sent, the PLAIN response comes      */
+    UP_AUTH_WAIT_USER,          /* LOGIN: 334 Username: sent               */
+    UP_AUTH_WAIT_PASS           /* LOGIN: 334 Password: sent               */
+};
+
+/* What kind of listener accepted the connection (up_session_accept). */
+#define UP_LISTEN_PLAIN 0
+#define UP_LISTEN_SMTPS 1       /* smtps_listen: implicit TLS             */
+#define UP_LISTEN_SUBMISSION 2  /* submission_listen: MAIL needs AUTH     */
+
 typedef enum up_session_state {
     UP_ST_CONNECT,              /* connect hook / greeting delay           */
     UP_ST_COMMAND,              /* reading commands                        */
@@ -105,11 +123,30 @@ struct up_session {
     struct up_tls *tls;         /* NULL in plain text                      */
     int implicit_tls;           /* accepted on an smtps_listen address     */
     int tls_pumping;            /* decrypting: no nested pump              */
+
+    /* AUTH (RFC 4954, docs/auth.md): plugins offer it in EHLO with
+     * api->ehlo_extension; the host speaks the exchange and asks the auth
+     * hook chain */
+    uv_timer_t auth_timer;      /* the delay before a 535                  */
+    char *ehlo_ext[UP_MAX_EHLO_EXT]; /* plugins' EHLO lines, this EHLO     */
+    size_t n_ehlo_ext;
+    unsigned auth_offered;      /* UP_AUTH_* bits this EHLO advertised     */
+    int auth_state;             /* UP_AUTH_IDLE, or the 334 we wait on     */
+    unsigned auth_mech;         /* UP_AUTH_PLAIN or UP_AUTH_LOGIN          */
+    char *auth_try_user;        /* the exchange's user name                */
+    char *auth_secret;          /* its password: wiped after the chain     */
+    size_t auth_secret_len;
+    char *auth_user;            /* after a success: info.auth_user         */
+    unsigned auth_failures;     /* in this session: the delay grows        */
+    int auth_fail_code;         /* the 535 (or 5xx) sent after the delay   */
+    char auth_fail_enhanced[16];
+    char *auth_fail_text;
+    int auth_fail_close;        /* DENYDISCONNECT: close after the reply   */
 };
 
 /* Accept one connection from a listener. */
 void up_session_accept(up_server *srv, uv_stream_t *listener,
-                       int implicit_tls);
+                       int kind);   /* UP_LISTEN_* */
 
 /* Queue a reply.  text may hold '\n' for a multi-line reply; enhanced may
  * be NULL.  Counts towards error_limit when code >= 400 and counts is set. */

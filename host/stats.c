@@ -164,19 +164,22 @@ static up_stats_slot *stats_find(up_stats_table *t, const char *name,
 /* A small per-thread cache of the slots found by name pointer: the host
  * passes the same string constants again and again (a dozen updates per
  * message), and comparing the name with the slot's is cheaper than hashing
- * it and probing.  A hit is checked against the table and the name (the
- * same pointer may hold another name: a buffer on the stack), so a stale
- * entry only costs a normal lookup.  Per thread: pool threads update
+ * it and probing.  A hit is checked against the table's generation (a
+ * table made anew may sit at the same address) and the name (the same
+ * pointer may hold another name: a buffer on the stack), so a stale entry
+ * only costs a normal lookup.  Per thread: pool threads update
  * counters too, and the entries are plain memory. */
 #define UP_STATS_CACHE 64
 
 typedef struct stats_cache_entry {
     const char *name;
-    const up_stats_table *table;
+    unsigned generation;        /* stats_generation when cached (0: never) */
     up_stats_slot *slot;
 } stats_cache_entry;
 
 static __thread stats_cache_entry stats_cache[UP_STATS_CACHE];
+/* bumped by every up_stats_init: entries of an older table never hit */
+static unsigned stats_generation;
 
 static inline stats_cache_entry *stats_cache_for(const char *name)
 {
@@ -190,7 +193,7 @@ static inline up_stats_slot *stats_slot_for_update(const char *name)
     if (t == NULL || name == NULL)
         return NULL;
     stats_cache_entry *c = stats_cache_for(name);
-    if (c->name == name && c->table == t &&
+    if (c->name == name && c->generation == stats_generation &&
         strcmp(stats_name(t, (size_t)(c->slot - t->slots)), name) == 0)
         return c->slot;
     up_stats_slot *slot = stats_find(t, name, 1);
@@ -199,7 +202,7 @@ static inline up_stats_slot *stats_slot_for_update(const char *name)
         return NULL;
     }
     c->name = name;
-    c->table = t;
+    c->generation = stats_generation;
     c->slot = slot;
     return slot;
 }
@@ -235,6 +238,7 @@ int up_stats_init(size_t capacity)
     t->slots = (up_stats_slot *)((char *)map + head);
     t->names = (char *)(t->slots + slots);
     stats_dropped = stats_find(t, UP_STATS_DROPPED, 1);
+    stats_generation++;
     stats_table = t;
     return 0;
 }

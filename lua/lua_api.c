@@ -77,7 +77,7 @@ static int l_hook(lua_State *S)
     if (hook < 0)
         return luaL_error(S, "upesi.hook: unknown hook '%s' (connect, helo, "
                           "mail, rcpt, data, data_post, queue, reset, "
-                          "disconnect, unrecognized, vrfy)", name);
+                          "disconnect, unrecognized, vrfy, auth)", name);
     lua_gen *g = loading_gen;
     lua_handler *h = realloc(g->handlers[hook],
                              (g->n_handlers[hook] + 1) * sizeof *h);
@@ -557,6 +557,16 @@ static int make_proxy(lua_State *S, const char *name, lua_CFunction index)
 int lua_api_push_args(lua_State *co, lua_run *r)
 {
     lua_rawgeti(co, LUA_REGISTRYINDEX, conn_ref);
+    if (r->hook == UPESI_HOOK_AUTH) {
+        /* function(conn, user, password, mechanism): the password is a
+         * Lua string, which cannot be wiped (docs/lua.md) */
+        int has = lua_host->size >= offsetof(upesi_api, auth_password) +
+                                        sizeof lua_host->auth_password;
+        push_str(co, has ? lua_host->auth_user(r->call) : NULL);
+        push_str(co, has ? lua_host->auth_password(r->call) : NULL);
+        push_str(co, has ? lua_host->auth_mechanism(r->call) : NULL);
+        return 4;
+    }
     lua_rawgeti(co, LUA_REGISTRYINDEX, txn_ref);
     const char *subject = NULL;
     switch (r->hook) {

@@ -716,5 +716,6 @@ UPESI_PLUGIN = {
         [UPESI_HOOK_DISCONNECT] = lua_on_hook,
         [UPESI_HOOK_UNRECOGNIZED] = lua_on_hook,
         [UPESI_HOOK_VRFY] = lua_on_hook,
+        [UPESI_HOOK_AUTH] = lua_on_hook,
     },
 };

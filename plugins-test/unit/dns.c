@@ -115,15 +115,33 @@ static int free_udp_port(int keep_fd_open, int *fd_out)
     return ntohs(a.sin_port);
 }
 
-static void start_dnsmasq(void)
+/* A port free for both UDP and TCP: dnsmasq binds both. */
+static int free_dns_port(void)
+{
+    for (int tries = 0; tries < 20; tries++) {
+        int port = free_udp_port(0, NULL);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port) };
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int free_tcp = fd >= 0 &&
+                       bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (port > 0 && free_tcp)
+            return port;
+    }
+    return -1;
+}
+
+static pid_t spawn_dnsmasq(void)
 {
     char port[32], server[64];
-    dnsmasq_port = free_udp_port(0, NULL);
     snprintf(port, sizeof port, "--port=%d", dnsmasq_port);
     snprintf(server, sizeof server, "--server=/timeout.test/127.0.0.1#%d",
              silent_port);
-    dnsmasq_pid = fork();
-    if (dnsmasq_pid == 0) {
+    pid_t pid = fork();
+    if (pid == 0) {
         if (!getenv("DNS_TEST_VERBOSE")) {
             int null = open("/dev/null", 1);
             dup2(null, 1);
@@ -146,6 +164,22 @@ static void start_dnsmasq(void)
               "--host-record=liar.test,127.0.0.11",
               server, (char *)NULL);
         _exit(127);
+    }
+    return pid;
+}
+
+/* Another process may take the port between the check and dnsmasq's
+ * bind (the suite runs in parallel): a dnsmasq that exits at once is
+ * started again on another port. */
+static void start_dnsmasq(void)
+{
+    for (int tries = 0; tries < 5; tries++) {
+        dnsmasq_port = free_dns_port();
+        dnsmasq_pid = spawn_dnsmasq();
+        usleep(300000);
+        int status;
+        if (waitpid(dnsmasq_pid, &status, WNOHANG) == 0)
+            return;             /* still running: it bound its ports */
     }
 }
 

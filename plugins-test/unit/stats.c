@@ -78,6 +78,25 @@ static void test_basic(void)
     is_int(up_stats_get("Upesi.Stats.Dropped"), 0, "nothing dropped");
 }
 
+/* up_stats_add caches slots by the name's pointer: the same buffer holding
+ * another name, and a table made anew, must not hit a stale entry. */
+static void test_cache(void)
+{
+    char name[32];
+    snprintf(name, sizeof name, "Test.Cache.One");
+    up_stats_add(name, 1);
+    up_stats_add(name, 1);
+    snprintf(name, sizeof name, "Test.Cache.Two");
+    up_stats_add(name, 5);
+    is_int(up_stats_get("Test.Cache.One"), 2, "cache: same pointer, first name");
+    is_int(up_stats_get("Test.Cache.Two"), 5,
+           "cache: same pointer, another name counts apart");
+    snprintf(name, sizeof name, "Test.Cache.On");
+    up_stats_add(name, 7);
+    is_int(up_stats_get("Test.Cache.On") * 10 + up_stats_get("Test.Cache.One"),
+           72, "cache: a prefix of the cached name is another counter");
+}
+
 static void test_truncation(void)
 {
     char longname[300];
@@ -255,9 +274,10 @@ static void bench(void)
 
 int main(void)
 {
-    plan(44);
+    plan(47);
     test_before_init();
     test_basic();
+    test_cache();
     test_truncation();
     test_each();
     test_full_table();

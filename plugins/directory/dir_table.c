@@ -180,6 +180,11 @@ void dir_table_find(const dir_table *t, const char *key, size_t len,
     }
 }
 
+const dir_entry *dir_table_entry(const dir_table *t, size_t index)
+{
+    return t && index < t->n_entries ? &t->entries[index] : NULL;
+}
+
 size_t dir_table_persons(const dir_table *t)
 {
     return t ? t->n_persons : 0;
@@ -298,6 +303,20 @@ static int dir_valid_address(const char *s)
     for (const char *p = s; *p; p++)
         if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f ||
             strchr("<>(),;:\\\"[]", *p))
+            return 0;
+    return 1;
+}
+
+/* A crypt(3) hash as the auth plugin reads it: "$id$..." in the hash
+ * alphabet.  Whether libcrypt knows the method is the auth plugin's
+ * check; this one keeps a plain password out of the file. */
+static int dir_valid_hash(const char *s)
+{
+    size_t len = strlen(s);
+    if (len < 4 || len > 512 || s[0] != '$' || strchr(s + 1, '$') == NULL)
+        return 0;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr("./$=,+-", *p))
             return 0;
     return 1;
 }
@@ -489,9 +508,26 @@ static int dir_parse_line(dir_loader *ld, const char *line)
             rc = dir_each_item(ld, idx, k, v, dir_item_short);
         else if (kind == DIR_GROUP && !strcmp(k, "members"))
             rc = dir_each_item(ld, idx, k, v, dir_item_member);
-        else {
+        else if (kind == DIR_PERSON && !strcmp(k, "password")) {
+            /* a crypt(3) hash for the auth plugin (docs/auth.md) */
+            if (t->entries[idx].password) {
+                dir_error(ld, ld->line, "password given twice");
+                return 0;
+            }
+            if (!dir_valid_hash(v)) {
+                dir_error(ld, ld->line, "password: not a crypt(3) hash "
+                          "($y$... yescrypt, $6$... SHA-512): the file "
+                          "holds hashes, never passwords");
+                return 0;
+            }
+            char *h = dir_arena_str(&t->arena, v, strlen(v), 0);
+            if (h == NULL)
+                return -1;
+            t->entries[idx].password = h;
+            rc = 0;
+        } else {
             dir_error(ld, ld->line, "unknown key '%s' for a %s (%s)", k, what,
-                      kind == DIR_PERSON ? "short, address, alias"
+                      kind == DIR_PERSON ? "short, address, alias, password"
                                          : "address, alias, members");
             return 0;
         }

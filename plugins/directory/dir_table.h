@@ -22,6 +22,9 @@ typedef struct dir_entry {
     const char *name;            /* full name or group name, as written */
     const char *address;         /* internet address, lower case; NULL
                                     for a group without one             */
+    const char *password;        /* password=: a crypt(3) hash for the
+                                    auth plugin, NULL if none (the
+                                    directory plugin ignores it)        */
 } dir_entry;
 
 typedef struct dir_table dir_table;
@@ -53,5 +56,8 @@ size_t dir_table_not_unique(const dir_table *table);
  * or a group name.  Case-insensitive (ASCII). */
 void dir_table_find(const dir_table *table, const char *key, size_t len,
                     dir_match *out);
+
+/* The index'th entry in file order, NULL past the last. */
+const dir_entry *dir_table_entry(const dir_table *table, size_t index);
 
 #endif

@@ -10,6 +10,8 @@
  *   fwd_queue.c   store-and-forward: scan, claim, deliver, retry, DSN,
  *                 the `queue` and `flush` control commands
  *   fwd_dsn.c     RFC 3464 delivery status notifications
+ *   fwd_tls.c     STARTTLS to the downstream: wolfSSL on the client's
+ *                 non-blocking socket
  *   fwd_main.c    the descriptor, the queue hook (direct and spool mode)
  *
  * Everything runs on the worker's loop except the *_work functions handed
@@ -34,6 +36,8 @@ extern const upesi_api *fwd_api;
 /* settings                                                               */
 
 enum { FWD_MODE_DIRECT = 0, FWD_MODE_SPOOL };
+/* downstream_tls: 0, 1 (STARTTLS when offered), required */
+enum { FWD_TLS_OFF = 0, FWD_TLS_MAY, FWD_TLS_REQUIRED };
 
 typedef struct fwd_target {
     int lmtp;
@@ -66,7 +70,11 @@ typedef struct fwd_config {
     char postmaster[256];       /* "" = postmaster@<hostname> */
     char helo[256];             /* "" = smtp.ini hostname */
     int fsync;
-    int tls;                    /* downstream_tls: only 0 in this build */
+    int tls;                    /* downstream_tls: FWD_TLS_* */
+    int tls_verify;             /* downstream_tls_verify */
+    char *tls_ca;               /* downstream_tls_ca, absolute; or NULL */
+    char tls_name[256];         /* downstream_tls_name: SNI, verified name */
+    void *tls_ctx;              /* WOLFSSL_CTX, built by config_check */
 } fwd_config;
 
 void *fwd_config_new(void);
@@ -143,6 +151,33 @@ void fwd_job_start(fwd_job *job);
 void fwd_job_abort(fwd_job *job);
 /* Close every pooled connection (worker exit; tests). */
 void fwd_pool_drain(void);
+
+/* ---------------------------------------------------------------------- */
+/* TLS to the downstream (fwd_tls.c)                                      */
+
+typedef struct fwd_tls fwd_tls;
+
+/* A client context: TLS 1.2+, verifying against ca_file when verify.
+ * NULL with err on failure. */
+void *fwd_tls_ctx_new(const char *ca_file, int verify, char *err,
+                      size_t errlen);
+void fwd_tls_ctx_free(void *ctx);
+/* wolfSSL on fd (non-blocking); name for SNI and, with verify, the name
+ * the certificate must carry.  NULL with err on failure. */
+fwd_tls *fwd_tls_new(void *ctx, int fd, const char *name, int verify,
+                     char *err, size_t errlen);
+/* 1 established, 0 again once *want (UPESI_WATCH_*) is ready, -1 err */
+int fwd_tls_handshake(fwd_tls *t, int *want, char *err, size_t errlen);
+/* >0 bytes, 0 closed (close_notify), -1 again (*want: also wait for
+ * this; 0 = just READ), -2 error with err */
+ssize_t fwd_tls_read(fwd_tls *t, void *buf, size_t len, int *want,
+                     char *err, size_t errlen);
+ssize_t fwd_tls_write(fwd_tls *t, const void *buf, size_t len, int *want,
+                      char *err, size_t errlen);
+const char *fwd_tls_version(const fwd_tls *t);
+const char *fwd_tls_cipher(const fwd_tls *t);
+/* close_notify (when the session is healthy), then free; no waiting */
+void fwd_tls_free(fwd_tls *t);
 
 /* ---------------------------------------------------------------------- */
 /* spool files                                                            */

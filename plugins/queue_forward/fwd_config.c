@@ -5,13 +5,17 @@
  *                lmtp:/path/to/socket | unix:/path (SMTP over a socket)
  *   route = example.org lmtp:/var/run/dovecot/lmtp     (repeatable)
  *   mode = direct | spool
+ *   downstream_tls = 0 | 1 | required, downstream_tls_verify = 0 | 1,
+ *   downstream_tls_ca = FILE, downstream_tls_name = NAME (fwd_tls.c)
  *   ... timeouts, pool, retry (docs/plugins/queue_forward.md)
  *
  * Settings are reference counted: the background runner and jobs in
  * flight keep the generation they started with after a SIGHUP.
  *
  * Fails: a bad key or value is refused with a message (the host adds file
- * and line); config_check refuses a configuration without any downstream.
+ * and line); config_check refuses a configuration without any downstream,
+ * downstream_tls_verify without downstream_tls, a CA file or a name, and
+ * a CA file wolfSSL cannot load.
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -64,6 +68,8 @@ void fwd_config_unref(fwd_config *cfg)
     for (size_t i = 0; i < cfg->n_routes; i++)
         free(cfg->routes[i].domain);
     free(cfg->routes);
+    free(cfg->tls_ca);
+    fwd_tls_ctx_free(cfg->tls_ctx);
     free(cfg);
 }
 
@@ -312,6 +318,7 @@ int fwd_config_set(void *config, const char *section, const char *key,
         { "max_deliveries", 1, 10000, &cfg->max_deliveries },
         { "null_sender_dsn", 0, 2, &cfg->null_sender_dsn },
         { "fsync", 0, 1, &cfg->fsync },
+        { "downstream_tls_verify", 0, 1, &cfg->tls_verify },
     };
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
         if (strcmp(key, ints[i].key))
@@ -326,14 +333,40 @@ int fwd_config_set(void *config, const char *section, const char *key,
     }
     if (!strcmp(key, "downstream_tls")) {
         if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
-            !strcasecmp(value, "off")) {
-            cfg->tls = 0;
-            return 0;
+            !strcasecmp(value, "off"))
+            cfg->tls = FWD_TLS_OFF;
+        else if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
+                 !strcasecmp(value, "on"))
+            cfg->tls = FWD_TLS_MAY;
+        else if (!strcasecmp(value, "required"))
+            cfg->tls = FWD_TLS_REQUIRED;
+        else {
+            snprintf(err, errlen, "downstream_tls: '%s' is not 0, 1 or "
+                     "required", value);
+            return -1;
         }
-        snprintf(err, errlen, "downstream_tls: '%s': STARTTLS to the "
-                 "downstream is not implemented yet; only 0 is accepted",
-                 value);
-        return -1;
+        return 0;
+    }
+    if (!strcmp(key, "downstream_tls_ca")) {
+        char *path = value[0] ? fwd_api->config_path(value) : NULL;
+        if (path == NULL) {
+            snprintf(err, errlen, "downstream_tls_ca: '%s' is not a usable "
+                     "path", value);
+            return -1;
+        }
+        free(cfg->tls_ca);
+        cfg->tls_ca = path;
+        return 0;
+    }
+    if (!strcmp(key, "downstream_tls_name")) {
+        if (strlen(value) >= sizeof cfg->tls_name ||
+            strpbrk(value, " \t<>[]\r\n")) {
+            snprintf(err, errlen, "downstream_tls_name: '%s' is not a host "
+                     "name", value);
+            return -1;
+        }
+        snprintf(cfg->tls_name, sizeof cfg->tls_name, "%s", value);
+        return 0;
     }
     if (!strcmp(key, "postmaster") || !strcmp(key, "helo")) {
         char *dst = key[0] == 'p' ? cfg->postmaster : cfg->helo;
@@ -367,6 +400,24 @@ int fwd_config_check(void *config, char *err, size_t errlen)
         return -1;
     }
     if (fwd_store_make_dirs(spool, err, errlen) < 0)
+        return -1;
+    if (cfg->tls_verify) {
+        if (cfg->tls == FWD_TLS_OFF) {
+            snprintf(err, errlen, "downstream_tls_verify = 1 needs "
+                     "downstream_tls = 1 or required");
+            return -1;
+        }
+        if (cfg->tls_ca == NULL || cfg->tls_name[0] == '\0') {
+            snprintf(err, errlen, "downstream_tls_verify = 1 needs "
+                     "downstream_tls_ca (the CA file) and "
+                     "downstream_tls_name (the name in the downstream's "
+                     "certificate)");
+            return -1;
+        }
+    }
+    if (cfg->tls != FWD_TLS_OFF && cfg->tls_ctx == NULL &&
+        (cfg->tls_ctx = fwd_tls_ctx_new(cfg->tls_ca, cfg->tls_verify, err,
+                                        errlen)) == NULL)
         return -1;
     fwd_config_unref(fwd_latest);
     fwd_latest = fwd_config_ref(cfg);

@@ -17,6 +17,17 @@
  * connection that turns out dead before the RSET reply is retried once on
  * a fresh one.
  *
+ * STARTTLS (downstream_tls, RFC 3207): after EHLO, when the downstream
+ * offers STARTTLS (1) or always (required), the client says STARTTLS and,
+ * after the 220, runs the TLS handshake on its own socket (fwd_tls.c,
+ * WANT_READ/WANT_WRITE become the events it waits for), then says EHLO
+ * again and forgets what the first EHLO offered.  A downstream that does
+ * not offer STARTTLS under required, or a handshake that fails (either
+ * setting), fails the connection like any other error: temporary.  Unix
+ * sockets are local and never use TLS.  A pooled connection keeps its TLS
+ * session; one in clear is not reused for a configuration that requires
+ * TLS now.  Closing a TLS connection sends close_notify.
+ *
  * Fails: every failure that is not a reply (connect refused, a timeout, a
  * reply that is no SMTP, the downstream closing) makes the recipients
  * still open FWD_RCPT_TEMP with a text that names the downstream and the
@@ -42,7 +53,8 @@
 
 enum {
     ST_CONNECTING, ST_GREETING, ST_EHLO, ST_HELO, ST_ENVELOPE, ST_DATA,
-    ST_BODY, ST_DOT, ST_RSET_AFTER, ST_IDLE, ST_QUIT
+    ST_BODY, ST_DOT, ST_RSET_AFTER, ST_IDLE, ST_QUIT, ST_STARTTLS,
+    ST_HANDSHAKE
 };
 
 typedef struct fwd_conn {
@@ -56,6 +68,11 @@ typedef struct fwd_conn {
     fwd_job *job;
     int reused;                     /* came from the pool */
     int pipelining, size_ext;
+    int starttls;                   /* the last EHLO offered STARTTLS */
+    fwd_tls *tls;                   /* NULL: in clear */
+    int tls_verified;               /* the certificate was verified */
+    int tls_want;                   /* handshake: what wolfSSL waits for;
+                                       later WRITE when a read needs it */
     /* input */
     char in[FWD_IN_MAX];
     size_t in_len;
@@ -94,7 +111,8 @@ static void conn_timer_fired(void *arg)
     c->timer = NULL;
     static const char *const stage[] = {
         "connect", "greeting", "EHLO", "HELO", "MAIL/RCPT", "DATA",
-        "sending the message", "end of data", "RSET", "idle", "QUIT"
+        "sending the message", "end of data", "RSET", "idle", "QUIT",
+        "STARTTLS", "TLS handshake"
     };
     if (c->state == ST_IDLE || c->state == ST_QUIT) {
         conn_fail(c, "idle");
@@ -113,10 +131,17 @@ static void conn_timer(fwd_conn *c, unsigned ms)
 static void conn_watch(fwd_conn *c)
 {
     int want = UPESI_WATCH_READ;
-    if (c->state == ST_CONNECTING || c->out_off < c->out_len)
+    /* ST_BODY: the rest of the message is not in the output yet, and
+     * room on the socket is what brings the next chunk (the output may
+     * well be empty now) */
+    if (c->state == ST_CONNECTING || c->out_off < c->out_len ||
+        c->state == ST_BODY)
         want |= UPESI_WATCH_WRITE;
+    want |= c->tls_want;            /* what wolfSSL waits for */
     if (c->state == ST_CONNECTING)
         want = UPESI_WATCH_WRITE;
+    if (c->state == ST_HANDSHAKE)
+        want = UPESI_WATCH_READ | c->tls_want;
     if (want != c->watching) {
         fwd_api->fd_watch_update(c->watch, want);
         c->watching = want;
@@ -131,6 +156,8 @@ static void conn_free(fwd_conn *c)
     if (c->watch)
         fwd_api->fd_unwatch(c->watch);
     c->watch = NULL;
+    fwd_tls_free(c->tls);           /* close_notify first */
+    c->tls = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -204,7 +231,26 @@ static int out_printf(fwd_conn *c, const char *fmt, ...)
 /* Write what can be written.  0, or -1 after conn_fail. */
 static int conn_flush(fwd_conn *c)
 {
+    int progress = 0;
     while (c->out_off < c->out_len) {
+        if (c->tls) {
+            char err[300];
+            int want;
+            ssize_t n = fwd_tls_write(c->tls, c->out + c->out_off,
+                                      c->out_len - c->out_off, &want, err,
+                                      sizeof err);
+            if (n == -1)        /* room (WRITE is watched while output
+                                   waits) or a record to read (READ is
+                                   always watched) */
+                break;
+            if (n < 0) {
+                conn_fail(c, "TLS write: %s", err);
+                return -1;
+            }
+            c->out_off += (size_t)n;
+            progress = 1;
+            continue;
+        }
         ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
                          MSG_NOSIGNAL);
         if (n < 0) {
@@ -216,7 +262,11 @@ static int conn_flush(fwd_conn *c)
             return -1;
         }
         c->out_off += (size_t)n;
+        progress = 1;
     }
+    /* data_timeout is for each write of the message, not for all of it */
+    if (progress && c->state == ST_BODY)
+        conn_timer(c, c->cfg->data_timeout_ms);
     return 0;
 }
 
@@ -249,6 +299,25 @@ static void split_enhanced(int code, const char *text, char *enh,
         snprintf(enh, enhlen, "%d.%d.%d", a, b, c);
 }
 
+/* QUIT without waiting for room or the answer (the connection closes). */
+static void send_quit(fwd_conn *c)
+{
+    static const char quit[] = "QUIT\r\n";
+    if (c->out_off < c->out_len || c->fd < 0)
+        return;                     /* something else is half-sent */
+    if (c->tls) {
+        char err[200];
+        int want;
+        ssize_t n = fwd_tls_write(c->tls, quit, sizeof quit - 1, &want, err,
+                                  sizeof err);
+        (void)n;
+        return;
+    }
+    ssize_t n = send(c->fd, quit, sizeof quit - 1,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+}
+
 /* The job is over: hand the connection to the pool or close it, then
  * tell the owner.  keep: the connection is in a clean state. */
 static void job_finish(fwd_conn *c, int keep)
@@ -273,12 +342,8 @@ static void job_finish(fwd_conn *c, int keep)
         }
     }
     if (keep != 2) {
-        if (keep) {             /* polite, and no waiting for the answer */
-            static const char quit[] = "QUIT\r\n";
-            ssize_t n = send(c->fd, quit, sizeof quit - 1,
-                             MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)n;
-        }
+        if (keep)               /* polite, and no waiting for the answer */
+            send_quit(c);
         conn_free(c);
     }
     if (job)
@@ -561,8 +626,71 @@ static void send_hello(fwd_conn *c, int helo)
         name = "localhost";
     out_printf(c, "%s %s\r\n", c->target.lmtp ? "LHLO" : helo ? "HELO"
                                                                : "EHLO", name);
+    /* what the downstream offers comes with this reply (after STARTTLS
+     * the earlier offer is forgotten, RFC 3207 4.2) */
+    c->pipelining = c->size_ext = c->starttls = 0;
     c->state = helo ? ST_HELO : ST_EHLO;
     conn_timer(c, c->cfg->command_timeout_ms);
+}
+
+/* STARTTLS applies to this connection: configured, not over a unix
+ * socket, not done yet. */
+static int tls_wanted(const fwd_conn *c)
+{
+    return c->cfg->tls != FWD_TLS_OFF && c->cfg->tls_ctx != NULL &&
+           c->target.family != AF_UNIX && c->tls == NULL;
+}
+
+/* The greeting and hello are done (and TLS, if any): the transaction. */
+static int after_hello(fwd_conn *c)
+{
+    if (c->target.lmtp)
+        c->pipelining = 1;          /* RFC 2033 4.2: required */
+    return send_envelope(c);
+}
+
+/* No TLS where it must be, or a STARTTLS reply that makes no sense: QUIT,
+ * then a temporary failure. */
+static void tls_refuse(fwd_conn *c, const char *why)
+{
+    send_quit(c);
+    conn_fail(c, "%s%s", why, c->cfg->tls == FWD_TLS_REQUIRED
+                                  ? " (downstream_tls = required)" : "");
+}
+
+/* Drive the handshake.  When it is done: log, EHLO again.  -1 if c
+ * failed. */
+static int tls_step(fwd_conn *c)
+{
+    char err[300];
+    int want;
+    int rc = fwd_tls_handshake(c->tls, &want, err, sizeof err);
+    if (rc < 0) {
+        conn_fail(c, "TLS handshake: %s", err);
+        return -1;
+    }
+    if (rc == 0) {
+        c->tls_want = want;
+        conn_watch(c);
+        return 0;
+    }
+    c->tls_want = 0;
+    c->tls_verified = c->cfg->tls_verify;
+    fwd_job *job = c->job;
+    fwd_api->log(job ? job->call : NULL, UPESI_LOG_INFO,
+                 "%s%s: downstream %s: TLS %s %s (%s%s)",
+                 job && job->call ? "" : "queue_forward: ",
+                 job ? job->id : "-", c->target.name, fwd_tls_version(c->tls),
+                 fwd_tls_cipher(c->tls),
+                 c->tls_verified ? "certificate verified for "
+                                 : "certificate not verified",
+                 c->tls_verified ? c->cfg->tls_name : "");
+    fwd_api->stat_add("SMTP.Forward.TLS", 1);
+    send_hello(c, 0);
+    if (conn_flush(c) < 0)
+        return -1;
+    conn_watch(c);
+    return 0;
 }
 
 /* One complete reply is in c->reply_code / reply_text. */
@@ -588,11 +716,62 @@ static void on_reply(fwd_conn *c)
                       c->reply_code, c->reply_text);
             return;
         }
-        if (c->target.lmtp)
-            c->pipelining = 1;          /* RFC 2033 4.2: required */
-        if (send_envelope(c) < 0)
+        if (tls_wanted(c)) {
+            if (c->state == ST_EHLO && c->starttls) {
+                out_printf(c, "STARTTLS\r\n");
+                c->state = ST_STARTTLS;
+                conn_timer(c, c->cfg->command_timeout_ms);
+                if (conn_flush(c) < 0)
+                    return;
+                break;
+            }
+            if (c->cfg->tls == FWD_TLS_REQUIRED) {
+                tls_refuse(c, "STARTTLS is not offered");
+                return;
+            }
+        }
+        if (after_hello(c) < 0)
             return;
         break;
+    case ST_STARTTLS:
+        if (c->reply_code != 220) {
+            char why[FWD_REPLY_TEXT + 40];
+            snprintf(why, sizeof why, "STARTTLS refused: %d %s",
+                     c->reply_code, c->reply_text);
+            if (c->cfg->tls == FWD_TLS_REQUIRED ||
+                (c->reply_code / 100 != 4 && c->reply_code / 100 != 5)) {
+                tls_refuse(c, why);
+                return;
+            }
+            /* downstream_tls = 1: in clear, as if it had not offered */
+            fwd_api->log(c->job ? c->job->call : NULL, UPESI_LOG_NOTICE,
+                         "%s%s: downstream %s: %s; going on without TLS",
+                         c->job && c->job->call ? "" : "queue_forward: ",
+                         c->job ? c->job->id : "-", c->target.name, why);
+            if (after_hello(c) < 0)
+                return;
+            break;
+        }
+        if (c->in_len > 0) {
+            /* plain text after the 220 would be taken as if it came
+             * inside TLS (CVE-2011-0411, the client side) */
+            conn_fail(c, "the downstream sent more after its 220 to "
+                      "STARTTLS");
+            return;
+        }
+        {
+            char err[300];
+            c->tls = fwd_tls_new(c->cfg->tls_ctx, c->fd, c->cfg->tls_name,
+                                 c->cfg->tls_verify, err, sizeof err);
+            if (c->tls == NULL) {
+                conn_fail(c, "TLS: %s", err);
+                return;
+            }
+        }
+        c->state = ST_HANDSHAKE;
+        conn_timer(c, c->cfg->command_timeout_ms);
+        tls_step(c);
+        return;
     case ST_ENVELOPE:
         on_envelope_reply(c);
         return;
@@ -677,6 +856,8 @@ static int parse_input(fwd_conn *c)
         if (c->state == ST_EHLO) {
             if (!strcasecmp(text, "PIPELINING"))
                 c->pipelining = 1;
+            else if (!strcasecmp(text, "STARTTLS"))
+                c->starttls = 1;
             else if (!strncasecmp(text, "SIZE", 4) &&
                      (text[4] == '\0' || text[4] == ' '))
                 c->size_ext = 1;
@@ -735,14 +916,37 @@ static void conn_event(fwd_conn *c, int events)
         conn_watch(c);
         return;
     }
-    if (events & (UPESI_WATCH_READ | UPESI_WATCH_ERROR)) {
+    if (c->state == ST_HANDSHAKE) {
+        tls_step(c);
+        return;
+    }
+    if ((events & (UPESI_WATCH_READ | UPESI_WATCH_ERROR)) ||
+        (c->tls && (c->tls_want & UPESI_WATCH_WRITE))) {
+        c->tls_want = 0;
         for (;;) {
-            ssize_t n = recv(c->fd, c->in + c->in_len,
-                             sizeof c->in - 1 - c->in_len, 0);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-                break;
+            ssize_t n;
+            if (c->tls) {
+                char err[300];
+                int want;
+                n = fwd_tls_read(c->tls, c->in + c->in_len,
+                                 sizeof c->in - 1 - c->in_len, &want, err,
+                                 sizeof err);
+                if (n == -1) {          /* nothing (more) to read yet */
+                    c->tls_want = want;
+                    break;
+                }
+                if (n == -2) {
+                    conn_fail(c, "TLS read: %s", err);
+                    return;
+                }
+            } else {
+                n = recv(c->fd, c->in + c->in_len,
+                         sizeof c->in - 1 - c->in_len, 0);
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                    break;
+            }
             if (n <= 0) {
                 conn_fail(c, n == 0 ? "connection closed by the downstream"
                                     : "read: %s",
@@ -760,6 +964,10 @@ static void conn_event(fwd_conn *c, int events)
                     return;
                 if (rc == 0)
                     break;
+                /* the 220 to STARTTLS: from here on the socket is
+                 * wolfSSL's (tls_step watches it) */
+                if (c->state == ST_HANDSHAKE)
+                    return;
                 /* the job ended: c is pooled, or already serves the
                  * next job, whose own timer drives it */
                 if (job == NULL || c->job != job)
@@ -812,6 +1020,23 @@ static void connect_failed_later(void *arg)
     conn_fail(c, "connect: %s", strerror(c->reply_code));
 }
 
+/* A pooled connection opened under other TLS settings (a SIGHUP since)
+ * is not used where this generation wants more: TLS, or a certificate
+ * verified against other settings.  It expires in the pool. */
+static int pool_fits(const fwd_conn *p, const fwd_config *cfg)
+{
+    if (p->target.family == AF_UNIX || p->cfg == cfg)
+        return 1;
+    if (cfg->tls == FWD_TLS_REQUIRED && p->tls == NULL)
+        return 0;
+    if (cfg->tls_verify && p->tls &&
+        (!p->tls_verified || strcmp(p->cfg->tls_name, cfg->tls_name) ||
+         strcmp(p->cfg->tls_ca ? p->cfg->tls_ca : "",
+                cfg->tls_ca ? cfg->tls_ca : "")))
+        return 0;
+    return 1;
+}
+
 void fwd_job_start(fwd_job *job)
 {
     fwd_config *cfg = job->cfg;
@@ -824,12 +1049,15 @@ void fwd_job_start(fwd_job *job)
     for (fwd_conn *p = fwd_pool; p; p = p->next) {
         if (strcmp(p->target.name, job->target->name))
             continue;
+        if (!pool_fits(p, cfg))
+            continue;
         pool_remove(p);
         p->job = job;
         job->conn = p;
         p->reused = 1;
         fwd_config_unref(p->cfg);
         p->cfg = fwd_config_ref(cfg);
+        p->tls_verified &= cfg->tls_verify;    /* against p->cfg's */
         p->state = ST_ENVELOPE;
         conn_timer(p, 0);
         /* a zero timer: the envelope goes out from the loop */

@@ -373,8 +373,10 @@ static upesi_verdict relay_rcpt(upesi_call *call)
 
     if (conn->authenticated) {
         relay_api->stat_add("SMTP.Relay.Allowed", 1);
+        /* the user name only at debug (docs/auth.md) */
         relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> allowed: "
-                       "authenticated as %s", rcpt,
+                       "authenticated session", rcpt);
+        relay_api->log(call, UPESI_LOG_DEBUG, "relay to <%s>: user %s", rcpt,
                        conn->auth_user ? conn->auth_user : "?");
         return UPESI_OK;
     }

@@ -35,6 +35,8 @@
  *   451 4.4.3 Sender domain lookup failed, try again later   (timeout,
  *             SERVFAIL, `timeout` reached)
  *
+ * Matching uses hostmatch_glob (plugins/common/hostmatch.c, compiled in).
+ *
  * Fails: a bad item is a configuration error naming it.  A DNS failure is
  * a 451: the client tries again later, nothing is refused for good.
  */

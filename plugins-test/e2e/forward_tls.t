@@ -1,0 +1,318 @@
+#!/usr/bin/perl
+# forward_tls.t - queue_forward's STARTTLS to the downstream
+# (downstream_tls), against a second upesi as the downstream: one with
+# tls_cert/tls_key (its spool and its Received header show ESMTPS and the
+# TLS version and cipher) and one without TLS.
+#
+#  downstream_tls = 1: TLS when offered (byte-exact, a message of several
+#    MB over the non-blocking TLS writes, a pooled TLS connection), in
+#    clear when not;
+#  downstream_tls = required: no STARTTLS offered -> 451 4.4.1, nothing
+#    delivered; in spool mode the message stays queued for a retry;
+#  downstream_tls_verify: the right CA and name deliver, a wrong CA and a
+#    wrong name are 451 4.4.1;
+#  -t refuses bad TLS settings.
+#
+# Certificates are made with openssl into the temp directory: a CA, the
+# downstream's certificate signed by it (down.test.example), another CA.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Test::More;
+use Time::HiRes qw(sleep time);
+use Upesi::Test;
+
+plan skip_all => "$UPESI not built" unless -f $UPESI && -x _;
+plan skip_all => 'plugins/queue_forward.so not built'
+    unless -f "$ROOT/plugins/queue_forward.so";
+plan skip_all => 'openssl is not installed'
+    unless system('command -v openssl >/dev/null 2>&1') == 0;
+deadline(240);
+
+sub run_cmd { Upesi::Test::run_cmd(@_) }
+
+sub openssl {
+    my ($exit, $out) = run_cmd(60, 'openssl', @_);
+    die "openssl @_[0..1] failed: $out" if $exit;
+}
+
+my $tmp = Upesi::Test->new->tmp;      # scratch for certificates
+for my $ca ('ca', 'other') {
+    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+            '-subj', "/CN=upesi test $ca CA", '-addext',
+            'basicConstraints=critical,CA:TRUE', '-addext',
+            'keyUsage=critical,keyCertSign,cRLSign',
+            '-keyout', "$tmp/$ca.key", '-out', "$tmp/$ca.pem");
+}
+openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=down.test.example',
+        '-keyout', "$tmp/down.key", '-out', "$tmp/down.csr");
+spit("$tmp/down.ext", "subjectAltName=DNS:down.test.example\n"
+     . "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n");
+openssl('x509', '-req', '-in', "$tmp/down.csr", '-CA', "$tmp/ca.pem",
+        '-CAkey', "$tmp/ca.key", '-CAcreateserial', '-days', '2',
+        '-extfile', "$tmp/down.ext", '-out', "$tmp/down.pem");
+
+sub downstream {
+    my (%smtp) = @_;
+    return Upesi::Test->new(
+        smtp    => { hostname => 'down.test.example',
+                     local_domains => 'example.com,example.org',
+                     plugin_timeout => 30, workers => 1, %smtp },
+        plugins => ['queue_spool'],
+        ini     => { 'queue_spool.ini' => "fsync = 1\n" });
+}
+
+sub front {
+    my ($ini, %smtp) = @_;
+    return Upesi::Test->new(
+        smtp    => { local_domains => 'example.com,example.org',
+                     plugin_timeout => 30, workers => 1, %smtp },
+        plugins => ['queue_forward'],
+        ini     => { 'queue_forward.ini' => $ini });
+}
+
+# one transaction; returns the final reply hash (or undef)
+sub send_msg {
+    my ($srv, %m) = @_;
+    my $c = $srv->client;
+    my $r = $c->cmd('EHLO client.test.example');
+    return $r unless $r && $r->{code} == 250;
+    $r = $c->cmd("MAIL FROM:<$m{from}>");
+    return $r unless $r && $r->{code} == 250;
+    for my $to (@{ $m{to} }) {
+        $r = $c->cmd("RCPT TO:<$to>");
+        return $r unless $r && $r->{code} == 250;
+    }
+    $r = $c->cmd('DATA');
+    return $r unless $r && $r->{code} == 354;
+    (my $wire = $m{data}) =~ s/^\./../mg;
+    $c->send_raw($wire . ".\r\n");
+    $r = $c->read_reply(60 * $SLOW);
+    $c->cmd('QUIT');
+    $c->close;
+    return $r;
+}
+
+sub wait_for {
+    my ($secs, $cond) = @_;
+    my $end = time + $secs * $SLOW;
+    while (time < $end) {
+        return 1 if $cond->();
+        sleep 0.05;
+    }
+    return $cond->();
+}
+
+sub nspool { my @m = $_[0]->spool; return scalar @m }
+
+sub ctl {
+    my ($srv, @cmd) = @_;
+    my ($exit, $out) = run_cmd(20, $UPESI, '-c', $srv->conf, @cmd);
+    return $out;
+}
+
+my $small = "From: alice\@example.org\r\nTo: bob\@example.com\r\n"
+          . "Subject: over TLS\r\n\r\nhello\r\n.leading dot\r\n";
+my $big = "From: alice\@example.org\r\nTo: bob\@example.com\r\n"
+        . "Subject: big over TLS\r\n\r\n"
+        . join('', map { sprintf("%06d %s\r\n", $_, 'x' x 70) } 1 .. 40000)
+        . ".\r\nlast line\r\n";          # ~3 MB, a lone dot line inside
+
+my $down_tls = downstream(tls_cert => "$tmp/down.pem",
+                          tls_key => "$tmp/down.key");
+$down_tls->start;
+my $down_plain = downstream();
+$down_plain->start;
+my $tport = $down_tls->port;
+my $pport = $down_plain->port;
+
+# ==========================================================================
+# downstream_tls = 1 (opportunistic)
+
+my $f1 = front("downstream = 127.0.0.1:$tport\ndownstream_tls = 1\n");
+$f1->start;
+my $r = send_msg($f1, from => 'alice@example.org', to => ['bob@example.com'],
+                 data => $small);
+is($r && $r->{code}, 250, 'tls = 1, downstream offers STARTTLS: 250')
+    or diag($r ? $r->{raw} : 'no reply', $f1->log_tail(20));
+my @got = $down_tls->wait_spool(1, 10);
+is(scalar @got, 1, 'one message arrived');
+my $m = $got[0] || { env => {}, message => '' };
+is($m->{env}{Protocol}, 'ESMTPS', "the downstream's spool: Protocol: ESMTPS");
+like($m->{env}{TLS} // '', qr/^TLSv1\.[23] [A-Z0-9_-]+$/,
+     "the downstream's spool: TLS: <version> <cipher>");
+my ($rcv) = strip_received($m->{message} // '');
+like($rcv // '', qr/\bwith ESMTPS\b/, "the downstream's Received: with ESMTPS");
+ok(defined $m->{message} && substr($m->{message}, -length $small) eq $small,
+   'the message arrived byte-exact');
+my ($tlsline) = $f1->log_lines(qr/downstream 127\.0\.0\.1:$tport: TLS /);
+like($tlsline // '', qr/: TLS TLSv1\.[23] [A-Z0-9_-]+ \(certificate not verified\)/,
+     'the front logs the TLS version and cipher of the connection')
+    or diag($f1->log_tail(20));
+my ($ver, $ciph) = ($tlsline // '') =~ /: TLS (\S+) (\S+)/;
+is("$ver $ciph", $m->{env}{TLS} // '', 'the same version and cipher downstream')
+    if defined $ver;
+unlink $_->{file} for @got;
+
+# a big message over the same (pooled) TLS connection
+$r = send_msg($f1, from => 'alice@example.org', to => ['carol@example.com'],
+              data => $big);
+is($r && $r->{code}, 250, 'tls = 1: a 3 MB message: 250')
+    or diag($r ? $r->{raw} : 'no reply', $f1->log_tail(20));
+@got = $down_tls->wait_spool(1, 20);
+ok(@got == 1 && defined $got[0]{message}
+   && substr($got[0]{message}, -length $big) eq $big,
+   'the 3 MB message arrived byte-exact (dot-stuffed inside TLS)');
+is($got[0] && $got[0]{env}{Protocol}, 'ESMTPS', '... over TLS');
+my $st = $f1->stat('SMTP.Forward') // {};
+is($st->{'SMTP.Forward.Connections'}, 1,
+   'the pooled connection kept its TLS session (one connection, two messages)');
+is($st->{'SMTP.Forward.TLS'}, 1, 'one TLS handshake');
+unlink $_->{file} for @got;
+$f1->stop_ok('front (tls = 1)');
+ok(wait_for(5, sub { grep { /TLS|close|QUIT|disconnect/i } $down_tls->log_lines(qr/./) }),
+   'the downstream saw the connection end');
+
+# downstream_tls = 1, a downstream without TLS: in clear
+my $f1p = front("downstream = 127.0.0.1:$pport\ndownstream_tls = 1\n");
+$f1p->start;
+$r = send_msg($f1p, from => 'alice@example.org', to => ['bob@example.com'],
+              data => $big);
+is($r && $r->{code}, 250, 'tls = 1, no STARTTLS offered: 250 (in clear)')
+    or diag($r ? $r->{raw} : 'no reply', $f1p->log_tail(20));
+@got = $down_plain->wait_spool(1, 10);
+is(scalar @got, 1, 'it arrived');
+ok(@got && defined $got[0]{message}
+   && substr($got[0]{message}, -length $big) eq $big,
+   'the 3 MB message arrived byte-exact in clear too');
+ok(!$f1p->log_lines(qr/: TLS TLSv/), 'no TLS logged');
+is($got[0] && $got[0]{env}{Protocol}, 'ESMTP', "the downstream's spool: ESMTP");
+is($got[0] && $got[0]{env}{TLS}, 'none', "the downstream's spool: TLS: none");
+unlink $_->{file} for @got;
+$f1p->stop_ok('front (tls = 1, in clear)');
+
+# ==========================================================================
+# downstream_tls = required
+
+my $fr = front("downstream = 127.0.0.1:$pport\ndownstream_tls = required\n");
+$fr->start;
+$r = send_msg($fr, from => 'alice@example.org', to => ['bob@example.com'],
+              data => $small);
+is($r && $r->{code}, 451, 'required, no STARTTLS offered: 451');
+like($r ? $r->{text} : '',
+     qr/^4\.4\.1 downstream 127\.0\.0\.1:$pport: STARTTLS is not offered \(downstream_tls = required\)/,
+     '... 4.4.1, saying why');
+sleep 0.3;
+is(nspool($down_plain), 0, 'nothing was delivered');
+$fr->stop_ok('front (required, no TLS downstream)');
+
+my $frt = front("downstream = 127.0.0.1:$tport\ndownstream_tls = required\n");
+$frt->start;
+$r = send_msg($frt, from => 'alice@example.org', to => ['bob@example.com'],
+              data => $small);
+is($r && $r->{code}, 250, 'required, STARTTLS offered: 250');
+@got = $down_tls->wait_spool(1, 10);
+is($got[0] && $got[0]{env}{Protocol}, 'ESMTPS', '... over TLS');
+unlink $_->{file} for @got;
+$frt->stop_ok('front (required)');
+
+# spool mode: required against a downstream without TLS is a retry
+my $fs = front("downstream = 127.0.0.1:$pport\ndownstream_tls = required\n"
+               . "mode = spool\nretry_min = 60s\nscan_interval = 200ms\n");
+$fs->start;
+$r = send_msg($fs, from => 'alice@example.org', to => ['bob@example.com'],
+              data => $small);
+is($r && $r->{code}, 250, 'spool mode, required: accepted into the spool');
+my ($qid) = ($r && $r->{text} =~ /queued as (\S+)/) ? ($1) : ('none');
+ok(wait_for(10, sub { ctl($fs, 'queue') =~ /^\Q$qid\E .*state=deferred.*attempts=1.*STARTTLS is not offered/m }),
+   'spool mode: deferred for a retry, the error names STARTTLS')
+    or diag(ctl($fs, 'queue'));
+is(nspool($down_plain), 0, 'nothing was delivered in clear');
+$fs->stop_ok('front (spool, required)');
+
+# ==========================================================================
+# downstream_tls_verify
+
+sub verify_front {
+    my ($ca, $name) = @_;
+    return front("downstream = 127.0.0.1:$tport\ndownstream_tls = required\n"
+                 . "downstream_tls_verify = 1\ndownstream_tls_ca = $ca\n"
+                 . "downstream_tls_name = $name\n");
+}
+
+my $fv = verify_front("$tmp/ca.pem", 'down.test.example');
+$fv->start;
+$r = send_msg($fv, from => 'alice@example.org', to => ['bob@example.com'],
+              data => $small);
+is($r && $r->{code}, 250, 'verify, the right CA and name: 250')
+    or diag($r ? $r->{raw} : 'no reply', $fv->log_tail(20));
+@got = $down_tls->wait_spool(1, 10);
+is($got[0] && $got[0]{env}{Protocol}, 'ESMTPS', '... over TLS');
+ok(scalar $fv->log_lines(qr/: TLS TLSv1\.[23] \S+ \(certificate verified for down\.test\.example\)/),
+   'the log says the certificate was verified');
+unlink $_->{file} for @got;
+$fv->stop_ok('front (verify, right CA)');
+
+my $fw = verify_front("$tmp/other.pem", 'down.test.example');
+$fw->start;
+$r = send_msg($fw, from => 'alice@example.org', to => ['bob@example.com'],
+              data => $small);
+is($r && $r->{code}, 451, 'verify, a wrong CA: 451');
+like($r ? $r->{text} : '', qr/^4\.4\.1 downstream \S+: TLS handshake: .*not signed by downstream_tls_ca/,
+     '... 4.4.1, the handshake failed on the certificate')
+    or diag($r ? $r->{raw} : '');
+$fw->stop_ok('front (verify, wrong CA)');
+
+my $fn = verify_front("$tmp/ca.pem", 'other.test.example');
+$fn->start;
+$r = send_msg($fn, from => 'alice@example.org', to => ['bob@example.com'],
+              data => $small);
+is($r && $r->{code}, 451, 'verify, the right CA but another name: 451');
+like($r ? $r->{text} : '', qr/^4\.4\.1 .*TLS handshake: .*does not name downstream_tls_name/,
+     '... the certificate does not name it')
+    or diag($r ? $r->{raw} : '');
+$fn->stop_ok('front (verify, wrong name)');
+sleep 0.3;
+is(nspool($down_tls), 0, 'nothing was delivered after a failed verification');
+
+# ==========================================================================
+# -t on bad settings
+
+my $bad = front("downstream = 127.0.0.1:$tport\ndownstream_tls = maybe\n");
+my ($e, $o) = upesi_check($bad->conf);
+isnt($e, 0, '-t: downstream_tls = maybe fails');
+like($o, qr/queue_forward\.ini:2: downstream_tls: 'maybe' is not 0, 1 or required/,
+     '... with file, line and the values allowed');
+$bad->write_conf('queue_forward.ini', "downstream = 127.0.0.1:$tport\n"
+                 . "downstream_tls = 1\ndownstream_tls_verify = 1\n");
+($e, $o) = upesi_check($bad->conf);
+isnt($e, 0, '-t: verify without a CA and a name fails');
+like($o, qr/downstream_tls_verify = 1 needs downstream_tls_ca/, '... saying what is missing');
+$bad->write_conf('queue_forward.ini', "downstream = 127.0.0.1:$tport\n"
+                 . "downstream_tls_verify = 1\ndownstream_tls_ca = $tmp/ca.pem\n"
+                 . "downstream_tls_name = x.example\n");
+($e, $o) = upesi_check($bad->conf);
+isnt($e, 0, '-t: verify with downstream_tls = 0 fails');
+$bad->write_conf('queue_forward.ini', "downstream = 127.0.0.1:$tport\n"
+                 . "downstream_tls = 1\ndownstream_tls_verify = 1\n"
+                 . "downstream_tls_ca = missing.pem\ndownstream_tls_name = x.example\n");
+($e, $o) = upesi_check($bad->conf);
+isnt($e, 0, '-t: a missing CA file fails');
+like($o, qr/downstream_tls_ca \S*missing\.pem: cannot open/, '... naming the file');
+spit("$tmp/junk.pem", "not a certificate\n");
+$bad->write_conf('queue_forward.ini', "downstream = 127.0.0.1:$tport\n"
+                 . "downstream_tls = 1\ndownstream_tls_verify = 1\n"
+                 . "downstream_tls_ca = $tmp/junk.pem\ndownstream_tls_name = x.example\n");
+($e, $o) = upesi_check($bad->conf);
+isnt($e, 0, '-t: a CA file without a certificate fails');
+like($o, qr/no usable CA certificate/, '... saying so');
+$bad->write_conf('queue_forward.ini', "downstream = 127.0.0.1:$tport\n"
+                 . "downstream_tls = required\ndownstream_tls_verify = 1\n"
+                 . "downstream_tls_ca = $tmp/ca.pem\ndownstream_tls_name = down.test.example\n");
+($e, $o) = upesi_check($bad->conf);
+is($e, 0, '-t: a complete verify configuration passes') or diag($o);
+
+$down_tls->stop_ok('downstream (TLS)');
+$down_plain->stop_ok('downstream (no TLS)');
+done_testing();

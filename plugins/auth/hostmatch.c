@@ -1,0 +1,3 @@
+/* hostmatch.c - the shared host lists, compiled into this plugin
+ * (see plugins/common/hostmatch.h). */
+#include "../common/hostmatch.c"
