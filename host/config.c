@@ -460,6 +460,17 @@ static int smtp_ini_key(void *arg, const char *section, const char *key,
     if (IS("plugin_timeout"))
         return parse_double(value, 0.01, 3600, &cfg->plugin_timeout, err,
                             errlen);
+    if (IS("early_talker_action")) {
+        static const char *const names[] = { "ignore", "reject", "drop" };
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(value, names[i])) {
+                cfg->early_talker_action = i;
+                return 0;
+            }
+        snprintf(err, errlen, "'%s' is not an early_talker_action (ignore, "
+                 "reject, drop)", value);
+        return -1;
+    }
     if (IS("greeting_delay"))
         return parse_double(value, 0, 60, &cfg->greeting_delay, err, errlen);
     if (IS("pipelining"))

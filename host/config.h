@@ -24,6 +24,12 @@ typedef struct up_listen_addr {
     socklen_t addrlen;
 } up_listen_addr;
 
+enum {
+    UP_EARLY_TALKER_IGNORE = 0,      /* note and count only              */
+    UP_EARLY_TALKER_REJECT,          /* 554 5.5.1 at every MAIL          */
+    UP_EARLY_TALKER_DROP             /* 554 5.5.1 and close at once      */
+};
+
 typedef struct up_plugin_inst {
     up_plugin_mod *mod;              /* loaded once per process          */
     void *settings;                  /* this generation's settings       */
@@ -49,6 +55,7 @@ typedef struct up_config {
     double timeout_multiplier;
     double plugin_timeout;           /* seconds                          */
     double greeting_delay;           /* seconds (postscreen-style wait)  */
+    int early_talker_action;         /* UP_EARLY_TALKER_*                */
     int pipelining;
     int vrfy;
     int received_version;

@@ -429,16 +429,39 @@ static void session_input(up_session *s, const char *buf, size_t len)
     }
 }
 
+/* A client that talks out of turn (postscreen's pregreet test, and
+ * pipelining that was not offered): noted for plugins, counted, and per
+ * early_talker_action refused at MAIL (Domino-style, like a connect DENY)
+ * or dropped at once. */
+static void early_talker(up_session *s, const char *why)
+{
+    s->info.early_talker = 1;
+    up_notes_set(&s->conn_notes, "early_talker", "1");
+    up_stats_add("SMTP.Sessions.EarlyTalker", 1);
+    up_log(s->id, UPESI_LOG_NOTICE, "early talker: %s", why);
+    static const char text[] = "Protocol error: talked out of turn";
+    switch (s->cfg->early_talker_action) {
+    case UP_EARLY_TALKER_REJECT:
+        if (s->reject_code == 0) {
+            s->reject_code = 554;
+            snprintf(s->reject_enhanced, sizeof s->reject_enhanced, "5.5.1");
+            s->reject_text = strdup(text);
+        }
+        break;
+    case UP_EARLY_TALKER_DROP:
+        up_session_reply(s, 554, "5.5.1", text);
+        session_close(s, "early talker");
+        break;
+    default:
+        break;
+    }
+}
+
 /* Input in plain text, as the client sent it or as TLS decrypted it. */
 static void session_received(up_session *s, const char *buf, size_t len)
 {
-    if (!s->greeted && !s->info.early_talker) {
-        s->info.early_talker = 1;
-        up_notes_set(&s->conn_notes, "early_talker", "1");
-        up_stats_add("SMTP.Sessions.EarlyTalker", 1);
-        up_log(s->id, UPESI_LOG_NOTICE, "early talker: sent data before "
-               "the greeting");
-    }
+    if (!s->greeted && !s->info.early_talker)
+        early_talker(s, "sent data before the greeting");
     if (s->greeted)             /* before it, the timer is the delay's */
         arm_idle_timer(s);
     session_input(s, buf, len);
@@ -1992,11 +2015,9 @@ static void session_process(up_session *s)
             size_t pending;
             up_lines_pending(&s->lines, &pending);
             if (pending) {
-                s->info.early_talker = 1;
-                up_notes_set(&s->conn_notes, "early_talker", "1");
-                up_stats_add("SMTP.Sessions.EarlyTalker", 1);
-                up_log(s->id, UPESI_LOG_NOTICE, "early talker: pipelined "
-                       "without PIPELINING");
+                early_talker(s, "pipelined without PIPELINING");
+                if (s->state == UP_ST_CLOSING)
+                    break;
             }
         }
         handle_command(s, &line);

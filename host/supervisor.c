@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -68,6 +69,8 @@ static int make_dir(const char *path)
     return -1;
 }
 
+static pid_t supervisor_pid;
+
 static void start_worker(int i, up_config *cfg, const char *conf_dir,
                          int control_fd, const sigset_t *old_mask)
 {
@@ -79,6 +82,11 @@ static void start_worker(int i, up_config *cfg, const char *conf_dir,
         return;
     }
     if (pid == 0) {
+        /* a supervisor killed with SIGKILL must not leave orphan workers
+         * serving the port with no control socket and no restarts */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != supervisor_pid)
+            _exit(0);
         sigprocmask(SIG_SETMASK, old_mask, NULL);
         _exit(up_worker_run(cfg, conf_dir, i, control_fd));
     }
@@ -213,6 +221,7 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
            "worker%s)", (int)getpid(), conf_dir, n_workers,
            n_workers == 1 ? "" : "s");
     up_stats_set("Upesi.Workers", n_workers);
+    supervisor_pid = getpid();
     for (int i = 0; i < n_workers; i++)
         start_worker(i, cfg, conf_dir, control_fd, &old_mask);
 

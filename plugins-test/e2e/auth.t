@@ -346,6 +346,19 @@ $r = $c->cmd('MAIL FROM:<x@example.org>');
 is $r->{code}, 250, 'a host outside require_auth_hosts needs no AUTH';
 $c->cmd('QUIT');
 
+# clients that leave mid-exchange, during the crypt and during the delay
+for my $cut (["AUTH LOGIN\r\n", 'after a 334'],
+             ['AUTH PLAIN ' . b64("\0jdoe7\0$JOHN_PW") . "\r\n", 'while the password is checked'],
+             ['AUTH PLAIN ' . b64("\0jdoe7\0bad-x") . "\r\n", 'during the failure delay']) {
+    ($c, $r) = session();
+    $c->send_raw($cut->[0]);
+    select(undef, undef, undef, 0.03);
+    $c->close;
+}
+($c, $r) = session();
+is $r->{code}, 250, 'clients that left mid-AUTH do not disturb the server';
+$c->cmd('QUIT');
+
 $st = $srv2->stat('SMTP.Auth');
 cmp_ok $st->{'SMTP.Auth.Success'} // 0, '>=', 2, 'SMTP.Auth.Success';
 cmp_ok $st->{'SMTP.Auth.Failure'} // 0, '>=', 6, 'SMTP.Auth.Failure';

@@ -96,4 +96,18 @@ is $srv->{exit}, 0, '... with status 0';
 my @m = grep { ($_->{message} // '') =~ /last one/ } $srv->spool;
 is scalar(@m), 1, 'the last message is in the spool';
 
+# -- the supervisor dies: its workers go too (no orphans on the port) ----------
+{
+    my $s2 = Upesi::Test->new(smtp => { workers => 2 });
+    $s2->start;
+    my @w = wait_children($s2->pid, 2, 10);
+    is scalar(@w), 2, 'two workers';
+    kill 'KILL', $s2->pid;
+    my $until = time + 10;
+    sleep 0.1 while (grep { kill 0, $_ } @w) && time < $until;
+    is scalar(grep { kill 0, $_ } @w), 0,
+        'SIGKILL of the supervisor ends its workers';
+    $s2->running;    # reap
+}
+
 done_testing;

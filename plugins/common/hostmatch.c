@@ -96,8 +96,9 @@ static int hostmatch_parse_net(const char *text, hostmatch_item *item)
     item->family = hostmatch_parse_addr(buf, item->addr);
     if (item->family == 0)
         return -1;
-    int max = item->family == 4 ? 32 : 128;
-    item->prefix = max;
+    /* an IPv4-mapped address (::ffff:a.b.c.d) is written in IPv6 bits */
+    int max = item->family == 4 && !strchr(buf, ':') ? 32 : 128;
+    item->prefix = item->family == 4 ? 32 : 128;
     if (slash) {
         const char *p = slash + 1;
         if (!isdigit((unsigned char)*p) || strlen(p) > 3)
