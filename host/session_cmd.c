@@ -1,0 +1,555 @@
+/*
+ * session_cmd.c - the SMTP commands of a session (RFC 5321 4.1): EHLO and
+ * HELO, MAIL, RCPT, DATA (and what follows the end of data: data_post,
+ * message actions, queue), VRFY, and commands the host does not know.
+ * Each runs its hook chain and answers from the verdict.
+ *
+ * Fails: every bad command is answered (5xx/4xx) and counts towards
+ * error_limit.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/coding.h>
+
+#include "dns.h"
+#include "hooks.h"
+#include "log.h"
+#include "session.h"
+#include "session_int.h"
+#include "stats.h"
+#include "tls.h"
+#include "version.h"
+
+/* A hard cap on recipients a transaction may hold (RFC 5321 4.5.3.1.8
+ * asks for at least 100); max_rcpt is the policy, this is the guard. */
+#define UP_MAX_RCPTS 1000
+
+/* ---------------------------------------------------------------------- */
+/* commands                                                                */
+
+/* The AUTH line a plugin asked for, cut to the mechanisms the host speaks
+ * (in the plugin's order) into out; the bits in *offered.  "" when none. */
+static void ehlo_auth_line(const char *line, char *out, size_t outlen,
+                           unsigned *offered)
+{
+    size_t n = (size_t)snprintf(out, outlen, "AUTH");
+    const char *p = line + 4;
+    *offered = 0;
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, " ");
+        unsigned bit = len == 5 && !strncasecmp(p, "PLAIN", 5) ? UP_AUTH_PLAIN
+                     : len == 5 && !strncasecmp(p, "LOGIN", 5) ? UP_AUTH_LOGIN
+                                                               : 0;
+        if (bit && !(*offered & bit) && n + 7 < outlen) {
+            n += (size_t)snprintf(out + n, outlen - n, " %s",
+                                  bit == UP_AUTH_PLAIN ? "PLAIN" : "LOGIN");
+            *offered |= bit;
+        }
+        p += len;
+    }
+    if (*offered == 0)
+        out[0] = '\0';
+}
+
+/* Plugins' EHLO lines (api->ehlo_extension), appended at text + n. */
+static int ehlo_ext_append(up_session *s, char *text, size_t size, int n)
+{
+    s->auth_offered = 0;
+    for (size_t i = 0; i < s->n_ehlo_ext; i++) {
+        const char *line = s->ehlo_ext[i];
+        char auth[64];
+        if (!strncasecmp(line, "AUTH", 4) && (line[4] == ' ' ||
+                                              line[4] == '\0')) {
+            ehlo_auth_line(line, auth, sizeof auth, &s->auth_offered);
+            if (auth[0] == '\0')
+                continue;
+            line = auth;
+        }
+        if ((size_t)n + strlen(line) + 2 >= size)
+            break;
+        n += snprintf(text + n, size - (size_t)n, "\n%s", line);
+    }
+    return n;
+}
+
+void session_ehlo_ext_clear(up_session *s)
+{
+    for (size_t i = 0; i < s->n_ehlo_ext; i++)
+        free(s->ehlo_ext[i]);
+    s->n_ehlo_ext = 0;
+    s->auth_offered = 0;
+}
+
+static void ehlo_reply(up_session *s)
+{
+    char text[4096];
+    int n = snprintf(text, sizeof text, "%s Hello %s [%s]", s->cfg->hostname,
+                     s->helo, s->remote_ip);
+    if (!s->info.esmtp) {
+        up_session_reply(s, 250, NULL, text);
+        return;
+    }
+    if (s->cfg->pipelining)
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nPIPELINING");
+    if (s->cfg->max_message_size)
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nSIZE %llu",
+                      (unsigned long long)s->cfg->max_message_size);
+    else
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nSIZE");
+    if (s->cfg->vrfy)
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nVRFY");
+    if (s->cfg->tls && !s->tls)
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nSTARTTLS");
+    n = ehlo_ext_append(s, text, sizeof text - 32, n);
+    snprintf(text + n, sizeof text - (size_t)n,
+             "\n8BITMIME\nENHANCEDSTATUSCODES");
+    up_session_reply(s, 250, NULL, text);
+}
+
+static void on_helo_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (session_is_denial(v)) {
+        free(s->helo);
+        s->helo = NULL;
+        s->info.helo = NULL;
+        session_ehlo_ext_clear(s);
+        session_reply_denial(s, UPESI_HOOK_HELO, v, r, "HELO");
+    } else if (v == UPESI_OK && r->text) {
+        session_reply_ok(s, r, 250, NULL, NULL);
+    } else {
+        ehlo_reply(s);
+    }
+    session_continue(s);
+}
+
+void session_cmd_helo(up_session *s, int esmtp)
+{
+    const char *name = s->cmd.arg;
+    if (*name == '\0' || strchr(name, ' ')) {
+        up_session_reply(s, 501, "5.5.4", esmtp ? "Syntax: EHLO hostname" :
+                                                  "Syntax: HELO hostname");
+        return;
+    }
+    session_txn_reset(s);
+    session_ehlo_ext_clear(s);
+    free(s->helo);
+    s->helo = strdup(name);
+    s->info.helo = s->helo;
+    s->info.esmtp = esmtp;
+    up_hook_run(s, UPESI_HOOK_HELO, on_helo_done);
+}
+
+static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (session_is_denial(v)) {
+        session_reply_denial(s, UPESI_HOOK_MAIL, v, r, "sender");
+    } else {
+        s->have_mail = 1;
+        s->sender = strdup(s->path.mailbox);
+        if (s->sender == NULL) {
+            s->have_mail = 0;
+            up_session_reply(s, 451, "4.3.0", "Out of memory");
+        } else {
+            char text[UP_MAX_ADDRESS + 32];
+            session_str_join(text, sizeof text, "Sender <", s->sender, "> ok",
+                             (const char *)NULL);
+            session_reply_ok(s, r, 250, "2.1.0", text);
+        }
+    }
+    session_continue(s);
+}
+
+/* Host-level checks of MAIL and RCPT parameters we advertise. */
+static int check_mail_params(up_session *s)
+{
+    for (int i = 0; i < s->path.nparams; i++) {
+        const up_param *p = &s->path.params[i];
+        if (!strcmp(p->keyword, "SIZE")) {
+            char *end;
+            errno = 0;
+            unsigned long long size = strtoull(p->value, &end, 10);
+            if (errno || end == p->value || *end) {
+                up_session_reply(s, 501, "5.5.4", "Bad SIZE parameter");
+                return -1;
+            }
+            if (s->cfg->max_message_size &&
+                size > s->cfg->max_message_size) {
+                up_session_reply(s, 552, "5.3.4", "Message size exceeds "
+                                 "fixed maximum message size");
+                return -1;
+            }
+        } else if (!strcmp(p->keyword, "AUTH") && s->auth_offered) {
+            /* RFC 4954 5: accepted; upesi does not pass it on, so its
+             * value is not trusted either */
+        } else if (!strcmp(p->keyword, "BODY")) {
+            if (strcasecmp(p->value, "7BIT") &&
+                strcasecmp(p->value, "8BITMIME")) {
+                up_session_reply(s, 501, "5.5.4", "Unsupported BODY type");
+                return -1;
+            }
+        } else {
+            session_reply_fmt(s, 555, "5.5.4", "Unsupported parameter %s",
+                              p->keyword);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_path(up_session *s, int is_rcpt)
+{
+    up_parse_error err;
+    if (up_path_parse(s->cmd.arg, is_rcpt, &s->path, &err) != 0) {
+        up_session_reply(s, err.code, err.enhanced, err.text);
+        return -1;
+    }
+    if (s->path.local_8bit) {
+        up_session_reply(s, 553, "5.6.7", "Non-ASCII address requires "
+                         "SMTPUTF8, which this server does not offer");
+        return -1;
+    }
+    return 0;
+}
+
+void session_cmd_mail(up_session *s)
+{
+    if (s->helo == NULL) {
+        up_session_reply(s, 503, "5.5.1", "Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->cfg->require_tls && !s->info.tls) {
+        up_session_reply(s, 530, "5.7.0", "Must issue a STARTTLS command "
+                         "first");
+        return;
+    }
+    if (s->info.submission && !s->info.authenticated) {
+        up_session_reply(s, 530, "5.7.0", "Authentication required");
+        return;
+    }
+    if (s->have_mail) {
+        up_session_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+        return;
+    }
+    if (parse_path(s, 0) != 0)
+        return;
+    if (!s->info.esmtp && s->path.nparams) {
+        up_session_reply(s, 555, "5.5.4", "Parameters need EHLO");
+        return;
+    }
+    if (check_mail_params(s) != 0)
+        return;
+    if (s->reject_code) {
+        up_log(s->id, UPESI_LOG_INFO, "sender <%s> rejected: connection "
+               "refused earlier: %d %s", s->path.mailbox, s->reject_code,
+               s->reject_text ? s->reject_text : "");
+        up_session_reply(s, s->reject_code, s->reject_enhanced,
+                         s->reject_text ? s->reject_text : "Access denied");
+        return;
+    }
+    up_hook_run(s, UPESI_HOOK_MAIL, on_mail_done);
+}
+
+static void on_rcpt_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (session_is_denial(v)) {
+        session_reply_denial(s, UPESI_HOOK_RCPT, v, r, "recipient");
+        session_continue(s);
+        return;
+    }
+    if (v == UPESI_CONT && !up_config_is_local(s->cfg, s->path.mailbox)) {
+        up_reply relay = { 550, "5.7.1", "Relaying denied", NULL };
+        session_reply_denial(s, UPESI_HOOK_RCPT, UPESI_DENY, &relay,
+                             "recipient");
+        session_continue(s);
+        return;
+    }
+    if (s->n_rcpts == s->cap_rcpts) {
+        size_t cap = s->cap_rcpts ? s->cap_rcpts * 2 : 4;
+        char **grown = realloc(s->rcpts, cap * sizeof *grown);
+        if (grown == NULL) {
+            up_session_reply(s, 451, "4.3.0", "Out of memory");
+            session_continue(s);
+            return;
+        }
+        s->rcpts = grown;
+        s->cap_rcpts = cap;
+    }
+    s->rcpts[s->n_rcpts] = strdup(s->path.mailbox);
+    if (s->rcpts[s->n_rcpts] == NULL) {
+        up_session_reply(s, 451, "4.3.0", "Out of memory");
+    } else {
+        s->n_rcpts++;
+        char text[UP_MAX_ADDRESS + 32];
+        session_str_join(text, sizeof text, "Recipient <", s->path.mailbox,
+                         "> ok", (const char *)NULL);
+        session_reply_ok(s, r, 250, "2.1.5", text);
+    }
+    session_continue(s);
+}
+
+void session_cmd_rcpt(up_session *s)
+{
+    if (!s->have_mail) {
+        up_session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+    if (parse_path(s, 1) != 0)
+        return;
+    if (s->path.nparams) {
+        session_reply_fmt(s, 555, "5.5.4", "Unsupported parameter %s",
+                          s->path.params[0].keyword);
+        return;
+    }
+    if (s->n_rcpts >= UP_MAX_RCPTS) {
+        up_session_reply(s, 452, "4.5.3", "Error: too many recipients");
+        return;
+    }
+    up_hook_run(s, UPESI_HOOK_RCPT, on_rcpt_done);
+}
+
+/* -- DATA */
+
+static int data_sink(void *arg, const char *buf, size_t len)
+{
+    up_session *s = arg;
+    if (s->data_too_big)
+        return 0;
+    if (s->cfg->max_message_size &&
+        s->msg.data_len + len > s->cfg->max_message_size) {
+        s->data_too_big = 1;
+        return 0;
+    }
+    return up_message_append(&s->msg, buf, len);
+}
+
+static void add_received(up_session *s)
+{
+    char date[64];
+    session_rfc5322_date(date, sizeof date);
+    /* RFC 3848: ESMTPA / ESMTPSA after a successful AUTH */
+    const char *proto = s->info.esmtp
+        ? (s->info.tls ? (s->info.authenticated ? "ESMTPSA" : "ESMTPS")
+                       : (s->info.authenticated ? "ESMTPA" : "ESMTP"))
+        : (s->info.tls ? "SMTPS" : "SMTP");
+    const char *version = s->cfg->received_version
+                              ? " (upesi " UPESI_VERSION ")" : "";
+    char tls[256] = "";
+    if (s->info.tls && s->info.tls_version)
+        snprintf(tls, sizeof tls, "\r\n\t(using %s with cipher %s)",
+                 s->info.tls_version,
+                 s->info.tls_cipher ? s->info.tls_cipher : "unknown");
+    const char *helo = s->helo ? s->helo : "";
+    const char *for_open = s->n_rcpts == 1 ? "\r\n\tfor <" : "";
+    const char *for_rcpt = s->n_rcpts == 1 ? s->rcpts[0] : "";
+    const char *for_close = s->n_rcpts == 1 ? ">" : "";
+    /* "Received: from %s (unknown [%s])%s\r\n\tby %s%s with %s id %s%s;
+     * %s\r\n", joined by hand: once a message, and asprintf was most of
+     * the cost of the end of data */
+    size_t size = strlen(helo) + strlen(s->remote_ip) + strlen(tls) +
+                  strlen(s->cfg->hostname) + strlen(version) +
+                  strlen(s->queue_id) + strlen(for_rcpt) + strlen(date) + 80;
+    char *text = malloc(size);
+    if (text == NULL)
+        return;
+    session_str_join(text, size, "Received: from ", helo, " (unknown [",
+                     s->remote_ip, "])", tls, "\r\n\tby ", s->cfg->hostname,
+                     version, " with ", proto, " id ", s->queue_id, for_open,
+                     for_rcpt, for_close, "; ", date, "\r\n",
+                     (const char *)NULL);
+    if (up_message_set_received(&s->msg, text) != 0)
+        s->msg.error = ENOMEM;
+    free(text);
+}
+
+static void message_done(up_session *s, int accepted)
+{
+    up_stats_add(accepted ? "SMTP.Messages.Accepted" :
+                            "SMTP.Messages.Rejected", 1);
+    if (accepted) {
+        s->n_messages++;
+        if (s->info.tls)
+            up_stats_add("SMTP.Messages.TLS", 1);
+    }
+    session_txn_reset(s);
+}
+
+static void on_queue_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (v == UPESI_OK) {
+        char text[128];
+        session_str_join(text, sizeof text, "Ok: queued as ", s->queue_id,
+                         (const char *)NULL);
+        up_log(s->id, UPESI_LOG_INFO, "queued %s from=<%s> nrcpt=%zu "
+               "size=%lld by %s", s->queue_id, s->sender, s->n_rcpts,
+               (long long)up_message_size(&s->msg),
+               r->plugin ? r->plugin : "host");
+        session_reply_ok(s, r, 250, "2.0.0", text);
+        message_done(s, 1);
+    } else if (v == UPESI_CONT) {
+        up_log(s->id, UPESI_LOG_ERR, "message %s not queued: no queue "
+               "plugin accepted it (add queue_spool to conf/plugins)",
+               s->queue_id);
+        up_session_reply(s, 451, "4.3.0", "Error: no queue configured");
+        message_done(s, 0);
+    } else {
+        session_reply_denial(s, UPESI_HOOK_QUEUE, v, r, "message");
+        message_done(s, 0);
+    }
+    session_continue(s);
+}
+
+/* The message actions' files are written (host/actions.c): deliver,
+ * or answer for a message that is not delivered. */
+static void on_actions_done(up_session *s, int err)
+{
+    s->busy = 0;
+    if (err) {
+        int full = err == ENOSPC || err == EDQUOT;
+        up_session_reply(s, full ? 452 : 451, full ? "4.3.1" : "4.3.0",
+                         full ? "Insufficient system storage" :
+                                "Error: local error in processing");
+        message_done(s, 0);
+    } else if (s->actions.disposition == UP_DISP_DELIVER) {
+        up_hook_run(s, UPESI_HOOK_QUEUE, on_queue_done);
+        return;
+    } else {
+        char text[128];
+        session_str_join(text, sizeof text, "Ok: queued as ", s->queue_id,
+                         (const char *)NULL);
+        up_session_reply(s, 250, "2.0.0", text);
+        message_done(s, 1);
+    }
+    session_continue(s);
+}
+
+static void on_data_post_done(up_session *s, upesi_verdict v,
+                              const up_reply *r)
+{
+    if (session_is_denial(v)) {
+        session_reply_denial(s, UPESI_HOOK_DATA_POST, v, r, "message");
+        message_done(s, 0);
+        session_continue(s);
+        return;
+    }
+    if (s->actions.disposition == UP_DISP_REJECT) {
+        up_reply reject = { 550, "5.7.1", s->actions.reason,
+                            s->actions.by };
+        session_reply_denial(s, UPESI_HOOK_DATA_POST, UPESI_DENY, &reject,
+                             "message");
+        message_done(s, 0);
+        session_continue(s);
+        return;
+    }
+    s->busy = 1;                /* until the actions' files are written */
+    up_actions_run(s, on_actions_done);
+}
+
+void session_data_end(up_session *s)
+{
+    s->state = UP_ST_COMMAND;
+    if (s->data.bare_lf || s->data.bare_cr)
+        up_notes_set(&s->txn_notes, "data.bare_line_ends", "1");
+    if (s->data_too_big) {
+        up_log(s->id, UPESI_LOG_INFO, "message %s rejected: larger than "
+               "max_message_size %llu", s->queue_id,
+               (unsigned long long)s->cfg->max_message_size);
+        up_session_reply(s, 552, "5.3.4", "Message size exceeds fixed "
+                         "maximum message size");
+        message_done(s, 0);
+        return;
+    }
+    add_received(s);
+    if (s->msg.error) {
+        up_log(s->id, UPESI_LOG_ERR, "message %s: cannot store: %s",
+               s->queue_id, strerror(s->msg.error));
+        up_session_reply(s, s->msg.error == ENOSPC ? 452 : 451,
+                         s->msg.error == ENOSPC ? "4.3.1" : "4.3.0",
+                         s->msg.error == ENOSPC ? "Insufficient system "
+                         "storage" : "Error: local error in processing");
+        message_done(s, 0);
+        return;
+    }
+    up_hook_run(s, UPESI_HOOK_DATA_POST, on_data_post_done);
+}
+
+static void on_data_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (session_is_denial(v)) {
+        session_reply_denial(s, UPESI_HOOK_DATA, v, r, "DATA");
+    } else {
+        up_session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+        s->state = UP_ST_DATA;
+        up_data_init(&s->data, data_sink, s);
+    }
+    session_continue(s);
+}
+
+void session_cmd_data(up_session *s)
+{
+    if (!s->have_mail) {
+        up_session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        return;
+    }
+    if (s->n_rcpts == 0) {
+        up_session_reply(s, 554, "5.5.1", "Error: no valid recipients");
+        return;
+    }
+    if (*s->cmd.arg) {
+        up_session_reply(s, 501, "5.5.4", "Syntax: DATA");
+        return;
+    }
+    session_make_queue_id(s->queue_id, sizeof s->queue_id);
+    up_hook_run(s, UPESI_HOOK_DATA, on_data_done);
+}
+
+/* -- the rest */
+
+static void on_vrfy_done(up_session *s, upesi_verdict v, const up_reply *r)
+{
+    if (session_is_denial(v))
+        session_reply_denial(s, UPESI_HOOK_VRFY, v, r, "VRFY");
+    else if (v == UPESI_OK)
+        session_reply_ok(s, r, 250, "2.1.5", s->cmd.arg);
+    else
+        up_session_reply(s, 252, "2.5.2", "Cannot VRFY user, but will "
+                         "accept message and attempt delivery");
+    session_continue(s);
+}
+
+void session_cmd_vrfy(up_session *s)
+{
+    if (*s->cmd.arg == '\0') {
+        up_session_reply(s, 501, "5.5.4", "Syntax: VRFY address");
+        return;
+    }
+    if (!s->cfg->vrfy) {
+        up_session_reply(s, 252, "2.5.2", "Cannot VRFY user, but will "
+                         "accept message and attempt delivery");
+        return;
+    }
+    up_hook_run(s, UPESI_HOOK_VRFY, on_vrfy_done);
+}
+
+void session_on_unrecognized_done(up_session *s, upesi_verdict v,
+                                  const up_reply *r)
+{
+    if (v == UPESI_OK) {
+        session_reply_ok(s, r, 250, "2.0.0", "Ok");
+    } else if (session_is_denial(v)) {
+        session_reply_denial(s, UPESI_HOOK_UNRECOGNIZED, v, r, "command");
+    } else {
+        up_stats_add("SMTP.Command.Invalid", 1);
+        up_session_reply(s, 500, "5.5.1", "Error: command not recognized");
+    }
+    session_continue(s);
+}
