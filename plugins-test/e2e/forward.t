@@ -18,6 +18,7 @@ use lib "$FindBin::Bin/../lib";
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Upesi::Test;
+use Upesi::Forward qw(send_msg wait_for nspool ctl);
 use File::Temp ();
 
 plan skip_all => "$UPESI not built" unless -f $UPESI && -x _;
@@ -49,43 +50,9 @@ sub downstream {
 
 sub front {
     my ($ini, %smtp) = @_;
-    return Upesi::Test->new(
-        smtp    => { local_domains => 'example.com,example.org,lmtp.example',
-                     plugin_timeout => 30, workers => 2, %smtp },
-        plugins => ['queue_forward'],
-        ini     => { 'queue_forward.ini' => $ini });
-}
-
-# one transaction; returns the final reply hash (or undef)
-sub send_msg {
-    my ($srv, %m) = @_;
-    my $c = $srv->client;
-    my $r = $c->cmd('EHLO client.test.example');
-    return $r unless $r && $r->{code} == 250;
-    $r = $c->cmd("MAIL FROM:<$m{from}>");
-    return $r unless $r && $r->{code} == 250;
-    for my $to (@{ $m{to} }) {
-        $r = $c->cmd("RCPT TO:<$to>");
-        return $r unless $r && $r->{code} == 250;
-    }
-    $r = $c->cmd('DATA');
-    return $r unless $r && $r->{code} == 354;
-    (my $wire = $m{data}) =~ s/^\./../mg;
-    $c->send_raw($wire . ".\r\n");
-    $r = $c->read_reply(60);
-    $c->cmd('QUIT');
-    $c->close;
-    return $r;
-}
-
-sub wait_for {
-    my ($secs, $cond) = @_;
-    my $end = time + $secs * $SLOW;
-    while (time < $end) {
-        return 1 if $cond->();
-        sleep 0.05;
-    }
-    return $cond->();
+    return Upesi::Forward::front($ini, local_domains =>
+                                 'example.com,example.org,lmtp.example',
+                                 workers => 2, %smtp);
 }
 
 sub dir_files {
@@ -98,15 +65,6 @@ sub queue_files {               # queue/ + active/*/ of a front
     my ($srv) = @_;
     my $s = $srv->spooldir;
     return (dir_files("$s/queue"), map { dir_files($_) } glob("$s/active/*"));
-}
-
-sub nspool { my @m = $_[0]->spool; return scalar @m }
-
-sub ctl {
-    my ($srv, @cmd) = @_;
-    my ($exit, $out) = Upesi::Test::run_cmd(20, $UPESI, '-c', $srv->conf,
-                                            @cmd);
-    return $out;
 }
 
 my $data = "From: Alice <alice\@example.org>\r\n"

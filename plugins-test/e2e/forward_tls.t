@@ -23,6 +23,7 @@ use lib "$FindBin::Bin/../lib";
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Upesi::Test;
+use Upesi::Forward;
 
 plan skip_all => "$UPESI not built" unless -f $UPESI && -x _;
 plan skip_all => 'plugins/queue_forward.so not built'
@@ -62,55 +63,6 @@ sub downstream {
                      plugin_timeout => 30, workers => 1, %smtp },
         plugins => ['queue_spool'],
         ini     => { 'queue_spool.ini' => "fsync = 1\n" });
-}
-
-sub front {
-    my ($ini, %smtp) = @_;
-    return Upesi::Test->new(
-        smtp    => { local_domains => 'example.com,example.org',
-                     plugin_timeout => 30, workers => 1, %smtp },
-        plugins => ['queue_forward'],
-        ini     => { 'queue_forward.ini' => $ini });
-}
-
-# one transaction; returns the final reply hash (or undef)
-sub send_msg {
-    my ($srv, %m) = @_;
-    my $c = $srv->client;
-    my $r = $c->cmd('EHLO client.test.example');
-    return $r unless $r && $r->{code} == 250;
-    $r = $c->cmd("MAIL FROM:<$m{from}>");
-    return $r unless $r && $r->{code} == 250;
-    for my $to (@{ $m{to} }) {
-        $r = $c->cmd("RCPT TO:<$to>");
-        return $r unless $r && $r->{code} == 250;
-    }
-    $r = $c->cmd('DATA');
-    return $r unless $r && $r->{code} == 354;
-    (my $wire = $m{data}) =~ s/^\./../mg;
-    $c->send_raw($wire . ".\r\n");
-    $r = $c->read_reply(60 * $SLOW);
-    $c->cmd('QUIT');
-    $c->close;
-    return $r;
-}
-
-sub wait_for {
-    my ($secs, $cond) = @_;
-    my $end = time + $secs * $SLOW;
-    while (time < $end) {
-        return 1 if $cond->();
-        sleep 0.05;
-    }
-    return $cond->();
-}
-
-sub nspool { my @m = $_[0]->spool; return scalar @m }
-
-sub ctl {
-    my ($srv, @cmd) = @_;
-    my ($exit, $out) = run_cmd(20, $UPESI, '-c', $srv->conf, @cmd);
-    return $out;
 }
 
 my $small = "From: alice\@example.org\r\nTo: bob\@example.com\r\n"

@@ -41,6 +41,7 @@
 
 #include "upesi/plugin.h"
 #include "../common/hostmatch.h"
+#include "../common/settings.h"
 #include "../directory/dir_table.h"
 
 static const upesi_api *auth_api;
@@ -85,45 +86,20 @@ static void *auth_config_new(void)
     return cfg;
 }
 
-static int auth_bool(const char *key, const char *value, int *out, char *err,
-                     size_t errlen)
-{
-    if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
-        !strcasecmp(value, "on") || !strcasecmp(value, "true"))
-        *out = 1;
-    else if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
-             !strcasecmp(value, "off") || !strcasecmp(value, "false"))
-        *out = 0;
-    else {
-        snprintf(err, errlen, "%s: '%s' is not 0 or 1", key, value);
-        return -1;
-    }
-    return 0;
-}
-
 static int auth_config_set(void *config, const char *section, const char *key,
                            const char *value, char *err, size_t errlen)
 {
     auth_config *cfg = config;
-    if (section && *section) {
-        snprintf(err, errlen, "unknown section [%s] (auth.ini keys live at "
-                 "the top of the file)", section);
+    if (settings_no_section("auth", section, err, errlen) != 0)
         return -1;
-    }
-    if (!strcmp(key, "file")) {
-        char *copy = strdup(value);
-        if (copy == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        free(cfg->file);
-        cfg->file = copy;
-        return 0;
-    }
+    if (!strcmp(key, "file"))
+        return settings_string(&cfg->file, value, err, errlen);
     if (!strcmp(key, "allow_plaintext"))
-        return auth_bool(key, value, &cfg->allow_plaintext, err, errlen);
+        return settings_bool_key(key, value, &cfg->allow_plaintext, err,
+                                 errlen);
     if (!strcmp(key, "verify_sender"))
-        return auth_bool(key, value, &cfg->verify_sender, err, errlen);
+        return settings_bool_key(key, value, &cfg->verify_sender, err,
+                                 errlen);
     if (!strcmp(key, "require_auth_hosts")) {
         char why[256];
         if (hostmatch_add(cfg->require_hosts, value, why, sizeof why) != 0) {
@@ -136,23 +112,6 @@ static int auth_config_set(void *config, const char *section, const char *key,
     snprintf(err, errlen, "unknown key '%s' (auth takes file, "
              "allow_plaintext, verify_sender, require_auth_hosts)", key);
     return -1;
-}
-
-typedef struct auth_errors {
-    char *err;
-    size_t errlen;
-    int count;
-} auth_errors;
-
-static void auth_on_error(void *arg, const char *path, int line,
-                          const char *message)
-{
-    auth_errors *e = arg;
-    if (e->count++ == 0)
-        snprintf(e->err, e->errlen, "%s:%d: %s", path, line, message);
-    else
-        auth_api->log(NULL, UPESI_LOG_ERR, "auth: %s:%d: %s", path, line,
-                      message);
 }
 
 static int auth_config_check(void *config, char *err, size_t errlen)
@@ -173,22 +132,11 @@ static int auth_config_check(void *config, char *err, size_t errlen)
     free(cd);
     if (cfg->file[0] == '\0')
         return 0;
-    char *path = auth_api->config_path(cfg->file);
-    if (path == NULL) {
-        snprintf(err, errlen, "out of memory");
+    char *path;
+    cfg->table = dir_table_load_config(auth_api, "auth", cfg->file, &path,
+                                       err, errlen);
+    if (cfg->table == NULL)
         return -1;
-    }
-    auth_errors errors = { err, errlen, 0 };
-    cfg->table = dir_table_load(path, auth_on_error, &errors);
-    if (cfg->table == NULL) {
-        if (errors.count > 1) {
-            size_t n = strlen(err);
-            snprintf(err + n, errlen - n, " (and %d more error%s above)",
-                     errors.count - 1, errors.count == 2 ? "" : "s");
-        }
-        free(path);
-        return -1;
-    }
     size_t accounts = 0;
     const dir_entry *e;
     for (size_t i = 0; (e = dir_table_entry(cfg->table, i)) != NULL; i++) {

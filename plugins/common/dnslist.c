@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "dnslist.h"
+#include "settings.h"
 
 static const upesi_api *dnslist_api;
 static const dnslist_kind *dnslist_kind_of;
@@ -23,10 +24,8 @@ static char dnslist_header[32];         /* "X-DNSBL-Site" */
 int dnslist_init(const upesi_api *host, const dnslist_kind *kind, char *err,
                  size_t errlen)
 {
-    if (host->abi_minor < 1) {
-        snprintf(err, errlen, "needs a host with DNS (ABI 1.1)");
+    if (settings_need_dns(host, err, errlen) != 0)
         return -1;
-    }
     dnslist_api = host;
     dnslist_kind_of = kind;
     snprintf(dnslist_note_site, sizeof dnslist_note_site, "%s.site",

@@ -40,6 +40,7 @@
 #include <strings.h>
 
 #include "../common/hostmatch.h"
+#include "../common/settings.h"
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
@@ -96,11 +97,8 @@ static int cc_config_set(void *p, const char *section, const char *key,
                          const char *value, char *err, size_t errlen)
 {
     cc_config *c = p;
-    if (section && *section) {
-        snprintf(err, errlen, "unknown section [%s] (connection_checks.ini "
-                 "keys live at the top of the file)", section);
+    if (settings_no_section("connection_checks", section, err, errlen) != 0)
         return -1;
-    }
     char why[256];
     if (!strcmp(key, "allow_hosts") || !strcmp(key, "deny_hosts")) {
         cc_list *l = key[0] == 'a' ? &c->allow : &c->deny;
@@ -111,15 +109,9 @@ static int cc_config_set(void *p, const char *section, const char *key,
         }
         return 0;
     }
-    if (!strcmp(key, "verify_host_name")) {
-        if (strcmp(value, "0") && strcmp(value, "1")) {
-            snprintf(err, errlen, "verify_host_name: '%s' is not 0 or 1",
-                     value);
-            return -1;
-        }
-        c->verify_host_name = value[0] == '1';
-        return 0;
-    }
+    if (!strcmp(key, "verify_host_name"))
+        return settings_0_or_1(key, value, &c->verify_host_name, err,
+                               errlen);
     if (!strcmp(key, "temp_fail_action")) {
         if (!strcasecmp(value, "defer"))
             c->temp_fail_action = CC_DEFER;
@@ -250,10 +242,8 @@ static int cc_init(const upesi_api *host, upesi_plugin_ref *self, char *err,
                    size_t errlen)
 {
     (void)self;
-    if (host->abi_minor < 1) {
-        snprintf(err, errlen, "needs a host with DNS (ABI 1.1)");
+    if (settings_need_dns(host, err, errlen) != 0)
         return -1;
-    }
     api = host;
     return 0;
 }

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "upesi/plugin.h"
 #include "dir_table.h"
 
 #define DIR_MAX_ERRORS 20
@@ -660,4 +661,48 @@ dir_table *dir_table_load(const char *path, dir_error_fn on_error, void *arg)
         return NULL;
     }
     return ld.t;
+}
+
+/* The first loading error goes back to the host in err; the others are
+ * logged as they come. */
+typedef struct dir_errors {
+    const upesi_api *api;
+    const char *plugin;
+    char *err;
+    size_t errlen;
+    int count;
+} dir_errors;
+
+static void dir_on_error(void *arg, const char *path, int line,
+                         const char *message)
+{
+    dir_errors *e = arg;
+    if (e->count++ == 0)
+        snprintf(e->err, e->errlen, "%s:%d: %s", path, line, message);
+    else
+        e->api->log(NULL, UPESI_LOG_ERR, "%s: %s:%d: %s", e->plugin, path,
+                    line, message);
+}
+
+dir_table *dir_table_load_config(const upesi_api *api, const char *plugin,
+                                 const char *file, char **path, char *err,
+                                 size_t errlen)
+{
+    *path = api->config_path(file);
+    if (*path == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    dir_errors errors = { api, plugin, err, errlen, 0 };
+    dir_table *table = dir_table_load(*path, dir_on_error, &errors);
+    if (table == NULL) {
+        if (errors.count > 1) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, " (and %d more error%s above)",
+                     errors.count - 1, errors.count == 2 ? "" : "s");
+        }
+        free(*path);
+        *path = NULL;
+    }
+    return table;
 }

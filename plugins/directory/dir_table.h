@@ -47,6 +47,17 @@ dir_table *dir_table_load(const char *path, dir_error_fn on_error,
                           void *arg);
 void dir_table_free(dir_table *table);
 
+/* Load a plugin's directory file (file as its .ini names it, through
+ * api->config_path) in config_check: the first error goes back in err as
+ * "path:line: message" (the host prefixes the ini file), the others are
+ * logged as they come ("PLUGIN: path:line: message"), and err then ends
+ * with " (and N more errors above)".  Returns the table and the full path
+ * in *path (the caller frees it), or NULL. */
+struct upesi_api;
+dir_table *dir_table_load_config(const struct upesi_api *api,
+                                 const char *plugin, const char *file,
+                                 char **path, char *err, size_t errlen);
+
 size_t dir_table_persons(const dir_table *table);
 size_t dir_table_groups(const dir_table *table);
 /* names that point at more than one entry */

@@ -42,6 +42,7 @@
 
 #include "upesi/plugin.h"
 #include "dir_table.h"
+#include "../common/settings.h"
 
 static const upesi_api *dir_api;
 
@@ -80,85 +81,34 @@ static int dir_config_set(void *config, const char *section, const char *key,
                           const char *value, char *err, size_t errlen)
 {
     dir_config *cfg = config;
-    if (section && *section) {
-        snprintf(err, errlen, "unknown section [%s] (directory.ini keys "
-                 "live at the top of the file)", section);
+    if (settings_no_section("directory", section, err, errlen) != 0)
         return -1;
-    }
     if (!strcmp(key, "file")) {
         if (*value == '\0') {
             snprintf(err, errlen, "file: empty (default: directory)");
             return -1;
         }
-        char *copy = strdup(value);
-        if (copy == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        free(cfg->file);
-        cfg->file = copy;
-        return 0;
+        return settings_string(&cfg->file, value, err, errlen);
     }
-    if (!strcmp(key, "deny_not_unique")) {
-        if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
-            !strcasecmp(value, "on") || !strcasecmp(value, "true"))
-            cfg->deny_not_unique = 1;
-        else if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
-                 !strcasecmp(value, "off") || !strcasecmp(value, "false"))
-            cfg->deny_not_unique = 0;
-        else {
-            snprintf(err, errlen, "deny_not_unique: '%s' is not 0 or 1",
-                     value);
-            return -1;
-        }
-        return 0;
-    }
+    if (!strcmp(key, "deny_not_unique"))
+        return settings_bool_key(key, value, &cfg->deny_not_unique, err,
+                                 errlen);
     snprintf(err, errlen, "unknown key '%s' (directory takes file, "
              "deny_not_unique)", key);
     return -1;
 }
 
-/* The first loading error goes back to the host in err (it prefixes the
- * ini file); the others are logged as they come. */
-typedef struct dir_errors {
-    char *err;
-    size_t errlen;
-    int count;
-} dir_errors;
-
-static void dir_on_error(void *arg, const char *path, int line,
-                         const char *message)
-{
-    dir_errors *e = arg;
-    if (e->count++ == 0)
-        snprintf(e->err, e->errlen, "%s:%d: %s", path, line, message);
-    else
-        dir_api->log(NULL, UPESI_LOG_ERR, "directory: %s:%d: %s", path, line,
-                     message);
-}
-
 static int dir_config_check(void *config, char *err, size_t errlen)
 {
     dir_config *cfg = config;
-    char *path = dir_api->config_path(cfg->file);
-    if (path == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
+    char *path;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    dir_errors errors = { err, errlen, 0 };
-    cfg->table = dir_table_load(path, dir_on_error, &errors);
+    cfg->table = dir_table_load_config(dir_api, "directory", cfg->file,
+                                       &path, err, errlen);
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    if (cfg->table == NULL) {
-        if (errors.count > 1) {
-            size_t n = strlen(err);
-            snprintf(err + n, errlen - n, " (and %d more error%s above)",
-                     errors.count - 1, errors.count == 2 ? "" : "s");
-        }
-        free(path);
+    if (cfg->table == NULL)
         return -1;
-    }
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     dir_api->log(NULL, UPESI_LOG_INFO, "directory: %s: %zu persons, %zu "

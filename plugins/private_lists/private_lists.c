@@ -39,6 +39,7 @@
 #include <strings.h>
 
 #include "../common/hostmatch.h"
+#include "../common/settings.h"
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
@@ -274,10 +275,8 @@ static int pl_init(const upesi_api *host, upesi_plugin_ref *self, char *err,
                    size_t errlen)
 {
     (void)self;
-    if (host->abi_minor < 1) {
-        snprintf(err, errlen, "needs a host with DNS (ABI 1.1)");
+    if (settings_need_dns(host, err, errlen) != 0)
         return -1;
-    }
     api = host;
     return 0;
 }

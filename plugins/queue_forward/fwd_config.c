@@ -28,6 +28,7 @@
 #include <sys/un.h>
 
 #include "forward.h"
+#include "../common/settings.h"
 
 static fwd_config *fwd_latest;
 
@@ -145,10 +146,8 @@ static int fwd_parse_target(const char *value, fwd_target *t, char *err,
         host[colon - p] = '\0';
         port = colon + 1;
     }
-    char *end;
-    errno = 0;
-    long n = strtol(port, &end, 10);
-    if (errno || end == port || *end || n < 1 || n > 65535)
+    long n;
+    if (settings_long(port, 1, 65535, &n) != 0)
         goto bad;
     struct sockaddr_in *s4 = (struct sockaddr_in *)&t->addr;
     struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&t->addr;
@@ -198,17 +197,6 @@ static int fwd_parse_duration(const char *value, unsigned long long *out_ms)
     if (ms > 4e12)
         return -1;
     *out_ms = (unsigned long long)ms;
-    return 0;
-}
-
-static int fwd_parse_int(const char *value, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(value, &end, 10);
-    if (errno || end == value || *end || n < lo || n > hi)
-        return -1;
-    *out = n;
     return 0;
 }
 
@@ -323,7 +311,7 @@ int fwd_config_set(void *config, const char *section, const char *key,
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
         if (strcmp(key, ints[i].key))
             continue;
-        if (fwd_parse_int(value, ints[i].lo, ints[i].hi, &n) < 0) {
+        if (settings_long(value, ints[i].lo, ints[i].hi, &n) != 0) {
             snprintf(err, errlen, "%s: '%s' is not a number from %ld to %ld",
                      key, value, ints[i].lo, ints[i].hi);
             return -1;

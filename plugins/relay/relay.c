@@ -44,6 +44,7 @@
 
 #include "upesi/plugin.h"
 #include "../common/hostmatch.h"
+#include "../common/settings.h"
 
 static const upesi_api *relay_api;
 
@@ -101,32 +102,14 @@ static void *relay_config_new(void)
     return cfg;
 }
 
-static int relay_parse_bool(const char *value, int *out)
-{
-    if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
-        !strcasecmp(value, "on") || !strcasecmp(value, "true")) {
-        *out = 1;
-        return 0;
-    }
-    if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
-        !strcasecmp(value, "off") || !strcasecmp(value, "false")) {
-        *out = 0;
-        return 0;
-    }
-    return -1;
-}
-
 /* A list key may appear more than once: its items add up. */
 static int relay_config_set(void *config, const char *section,
                             const char *key, const char *value, char *err,
                             size_t errlen)
 {
     relay_config *cfg = config;
-    if (section && *section) {
-        snprintf(err, errlen, "unknown section [%s] (relay.ini keys live at "
-                 "the top of the file)", section);
+    if (settings_no_section("relay", section, err, errlen) != 0)
         return -1;
-    }
     hostmatch_list *list = NULL;
     char why[256];
     if (!strcmp(key, "allow_hosts") || !strcmp(key, "deny_hosts")) {
@@ -142,13 +125,9 @@ static int relay_config_set(void *config, const char *section,
         list = cfg->allow_domains;
     else if (!strcmp(key, "deny_domains"))
         list = cfg->deny_domains;
-    else if (!strcmp(key, "deny_wins")) {
-        if (relay_parse_bool(value, &cfg->deny_wins) != 0) {
-            snprintf(err, errlen, "deny_wins: '%s' is not 0 or 1", value);
-            return -1;
-        }
-        return 0;
-    } else {
+    else if (!strcmp(key, "deny_wins"))
+        return settings_bool_key(key, value, &cfg->deny_wins, err, errlen);
+    else {
         snprintf(err, errlen, "unknown key '%s' (relay takes allow_hosts, "
                  "deny_hosts, allow_domains, deny_domains, deny_wins)", key);
         return -1;

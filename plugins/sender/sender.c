@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include "../common/hostmatch.h"
+#include "../common/settings.h"
 #include "upesi/plugin.h"
 
 static const upesi_api *snd_api;
@@ -167,19 +168,10 @@ static int snd_config_set(void *config, const char *section, const char *key,
                           const char *value, char *err, size_t errlen)
 {
     snd_config *cfg = config;
-    if (section && *section) {
-        snprintf(err, errlen, "unknown section [%s] (sender.ini keys live at "
-                 "the top of the file)", section);
+    if (settings_no_section("sender", section, err, errlen) != 0)
         return -1;
-    }
-    if (!strcmp(key, "verify_domain")) {
-        if (strcmp(value, "0") && strcmp(value, "1")) {
-            snprintf(err, errlen, "verify_domain: '%s' is not 0 or 1", value);
-            return -1;
-        }
-        cfg->verify_domain = value[0] == '1';
-        return 0;
-    }
+    if (!strcmp(key, "verify_domain"))
+        return settings_0_or_1(key, value, &cfg->verify_domain, err, errlen);
     if (!strcmp(key, "timeout")) {
         char *end;
         double t = strtod(value, &end);
@@ -474,10 +466,8 @@ static int snd_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
                     size_t errlen)
 {
     (void)self;
-    if (api->abi_minor < 1) {
-        snprintf(err, errlen, "needs a host with DNS (ABI 1.1)");
+    if (settings_need_dns(api, err, errlen) != 0)
         return -1;
-    }
     snd_api = api;
     return 0;
 }

@@ -33,6 +33,7 @@
 #include <strings.h>
 
 #include "upesi/plugin.h"
+#include "../common/settings.h"
 
 static const upesi_api *dg_api;
 
@@ -55,11 +56,8 @@ static int dg_config_set(void *config, const char *section, const char *key,
                          const char *value, char *err, size_t errlen)
 {
     dg_config *cfg = config;
-    if (section && *section) {
-        snprintf(err, errlen, "unknown section [%s] (deny_groups.ini keys "
-                 "live at the top of the file)", section);
+    if (settings_no_section("deny_groups", section, err, errlen) != 0)
         return -1;
-    }
     if (strcmp(key, "mode") != 0) {
         snprintf(err, errlen, "unknown key '%s' (deny_groups takes mode)",
                  key);

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "upesi/plugin.h"
+#include "../common/settings.h"
 
 #define SPOOL_CHUNK (64 * 1024)          /* message_read size          */
 #define SPOOL_MAX_BATCH_LIMIT 65536
@@ -63,23 +64,6 @@ static void *spool_config_new(void)
     return cfg;
 }
 
-static int spool_parse_bool(const char *value, int *out)
-{
-    static const char *const yes[] = { "1", "yes", "on", "true" };
-    static const char *const no[] = { "0", "no", "off", "false" };
-    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
-        if (strcasecmp(value, yes[i]) == 0) {
-            *out = 1;
-            return 0;
-        }
-        if (strcasecmp(value, no[i]) == 0) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return -1;
-}
-
 static int spool_config_set(void *config, const char *section,
                             const char *key, const char *value, char *err,
                             size_t errlen)
@@ -91,19 +75,11 @@ static int spool_config_set(void *config, const char *section,
                  section);
         return -1;
     }
-    if (strcmp(key, "fsync") == 0) {
-        if (spool_parse_bool(value, &cfg->fsync) < 0) {
-            snprintf(err, errlen, "fsync: '%s' is not 0 or 1", value);
-            return -1;
-        }
-        return 0;
-    }
+    if (strcmp(key, "fsync") == 0)
+        return settings_bool_key(key, value, &cfg->fsync, err, errlen);
     if (strcmp(key, "max_batch") == 0) {
-        char *end;
-        errno = 0;
-        long n = strtol(value, &end, 10);
-        if (errno != 0 || end == value || *end != '\0' || n < 1
-            || n > SPOOL_MAX_BATCH_LIMIT) {
+        long n;
+        if (settings_long(value, 1, SPOOL_MAX_BATCH_LIMIT, &n) != 0) {
             snprintf(err, errlen, "max_batch: '%s' is not a number from 1 "
                      "to %d", value, SPOOL_MAX_BATCH_LIMIT);
             return -1;

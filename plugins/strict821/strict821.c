@@ -36,6 +36,7 @@
 #include <strings.h>
 
 #include "upesi/plugin.h"
+#include "../common/settings.h"
 
 static const upesi_api *s821_api;
 
@@ -61,32 +62,14 @@ static void s821_config_free(void *config)
     free(config);
 }
 
-static int s821_parse_bool(const char *value, int *out)
-{
-    if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
-        !strcasecmp(value, "on") || !strcasecmp(value, "true")) {
-        *out = 1;
-        return 0;
-    }
-    if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
-        !strcasecmp(value, "off") || !strcasecmp(value, "false")) {
-        *out = 0;
-        return 0;
-    }
-    return -1;
-}
-
 static int s821_config_set(void *config, const char *section,
                            const char *key, const char *value, char *err,
                            size_t errlen)
 {
     s821_config *cfg = config;
     int *slot = NULL;
-    if (section && *section) {
-        snprintf(err, errlen, "unknown section [%s] (strict821.ini keys "
-                 "live at the top of the file)", section);
+    if (settings_no_section("strict821", section, err, errlen) != 0)
         return -1;
-    }
     if (!strcmp(key, "address_syntax"))
         slot = &cfg->address_syntax;
     else if (!strcmp(key, "line_syntax"))
@@ -99,11 +82,7 @@ static int s821_config_set(void *config, const char *section,
                  key);
         return -1;
     }
-    if (s821_parse_bool(value, slot) != 0) {
-        snprintf(err, errlen, "%s: '%s' is not 0 or 1", key, value);
-        return -1;
-    }
-    return 0;
+    return settings_bool_key(key, value, slot, err, errlen);
 }
 
 static int s821_crlf_required(const s821_config *cfg)

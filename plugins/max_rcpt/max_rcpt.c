@@ -16,12 +16,12 @@
  *
  * Fails: never.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "upesi/plugin.h"
+#include "../common/settings.h"
 
 #define MAX_RCPT_DEFAULT 100
 #define MAX_RCPT_LIMIT 1000000
@@ -52,17 +52,11 @@ static int mr_config_set(void *config, const char *section, const char *key,
                          const char *value, char *err, size_t errlen)
 {
     mr_config *cfg = config;
-    if (section && *section) {
-        snprintf(err, errlen, "unknown section [%s] (max_rcpt.ini keys "
-                 "live at the top of the file)", section);
+    if (settings_no_section("max_rcpt", section, err, errlen) != 0)
         return -1;
-    }
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    int number = errno == 0 && end != value && *end == '\0';
+    long v;
     if (!strcmp(key, "max")) {
-        if (!number || v < 1 || v > MAX_RCPT_LIMIT) {
+        if (settings_long(value, 1, MAX_RCPT_LIMIT, &v) != 0) {
             snprintf(err, errlen, "max: '%s' is not a whole number from 1 "
                      "to %d", value, MAX_RCPT_LIMIT);
             return -1;
@@ -71,7 +65,8 @@ static int mr_config_set(void *config, const char *section, const char *key,
         return 0;
     }
     if (!strcmp(key, "code")) {
-        if (!number || (v != 552 && v != 452)) {
+        if (settings_long(value, 452, 552, &v) != 0 ||
+            (v != 552 && v != 452)) {
             snprintf(err, errlen, "code: '%s' is not 552 or 452", value);
             return -1;
         }

@@ -1,0 +1,90 @@
+/*
+ * settings.c - config_set and init helpers shared by plugins (see
+ * settings.h).
+ *
+ * Fails: as settings.h says; nothing is logged.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/settings.h"
+
+int settings_no_section(const char *plugin, const char *section, char *err,
+                        size_t errlen)
+{
+    if (section == NULL || *section == '\0')
+        return 0;
+    snprintf(err, errlen, "unknown section [%s] (%s.ini keys live at the "
+             "top of the file)", section, plugin);
+    return -1;
+}
+
+int settings_bool(const char *value, int *out)
+{
+    if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
+        !strcasecmp(value, "on") || !strcasecmp(value, "true")) {
+        *out = 1;
+        return 0;
+    }
+    if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
+        !strcasecmp(value, "off") || !strcasecmp(value, "false")) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+int settings_bool_key(const char *key, const char *value, int *out,
+                      char *err, size_t errlen)
+{
+    if (settings_bool(value, out) == 0)
+        return 0;
+    snprintf(err, errlen, "%s: '%s' is not 0 or 1", key, value);
+    return -1;
+}
+
+int settings_0_or_1(const char *key, const char *value, int *out, char *err,
+                    size_t errlen)
+{
+    if (strcmp(value, "0") && strcmp(value, "1")) {
+        snprintf(err, errlen, "%s: '%s' is not 0 or 1", key, value);
+        return -1;
+    }
+    *out = value[0] == '1';
+    return 0;
+}
+
+int settings_long(const char *value, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(value, &end, 10);
+    if (errno || end == value || *end || n < lo || n > hi)
+        return -1;
+    *out = n;
+    return 0;
+}
+
+int settings_string(char **slot, const char *value, char *err,
+                    size_t errlen)
+{
+    char *copy = strdup(value);
+    if (copy == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+int settings_need_dns(const upesi_api *host, char *err, size_t errlen)
+{
+    if (host->abi_minor >= 1)
+        return 0;
+    snprintf(err, errlen, "needs a host with DNS (ABI 1.1)");
+    return -1;
+}

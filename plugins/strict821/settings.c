@@ -1,0 +1,3 @@
+/* settings.c - the config_set and init helpers, compiled into this plugin
+ * (see plugins/common/settings.h). */
+#include "../common/settings.c"
