@@ -154,6 +154,13 @@ static int kv_grow(void)
     return 0;
 }
 
+/* luaL_error does not return (it longjmps), but is not declared so. */
+static _Noreturn void kv_oom(lua_State *S)
+{
+    luaL_error(S, "upesi.kv: out of memory");
+    abort();                        /* not reached */
+}
+
 /* A new, empty entry for key (the caller knows it is absent). */
 static kv_entry *kv_create(lua_State *S, const char *key, size_t klen)
 {
@@ -162,10 +169,10 @@ static kv_entry *kv_create(lua_State *S, const char *key, size_t klen)
     while (n_keys >= max_keys && oldest)
         kv_remove(oldest);
     if (n_keys + 1 > n_buckets && kv_grow() != 0)
-        luaL_error(S, "upesi.kv: out of memory");
+        kv_oom(S);
     kv_entry *e = calloc(1, sizeof *e + klen + 1);
     if (e == NULL)
-        luaL_error(S, "upesi.kv: out of memory");
+        kv_oom(S);
     memcpy(e->key, key, klen);
     e->klen = klen;
     size_t b = kv_hash(key, klen) & (n_buckets - 1);
@@ -239,24 +246,34 @@ static int kv_set(lua_State *S)
     if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
         return luaL_error(S, "upesi.kv: values are strings, numbers or "
                           "booleans, not %s", lua_typename(S, t));
-    char *copy = NULL;
+    const char *value = NULL;
     if (t == LUA_TSTRING) {
-        const char *s = lua_tolstring(S, 2, &slen);
+        value = lua_tolstring(S, 2, &slen);
         if (slen > KV_VALUE_MAX)
             return luaL_error(S, "upesi.kv: values are at most %d bytes",
                               KV_VALUE_MAX);
-        copy = malloc(slen + 1);
-        if (copy == NULL)
-            return luaL_error(S, "upesi.kv: out of memory");
-        memcpy(copy, s, slen);
-        copy[slen] = '\0';
     }
+    /* the entry first: kv_create raises a Lua error on out of memory,
+     * which must not leave a value copy behind */
     kv_entry *e = kv_find(key, klen);
+    int created = 0;
     if (e) {
         order_unlink(e);
         order_append(e);
     } else {
         e = kv_create(S, key, klen);
+        created = 1;
+    }
+    char *copy = NULL;
+    if (value) {
+        copy = malloc(slen + 1);
+        if (copy == NULL) {
+            if (created)
+                kv_remove(e);
+            return luaL_error(S, "upesi.kv: out of memory");
+        }
+        memcpy(copy, value, slen);
+        copy[slen] = '\0';
     }
     free(e->str);
     e->str = copy;

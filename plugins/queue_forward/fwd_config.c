@@ -297,7 +297,7 @@ int fwd_config_set(void *config, const char *section, const char *key,
         if (durations[i].ms)
             *durations[i].ms = (unsigned)(ms > 0xffffffffull ? 0xffffffffu
                                                               : ms);
-        else
+        else if (durations[i].s)    /* each row sets one of the two */
             *durations[i].s = (unsigned)(ms < 1000 ? 1 : ms / 1000);
         return 0;
     }
