@@ -17,8 +17,8 @@ DEB_BUILD := build-essential pkg-config libuv1-dev libwolfssl-dev libltdl-dev \
              liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev \
              libcrypt-dev
 DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl sslscan \
-             libnet-ssleay-perl
-DEB_FUZZ  := clang
+             libnet-ssleay-perl libio-socket-inet6-perl python3
+DEB_FUZZ  := clang libclang-rt-14-dev
 
 OPT       ?= -O2
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -g $(OPT) -Wall -Wextra -Werror \
