@@ -18,52 +18,13 @@
 # OUT (append a result line; default bench/out/lua.txt).
 # Fails: exits non-zero when a tool is missing, a server does not start, or
 # smtp-source reports an error; every process it started is stopped.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$PWD
+source "$(dirname "$0")/lib.sh"
 
 RUNS=${RUNS:-5}
 MESSAGES=${MESSAGES:-5000}
 SESSIONS=${SESSIONS:-20}
 OUT=${OUT:-$ROOT/bench/out/lua.txt}
-SOURCE=/usr/sbin/smtp-source
-UPESI=${UPESI:-$ROOT/upesi}
-
-for tool in "$SOURCE" "$UPESI" "$ROOT/plugins/queue_discard.so" "$ROOT/plugins/lua.so"; do
-    [[ -x $tool || -f $tool ]] || { echo "bench/lua.sh: missing $tool (make deps-test all)" >&2; exit 1; }
-done
-
-tmp=$(mktemp -d /tmp/upesi-bench-lua.XXXXXX)
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    sleep 0.2
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    sleep 0.2
-    for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-    perl -MIO::Socket::IP -e '
-        my $s = IO::Socket::IP->new(LocalHost => "127.0.0.1", LocalPort => 0,
-                                    Listen => 1) or die "bind: $@";
-        print $s->sockport, "\n";'
-}
-
-wait_listen() { # port deadline-seconds
-    local port=$1 end=$((SECONDS + $2)) hex
-    hex=$(printf '0100007F:%04X' "$port")
-    while (( SECONDS < end )); do
-        awk -v a="$hex" '$2 == a && $4 == "0A" { f = 1 } END { exit !f }' \
-            /proc/net/tcp && return 0
-        sleep 0.05
-    done
-    return 1
-}
+[[ -f $ROOT/plugins/lua.so ]] || { echo "bench/lua.sh: missing plugins/lua.so (make all)" >&2; exit 1; }
 
 # start NAME PLUGINS...: an upesi in $tmp/NAME, its port in $tmp/NAME/port
 # and its pid in $tmp/NAME/pid
@@ -128,8 +89,6 @@ run() {
     awk -v n="$MESSAGES" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f\n", n / (b - a) }'
 }
 
-rev() { git -C "$ROOT" rev-parse --short --verify -q HEAD 2>/dev/null || echo '(no commit)'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.0f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 declare -A rates cpu
 scenarios=(new reuse rcpt10)
