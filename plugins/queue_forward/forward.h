@@ -2,17 +2,26 @@
  * forward.h - queue_forward's parts and how they talk (internal to the
  * plugin; the host sees only the descriptor in fwd_main.c).
  *
- *   fwd_config.c  settings (queue_forward.ini) and routes
- *   fwd_smtp.c    the SMTP/LMTP client: connections, pool, one job = one
- *                 transaction to one downstream
- *   fwd_store.c   spool files: envelope text, durable writes with group
- *                 commit, the queue directories
- *   fwd_queue.c   store-and-forward: scan, claim, deliver, retry, DSN,
- *                 the `queue` and `flush` control commands
- *   fwd_dsn.c     RFC 3464 delivery status notifications
- *   fwd_tls.c     STARTTLS to the downstream: wolfSSL on the client's
- *                 non-blocking socket
- *   fwd_main.c    the descriptor, the queue hook (direct and spool mode)
+ *   fwd_config.c    settings (queue_forward.ini) and routes
+ *   fwd_smtp.c      the SMTP/LMTP client (one job = one transaction to one
+ *                   downstream): commands and what the replies mean
+ *   fwd_conn.c      the client's connection: socket, buffers, events,
+ *                   timeouts, failure
+ *   fwd_pool.c      the client's connections for jobs: pooled or new,
+ *                   given back or closed (the three share fwd_client.h)
+ *   fwd_store.c     spool files: envelope text, durable writes with group
+ *                   commit, the queue directories
+ *   fwd_queue.c     store-and-forward: the runner (scan, claim, recover)
+ *   fwd_delivery.c  one claimed message: deliver, then done, requeued,
+ *                   rewritten or dead
+ *   fwd_retry.c     retry state beside a queued message
+ *   fwd_report.c    DSN or dead/ for refused recipients
+ *   fwd_control.c   the `queue` and `flush` control commands
+ *                   (the queue's files share fwd_queue.h)
+ *   fwd_dsn.c       RFC 3464 delivery status notifications
+ *   fwd_tls.c       STARTTLS to the downstream: wolfSSL on the client's
+ *                   non-blocking socket
+ *   fwd_main.c      the descriptor, the queue hook (direct and spool mode)
  *
  * Everything runs on the worker's loop except the *_work functions handed
  * to api->queue_work.

@@ -4,10 +4,10 @@
  *
  * Nothing here blocks: wolfSSL_connect, wolfSSL_read and wolfSSL_write
  * return WANT_READ or WANT_WRITE when the socket has nothing to give or no
- * room, and the caller (fwd_smtp.c) waits for that event with fd_watch
- * and calls again.  One client context per configuration generation
- * (built in config_check, so -t reports an unreadable CA file), freed with
- * the generation.
+ * room, and the caller (fwd_conn.c, fwd_smtp.c) waits for that event
+ * with fd_watch and calls again.  One client context per configuration
+ * generation (built in config_check, so -t reports an unreadable CA
+ * file), freed with the generation.
  *
  * TLS 1.2 and 1.3 only, AEAD ciphers with forward secrecy (the host's list,
  * docs/tls.md).  Without downstream_tls_verify the certificate is not
