@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c - libFuzzer target for host/config.c: smtp.ini and
+ * fuzz_config.c - libFuzzer target for host/config*.c: smtp.ini and
  * conf/plugins as the host reads them (inih through up_ini_parse's line
  * counting reader, every key's value parser, the defaults and the path
  * resolution of up_config_load).
@@ -13,7 +13,7 @@
  *   - hostname and greeting set, the greeting with at most one %s and no
  *     other '%', on one line;
  *   - spool_dir, control_socket and plugin_dir absolute;
- *   - every limit within the range config.c documents;
+ *   - every limit within the range config_smtp.c documents;
  *   - every local domain lower case, and up_config_is_local finds it
  *     (in upper case too);
  *   - up_config_control_socket (the stat client's reader) finds the same

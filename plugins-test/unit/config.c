@@ -1,5 +1,5 @@
 /*
- * config.c - unit test of configuration loading (host/config.c): the
+ * config.c - unit test of configuration loading (host/config*.c): the
  * defaults, every kind of bad value reported as file:line, list keys that
  * append, relative paths resolved against the configuration directory,
  * <postmaster> as a local address, and a generation that fails to load

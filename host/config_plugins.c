@@ -1,0 +1,130 @@
+/*
+ * config_plugins.c - conf/plugins (which plugins run, in which order) and
+ * each listed plugin's own <name>.ini, handed key by key to the plugin's
+ * config_set and checked as a whole by its config_check.
+ *
+ * A plugin's module is loaded once per process (up_plugin_get); only its
+ * settings belong to a generation, so a reload re-reads every .ini without
+ * reloading any code.
+ *
+ * Fails: never exits; a bad name, a duplicate, a plugin that will not load
+ * or a setting the plugin refuses is logged as "file:line: message" (every
+ * bad line in one run) and the caller gets -1.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "config_int.h"
+#include "log.h"
+
+static int plugin_ini_key(void *arg, const char *section, const char *key,
+                          const char *value, char *err, size_t errlen)
+{
+    up_plugin_inst *inst = arg;
+    const upesi_plugin *d = inst->mod->desc;
+    if (d->config_set == NULL) {
+        snprintf(err, errlen, "unknown key '%s' (plugin %s takes no "
+                 "settings)", key, d->name);
+        return -1;
+    }
+    return d->config_set(inst->settings, section, key, value, err, errlen);
+}
+
+int config_load_plugin_settings(up_config *cfg, up_plugin_inst *inst)
+{
+    const upesi_plugin *d = inst->mod->desc;
+    if (d->config_new) {
+        inst->settings = d->config_new();
+        if (inst->settings == NULL) {
+            up_log(NULL, UPESI_LOG_ERR, "plugin %s: out of memory", d->name);
+            return -1;
+        }
+    }
+    char file[PATH_MAX];
+    snprintf(file, sizeof file, "%s/%s.ini", cfg->dir, d->name);
+    int rc = 0;
+    if (access(file, F_OK) == 0)
+        rc = up_ini_parse(file, plugin_ini_key, inst);
+    if (rc == 0 && d->config_check) {
+        char err[512] = "";
+        if (d->config_check(inst->settings, err, sizeof err) != 0) {
+            up_log(NULL, UPESI_LOG_ERR, "%s: %s", file,
+                   err[0] ? err : "invalid settings");
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
+int config_load_plugin_list(up_config *cfg)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/plugins", cfg->dir);
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL) {
+        up_log(NULL, UPESI_LOG_ERR, "%s:0: cannot open: %s", path,
+               strerror(errno));
+        return -1;
+    }
+    if (up_config_check_not_world_writable(path, "plugin list") != 0 ||
+        up_config_check_not_world_writable(cfg->plugin_dir,
+                                           "plugin directory") != 0) {
+        fclose(fp);
+        return -1;
+    }
+    char line[512];
+    int lineno = 0, errors = 0;
+    while (fgets(line, sizeof line, fp)) {
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash)
+            *hash = '\0';
+        char *name = line;
+        while (isspace((unsigned char)*name))
+            name++;
+        char *end = name + strlen(name);
+        while (end > name && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (*name == '\0')
+            continue;
+        if (strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+            strlen(name)) {
+            up_log(NULL, UPESI_LOG_ERR, "%s:%d: '%s' is not a plugin name "
+                   "(lower-case letters, digits, _ and -)", path, lineno, name);
+            errors++;
+            continue;
+        }
+        for (size_t i = 0; i < cfg->n_plugins; i++)
+            if (!strcmp(cfg->plugins[i].mod->name, name)) {
+                up_log(NULL, UPESI_LOG_ERR, "%s:%d: plugin %s is listed "
+                       "twice", path, lineno, name);
+                errors++;
+                goto next;
+            }
+        char err[512];
+        up_plugin_mod *mod = up_plugin_get(cfg->plugin_dir, name, err,
+                                           sizeof err);
+        if (mod == NULL) {
+            up_log(NULL, UPESI_LOG_ERR, "%s:%d: %s", path, lineno, err);
+            errors++;
+            continue;
+        }
+        up_plugin_inst *grown = realloc(cfg->plugins,
+                                        (cfg->n_plugins + 1) * sizeof *grown);
+        if (grown == NULL) {
+            errors++;
+            break;
+        }
+        cfg->plugins = grown;
+        cfg->plugins[cfg->n_plugins++] = (up_plugin_inst){ .mod = mod };
+    next:;
+    }
+    fclose(fp);
+    return errors ? -1 : 0;
+}
