@@ -178,5 +178,42 @@ is(scalar(dir_entries("$spool/queue")), $n + 2,
    'queue/ holds exactly the messages sent');
 is_deeply([dir_entries("$spool/tmp")], [], 'nothing left in tmp/');
 
+# -- small and large messages take different paths ---------------------
+# Up to 64 KiB the commit thread creates and writes the file; a larger one
+# is written by the hook, 64 KiB at a time.  Both must come out whole,
+# mode 0600, and both must recreate tmp/ if it was removed under them.
+
+sub send_one {
+    my ($data) = @_;
+    my $c = open_message(helo => 'paths.test.example',
+                         from => 'paths@example.org',
+                         to => ['bob@example.com'], data => $data);
+    $c->send_raw(".\r\n");
+    my $r = $c->read_reply(30);
+    $c->close;
+    my $id = queued_id($r);
+    diag($r ? $r->{raw} : 'no reply') unless defined $id;
+    return $id;
+}
+
+for my $case (['small', 60 * 1024], ['large', 300 * 1024]) {
+    my ($what, $size) = @$case;
+    rmdir "$spool/tmp" or diag("rmdir $spool/tmp: $!");
+    ok(!-d "$spool/tmp", "$what: tmp/ removed under the running server");
+    my $body = "Subject: $what\r\n\r\n";
+    my $i = 0;
+    $body .= sprintf("%06d %s\r\n", $i++, 'z' x 70) while length $body < $size;
+    my $id = send_one($body);
+    ok(defined $id, "$what message (" . length($body) . " bytes): 250");
+    my $path = "$spool/queue/" . ($id // 'none');
+    is(((stat $path)[2] // 0) & 07777, 0600, "$what: queue file mode 0600");
+    my $q = Upesi::Test::parse_spool_file(slurp($path) // '');
+    ok(defined $q->{message} && length $q->{message} >= length $body
+       && substr($q->{message}, -length $body) eq $body,
+       "$what: stored byte-exact");
+    ok(-d "$spool/tmp", "$what: tmp/ recreated");
+    is_deeply([dir_entries("$spool/tmp")], [], "$what: nothing left in tmp/");
+}
+
 $srv->stop_ok;
 done_testing();

@@ -2,12 +2,17 @@
  * queue_spool.c - the queue hook that makes a message durable before the
  * 250 (DESIGN.md 7, "Nothing lost").
  *
- * For each message the hook writes <spool_dir>/tmp/<queue_id>: a text
- * envelope, an empty line, then the message exactly as the host stores it
- * (docs/spool-format.md).  The write happens on the loop, in the hook.  The
- * hook then returns PENDING and the message waits for a commit batch, which
- * runs on a pool thread (api->queue_work): fsync each file (one syncfs
- * when the batch holds several), rename it to
+ * Each message becomes <spool_dir>/tmp/<queue_id>: a text envelope, an
+ * empty line, then the message exactly as the host stores it
+ * (docs/spool-format.md).  A message of up to 64 KiB (nearly all mail) is
+ * copied into memory by the hook and its file created and written by the
+ * commit thread, so that the event loop, which serves every session of
+ * the worker, never waits on the file system for it (a create can wait
+ * for the journal, a write for dirty-page throttling); a larger one is
+ * written by the hook, 64 KiB at a time, so that memory stays flat.  The
+ * hook returns PENDING and the message waits for a commit batch, which
+ * runs on a pool thread (api->queue_work): write the files it holds,
+ * fsync them (one syncfs when the batch holds several), rename each to
  * <spool_dir>/queue/<queue_id>, fsync the queue directory once.  Only then
  * does the client get 250.  Messages written while a batch runs join the
  * next one, so concurrent sessions share the directory fsync and the wait
@@ -42,6 +47,7 @@
 #include "../common/settings.h"
 
 #define SPOOL_CHUNK (64 * 1024)          /* message_read size          */
+#define SPOOL_INLINE_MAX (64 * 1024)     /* written by the commit thread */
 #define SPOOL_MAX_BATCH_LIMIT 65536
 
 static const upesi_api *spool_api;
@@ -193,9 +199,12 @@ typedef struct spool_item {
     upesi_call *call;                   /* NULL once the host cancelled  */
     int in_batch;                       /* its batch is running          */
     int fd;                             /* the temp file, until fsynced  */
+    char *data;                         /* or envelope + message, for    */
+    size_t data_len;                    /* the batch to write (small)    */
     int do_fsync;                       /* settings of the message's     */
     int max_batch;                      /* config generation             */
     int error;                          /* errno from the batch, 0 = ok  */
+    char *spool_dir;
     char *tmp_path;
     char *queue_path;
     char *queue_dir;
@@ -219,6 +228,8 @@ static void spool_item_free(spool_item *item)
 {
     if (item->fd >= 0)
         close(item->fd);
+    free(item->data);
+    free(item->spool_dir);
     free(item->tmp_path);
     free(item->queue_path);
     free(item->queue_dir);
@@ -265,12 +276,42 @@ static void spool_reply_error(upesi_call *call, int err)
 /* ---------------------------------------------------------------------- */
 /* Group commit                                                           */
 
+static int spool_open_tmp(const char *spool_dir, const char *path,
+                          char *err, size_t errlen);
+static int spool_write_all(int fd, const char *data, size_t len);
+
+/* On a pool thread: create and write the temp file of a message the hook
+ * kept in memory.  Leaves item->fd open, or sets item->error. */
+static void spool_item_write(spool_item *item)
+{
+    char err[256];
+    item->fd = spool_open_tmp(item->spool_dir, item->tmp_path, err,
+                              sizeof err);
+    if (item->fd < 0) {
+        item->error = errno;
+        return;
+    }
+    int rc = spool_write_all(item->fd, item->data, item->data_len);
+    free(item->data);
+    item->data = NULL;
+    if (rc < 0) {
+        item->error = -rc;
+        close(item->fd);
+        item->fd = -1;
+        unlink(item->tmp_path);
+    }
+}
+
 /* On a pool thread: no API calls, only the disk.  Per-item errors are
  * recorded for spool_batch_done; a failed item's file is removed here. */
 static void spool_batch_work(void *arg)
 {
     spool_batch *batch = arg;
     spool_item *item;
+
+    for (item = batch->head; item; item = item->next)
+        if (item->data != NULL)
+            spool_item_write(item);
 
     /* Several files: one syncfs writes them all with a single device
      * flush, where an fsync each would flush the device once per file (on
@@ -287,7 +328,10 @@ static void spool_batch_work(void *arg)
         synced = 1;
 
     for (item = batch->head; item; item = item->next) {
-        if (item->do_fsync && !synced && fsync(item->fd) < 0)
+        if (item->fd < 0)       /* its write failed: removed already */
+            continue;
+        if (item->do_fsync && !synced && item->error == 0
+            && fsync(item->fd) < 0)
             item->error = errno;
         if (close(item->fd) < 0 && item->error == 0)
             item->error = errno;
@@ -415,9 +459,11 @@ static void spool_cancel(upesi_call *call, void *arg)
     if (item->in_batch)         /* the batch commits it and frees it */
         return;
     spool_waiting_remove(item);
-    close(item->fd);
-    item->fd = -1;
-    unlink(item->tmp_path);
+    if (item->fd >= 0) {        /* a large message, written by the hook */
+        close(item->fd);
+        item->fd = -1;
+        unlink(item->tmp_path);
+    }
     spool_item_free(item);
 }
 
@@ -605,22 +651,61 @@ static int spool_item_paths(spool_item *item, const char *spool_dir)
         item->queue_dir = NULL;
         return -ENOMEM;
     }
+    if ((item->spool_dir = strdup(spool_dir)) == NULL)
+        return -ENOMEM;
     return 0;
 }
 
-static int spool_open_tmp(const char *spool_dir, const char *path)
+/* Create the temp file; if tmp/ was removed under us, recreate the
+ * directories first (err says why that failed).  An fd, or -1 with errno
+ * set.  No API calls: the commit thread uses it too. */
+static int spool_open_tmp(const char *spool_dir, const char *path,
+                          char *err, size_t errlen)
 {
+    err[0] = '\0';
     int fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == ENOENT) {    /* removed under us: recreate */
-        char err[256];
-        if (spool_make_dirs(spool_dir, err, sizeof err) < 0) {
-            spool_api->log(NULL, UPESI_LOG_ERR, "queue_spool: %s", err);
+    if (fd < 0 && errno == ENOENT) {
+        if (spool_make_dirs(spool_dir, err, errlen) < 0) {
             errno = ENOENT;
             return -1;
         }
         fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     }
     return fd;
+}
+
+static int spool_write_all(int fd, const char *data, size_t len)
+{
+    struct iovec iov = { (void *)data, len };
+    return spool_writev_all(fd, &iov, 1);
+}
+
+/* A message of at most SPOOL_INLINE_MAX bytes is copied into memory here
+ * and the commit thread creates and writes its file: the loop then spends
+ * no time in the file system (creating a file is most of a small
+ * message's cost on the loop).  A larger one is written here, 64 KiB at a
+ * time, so that memory stays flat whatever the size.  0 or -errno. */
+static int spool_read_whole(upesi_call *call, spool_item *item, char *env,
+                            size_t env_len, off_t size)
+{
+    char *data = malloc(env_len + (size_t)size);
+    if (data == NULL)
+        return -ENOMEM;
+    memcpy(data, env, env_len);
+    size_t got = 0;
+    while (got < (size_t)size) {
+        ssize_t n = spool_api->message_read(call, (off_t)got,
+                                            data + env_len + got,
+                                            (size_t)size - got);
+        if (n <= 0) {           /* error, or shorter than message_size */
+            free(data);
+            return n < 0 ? (int)n : -EIO;
+        }
+        got += (size_t)n;
+    }
+    item->data = data;
+    item->data_len = env_len + (size_t)size;
+    return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -676,24 +761,40 @@ static upesi_verdict spool_queue(upesi_call *call)
         goto fail;
     }
 
-    item->fd = spool_open_tmp(spool_dir, item->tmp_path);
-    if (item->fd < 0) {
-        err = errno;
-        api->log(call, UPESI_LOG_ERR, "%s: open %s: %s",
-                 queue_id, item->tmp_path, strerror(err));
+    off_t size = api->message_size(call);
+    if (size >= 0 && size <= SPOOL_INLINE_MAX) {
+        rc = spool_read_whole(call, item, env, env_len, size);
         free(env);
-        spool_item_free(item);
-        goto fail;
-    }
-    rc = spool_write_message(call, item->fd, env, env_len);
-    free(env);
-    if (rc < 0) {
-        err = -rc;
-        api->log(call, UPESI_LOG_ERR, "%s: write %s: %s",
-                 queue_id, item->tmp_path, strerror(err));
-        unlink(item->tmp_path);
-        spool_item_free(item);
-        goto fail;
+        if (rc < 0) {
+            err = -rc;
+            api->log(call, UPESI_LOG_ERR, "%s: reading the message: %s",
+                     queue_id, strerror(err));
+            spool_item_free(item);
+            goto fail;
+        }
+    } else {
+        char dir_err[256];
+        item->fd = spool_open_tmp(spool_dir, item->tmp_path, dir_err,
+                                  sizeof dir_err);
+        if (item->fd < 0) {
+            err = errno;
+            api->log(call, UPESI_LOG_ERR, "%s: open %s: %s%s%s",
+                     queue_id, item->tmp_path, strerror(err),
+                     dir_err[0] ? "; " : "", dir_err);
+            free(env);
+            spool_item_free(item);
+            goto fail;
+        }
+        rc = spool_write_message(call, item->fd, env, env_len);
+        free(env);
+        if (rc < 0) {
+            err = -rc;
+            api->log(call, UPESI_LOG_ERR, "%s: write %s: %s",
+                     queue_id, item->tmp_path, strerror(err));
+            unlink(item->tmp_path);
+            spool_item_free(item);
+            goto fail;
+        }
     }
 
     spool_waiting_append(item);
