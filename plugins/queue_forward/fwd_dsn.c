@@ -28,7 +28,7 @@ static void rfc5322_date(time_t t, char *buf, size_t len)
  * reply's class (RFC 3463: x.0.0), 4.4.7 for an expired message. */
 static void dsn_status(const fwd_rcpt *r, char *out, size_t len)
 {
-    if (r->enhanced[0] && r->enhanced[0] == '5')
+    if (r->enhanced[0] == '5')
         snprintf(out, len, "%s", r->enhanced);
     else if (r->code >= 500)
         snprintf(out, len, "5.0.0");

@@ -248,13 +248,15 @@ static void on_envelope_reply(fwd_conn *c)
     }
     if (!c->pipelining && c->cmds_sent == c->replies) {
         size_t k = c->cmds_sent++ - (size_t)c->has_rset;
-        int rc = k == 0 && c->size_ext
-                     ? fwd_out_printf(c, "MAIL FROM:<%s> SIZE=%lld\r\n",
-                                      job->sender, (long long)job->src.size)
-                 : k == 0 ? fwd_out_printf(c, "MAIL FROM:<%s>\r\n",
-                                           job->sender)
-                          : fwd_out_printf(c, "RCPT TO:<%s>\r\n",
-                                           job->rcpts[k - 1]->addr);
+        int rc;
+        if (k > 0)
+            rc = fwd_out_printf(c, "RCPT TO:<%s>\r\n",
+                                job->rcpts[k - 1]->addr);
+        else if (c->size_ext)
+            rc = fwd_out_printf(c, "MAIL FROM:<%s> SIZE=%lld\r\n",
+                                job->sender, (long long)job->src.size);
+        else
+            rc = fwd_out_printf(c, "MAIL FROM:<%s>\r\n", job->sender);
         if (rc < 0) {
             fwd_conn_fail(c, "out of memory");
             return;
@@ -555,7 +557,6 @@ int fwd_parse_input(fwd_conn *c)
         size_t rest = c->in_len - off;
         memmove(c->in, c->in + off, rest);
         c->in_len = rest;
-        off = 0;
         on_reply(c);
         return 1;
     }
