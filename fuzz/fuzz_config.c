@@ -18,8 +18,9 @@
  *     (in upper case too);
  *   - up_config_control_socket (the stat client's reader) finds the same
  *     socket path as the full load.
- * Lines naming tls_cert or tls_key are left out: their values are files
- * the loader opens, and a fuzzer that finds /dev/zero would only hang.
+ * Inputs naming tls_cert, tls_key or tls_sni are left out: their values
+ * are files the loader opens, and a fuzzer that finds /dev/zero would only
+ * hang (tls_sni's syntax and names are in the unit test, config.t).
  *
  * Build and run (from the repository root): make fuzz, then
  *   ./build/fuzz/fuzz_config -max_total_time=60 build/fuzz/work/x \
@@ -104,7 +105,8 @@ static void fz_check(const up_config *cfg)
     FZ_CHECK(cfg->workers >= 0 && cfg->workers <= 256);
     FZ_CHECK(cfg->pipelining == 0 || cfg->pipelining == 1);
     FZ_CHECK(cfg->vrfy == 0 || cfg->vrfy == 1);
-    FZ_CHECK(cfg->tls_cert == NULL && cfg->tls == NULL);
+    FZ_CHECK(cfg->tls_cert == NULL && cfg->tls == NULL &&
+             cfg->n_tls_sni == 0);
     FZ_CHECK(cfg->n_plugins == 0);
     FZ_CHECK(cfg->dns_servers == NULL || cfg->dns_servers[0] != '\0');
     for (size_t i = 0; i < cfg->n_local_domains; i++) {
@@ -156,7 +158,7 @@ static const uint8_t *fz_find(const uint8_t *h, size_t hl, const char *n)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 16384 || fz_find(data, size, "tls_cert") ||
-        fz_find(data, size, "tls_key"))
+        fz_find(data, size, "tls_key") || fz_find(data, size, "tls_sni"))
         return 0;
     static const char sep[] = "[[plugins]]\n";
     const uint8_t *split = fz_find(data, size, sep);

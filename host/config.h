@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "plugin_loader.h"
+#include "tls.h"
 
 typedef struct up_listen_addr {
     char text[80];                   /* as written, for logs             */
@@ -75,6 +76,8 @@ typedef struct up_config {
     char *tls_cert;                  /* absolute, NULL = no TLS          */
     char *tls_key;
     char *tls_ciphers;               /* NULL = up_tls_default_ciphers    */
+    up_tls_sni *tls_sni;             /* certificates chosen by SNI       */
+    size_t n_tls_sni;
     up_listen_addr *smtps_listen;    /* implicit TLS (RFC 8314)          */
     size_t n_smtps_listen;
     int require_tls;                 /* MAIL before STARTTLS: 530        */

@@ -249,6 +249,59 @@ static int set_tls_file(up_config *cfg, char **slot, const char *value,
     return 0;
 }
 
+/* tls_sni = NAME CERT KEY: the three checked at this line, the
+ * certificate and key loaded together so that a mismatch names the line.
+ * Paths with blanks are not supported (none of the three may hold one). */
+static int add_tls_sni(up_config *cfg, const char *value, char *err,
+                       size_t errlen)
+{
+    char *copy = strdup(value), *save = NULL, *word[4] = { NULL };
+    if (copy == NULL)
+        return -1;
+    size_t n = 0;
+    for (char *tok = strtok_r(copy, " \t", &save); tok;
+         tok = strtok_r(NULL, " \t", &save))
+        if (n < 4)
+            word[n++] = tok;
+    up_tls_sni sni = { NULL, NULL, NULL };
+    int rc = -1;
+    if (n != 3) {
+        snprintf(err, errlen, "tls_sni: expected three words, 'name "
+                 "certificate.pem key.pem'%s", n > 3 ? " (no blanks in "
+                 "paths)" : "");
+        goto out;
+    }
+    if (up_tls_check_sni_name(word[0], err, errlen) != 0)
+        goto out;
+    for (char *p = word[0]; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    for (size_t i = 0; i < cfg->n_tls_sni; i++)
+        if (!strcmp(cfg->tls_sni[i].name, word[0])) {
+            snprintf(err, errlen, "tls_sni: '%s' is named twice", word[0]);
+            goto out;
+        }
+    if ((sni.name = strdup(word[0])) == NULL ||
+        (sni.cert = up_config_path(cfg->dir, word[1])) == NULL ||
+        (sni.key = up_config_path(cfg->dir, word[2])) == NULL)
+        goto out;
+    if (up_tls_check_sni(sni.name, sni.cert, sni.key, err, errlen) != 0)
+        goto out;
+    up_tls_sni *grown = realloc(cfg->tls_sni,
+                                (cfg->n_tls_sni + 1) * sizeof *grown);
+    if (grown == NULL)
+        goto out;
+    cfg->tls_sni = grown;
+    cfg->tls_sni[cfg->n_tls_sni++] = sni;
+    sni.name = sni.cert = sni.key = NULL;
+    rc = 0;
+out:
+    free(sni.name);
+    free(sni.cert);
+    free(sni.key);
+    free(copy);
+    return rc;
+}
+
 static int valid_domain(const char *d)
 {
     size_t len = strlen(d);
@@ -434,6 +487,8 @@ int config_smtp_ini_key(void *arg, const char *section, const char *key,
     if (IS("tls_key"))
         return set_tls_file(cfg, &cfg->tls_key, value, up_tls_check_key, err,
                             errlen);
+    if (IS("tls_sni"))
+        return add_tls_sni(cfg, value, err, errlen);
     if (IS("tls_ciphers")) {
         if (up_tls_check_ciphers(value, err, errlen) != 0)
             return -1;
@@ -500,6 +555,9 @@ static int config_finish_tls(up_config *cfg, const char *file)
     else if (!cfg->tls_cert && cfg->require_tls)
         need = "require_tls = 1 needs tls_cert and tls_key (no client "
                "could send mail)";
+    else if (!cfg->tls_cert && cfg->n_tls_sni)
+        need = "tls_sni needs tls_cert and tls_key (the certificate for "
+               "clients that send no server name, or one not listed)";
     if (need) {
         up_log(NULL, UPESI_LOG_ERR, "%s: %s", file, need);
         return -1;
@@ -508,7 +566,7 @@ static int config_finish_tls(up_config *cfg, const char *file)
         return 0;
     char err[512];
     cfg->tls = up_tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers,
-                              err, sizeof err);
+                              cfg->tls_sni, cfg->n_tls_sni, err, sizeof err);
     if (cfg->tls == NULL) {
         up_log(NULL, UPESI_LOG_ERR, "%s: %s", file, err);
         return -1;

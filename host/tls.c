@@ -12,14 +12,23 @@
  * and session tickets).  The default cipher list keeps forward secrecy and
  * AEAD only, in the server's order.
  *
+ * Several certificates (tls_sni): each name gets a WOLFSSL_CTX of its own,
+ * built once per generation.  Sessions start on the tls_cert context; its
+ * servername callback, called by wolfSSL after the ClientHello is parsed,
+ * moves the session to the context of the matching name with
+ * wolfSSL_set_SSL_CTX, which shares that context's certificate and key
+ * (nothing is copied per session).
+ *
  * Fails: a context that cannot be built returns NULL with the reason; a
  * connection's failure is remembered as text for the session's log line
  * ("handshake failed: ...") and every later call fails too.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -39,8 +48,17 @@ const char up_tls_default_ciphers[] =
 
 static const char up_tls_groups[] = "X25519:P-256:P-384:P-521";
 
-struct up_tls_ctx {
+/* One tls_sni line, built: its own WOLFSSL_CTX (certificate and key are
+ * loaded once per generation, and a session switched to it shares them). */
+typedef struct tls_sni_ctx {
+    char *name;                 /* lower case; "*.example.com" or exact */
     WOLFSSL_CTX *ctx;
+} tls_sni_ctx;
+
+struct up_tls_ctx {
+    WOLFSSL_CTX *ctx;           /* tls_cert: no name sent, or no match   */
+    tls_sni_ctx *sni;
+    size_t n_sni;
 };
 
 struct up_tls {
@@ -56,6 +74,9 @@ struct up_tls {
     char first[8];              /* the first bytes the client sent       */
     char error[200];
     char cipher[64];
+    char *server_name;          /* the client's SNI, printable; or NULL  */
+    const char *sni_match;      /* the tls_sni name served; NULL: tls_cert
+                                 * (points into the up_tls_ctx)          */
 };
 
 static int wolfssl_ready;
@@ -148,29 +169,31 @@ static WOLFSSL_CTX *ctx_new(char *err, size_t errlen)
     return ctx;
 }
 
-static int load_cert(WOLFSSL_CTX *ctx, const char *path, char *err,
-                     size_t errlen)
+/* what names the setting in messages: "tls_cert", or "tls_sni NAME
+ * certificate" */
+static int load_cert(WOLFSSL_CTX *ctx, const char *what, const char *path,
+                     char *err, size_t errlen)
 {
-    if (file_readable("tls_cert", path, err, errlen) != 0)
+    if (file_readable(what, path, err, errlen) != 0)
         return -1;
     if (wolfSSL_CTX_use_certificate_chain_file(ctx, path) !=
         WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "tls_cert %s: not a PEM certificate (chain) "
-                 "wolfSSL can use", path);
+        snprintf(err, errlen, "%s %s: not a PEM certificate (chain) "
+                 "wolfSSL can use", what, path);
         return -1;
     }
     return 0;
 }
 
-static int load_key(WOLFSSL_CTX *ctx, const char *path, char *err,
-                    size_t errlen)
+static int load_key(WOLFSSL_CTX *ctx, const char *what, const char *path,
+                    char *err, size_t errlen)
 {
-    if (file_readable("tls_key", path, err, errlen) != 0)
+    if (file_readable(what, path, err, errlen) != 0)
         return -1;
     if (wolfSSL_CTX_use_PrivateKey_file(ctx, path, WOLFSSL_FILETYPE_PEM) !=
         WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "tls_key %s: not a PEM private key wolfSSL "
-                 "can use (RSA or ECDSA, unencrypted)", path);
+        snprintf(err, errlen, "%s %s: not a PEM private key wolfSSL "
+                 "can use (RSA or ECDSA, unencrypted)", what, path);
         return -1;
     }
     return 0;
@@ -187,12 +210,40 @@ static int set_ciphers(WOLFSSL_CTX *ctx, const char *list, char *err,
     return 0;
 }
 
+/* Certificate and key of one setting, and that they belong together. */
+static int load_pair(WOLFSSL_CTX *ctx, const char *name, const char *cert,
+                     const char *key, char *err, size_t errlen)
+{
+    char what_cert[320], what_key[320];
+    if (name) {
+        snprintf(what_cert, sizeof what_cert, "tls_sni %s certificate",
+                 name);
+        snprintf(what_key, sizeof what_key, "tls_sni %s key", name);
+    } else {
+        snprintf(what_cert, sizeof what_cert, "tls_cert");
+        snprintf(what_key, sizeof what_key, "tls_key");
+    }
+    if (load_cert(ctx, what_cert, cert, err, errlen) != 0 ||
+        load_key(ctx, what_key, key, err, errlen) != 0)
+        return -1;
+    if (wolfSSL_CTX_check_private_key(ctx) != WOLFSSL_SUCCESS) {
+        if (name)
+            snprintf(err, errlen, "tls_sni %s: key %s does not belong to "
+                     "the certificate %s", name, key, cert);
+        else
+            snprintf(err, errlen, "tls_key %s does not belong to the "
+                     "certificate in tls_cert %s", key, cert);
+        return -1;
+    }
+    return 0;
+}
+
 int up_tls_check_cert(const char *path, char *err, size_t errlen)
 {
     WOLFSSL_CTX *ctx = ctx_new(err, errlen);
     if (ctx == NULL)
         return -1;
-    int rc = load_cert(ctx, path, err, errlen);
+    int rc = load_cert(ctx, "tls_cert", path, err, errlen);
     wolfSSL_CTX_free(ctx);
     return rc;
 }
@@ -202,7 +253,7 @@ int up_tls_check_key(const char *path, char *err, size_t errlen)
     WOLFSSL_CTX *ctx = ctx_new(err, errlen);
     if (ctx == NULL)
         return -1;
-    int rc = load_key(ctx, path, err, errlen);
+    int rc = load_key(ctx, "tls_key", path, err, errlen);
     wolfSSL_CTX_free(ctx);
     return rc;
 }
@@ -217,37 +268,125 @@ int up_tls_check_ciphers(const char *list, char *err, size_t errlen)
     return rc;
 }
 
-up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
-                           const char *ciphers, char *err, size_t errlen)
+int up_tls_check_sni(const char *name, const char *cert, const char *key,
+                     char *err, size_t errlen)
 {
-    up_tls_ctx *c = calloc(1, sizeof *c);
-    if (c == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
+    WOLFSSL_CTX *ctx = ctx_new(err, errlen);
+    if (ctx == NULL)
+        return -1;
+    int rc = load_pair(ctx, name, cert, key, err, errlen);
+    wolfSSL_CTX_free(ctx);
+    return rc;
+}
+
+/* A label of a host name: letters, digits, '-' inside, 1 to 63 long. */
+static size_t label_len(const char *p)
+{
+    size_t n = 0;
+    while (p[n] && p[n] != '.') {
+        if (!isalnum((unsigned char)p[n]) && p[n] != '-')
+            return 0;
+        n++;
     }
-    if ((c->ctx = ctx_new(err, errlen)) == NULL)
-        goto fail;
-    if (wolfSSL_CTX_SetMinVersion(c->ctx, WOLFSSL_TLSV1_2) !=
-        WOLFSSL_SUCCESS) {
+    if (n > 63 || p[0] == '-' || (n && p[n - 1] == '-'))
+        return 0;
+    return n;
+}
+
+int up_tls_check_sni_name(const char *name, char *err, size_t errlen)
+{
+    const char *p = name;
+    if (p[0] == '*' && p[1] == '.')
+        p += 2;
+    size_t labels = 0, len = strlen(p);
+    for (const char *l = p; len <= 253; labels++) {
+        size_t n = label_len(l);
+        if (n == 0)
+            break;
+        if (l[n] == '\0') {
+            if (p != name && labels == 0) /* "*.com": one label after */
+                break;
+            return 0;
+        }
+        l += n + 1;
+    }
+    snprintf(err, errlen, "tls_sni: '%s' is not a host name or '*.' and a "
+             "domain of two labels or more (one wildcard, left-most)", name);
+    return -1;
+}
+
+int up_tls_name_matches(const char *pattern, const char *name)
+{
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        /* RFC 6125 6.4.3: '*' is exactly one whole, non-empty label */
+        const char *dot = strchr(name, '.');
+        return dot != NULL && dot != name && !strcasecmp(dot + 1,
+                                                         pattern + 2);
+    }
+    return !strcasecmp(pattern, name);
+}
+
+/* The SNI callback (wolfSSL_CTX_set_servername_callback): after the
+ * ClientHello is parsed, before the server's certificate is chosen.  An
+ * exact name wins over a wildcard; no name or no match keeps tls_cert.
+ * Returning 0 (SSL_TLSEXT_ERR_OK) never fails the handshake on a name. */
+static int tls_on_server_name(WOLFSSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    up_tls_ctx *c = arg;
+    up_tls *t = wolfSSL_GetIOReadCtx(ssl);
+    const char *name = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
+    if (t == NULL || name == NULL || name[0] == '\0' || t->server_name)
+        return 0;
+    size_t len = strnlen(name, 255);
+    if ((t->server_name = malloc(len + 1)) == NULL)
+        return 0;
+    for (size_t i = 0; i < len; i++)    /* it goes into the log */
+        t->server_name[i] = isgraph((unsigned char)name[i]) ? name[i] : '?';
+    t->server_name[len] = '\0';
+    if (len && t->server_name[len - 1] == '.')
+        t->server_name[len - 1] = '\0';  /* RFC 6066 forbids it; be kind */
+    const tls_sni_ctx *hit = NULL;
+    for (size_t i = 0; i < c->n_sni; i++) {
+        if (!up_tls_name_matches(c->sni[i].name, t->server_name))
+            continue;
+        hit = &c->sni[i];
+        if (c->sni[i].name[0] != '*')
+            break;
+    }
+    if (hit && wolfSSL_set_SSL_CTX(ssl, hit->ctx) != NULL) {
+        /* the I/O context is the session's, whatever the WOLFSSL_CTX */
+        wolfSSL_SetIOReadCtx(ssl, t);
+        wolfSSL_SetIOWriteCtx(ssl, t);
+        t->sni_match = hit->name;
+    }
+    return 0;
+}
+
+/* A server context for one certificate: protocol floor, ciphers, groups,
+ * the memory I/O callbacks.  name: NULL for tls_cert, else the tls_sni
+ * name (for messages). */
+static WOLFSSL_CTX *server_ctx(const char *name, const char *cert,
+                               const char *key, const char *ciphers,
+                               char *err, size_t errlen)
+{
+    WOLFSSL_CTX *ctx = ctx_new(err, errlen);
+    if (ctx == NULL)
+        return NULL;
+    if (wolfSSL_CTX_SetMinVersion(ctx, WOLFSSL_TLSV1_2) != WOLFSSL_SUCCESS) {
         snprintf(err, errlen, "cannot set TLS 1.2 as the minimum version");
         goto fail;
     }
-    if (load_cert(c->ctx, cert, err, errlen) != 0 ||
-        load_key(c->ctx, key, err, errlen) != 0 ||
-        set_ciphers(c->ctx, ciphers ? ciphers : up_tls_default_ciphers, err,
+    if (load_pair(ctx, name, cert, key, err, errlen) != 0 ||
+        set_ciphers(ctx, ciphers ? ciphers : up_tls_default_ciphers, err,
                     errlen) != 0)
         goto fail;
-    if (wolfSSL_CTX_check_private_key(c->ctx) != WOLFSSL_SUCCESS) {
-        snprintf(err, errlen, "tls_key %s does not belong to the "
-                 "certificate in tls_cert %s", key, cert);
-        goto fail;
-    }
     /* key exchange on curves worth the name (sslscan lists the rest) */
     int groups[] = { WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1,
                      WOLFSSL_ECC_SECP384R1, WOLFSSL_ECC_SECP521R1 };
-    if (wolfSSL_CTX_set1_curves_list(c->ctx, up_tls_groups) !=
+    if (wolfSSL_CTX_set1_curves_list(ctx, up_tls_groups) !=
             WOLFSSL_SUCCESS ||             /* TLS 1.2 ECDHE */
-        wolfSSL_CTX_set_groups(c->ctx, groups,
+        wolfSSL_CTX_set_groups(ctx, groups,
                                (int)(sizeof groups / sizeof *groups)) !=
             WOLFSSL_SUCCESS) {             /* TLS 1.3 key shares */
         snprintf(err, errlen, "cannot set the key exchange groups %s",
@@ -255,9 +394,48 @@ up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
         goto fail;
     }
     /* SMTP clients do not present certificates to us by default */
-    wolfSSL_CTX_set_verify(c->ctx, WOLFSSL_VERIFY_NONE, NULL);
-    wolfSSL_CTX_SetIORecv(c->ctx, tls_recv);
-    wolfSSL_CTX_SetIOSend(c->ctx, tls_send);
+    wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+    wolfSSL_CTX_SetIORecv(ctx, tls_recv);
+    wolfSSL_CTX_SetIOSend(ctx, tls_send);
+    return ctx;
+fail:
+    wolfSSL_CTX_free(ctx);
+    return NULL;
+}
+
+up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
+                           const char *ciphers, const up_tls_sni *sni,
+                           size_t n_sni, char *err, size_t errlen)
+{
+    up_tls_ctx *c = calloc(1, sizeof *c);
+    if (c == NULL || (n_sni && (c->sni = calloc(n_sni,
+                                                sizeof *c->sni)) == NULL)) {
+        free(c);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if ((c->ctx = server_ctx(NULL, cert, key, ciphers, err, errlen)) == NULL)
+        goto fail;
+    for (; c->n_sni < n_sni; c->n_sni++) {
+        tls_sni_ctx *e = &c->sni[c->n_sni];
+        const up_tls_sni *s = &sni[c->n_sni];
+        if ((e->name = strdup(s->name)) == NULL) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        if ((e->ctx = server_ctx(s->name, s->cert, s->key, ciphers, err,
+                                 errlen)) == NULL) {
+            c->n_sni++;         /* so that its name is freed */
+            goto fail;
+        }
+    }
+    if (n_sni) {
+        wolfSSL_CTX_set_servername_callback(c->ctx, tls_on_server_name);
+        if (wolfSSL_CTX_set_servername_arg(c->ctx, c) != WOLFSSL_SUCCESS) {
+            snprintf(err, errlen, "cannot set the SNI callback");
+            goto fail;
+        }
+    }
     return c;
 fail:
     up_tls_ctx_free(c);
@@ -270,6 +448,12 @@ void up_tls_ctx_free(up_tls_ctx *c)
         return;
     if (c->ctx)
         wolfSSL_CTX_free(c->ctx);
+    for (size_t i = 0; i < c->n_sni; i++) {
+        if (c->sni[i].ctx)
+            wolfSSL_CTX_free(c->sni[i].ctx);
+        free(c->sni[i].name);
+    }
+    free(c->sni);
     free(c);
 }
 
@@ -296,6 +480,7 @@ void up_tls_free(up_tls *t)
     if (t == NULL)
         return;
     wolfSSL_free(t->ssl);
+    free(t->server_name);
     free(t->in);
     free(t->out);
     free(t);
@@ -471,4 +656,14 @@ const char *up_tls_version(const up_tls *t)
 const char *up_tls_cipher(const up_tls *t)
 {
     return t->established ? t->cipher : NULL;
+}
+
+const char *up_tls_server_name(const up_tls *t)
+{
+    return t->server_name;
+}
+
+const char *up_tls_sni_match(const up_tls *t)
+{
+    return t->sni_match;
 }

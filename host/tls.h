@@ -10,7 +10,9 @@
  * the session calls again after its next read.
  *
  * An up_tls_ctx is the server side of one configuration generation:
- * certificate, key, protocol floor (TLS 1.2) and cipher list.  It belongs
+ * certificate, key, protocol floor (TLS 1.2) and cipher list, and one
+ * more wolfSSL context per tls_sni name, which a session switches to when
+ * the client's server name matches (wolfSSL_set_SSL_CTX).  It belongs
  * to up_config and is freed with it; every session holds a reference to
  * its generation, so a SIGHUP that loads a new certificate never changes
  * the context under a running session.
@@ -31,14 +33,36 @@ typedef struct up_tls up_tls;
 int up_tls_check_cert(const char *path, char *err, size_t errlen);
 int up_tls_check_key(const char *path, char *err, size_t errlen);
 int up_tls_check_ciphers(const char *list, char *err, size_t errlen);
+/* tls_sni: the name alone (a host name, or "*." and a domain of two
+ * labels or more), then its certificate and key together, and that they
+ * belong to each other. */
+int up_tls_check_sni_name(const char *name, char *err, size_t errlen);
+int up_tls_check_sni(const char *name, const char *cert, const char *key,
+                     char *err, size_t errlen);
+
+/* Does the client's server name match a tls_sni name?  Case-insensitive;
+ * "*.example.com" matches one whole label in place of the '*' (RFC 6125
+ * 6.4.3): a.example.com, not example.com nor a.b.example.com. */
+int up_tls_name_matches(const char *pattern, const char *name);
+
+/* One tls_sni line of smtp.ini: the certificate served to a client that
+ * asks for name (SNI, RFC 6066 3). */
+typedef struct up_tls_sni {
+    char *name;                 /* lower case: "mx.example.org", "*.x.org" */
+    char *cert;                 /* PEM files, absolute paths               */
+    char *key;
+} up_tls_sni;
 
 /* The cipher list used when tls_ciphers is not set. */
 extern const char up_tls_default_ciphers[];
 
 /* A server context: the certificate chain file, its key, and a cipher list
- * (NULL = the default).  NULL with a message in err. */
+ * (NULL = the default), served when the client names no server or one no
+ * tls_sni entry matches; and the n_sni certificates chosen by name, an
+ * exact name before a wildcard.  NULL with a message in err. */
 up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
-                           const char *ciphers, char *err, size_t errlen);
+                           const char *ciphers, const up_tls_sni *sni,
+                           size_t n_sni, char *err, size_t errlen);
 void up_tls_ctx_free(up_tls_ctx *ctx);
 
 /* Release wolfSSL's global state (at exit, after the last context). */
@@ -78,5 +102,11 @@ const char *up_tls_error(const up_tls *t);
  * ("TLS_AES_256_GCM_SHA384", "ECDHE-RSA-AES128-GCM-SHA256"). */
 const char *up_tls_version(const up_tls *t);
 const char *up_tls_cipher(const up_tls *t);
+/* The server name the client sent (SNI), non-printable bytes as '?', or
+ * NULL when it sent none; and the tls_sni name whose certificate was
+ * served, or NULL for tls_cert.  Both are known once the ClientHello is
+ * read. */
+const char *up_tls_server_name(const up_tls *t);
+const char *up_tls_sni_match(const up_tls *t);
 
 #endif

@@ -2,8 +2,8 @@
  * config.c - unit test of configuration loading (host/config*.c): the
  * defaults, every kind of bad value reported as file:line, list keys that
  * append, relative paths resolved against the configuration directory,
- * <postmaster> as a local address, and a generation that fails to load
- * leaving nothing behind.  The log (stderr) is captured into a file and
+ * <postmaster> as a local address, tls_sni lines and names, and a
+ * generation that fails to load leaving nothing behind.  The log (stderr) is captured into a file and
  * searched for the exact "file:line: message".
  */
 #include <stdio.h>
@@ -15,6 +15,7 @@
 #include "log.h"
 #include "stats.h"
 #include "tap.h"
+#include "tls.h"
 
 static char dir[256];
 static char logbuf[8192];
@@ -75,7 +76,7 @@ static void expect_error(const char *smtp_ini, const char *message,
 
 int main(void)
 {
-    plan(40);
+    plan(57);
     up_log_init("upesi-test", UPESI_LOG_INFO, 0);
     up_stats_init(256);
     snprintf(dir, sizeof dir, "/tmp/upesi-config-XXXXXX");
@@ -142,6 +143,36 @@ int main(void)
                  "2: unknown section [extra]", "a section in smtp.ini");
     expect_error("this line has no equals sign\n",
                  "1: syntax error", "an ini syntax error");
+    expect_error("hostname = a.example\ntls_sni = mx.example.org a.pem\n",
+                 "2: tls_sni: expected three words", "tls_sni, two words");
+    expect_error("tls_sni = *.*.example.org a.pem a.key\n",
+                 "1: tls_sni: '*.*.example.org' is not a host name",
+                 "tls_sni, a wildcard not alone");
+    expect_error("tls_sni = *.org a.pem a.key\n",
+                 "1: tls_sni: '*.org' is not a host name",
+                 "tls_sni, a wildcard over one label");
+    expect_error("tls_sni = mx..example.org a.pem a.key\n",
+                 "1: tls_sni: 'mx..example.org' is not a host name",
+                 "tls_sni, an empty label");
+    expect_error("tls_sni = mx.example.org no-such.pem a.key\n",
+                 "1: tls_sni mx.example.org certificate ",
+                 "tls_sni, a missing certificate");
+
+    /* -- tls_sni matching (RFC 6125 6.4.3: one whole left-most label) */
+    ok(up_tls_name_matches("mx.example.org", "MX.Example.ORG"),
+       "an exact name matches in any case");
+    ok(!up_tls_name_matches("mx.example.org", "example.org"),
+       "an exact name does not match its parent");
+    ok(up_tls_name_matches("*.example.org", "A.EXAMPLE.org"),
+       "a wildcard matches one label, any case");
+    ok(!up_tls_name_matches("*.example.org", "a.b.example.org"),
+       "a wildcard does not match two labels");
+    ok(!up_tls_name_matches("*.example.org", "example.org"),
+       "a wildcard does not match its own domain");
+    ok(!up_tls_name_matches("*.example.org", ".example.org"),
+       "a wildcard does not match an empty label");
+    ok(!up_tls_name_matches("*.example.org", "aexample.org"),
+       "a wildcard is a whole label");
 
     /* -- conf/plugins errors */
     cfg = load_with("plugin_dir = /nonexistent\n",
