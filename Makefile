@@ -107,8 +107,9 @@ UNIT_DEPS_data_reader := data_reader
 UNIT_DEPS_stats       := stats log
 UNIT_DEPS_dns         := dns dns_answer log stats
 UNIT_DEPS_control     := control stats log
-UNIT_DEPS_queue_spool := log
+UNIT_DEPS_queue_spool := log durable
 UNIT_DEPS_hostmatch   := log
+UNIT_DEPS_durable     := durable
 unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ))
 $(BUILD)/unit/%.t: $(BUILD)/plugins-test/unit/%.o $$(call unit_objs,$$*)
 	@mkdir -p $(dir $@)

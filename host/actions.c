@@ -4,10 +4,11 @@
  * Files.  Each quarantine, journal or hold copy is written like a queue
  * file (docs/spool-format.md, version 1): open <spool_dir>/tmp/<id>.<kind>
  * O_EXCL, write envelope and message, fsync, rename to <spool_dir>/<kind>/
- * <id>, fsync <kind>/.  All of it runs on a libuv pool thread; the thread
- * works on a snapshot (a copy of the header block and of the in-memory
- * data, a dup of the spill file), so the session may go away meanwhile
- * without pulling the message from under it.
+ * <id>, fsync <kind>/ (durable.c, the same calls plugins get in the ABI).
+ * All of it runs on a libuv pool thread; the thread works on a snapshot (a
+ * copy of the header block and of the in-memory data, a dup of the spill
+ * file), so the session may go away meanwhile without pulling the message
+ * from under it.
  *
  * Release.  `upesi release ID` works on the files, not through the server:
  * hold/ID is linked to queue/ID (link fails rather than overwrite), queue/
@@ -28,6 +29,7 @@
 
 #include "actions.h"
 #include "config.h"
+#include "durable.h"
 #include "log.h"
 #include "session.h"
 #include "stats.h"
@@ -260,52 +262,18 @@ static void work_free(up_actions_work *w)
     free(w);
 }
 
-static int fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return errno;
-    int rc = fsync(fd) < 0 ? errno : 0;
-    close(fd);
-    return rc;
-}
-
-/* mkdir <spool_dir>/<sub> if missing; *created when it was */
-static int ensure_dir(const char *path, int *created)
-{
-    if (mkdir(path, 0700) == 0) {
-        *created = 1;
-        return 0;
-    }
-    return errno == EEXIST ? 0 : errno;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int write_copy(up_actions_work *w, int fd)
 {
-    int rc = write_all(fd, w->env, w->env_len);
-    if (rc == 0)
-        rc = write_all(fd, w->head, w->head_len);
-    if (rc == 0 && w->fd < 0)
-        return write_all(fd, w->mem, w->mem_len);
-    char *chunk = rc == 0 ? malloc(UP_ACTIONS_CHUNK) : NULL;
-    if (rc == 0 && chunk == NULL)
-        rc = ENOMEM;
+    struct iovec iov[3] = {
+        { w->env, w->env_len }, { w->head, w->head_len },
+        { w->mem, w->mem_len },
+    };
+    int rc = -up_durable_file_write(fd, iov, w->fd < 0 ? 3 : 2);
+    if (rc != 0 || w->fd < 0)
+        return rc;
+    char *chunk = malloc(UP_ACTIONS_CHUNK);
+    if (chunk == NULL)
+        return ENOMEM;
     for (uint64_t off = 0; rc == 0 && off < w->data_len;) {
         size_t want = UP_ACTIONS_CHUNK;
         if (want > w->data_len - off)
@@ -317,7 +285,8 @@ static int write_copy(up_actions_work *w, int fd)
             rc = n < 0 ? errno : EIO;
             break;
         }
-        rc = write_all(fd, chunk, (size_t)n);
+        iov[0] = (struct iovec){ chunk, (size_t)n };
+        rc = -up_durable_file_write(fd, iov, 1);
         off += (uint64_t)n;
     }
     free(chunk);
@@ -327,31 +296,25 @@ static int write_copy(up_actions_work *w, int fd)
 static int commit_one(up_actions_work *w, const char *kind)
 {
     char tmp_dir[4096], dir[4096], tmp[4200], final[4200];
-    int created = 0, rc;
+    int rc;
     snprintf(tmp_dir, sizeof tmp_dir, "%s/tmp", w->spool_dir);
     snprintf(dir, sizeof dir, "%s/%s", w->spool_dir, kind);
     snprintf(tmp, sizeof tmp, "%s/%s.%s", tmp_dir, w->queue_id, kind);
     snprintf(final, sizeof final, "%s/%s", dir, w->queue_id);
-    if ((rc = ensure_dir(tmp_dir, &created)) != 0 ||
-        (rc = ensure_dir(dir, &created)) != 0)
-        return rc;
-    if (created && (rc = fsync_dir(w->spool_dir)) != 0)
+    if ((rc = -up_durable_dir_make(tmp_dir)) != 0 ||
+        (rc = -up_durable_dir_make(dir)) != 0)
         return rc;
     int fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     if (fd < 0)
         return errno;
-    rc = write_copy(w, fd);
-    if (rc == 0 && fsync(fd) < 0)
-        rc = errno;
-    if (close(fd) < 0 && rc == 0)
-        rc = errno;
-    if (rc == 0 && rename(tmp, final) < 0)
-        rc = errno;
-    if (rc != 0) {
+    if ((rc = write_copy(w, fd)) != 0) {
+        close(fd);
         unlink(tmp);
         return rc;
     }
-    if ((rc = fsync_dir(dir)) != 0)
+    if ((rc = -up_durable_file_commit(fd, tmp, final, 1)) != 0)
+        return rc;
+    if ((rc = -up_durable_dir_sync(dir)) != 0)
         unlink(final);
     return rc;
 }
@@ -571,9 +534,7 @@ int up_actions_release(const char *conf_dir, const char *queue_id)
         rc = release_fail("cannot fsync", held, err);
         goto out;
     }
-    int created = 0;
-    if ((err = ensure_dir(queue_dir, &created)) != 0 ||
-        (created && (err = fsync_dir(spool)) != 0)) {
+    if ((err = -up_durable_dir_make(queue_dir)) != 0) {
         rc = release_fail("cannot create", queue_dir, err);
         goto out;
     }
@@ -587,7 +548,7 @@ int up_actions_release(const char *conf_dir, const char *queue_id)
         }
         /* an earlier release stopped half way: finish it */
     }
-    if ((err = fsync_dir(queue_dir)) != 0) {
+    if ((err = -up_durable_dir_sync(queue_dir)) != 0) {
         unlink(queued);
         rc = release_fail("cannot fsync", queue_dir, err);
         goto out;
@@ -596,7 +557,7 @@ int up_actions_release(const char *conf_dir, const char *queue_id)
         rc = release_fail("cannot unlink", held, errno);
         goto out;
     }
-    if ((err = fsync_dir(hold_dir)) != 0) {
+    if ((err = -up_durable_dir_sync(hold_dir)) != 0) {
         rc = release_fail("cannot fsync", hold_dir, err);
         goto out;
     }

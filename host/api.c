@@ -18,6 +18,7 @@
 #include "control.h"
 #include "dns.h"
 #include "dns_answer.h"
+#include "durable.h"
 #include "hooks.h"
 #include "log.h"
 #include "server.h"
@@ -695,6 +696,10 @@ static const upesi_api api_table = {
     .auth_mechanism = api_auth_mechanism,
     .auth_user = api_auth_user,
     .auth_password = api_auth_password,
+    .file_write = up_durable_file_write,
+    .file_commit = up_durable_file_commit,
+    .dir_make = up_durable_dir_make,
+    .dir_sync = up_durable_dir_sync,
 };
 
 const upesi_api *up_api_table(void)

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "durable.h"
 #include "message.h"
 
 /* A removed header field: data bytes that reads skip. */
@@ -47,17 +48,8 @@ void up_message_free(up_message *m)
 
 static int write_all(int fd, const char *buf, size_t len)
 {
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    struct iovec iov = { (void *)buf, len };
+    return up_durable_file_write(fd, &iov, 1);
 }
 
 static int spill(up_message *m)

@@ -19,7 +19,9 @@
  * Threading: every call into the API happens on the worker's event loop
  * thread, from a hook handler, a config callback, or a completion the host
  * invoked.  The only exception is the `work` function of api->queue_work,
- * which runs on a pool thread and must not call the API at all.
+ * which runs on a pool thread and must not call the API at all, except the
+ * durable-file functions of ABI 1.2 (file_write, file_commit, dir_make,
+ * dir_sync), which are thread-safe and meant for it.
  *
  * Memory: strings the host returns belong to the host and stay valid for the
  * duration of the hook call (connection strings: for the whole connection).
@@ -32,13 +34,16 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define UPESI_ABI_MAJOR 1
-#define UPESI_ABI_MINOR 1              /* 1: async DNS (dns_lookup ...) */
+#define UPESI_ABI_MINOR 2              /* 1: async DNS (dns_lookup ...);
+                                          2: durable files (file_write,
+                                          file_commit, dir_make, dir_sync) */
 #define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
 
 /* The symbol the host looks up in every plugin. */
@@ -459,7 +464,41 @@ struct upesi_api {
     const char *(*auth_mechanism)(upesi_call *call);
     const char *(*auth_user)(upesi_call *call);
     const char *(*auth_password)(upesi_call *call);
+
+    /* -- ABI 1.2: durable files, the host's own recipe (docs/spool-format.md,
+     *    the message actions): create <spool_dir>/tmp/<name> with
+     *    open(O_CREAT|O_EXCL|O_WRONLY|O_CLOEXEC, 0600), file_write it whole,
+     *    file_commit it into place, then dir_sync the directory it went to,
+     *    once for every file renamed there (group commit).
+     *    Unlike the rest of the API these are thread-safe and keep no
+     *    state: call them from anywhere, the work function of queue_work
+     *    included.  They never log.  Check api->abi_minor >= 2 (or that
+     *    api->size covers them) before calling them.
+     *    file_write: writev until every byte of iov[0..iovcnt) is written,
+     *    retrying EINTR and short writes; iov is not changed.
+     *    0 or a negative errno (-ENOSPC, -EDQUOT, -EIO ...). */
+    int (*file_write)(int fd, const struct iovec *iov, int iovcnt);
+    /* fsync fd (skipped when sync is 0: the caller made it durable another
+     * way, as one syncfs for many files), close it, rename tmp_path to
+     * path.  fd is closed in every case, and on any error tmp_path is
+     * unlinked, so no half-written file is ever in place.  The directory
+     * of path is not synced: dir_sync it after the renames, and unlink
+     * path if that fails (the rename may not survive a crash).
+     * 0 or a negative errno. */
+    int (*file_commit)(int fd, const char *tmp_path, const char *path,
+                       int sync);
+    /* mkdir -p path, mode 0700 for each directory it creates, and fsync
+     * the parent of each one it creates, so that the new entries survive a
+     * crash.  0 when path is (now) a directory, -ENOTDIR when it is
+     * something else, or a negative errno. */
+    int (*dir_make)(const char *path);
+    /* fsync the directory path, making its creates, renames and unlinks
+     * durable.  0 or a negative errno. */
+    int (*dir_sync)(const char *path);
 };
+
+/* Feature test for the durable-file functions (present from ABI 1.2). */
+#define UPESI_API_DURABLE_FILES_MINOR 2
 
 /* Feature test for plugin_position (present from ABI 1.1). */
 #define UPESI_API_PLUGIN_POSITION_MINOR 1

@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "upesi/plugin.h"
+#include "durable.h"
 
 #define T_SPOOL_SO "plugins/queue_spool.so"
 #define T_DISCARD_SO "plugins/queue_discard.so"
@@ -247,6 +248,10 @@ static upesi_api t_api = {
     .message_size = t_message_size, .message_read = t_message_read,
     .stat_add = t_stat_add, .queue_work = t_queue_work,
     .spool_dir = t_spool_dir,
+    /* the host's own durable-file functions (host/durable.c) */
+    .file_write = up_durable_file_write,
+    .file_commit = up_durable_file_commit,
+    .dir_make = up_durable_dir_make, .dir_sync = up_durable_dir_sync,
 };
 
 /* -- helpers ----------------------------------------------------------- */

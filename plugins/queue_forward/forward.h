@@ -220,9 +220,9 @@ int fwd_store_write(const char *dir, const char *queue_id, const char *env,
                     size_t env_len, const char *body, size_t body_len,
                     const fwd_src *src, int do_fsync, fwd_commit_fn done,
                     void *arg);
-/* Create spool_dir/{tmp,queue,active,deferred,dead}.  0 or -1 with err. */
+/* Create spool_dir/{tmp,queue,active,deferred,dead}, durably (api->dir_make).
+ * 0 or -1 with err. */
 int fwd_store_make_dirs(const char *spool_dir, char *err, size_t errlen);
-int fwd_fsync_dir(const char *path);
 
 /* ---------------------------------------------------------------------- */
 /* DSN                                                                    */

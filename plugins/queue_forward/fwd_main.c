@@ -504,9 +504,10 @@ static int fwd_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
                     size_t errlen)
 {
     (void)self;
-    if (api->abi_minor < 1 || api->size < sizeof(struct upesi_api)) {
-        snprintf(err, errlen, "host API too old (needs ABI 1.1 with "
-                 "fd_watch)");
+    if (api->abi_minor < UPESI_API_DURABLE_FILES_MINOR ||
+        api->size < sizeof(struct upesi_api)) {
+        snprintf(err, errlen, "host API too old (needs ABI 1.2 with "
+                 "fd_watch and file_commit)");
         return -1;
     }
     fwd_api = api;

@@ -219,34 +219,20 @@ long long fwd_parse_arrival(const char *arrival)
 /* ---------------------------------------------------------------------- */
 /* directories                                                            */
 
-int fwd_fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 int fwd_store_make_dirs(const char *spool_dir, char *err, size_t errlen)
 {
     static const char *const subdirs[] = { "", "/tmp", "/queue", "/active",
                                            "/deferred", "/dead" };
-    int created = 0;
     for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s%s", spool_dir, subdirs[i]);
-        if (mkdir(path, 0700) == 0)
-            created = 1;
-        else if (errno != EEXIST) {
+        int rc = fwd_api->dir_make(path);
+        if (rc < 0) {
             snprintf(err, errlen, "spool directory %s: %s", path,
-                     strerror(errno));
+                     strerror(-rc));
             return -1;
         }
     }
-    if (created)
-        fwd_fsync_dir(spool_dir);
     return 0;
 }
 
@@ -278,34 +264,15 @@ static void item_free(fwd_item *it)
     free(it);
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static void batch_work(void *arg)
 {
     fwd_item *head = arg;
     for (fwd_item *it = head; it; it = it->next) {
-        if (it->do_fsync && fsync(it->fd) < 0)
-            it->error = errno;
-        if (close(it->fd) < 0 && it->error == 0)
-            it->error = errno;
+        int rc = fwd_api->file_commit(it->fd, it->tmp_path, it->final_path,
+                                      it->do_fsync);
         it->fd = -1;
-        if (it->error == 0 && rename(it->tmp_path, it->final_path) < 0)
-            it->error = errno;
-        if (it->error)
-            unlink(it->tmp_path);
+        if (rc < 0)
+            it->error = -rc;
     }
     for (fwd_item *it = head; it; it = it->next) {
         if (it->error || !it->do_fsync)
@@ -317,7 +284,7 @@ static void batch_work(void *arg)
                 break;
         if (seen != it)
             continue;
-        int rc = fwd_fsync_dir(it->final_dir);
+        int rc = fwd_api->dir_sync(it->final_dir);
         if (rc == 0)
             continue;
         for (fwd_item *same = it; same; same = same->next)
@@ -390,9 +357,9 @@ int fwd_store_write(const char *dir, const char *queue_id, const char *env,
         item_free(it);
         return -e;
     }
-    int rc = write_all(it->fd, env, env_len);
-    if (rc == 0 && body)
-        rc = write_all(it->fd, body, body_len);
+    struct iovec iov[2] = { { (void *)env, env_len },
+                            { (void *)body, body_len } };
+    int rc = fwd_api->file_write(it->fd, iov, body ? 2 : 1);
     if (rc == 0 && src) {
         char *chunk = malloc(FWD_CHUNK);
         if (chunk == NULL)
@@ -406,7 +373,8 @@ int fwd_store_write(const char *dir, const char *queue_id, const char *env,
                 rc = n < 0 ? (int)n : -EIO;
                 break;
             }
-            rc = write_all(it->fd, chunk, (size_t)n);
+            iov[0] = (struct iovec){ chunk, (size_t)n };
+            rc = fwd_api->file_write(it->fd, iov, 1);
             off += n;
         }
         free(chunk);

@@ -105,73 +105,22 @@ static void spool_config_free(void *config)
 /* ---------------------------------------------------------------------- */
 /* The spool directories                                                  */
 
-/* mkdir -p path, mode 0700 for what is created; *created says whether
- * anything was.  0 or -errno. */
-static int spool_mkdir_p(const char *path, int *created)
-{
-    struct stat st;
-    if (stat(path, &st) == 0)
-        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
-    if (errno != ENOENT)
-        return -errno;
-
-    char *copy = strdup(path);
-    if (copy == NULL)
-        return -ENOMEM;
-    char *slash = strrchr(copy, '/');
-    while (slash != NULL && slash > copy && slash[-1] == '/')
-        slash--;
-    if (slash != NULL && slash != copy) {
-        *slash = '\0';
-        int rc = spool_mkdir_p(copy, created);
-        if (rc < 0) {
-            free(copy);
-            return rc;
-        }
-    }
-    free(copy);
-    if (mkdir(path, 0700) < 0 && errno != EEXIST)
-        return -errno;
-    *created = 1;
-    return 0;
-}
-
-static int spool_fsync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 /* Create spool_dir, spool_dir/tmp and spool_dir/queue if missing.  When
- * anything was created, the new directory entries are made durable too, or
- * the first committed message could vanish with its directory. */
+ * anything is created, the new directory entries are made durable too
+ * (api->dir_make), or the first committed message could vanish with its
+ * directory.  No other API calls: the commit thread uses it too. */
 static int spool_make_dirs(const char *spool_dir, char *err, size_t errlen)
 {
-    static const char *const subdirs[] = { "tmp", "queue" };
-    int created = 0;
-    int rc = spool_mkdir_p(spool_dir, &created);
-    if (rc < 0) {
-        snprintf(err, errlen, "spool directory %s: %s", spool_dir,
-                 strerror(-rc));
-        return -1;
-    }
+    static const char *const subdirs[] = { "", "/tmp", "/queue" };
     for (size_t i = 0; i < sizeof subdirs / sizeof *subdirs; i++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", spool_dir, subdirs[i]);
-        rc = spool_mkdir_p(path, &created);
+        snprintf(path, sizeof path, "%s%s", spool_dir, subdirs[i]);
+        int rc = spool_api->dir_make(path);
         if (rc < 0) {
             snprintf(err, errlen, "spool directory %s: %s", path,
                      strerror(-rc));
             return -1;
         }
-    }
-    if (created && (rc = spool_fsync_dir(spool_dir)) < 0) {
-        snprintf(err, errlen, "fsync %s: %s", spool_dir, strerror(-rc));
-        return -1;
     }
     return 0;
 }
@@ -278,7 +227,6 @@ static void spool_reply_error(upesi_call *call, int err)
 
 static int spool_open_tmp(const char *spool_dir, const char *path,
                           char *err, size_t errlen);
-static int spool_write_all(int fd, const char *data, size_t len);
 
 /* On a pool thread: create and write the temp file of a message the hook
  * kept in memory.  Leaves item->fd open, or sets item->error. */
@@ -291,7 +239,8 @@ static void spool_item_write(spool_item *item)
         item->error = errno;
         return;
     }
-    int rc = spool_write_all(item->fd, item->data, item->data_len);
+    struct iovec iov = { item->data, item->data_len };
+    int rc = spool_api->file_write(item->fd, &iov, 1);
     free(item->data);
     item->data = NULL;
     if (rc < 0) {
@@ -302,7 +251,8 @@ static void spool_item_write(spool_item *item)
     }
 }
 
-/* On a pool thread: no API calls, only the disk.  Per-item errors are
+/* On a pool thread: of the API only the thread-safe file functions
+ * (file_write, file_commit, dir_make, dir_sync).  Per-item errors are
  * recorded for spool_batch_done; a failed item's file is removed here. */
 static void spool_batch_work(void *arg)
 {
@@ -330,17 +280,13 @@ static void spool_batch_work(void *arg)
     for (item = batch->head; item; item = item->next) {
         if (item->fd < 0)       /* its write failed: removed already */
             continue;
-        if (item->do_fsync && !synced && item->error == 0
-            && fsync(item->fd) < 0)
-            item->error = errno;
-        if (close(item->fd) < 0 && item->error == 0)
-            item->error = errno;
+        /* fsync unless the syncfs did; close; rename; unlink on error */
+        int rc = spool_api->file_commit(item->fd, item->tmp_path,
+                                        item->queue_path,
+                                        item->do_fsync && !synced);
         item->fd = -1;
-        if (item->error == 0
-            && rename(item->tmp_path, item->queue_path) < 0)
-            item->error = errno;
-        if (item->error != 0)
-            unlink(item->tmp_path);
+        if (rc < 0)
+            item->error = -rc;
     }
 
     /* One directory fsync per queue directory in the batch (there is one,
@@ -355,7 +301,7 @@ static void spool_batch_work(void *arg)
                 break;
         if (seen != item)
             continue;
-        int rc = spool_fsync_dir(item->queue_dir);
+        int rc = spool_api->dir_sync(item->queue_dir);
         if (rc == 0)
             continue;
         /* the renames may not survive a crash: take them back, the
@@ -562,29 +508,6 @@ static int spool_envelope(upesi_call *call, const char *queue_id,
     return 0;
 }
 
-/* writev until everything is written.  0 or -errno. */
-static int spool_writev_all(int fd, struct iovec *iov, int iovcnt)
-{
-    while (iovcnt > 0) {
-        ssize_t n = writev(fd, iov, iovcnt);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        while (iovcnt > 0 && (size_t)n >= iov->iov_len) {
-            n -= (ssize_t)iov->iov_len;
-            iov++;
-            iovcnt--;
-        }
-        if (iovcnt > 0) {
-            iov->iov_base = (char *)iov->iov_base + n;
-            iov->iov_len -= (size_t)n;
-        }
-    }
-    return 0;
-}
-
 /* Read the message from the host and write envelope + message to fd.
  * 0 or -errno. */
 static int spool_write_message(upesi_call *call, int fd, char *env,
@@ -625,7 +548,7 @@ static int spool_write_message(upesi_call *call, int fd, char *env,
         }
         if (got > 0)
             iov[iovcnt++] = (struct iovec){ chunk, got };
-        if ((rc = spool_writev_all(fd, iov, iovcnt)) < 0)
+        if ((rc = spool_api->file_write(fd, iov, iovcnt)) < 0)
             goto out;
         off += (off_t)got;
     } while (off < size);
@@ -658,7 +581,8 @@ static int spool_item_paths(spool_item *item, const char *spool_dir)
 
 /* Create the temp file; if tmp/ was removed under us, recreate the
  * directories first (err says why that failed).  An fd, or -1 with errno
- * set.  No API calls: the commit thread uses it too. */
+ * set.  Of the API only the thread-safe file functions: the commit thread
+ * uses it too. */
 static int spool_open_tmp(const char *spool_dir, const char *path,
                           char *err, size_t errlen)
 {
@@ -672,12 +596,6 @@ static int spool_open_tmp(const char *spool_dir, const char *path,
         fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
     }
     return fd;
-}
-
-static int spool_write_all(int fd, const char *data, size_t len)
-{
-    struct iovec iov = { (void *)data, len };
-    return spool_writev_all(fd, &iov, 1);
 }
 
 /* A message of at most SPOOL_INLINE_MAX bytes is copied into memory here
@@ -814,8 +732,10 @@ static int spool_init(const upesi_api *api, upesi_plugin_ref *self,
                       char *err, size_t errlen)
 {
     (void)self;
-    if (api->size < sizeof(struct upesi_api)) {
-        snprintf(err, errlen, "host API too old");
+    if (api->abi_minor < UPESI_API_DURABLE_FILES_MINOR ||
+        api->size < sizeof(struct upesi_api)) {
+        snprintf(err, errlen, "host API too old (needs ABI 1.2 with "
+                 "file_commit)");
         return -1;
     }
     spool_api = api;
