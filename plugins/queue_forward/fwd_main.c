@@ -475,9 +475,7 @@ static upesi_verdict direct_mode(upesi_call *call, fwd_config *cfg)
     }
     free(targets);
     d->jobs_left = d->n_jobs;
-    if (d->n_jobs == 0) {
-        d->jobs_left = 1;           /* collate frees d */
-        d->jobs_left = 0;
+    if (d->n_jobs == 0) {       /* no recipient has a route */
         fwd_rcpt *r = &d->rcpts[0];
         fwd_api->reply(call, r->code, r->enhanced, "%s", r->text);
         direct_free(d);
