@@ -410,6 +410,14 @@ struct upesi_watch {
     void *arg;
 };
 
+/* the watches not yet unwatched: a worker that stops waits for them */
+static int watches_open;
+
+int up_api_watches_open(void)
+{
+    return watches_open;
+}
+
 static int watch_uv_events(int events)
 {
     return ((events & UPESI_WATCH_READ) ? UV_READABLE : 0) |
@@ -452,6 +460,7 @@ static upesi_watch *api_fd_watch(int fd, int events, upesi_watch_fn fn,
         uv_close((uv_handle_t *)&w->handle, watch_closed);
         return NULL;
     }
+    watches_open++;
     return w;
 }
 
@@ -468,43 +477,63 @@ static void api_fd_unwatch(upesi_watch *w)
 {
     if (w == NULL || uv_is_closing((uv_handle_t *)&w->handle))
         return;
+    watches_open--;
     uv_close((uv_handle_t *)&w->handle, watch_closed);
 }
 
-/* -- worker start callbacks (ABI 1.1): worker.c calls
- *    up_api_worker_started() once the loop is set up */
+/* -- worker start (ABI 1.1) and stop (ABI 1.2) callbacks: worker.c calls
+ *    up_api_worker_started() once the loop is set up and
+ *    up_api_worker_stopping() once it has stopped */
 
-typedef struct start_cb {
-    upesi_start_fn fn;
+typedef struct worker_cb {
+    void (*fn)(void *arg);
     void *arg;
-    struct start_cb *next;
-} start_cb;
+    struct worker_cb *next;
+} worker_cb;
 
-static start_cb *start_cbs;
+static worker_cb *start_cbs, *stop_cbs;
 
-static int api_on_worker_start(upesi_start_fn fn, void *arg)
+static int worker_cb_add(worker_cb **list, void (*fn)(void *), void *arg)
 {
     if (fn == NULL)
         return -EINVAL;
-    for (start_cb *c = start_cbs; c; c = c->next)
+    for (worker_cb *c = *list; c; c = c->next)
         if (c->fn == fn && c->arg == arg)
             return 0;           /* init of a reloaded plugin: once */
-    start_cb *c = calloc(1, sizeof *c);
+    worker_cb *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -ENOMEM;
     c->fn = fn;
     c->arg = arg;
-    start_cb **tail = &start_cbs;
+    worker_cb **tail = list;
     while (*tail)
         tail = &(*tail)->next;
     *tail = c;
     return 0;
 }
 
+static int api_on_worker_start(upesi_start_fn fn, void *arg)
+{
+    return worker_cb_add(&start_cbs, fn, arg);
+}
+
+static int api_on_worker_stop(upesi_stop_fn fn, void *arg)
+{
+    return worker_cb_add(&stop_cbs, fn, arg);
+}
+
 void up_api_worker_started(void)
 {
-    for (start_cb *c = start_cbs; c; c = c->next)
+    for (worker_cb *c = start_cbs; c; c = c->next)
         c->fn(c->arg);
+}
+
+int up_api_worker_stopping(void)
+{
+    int n = 0;
+    for (worker_cb *c = stop_cbs; c; c = c->next, n++)
+        c->fn(c->arg);
+    return n;
 }
 
 /* -- control socket commands (ABI 1.1) */
@@ -700,6 +729,7 @@ static const upesi_api api_table = {
     .file_commit = up_durable_file_commit,
     .dir_make = up_durable_dir_make,
     .dir_sync = up_durable_dir_sync,
+    .on_worker_stop = api_on_worker_stop,
 };
 
 const upesi_api *up_api_table(void)

@@ -5,7 +5,10 @@
  * kernel spreads connections over workers), the shared control socket,
  * the resolver, and its signal handlers: SIGHUP reloads the configuration
  * into a new generation; SIGTERM stops accepting and lets open sessions
- * finish for up to UP_SHUTDOWN_GRACE_MS.
+ * finish for up to UP_SHUTDOWN_GRACE_MS, then the plugins' stop callbacks
+ * run and get up to UP_STOP_PLUGINS_MS of loop for what they start (a
+ * QUIT and its 221) before the process exits.  A second SIGTERM stops the
+ * loop at once, and the callbacks run without that wait.
  *
  * Fails: a listener that cannot be bound ends the worker with status 1
  * (the supervisor logs it and retries with backoff); a failed reload is
@@ -29,11 +32,17 @@
 
 /* Sessions get this long to finish after SIGTERM. */
 #define UP_SHUTDOWN_GRACE_MS 30000
+/* Then the plugins' stop callbacks this long for their goodbyes: the
+ * supervisor's own grace (35 s) covers both. */
+#define UP_STOP_PLUGINS_MS 1000
 
 static up_server server;
 static uv_signal_t sig_hup, sig_term, sig_int;
 static uv_timer_t shutdown_timer;
 static uint64_t shutdown_started;
+static int stop_now;                /* a second SIGTERM: no more waiting */
+static uv_check_t stop_check;
+static uv_timer_t stop_timer;
 static const char *worker_conf_dir;
 
 void up_worker_sessions_stat(int index, char *name, size_t len)
@@ -79,6 +88,7 @@ static void on_shutdown_tick(uv_timer_t *timer)
 static void on_term(uv_signal_t *handle, int signum)
 {
     if (server.stopping) {
+        stop_now = 1;
         uv_stop(handle->loop);
         return;
     }
@@ -90,6 +100,39 @@ static void on_term(uv_signal_t *handle, int signum)
     shutdown_started = uv_now(handle->loop);
     uv_timer_init(handle->loop, &shutdown_timer);
     uv_timer_start(&shutdown_timer, on_shutdown_tick, 0, 100);
+}
+
+static void on_stop_check(uv_check_t *check)
+{
+    if (up_api_watches_open() == 0)
+        uv_stop(check->loop);
+}
+
+static void on_stop_timeout(uv_timer_t *timer)
+{
+    up_log(NULL, UPESI_LOG_NOTICE, "shutdown: plugins still watch %d "
+           "descriptors after %d ms; exiting", up_api_watches_open(),
+           UP_STOP_PLUGINS_MS);
+    uv_stop(timer->loop);
+}
+
+/* The loop has stopped for good: the plugins' on_worker_stop callbacks,
+ * then the loop again until their descriptor watches are gone (they
+ * waited for a 221, a close) or UP_STOP_PLUGINS_MS passed.  The check
+ * runs after every poll, so the exit follows the last unwatch at once. */
+static void stop_plugins(uv_loop_t *loop)
+{
+    if (!server.stopping)
+        return;                 /* only a stop stops the loop */
+    uv_timer_stop(&shutdown_timer);
+    if (up_api_worker_stopping() == 0 || stop_now ||
+        up_api_watches_open() == 0)
+        return;
+    uv_check_init(loop, &stop_check);
+    uv_check_start(&stop_check, on_stop_check);
+    uv_timer_init(loop, &stop_timer);
+    uv_timer_start(&stop_timer, on_stop_timeout, UP_STOP_PLUGINS_MS, 0);
+    uv_run(loop, UV_RUN_DEFAULT);
 }
 
 /* Bound to its ports, a worker started as root becomes `user` for good:
@@ -143,6 +186,7 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
            (int)getpid());
     up_api_worker_started();    /* plugins' background work */
     uv_run(loop, UV_RUN_DEFAULT);
+    stop_plugins(loop);
     up_dns_shutdown();
     up_control_close();
     up_log(NULL, UPESI_LOG_INFO, "worker %d stopped", index);

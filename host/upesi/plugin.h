@@ -43,7 +43,8 @@ extern "C" {
 #define UPESI_ABI_MAJOR 1
 #define UPESI_ABI_MINOR 2              /* 1: async DNS (dns_lookup ...);
                                           2: durable files (file_write,
-                                          file_commit, dir_make, dir_sync) */
+                                          file_commit, dir_make, dir_sync),
+                                          on_worker_stop */
 #define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
 
 /* The symbol the host looks up in every plugin. */
@@ -241,6 +242,8 @@ typedef void (*upesi_watch_fn)(upesi_watch *watch, int events, void *arg);
 
 /* Runs in each worker process once its loop runs, before any session. */
 typedef void (*upesi_start_fn)(void *arg);
+/* Runs in each worker process that stops gracefully (see on_worker_stop). */
+typedef void (*upesi_stop_fn)(void *arg);
 
 /* A control-socket answer being written (see control_register). */
 typedef struct upesi_control upesi_control;
@@ -495,6 +498,26 @@ struct upesi_api {
     /* fsync the directory path, making its creates, renames and unlinks
      * durable.  0 or a negative errno. */
     int (*dir_sync)(const char *path);
+
+    /* -- ABI 1.2: fn(arg) runs in every worker process that stops
+     *    (SIGTERM or SIGINT, as the supervisor passes them on): after its
+     *    listeners are closed and its sessions are done or the drain
+     *    deadline (30 s) passed, on the worker's loop, before the process
+     *    exits.  Callbacks run in the order they were registered.  Where a
+     *    plugin says goodbye: QUIT to the connections it keeps, stop its
+     *    timers, start nothing new.  fn must not block, but it may start
+     *    short non-blocking work (write QUIT, wait for the 221): after the
+     *    callbacks the host runs the loop on until no descriptor watch
+     *    (fd_watch) is left or 1 s passed, then the process exits and the
+     *    kernel closes what is still open.  Timers fire meanwhile but do
+     *    not hold the exit; sessions still open past the deadline may
+     *    still run hooks.  After a second SIGTERM (stop now) the callbacks
+     *    still run but the host does not wait.  Never runs after a crash
+     *    or SIGKILL, nor in the supervisor (fini runs there, in no
+     *    worker).  Call from init.  0, -EINVAL (fn NULL), or
+     *    -ENOMEM.  Test api->abi_minor >= 2 first if the plugin should
+     *    also load in a 1.1 host. */
+    int (*on_worker_stop)(upesi_stop_fn fn, void *arg);
 };
 
 /* Feature test for the durable-file functions (present from ABI 1.2). */

@@ -8,6 +8,9 @@
 #    MB over the non-blocking TLS writes, a pooled TLS connection that
 #    sends close_notify when it expires), in clear when not (the same big
 #    message);
+#  a front that stops (SIGTERM) says QUIT on its pooled connection, in
+#    clear and over TLS, and the TLS one closes cleanly (the host's
+#    on_worker_stop; before it the kernel just closed the socket);
 #  downstream_tls = required: no STARTTLS offered -> 451 4.4.1, nothing
 #    delivered; in spool mode the message stays queued for a retry;
 #  downstream_tls_verify: the right CA and name deliver, a wrong CA and a
@@ -71,6 +74,30 @@ my $big = "From: alice\@example.org\r\nTo: bob\@example.com\r\n"
         . "Subject: big over TLS\r\n\r\n"
         . join('', map { sprintf("%06d %s\r\n", $_, 'x' x 70) } 1 .. 40000)
         . ".\r\nlast line\r\n";          # ~3 MB, a lone dot line inside
+
+# The downstream sessions that ended since $mark (a length of $down's
+# log) when $front stopped: one, its pooled connection, ended by QUIT, and
+# nothing unclean logged (a TLS error, a close without QUIT); the front
+# did not need the host's whole second for it.  Four assertions.
+sub pool_goodbye_ok {
+    my ($front, $down, $mark, $what) = @_;
+    my @new;
+    wait_for(5, sub {
+        @new = split /\n/, substr($down->log_text, $mark);
+        grep { /disconnect 127\.0\.0\.1 \(/ } @new });
+    my @ends = grep { /disconnect 127\.0\.0\.1 \(/ } @new;
+    is(scalar @ends, 1, "$what: the front's stop ended one downstream session")
+        or diag(join("\n", @new));
+    like($ends[0] // '', qr/disconnect 127\.0\.0\.1 \(QUIT\)/,
+         "$what: the pooled connection said QUIT when the front stopped")
+        or diag(join("\n", @new));
+    my @bad = grep { /TLS error|TLS write failed|\(client closed\)/ } @new;
+    is(scalar @bad, 0, "$what: no unclean close logged downstream")
+        or diag(join("\n", @bad));
+    is(scalar $front->log_lines(qr/plugins still watch/), 0,
+       "$what: the front exited once the 221 came, without waiting 1 s")
+        or diag($front->log_tail(10));
+}
 
 my $down_tls = downstream(tls_cert => "$tmp/down.pem",
                           tls_key => "$tmp/down.key");
@@ -146,7 +173,10 @@ ok(!$f1p->log_lines(qr/: TLS TLSv/), 'no TLS logged');
 is($got[0] && $got[0]{env}{Protocol}, 'ESMTP', "the downstream's spool: ESMTP");
 is($got[0] && $got[0]{env}{TLS}, 'none', "the downstream's spool: TLS: none");
 unlink $_->{file} for @got;
+# its connection is pooled (pool_idle 30 s): stopping the front says QUIT
+my $mark = length $down_plain->log_text;
 $f1p->stop_ok('front (tls = 1, in clear)');
+pool_goodbye_ok($f1p, $down_plain, $mark, 'stop, in clear');
 
 # ==========================================================================
 # downstream_tls = required
@@ -171,7 +201,10 @@ is($r && $r->{code}, 250, 'required, STARTTLS offered: 250');
 @got = $down_tls->wait_spool(1, 10);
 is($got[0] && $got[0]{env}{Protocol}, 'ESMTPS', '... over TLS');
 unlink $_->{file} for @got;
+# the pooled TLS connection: QUIT inside TLS, then close_notify
+$mark = length $down_tls->log_text;
 $frt->stop_ok('front (required)');
+pool_goodbye_ok($frt, $down_tls, $mark, 'stop, over TLS');
 
 # spool mode: required against a downstream without TLS is a retry
 my $fs = front("downstream = 127.0.0.1:$pport\ndownstream_tls = required\n"

@@ -158,8 +158,12 @@ void fwd_job_start(fwd_job *job);
 /* Give up: the connection is closed without the end of data, done never
  * runs.  Only before done ran. */
 void fwd_job_abort(fwd_job *job);
-/* Close every pooled connection (worker exit; tests). */
+/* Close every pooled connection at once (process exit; tests). */
 void fwd_pool_drain(void);
+/* The worker stops: QUIT to every pooled connection (each closes on the
+ * 221, the downstream's close or FWD_QUIT_WAIT_MS), and from now on a
+ * connection whose job ends is closed, not pooled. */
+void fwd_pool_stop(void);
 
 /* ---------------------------------------------------------------------- */
 /* TLS to the downstream (fwd_tls.c)                                      */
@@ -237,6 +241,10 @@ char *fwd_dsn_build(const fwd_env *orig, fwd_rcpt *const *failed,
 /* the queue                                                              */
 
 void fwd_queue_worker_start(void *arg);
+/* The worker stops: no more scans, no new deliveries (what a scan still
+ * running claims stays in active/<pid>/ and goes back into queue/ as a
+ * dead worker's does); those in flight go on while the worker lasts. */
+void fwd_queue_worker_stop(void);
 /* a message committed to queue/: deliver it now if a slot is free */
 void fwd_queue_kick(const char *queue_id);
 int fwd_queue_register_commands(void);

@@ -1,7 +1,7 @@
 /*
  * fwd_client.h - the SMTP/LMTP client's insides, shared by its three
- * files (the rest of the plugin sees only fwd_job_start, fwd_job_abort
- * and fwd_pool_drain in forward.h):
+ * files (the rest of the plugin sees only fwd_job_start, fwd_job_abort,
+ * fwd_pool_drain and fwd_pool_stop in forward.h):
  *
  *   fwd_smtp.c    the conversation: commands out, what replies mean
  *   fwd_conn.c    a connection's socket, buffers, events, timer, failure
@@ -19,6 +19,7 @@
 
 #define FWD_IN_MAX 8192             /* one reply line, and then some */
 #define FWD_REPLY_TEXT 512
+#define FWD_QUIT_WAIT_MS 500        /* for the 221 when the worker stops */
 
 /* where a connection is; conn_timer_fired (fwd_conn.c) names each stage
  * in this order */
@@ -82,8 +83,9 @@ int fwd_out_printf(fwd_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Write what can be written.  0, or -1 after fwd_conn_fail. */
 int fwd_conn_flush(fwd_conn *c);
-/* QUIT without waiting for room or the answer (the connection closes). */
-void fwd_send_quit(fwd_conn *c);
+/* QUIT without waiting for room or the answer.  0 when it went out
+ * whole, -1 when not (something else half-sent, no room, an error). */
+int fwd_send_quit(fwd_conn *c);
 /* The connection failed: its job's open recipients are TEMP (or the job
  * is retried once on a fresh connection), and c is gone. */
 void fwd_conn_fail(fwd_conn *c, const char *fmt, ...)

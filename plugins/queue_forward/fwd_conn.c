@@ -189,23 +189,23 @@ int fwd_conn_flush(fwd_conn *c)
 /* ---------------------------------------------------------------------- */
 /* closing and failing                                                    */
 
-/* QUIT without waiting for room or the answer (the connection closes). */
-void fwd_send_quit(fwd_conn *c)
+/* QUIT without waiting for room or the answer.  0 when it went out
+ * whole. */
+int fwd_send_quit(fwd_conn *c)
 {
     static const char quit[] = "QUIT\r\n";
     if (c->out_off < c->out_len || c->fd < 0)
-        return;                     /* something else is half-sent */
+        return -1;                  /* something else is half-sent */
+    ssize_t n;
     if (c->tls) {
         char err[200];
         int want;
-        ssize_t n = fwd_tls_write(c->tls, quit, sizeof quit - 1, &want, err,
-                                  sizeof err);
-        (void)n;
-        return;
+        n = fwd_tls_write(c->tls, quit, sizeof quit - 1, &want, err,
+                          sizeof err);
+    } else {
+        n = send(c->fd, quit, sizeof quit - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     }
-    ssize_t n = send(c->fd, quit, sizeof quit - 1,
-                     MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)n;
+    return n == (ssize_t)(sizeof quit - 1) ? 0 : -1;
 }
 
 void fwd_conn_fail(fwd_conn *c, const char *fmt, ...)

@@ -498,6 +498,15 @@ static upesi_verdict fwd_queue_hook(upesi_call *call)
                                        : direct_mode(call, cfg);
 }
 
+/* The worker stops (api->on_worker_stop): the runner starts nothing new,
+ * the pooled connections say QUIT. */
+static void fwd_worker_stop(void *arg)
+{
+    (void)arg;
+    fwd_queue_worker_stop();
+    fwd_pool_stop();
+}
+
 static int fwd_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
                     size_t errlen)
 {
@@ -505,14 +514,15 @@ static int fwd_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
     if (api->abi_minor < UPESI_API_DURABLE_FILES_MINOR ||
         api->size < sizeof(struct upesi_api)) {
         snprintf(err, errlen, "host API too old (needs ABI 1.2 with "
-                 "fd_watch and file_commit)");
+                 "fd_watch, file_commit and on_worker_stop)");
         return -1;
     }
     fwd_api = api;
     if (api->on_worker_start(fwd_queue_worker_start, NULL) < 0 ||
+        api->on_worker_stop(fwd_worker_stop, NULL) < 0 ||
         fwd_queue_register_commands() < 0) {
-        snprintf(err, errlen, "cannot register the queue runner or the "
-                 "queue/flush commands");
+        snprintf(err, errlen, "cannot register the queue runner, its stop "
+                 "or the queue/flush commands");
         return -1;
     }
     return 0;

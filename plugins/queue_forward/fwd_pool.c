@@ -11,6 +11,14 @@
  * was not verified against what this generation verifies against (it
  * expires in the pool).
  *
+ * When the worker stops (fwd_pool_stop, from the host's on_worker_stop)
+ * every pooled connection says QUIT and closes on the 221, the
+ * downstream's close or FWD_QUIT_WAIT_MS, whichever comes first (a TLS one
+ * sends close_notify then, fwd_tls_free); the host runs the loop until
+ * the last of them is unwatched.  A connection busy with a job is left to
+ * it (its own timers apply), and is closed with QUIT, not pooled, when
+ * the job ends.
+ *
  * The owner's done never runs from inside fwd_job_start: the envelope on
  * a pooled connection and the report of a failed connect go out from the
  * loop on a zero timer.  Only when memory runs out (for the connection,
@@ -35,6 +43,7 @@
 
 static fwd_conn *fwd_pool;
 static int fwd_pool_count;
+static int fwd_pool_stopping;       /* the worker stops: pool nothing */
 
 void fwd_pool_remove(fwd_conn *c)
 {
@@ -57,7 +66,7 @@ void fwd_job_finish(fwd_conn *c, int keep)
     c->job = NULL;
     if (job)
         job->conn = NULL;
-    if (keep && c->cfg->pool_size > 0 &&
+    if (keep && !fwd_pool_stopping && c->cfg->pool_size > 0 &&
         fwd_pool_count < c->cfg->pool_size * 4) {
         int same = 0;
         for (fwd_conn *p = fwd_pool; p; p = p->next)
@@ -205,6 +214,26 @@ void fwd_job_abort(fwd_job *job)
     job->conn = NULL;
     fwd_conn_free(c);       /* no end of data went out, or it did: either way
                            the connection is closed without more */
+}
+
+void fwd_pool_stop(void)
+{
+    fwd_pool_stopping = 1;
+    while (fwd_pool) {
+        fwd_conn *c = fwd_pool;
+        fwd_pool = c->next;
+        fwd_pool_count--;
+        c->next = NULL;
+        if (fwd_send_quit(c) < 0) {
+            fwd_conn_free(c);
+            continue;
+        }
+        /* the 221 (on_reply), the downstream's close or the timer
+         * (fwd_conn_fail of a connection without a job) frees it */
+        c->state = ST_QUIT;
+        fwd_conn_timer(c, FWD_QUIT_WAIT_MS);
+        fwd_conn_watch(c);
+    }
 }
 
 void fwd_pool_drain(void)

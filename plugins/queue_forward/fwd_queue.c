@@ -13,7 +13,9 @@
  * lost.  A message is due when it has no retry state (fwd_retry.c), its
  * next attempt has come, or it was last tried before the stamp of
  * <spool_dir>/flush (`flush`, fwd_control.c), whichever worker looks
- * first.  What a claimed message becomes is fwd_delivery.c's.
+ * first.  What a claimed message becomes is fwd_delivery.c's.  When the
+ * worker stops (fwd_queue_worker_stop) the runner scans no more and
+ * starts no delivery; those in flight go on while the worker lasts.
  *
  * Fails: a scan the thread pool cannot take runs on the loop; one that
  * cannot get memory claims nothing (the next scan will); a file another
@@ -35,7 +37,8 @@
 static int fwd_scanning;
 static int fwd_rescan;              /* a scan was asked for meanwhile */
 static upesi_timer *fwd_scan_timer;
-static int fwd_started;             /* this process is a worker */
+static int fwd_started;             /* this process is a worker that has
+                                       not begun to stop */
 
 long long fwd_now_ms(void)
 {
@@ -204,7 +207,7 @@ static void scan_done(void *arg, int status)
         fwd_api->log(NULL, UPESI_LOG_NOTICE, "queue_forward: %d message%s "
                      "of a worker that is gone put back into the queue",
                      req->recovered, req->recovered == 1 ? "" : "s");
-    for (size_t i = 0; i < req->n; i++)
+    for (size_t i = 0; fwd_started && i < req->n; i++)
         fwd_deliver_start(req->spool, req->ids[i]);
     free(req->ids);
     free(req->spool);
@@ -273,6 +276,14 @@ void fwd_queue_worker_start(void *arg)
     scan_start(NULL, 1);
     fwd_config *cfg = fwd_config_latest();
     fwd_scan_schedule(cfg ? cfg->scan_interval_ms : 10000);
+}
+
+void fwd_queue_worker_stop(void)
+{
+    fwd_started = 0;
+    if (fwd_scan_timer)
+        fwd_api->timer_stop(fwd_scan_timer);
+    fwd_scan_timer = NULL;
 }
 
 void fwd_queue_kick(const char *queue_id)

@@ -1,7 +1,8 @@
 /*
  * fwd_queue.h - the spool-mode queue's insides, shared by its files (the
- * rest of the plugin sees fwd_queue_worker_start, fwd_queue_kick,
- * fwd_queue_register_commands and fwd_report_failures in forward.h):
+ * rest of the plugin sees fwd_queue_worker_start, fwd_queue_worker_stop,
+ * fwd_queue_kick, fwd_queue_register_commands and fwd_report_failures in
+ * forward.h):
  *
  *   fwd_queue.c     the runner: scan, claim, recover, when to look again
  *   fwd_delivery.c  one claimed message: its jobs, then what becomes of it

@@ -498,6 +498,9 @@ static void on_reply(fwd_conn *c)
     case ST_IDLE:
         fwd_conn_fail(c, "idle");           /* 421 or junk: drop it */
         return;
+    case ST_QUIT:                           /* the 221 (fwd_pool_stop) */
+        fwd_conn_free(c);
+        return;
     default:
         fwd_conn_fail(c, "unexpected reply %d", c->reply_code);
         return;
