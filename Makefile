@@ -57,7 +57,7 @@ UNIT_SRC  := $(wildcard plugins-test/unit/*.c)
 UNIT_BIN  := $(UNIT_SRC:plugins-test/unit/%.c=$(BUILD)/unit/%.t)
 
 .PHONY: all deps deps-test deps-fuzz run test test-build clean fuzz \
-        fuzz-smoke bench
+        fuzz-smoke bench FORCE
 all: upesi $(PLUGINS)
 
 # Rebuild everything when the flags change (SANITIZE=1 and back).
