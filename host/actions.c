@@ -24,12 +24,12 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "actions.h"
 #include "config.h"
 #include "durable.h"
+#include "envelope.h"
 #include "log.h"
 #include "session.h"
 #include "stats.h"
@@ -164,68 +164,20 @@ int up_actions_take(up_session *s, const char *plugin, upesi_action action,
     return -EINVAL;
 }
 
-/* ---------------------------------------------------------------------- */
-/* the envelope (docs/spool-format.md, version 1)                          */
-
-static int env_line(FILE *f, const char *key, const char *value)
+int up_actions_envelope(up_session *s, char **out, size_t *out_len,
+                        const char **bad_key)
 {
-    if (value == NULL)
-        value = "";
-    if (strpbrk(value, "\r\n"))
-        return -EINVAL;
-    return fprintf(f, "%s: %s\n", key, value) < 0 ? -ENOMEM : 0;
-}
-
-static int envelope(up_session *s, char **out, size_t *out_len)
-{
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return -ENOMEM;
-    const upesi_conn_info *c = &s->info;
-    char arrival[32], port[16], tls[256];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(arrival, sizeof arrival, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(port, sizeof port, "%d", c->remote_port);
-    if (c->tls)
-        snprintf(tls, sizeof tls, "%s %s",
-                 c->tls_version ? c->tls_version : "unknown",
-                 c->tls_cipher ? c->tls_cipher : "unknown");
-    else
-        snprintf(tls, sizeof tls, "none");
-    const char *name = up_notes_get(&s->conn_notes, "remote.name");
-    struct { const char *key, *value; } lines[] = {
-        { "Upesi-Spool", "1" },
-        { "Queue-Id", s->queue_id },
-        { "Arrival", arrival },
-        { "Client-IP", c->remote_ip },
-        { "Client-Port", port },
-        { "Client-Name", name && name[0] ? name : "unknown" },
-        { "Helo", c->helo },
-        { "Protocol", c->esmtp ? (c->tls ? "ESMTPS" : "ESMTP")
-                               : (c->tls ? "SMTPS" : "SMTP") },
-        { "TLS", tls },
-        { "Auth", c->authenticated && c->auth_user ? c->auth_user : "none" },
-        { "Sender", s->sender && s->sender[0] ? s->sender : "<>" },
+    /* the reverse name is not in upesi_conn_info (ABI 1.0): the host
+     * leaves it in a connection note once it has looked it up */
+    up_envelope e = {
+        .conn = &s->info,
+        .queue_id = s->queue_id,
+        .client_name = up_notes_get(&s->conn_notes, "remote.name"),
+        .sender = s->sender,
+        .rcpts = (const char *const *)s->rcpts,
+        .n_rcpts = s->n_rcpts,
     };
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < sizeof lines / sizeof *lines; i++)
-        rc = env_line(f, lines[i].key, lines[i].value);
-    for (size_t i = 0; rc == 0 && i < s->n_rcpts; i++)
-        rc = env_line(f, "Recipient", s->rcpts[i]);
-    fputc('\n', f);
-    if (fclose(f) != 0 && rc == 0)
-        rc = -ENOMEM;
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *out_len = len;
-    return 0;
+    return up_envelope_build(&e, out, out_len, bad_key);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -435,7 +387,8 @@ void up_actions_run(up_session *s, up_actions_done done)
     if ((w->spool_dir = strdup(s->cfg->spool_dir)) == NULL)
         err = ENOMEM;
     if (err == 0) {
-        int rc = envelope(s, &w->env, &w->env_len);
+        const char *bad_key = NULL;
+        int rc = up_actions_envelope(s, &w->env, &w->env_len, &bad_key);
         err = rc < 0 ? -rc : 0;
     }
     if (err == 0)

@@ -54,6 +54,13 @@ int up_actions_take(up_session *s, const char *plugin, upesi_action action,
 typedef void (*up_actions_done)(up_session *s, int err);
 void up_actions_run(up_session *s, up_actions_done done);
 
+/* The envelope of the session's transaction as its spool files start
+ * (docs/spool-format.md; host/envelope.c builds it): for the action files
+ * and for api->spool_envelope.  0, -EINVAL (*bad_key set for CR or LF in
+ * a field), -ENOMEM. */
+int up_actions_envelope(up_session *s, char **out, size_t *out_len,
+                        const char **bad_key);
+
 /* End of the transaction: forget the actions, detach running work. */
 void up_actions_clear(up_actions *a);
 

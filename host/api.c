@@ -172,6 +172,16 @@ static const char *api_queue_id(upesi_call *call)
     return s && s->queue_id[0] ? s->queue_id : NULL;
 }
 
+static int api_spool_envelope(upesi_call *call, char **out, size_t *out_len,
+                              const char **bad_key)
+{
+    up_session *s = session_of(call);
+    *bad_key = NULL;
+    if (s == NULL || !s->have_mail)
+        return -EINVAL;
+    return up_actions_envelope(s, out, out_len, bad_key);
+}
+
 static int api_is_local_domain(upesi_call *call, const char *address)
 {
     up_session *s = session_of(call);
@@ -730,6 +740,7 @@ static const upesi_api api_table = {
     .dir_make = up_durable_dir_make,
     .dir_sync = up_durable_dir_sync,
     .on_worker_stop = api_on_worker_stop,
+    .spool_envelope = api_spool_envelope,
 };
 
 const upesi_api *up_api_table(void)

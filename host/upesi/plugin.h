@@ -44,7 +44,7 @@ extern "C" {
 #define UPESI_ABI_MINOR 2              /* 1: async DNS (dns_lookup ...);
                                           2: durable files (file_write,
                                           file_commit, dir_make, dir_sync),
-                                          on_worker_stop */
+                                          on_worker_stop, spool_envelope */
 #define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
 
 /* The symbol the host looks up in every plugin. */
@@ -518,6 +518,17 @@ struct upesi_api {
      *    -ENOMEM.  Test api->abi_minor >= 2 first if the plugin should
      *    also load in a 1.1 host. */
     int (*on_worker_stop)(upesi_stop_fn fn, void *arg);
+
+    /* -- ABI 1.2: the envelope of the call's transaction as a spool file
+     *    begins (docs/spool-format.md, version 1): every "Key: value" line
+     *    and the empty line after them, in a buffer the plugin frees with
+     *    free(); arrival time is now.  The host writes its own quarantine,
+     *    journal and hold files with the same builder, so every file in
+     *    that format has the same envelope.  0; -EINVAL with *bad_key
+     *    naming the field when a value holds CR or LF, or when the call
+     *    has no transaction (no MAIL yet); -ENOMEM.  On the loop only. */
+    int (*spool_envelope)(upesi_call *call, char **out, size_t *out_len,
+                          const char **bad_key);
 };
 
 /* Feature test for the durable-file functions (present from ABI 1.2). */

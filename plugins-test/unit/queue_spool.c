@@ -22,6 +22,7 @@
 
 #include "upesi/plugin.h"
 #include "durable.h"
+#include "envelope.h"
 
 #define T_SPOOL_SO "plugins/queue_spool.so"
 #define T_DISCARD_SO "plugins/queue_discard.so"
@@ -149,10 +150,26 @@ static size_t t_rcpt_count(upesi_call *c)
     return 2;
 }
 
+static const char *const t_rcpts[] = {
+    "carol@example.com", "bob@example.com",
+};
+
 static const char *t_rcpt(upesi_call *c, size_t i)
 {
     (void)c;
-    return i ? "bob@example.com" : "carol@example.com";
+    return i < 2 ? t_rcpts[i] : NULL;
+}
+
+/* the host's own envelope builder, fed the fake call's fields */
+static int t_spool_envelope(upesi_call *c, char **out, size_t *out_len,
+                            const char **bad_key)
+{
+    up_envelope e = {
+        .conn = t_conn(c), .queue_id = c->qid, .sender = c->sender,
+        .rcpts = t_rcpts, .n_rcpts = 2,
+    };
+    *bad_key = NULL;
+    return up_envelope_build(&e, out, out_len, bad_key);
 }
 
 static const char *t_queue_id(upesi_call *c)
@@ -252,6 +269,7 @@ static upesi_api t_api = {
     .file_write = up_durable_file_write,
     .file_commit = up_durable_file_commit,
     .dir_make = up_durable_dir_make, .dir_sync = up_durable_dir_sync,
+    .spool_envelope = t_spool_envelope,
 };
 
 /* -- helpers ----------------------------------------------------------- */

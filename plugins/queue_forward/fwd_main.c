@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "forward.h"
 
@@ -37,51 +36,19 @@ const upesi_api *fwd_api;
 /* ---------------------------------------------------------------------- */
 /* the envelope of the session's transaction                              */
 
+/* The transaction's envelope, as the host writes it for every spool file
+ * (api->spool_envelope); parsed into fields where the plugin needs them
+ * (the recipients of a DSN, those left to retry).  0 or -1. */
 static int env_from_call(upesi_call *call, fwd_env *env)
 {
-    const upesi_api *api = fwd_api;
-    const upesi_conn_info *conn = api->conn(call);
-    memset(env, 0, sizeof *env);
-    char arrival[32], port[16], tls[256];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(arrival, sizeof arrival, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(port, sizeof port, "%d", conn->remote_port);
-    if (conn->tls)
-        snprintf(tls, sizeof tls, "%s %s",
-                 conn->tls_version ? conn->tls_version : "unknown",
-                 conn->tls_cipher ? conn->tls_cipher : "unknown");
-    else
-        snprintf(tls, sizeof tls, "none");
-    const char *name = api->note_get(call, UPESI_SCOPE_CONN, "remote.name");
-    const char *sender = api->sender(call);
-    const char *id = api->queue_id(call);
-    env->queue_id = strdup(id ? id : "");
-    env->arrival = strdup(arrival);
-    env->client_ip = strdup(conn->remote_ip ? conn->remote_ip : "");
-    env->client_port = strdup(port);
-    env->client_name = strdup(name && name[0] ? name : "unknown");
-    env->helo = strdup(conn->helo ? conn->helo : "");
-    env->protocol = strdup(conn->esmtp ? (conn->tls ? "ESMTPS" : "ESMTP")
-                                       : (conn->tls ? "SMTPS" : "SMTP"));
-    env->tls = strdup(tls);
-    env->auth = strdup(conn->authenticated && conn->auth_user
-                           ? conn->auth_user : "none");
-    env->sender = strdup(sender && sender[0] ? sender : "<>");
-    if (!env->queue_id || !env->arrival || !env->client_ip ||
-        !env->client_port || !env->client_name || !env->helo ||
-        !env->protocol || !env->tls || !env->auth || !env->sender) {
-        fwd_env_free(env);
+    char *text;
+    size_t len;
+    const char *bad_key;
+    if (fwd_api->spool_envelope(call, &text, &len, &bad_key) < 0)
         return -1;
-    }
-    size_t n = api->rcpt_count(call);
-    for (size_t i = 0; i < n; i++)
-        if (fwd_env_add_rcpt(env, api->rcpt(call, i)) < 0) {
-            fwd_env_free(env);
-            return -1;
-        }
-    return 0;
+    int rc = fwd_env_parse(text, len, env);
+    free(text);
+    return rc;
 }
 
 static int id_usable(const char *id)
@@ -149,23 +116,25 @@ static ssize_t call_read(void *arg, off_t off, void *buf, size_t len);
 
 static upesi_verdict spool_mode(upesi_call *call, fwd_config *cfg)
 {
-    fwd_env env;
     const char *id = fwd_api->queue_id(call);
-    if (!id_usable(id) || env_from_call(call, &env) < 0) {
-        fwd_api->log(call, UPESI_LOG_ERR, "unusable queue id or out of "
-                     "memory");
+    if (!id_usable(id)) {
+        fwd_api->log(call, UPESI_LOG_ERR, "unusable queue id '%s'",
+                     id ? id : "(none)");
         reply_store_error(call, EINVAL);
         return UPESI_DENYSOFT;
     }
+    char *text = NULL;
     size_t len;
-    char *text = fwd_env_format(&env, &len);
-    fwd_env_free(&env);
-    fwd_spooled *s = calloc(1, sizeof *s);
-    if (text == NULL || s == NULL) {
-        fwd_api->log(call, UPESI_LOG_ERR, "%s: CR or LF in an envelope "
-                     "field, or out of memory", id);
+    const char *bad_key = NULL;
+    int erc = fwd_api->spool_envelope(call, &text, &len, &bad_key);
+    fwd_spooled *s = erc == 0 ? calloc(1, sizeof *s) : NULL;
+    if (s == NULL) {
+        if (bad_key)
+            fwd_api->log(call, UPESI_LOG_ERR, "%s: refused: CR or LF in "
+                         "the %s envelope field", id, bad_key);
+        else
+            fwd_api->log(call, UPESI_LOG_ERR, "%s: out of memory", id);
         free(text);
-        free(s);
         reply_store_error(call, EINVAL);
         return UPESI_DENYSOFT;
     }
@@ -514,7 +483,7 @@ static int fwd_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
     if (api->abi_minor < UPESI_API_DURABLE_FILES_MINOR ||
         api->size < sizeof(struct upesi_api)) {
         snprintf(err, errlen, "host API too old (needs ABI 1.2 with "
-                 "fd_watch, file_commit and on_worker_stop)");
+                 "fd_watch, file_commit, on_worker_stop and spool_envelope)");
         return -1;
     }
     fwd_api = api;

@@ -40,7 +40,6 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "upesi/plugin.h"
@@ -429,85 +428,6 @@ static int spool_queue_id_ok(const char *id)
     return 1;
 }
 
-/* One "Key: value" line.  A value with CR or LF would let it forge
- * envelope lines: refuse it (returns -1, nothing written). */
-static int spool_env_line(FILE *f, const char *key, const char *value)
-{
-    if (value == NULL)
-        value = "";
-    if (strpbrk(value, "\r\n") != NULL)
-        return -1;
-    fprintf(f, "%s: %s\n", key, value);
-    return 0;
-}
-
-/* Build the envelope (docs/spool-format.md) into a malloc'd buffer.
- * Returns 0, -1 with *bad_key set for a value with CR/LF, or -ENOMEM. */
-static int spool_envelope(upesi_call *call, const char *queue_id,
-                          char **out, size_t *out_len, const char **bad_key)
-{
-    const upesi_api *api = spool_api;
-    const upesi_conn_info *conn = api->conn(call);
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f == NULL)
-        return -ENOMEM;
-
-    char arrival[32], port[16], tls[256];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(arrival, sizeof arrival, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(port, sizeof port, "%d", conn->remote_port);
-    if (conn->tls)
-        snprintf(tls, sizeof tls, "%s %s",
-                 conn->tls_version ? conn->tls_version : "unknown",
-                 conn->tls_cipher ? conn->tls_cipher : "unknown");
-    else
-        snprintf(tls, sizeof tls, "none");
-    /* no reverse name in upesi_conn_info (ABI 1.0): a plugin that looked
-     * it up may leave it in a connection note */
-    const char *name = api->note_get(call, UPESI_SCOPE_CONN, "remote.name");
-    const char *sender = api->sender(call);
-    const char *protocol = conn->esmtp ? (conn->tls ? "ESMTPS" : "ESMTP")
-                                       : (conn->tls ? "SMTPS" : "SMTP");
-
-    struct { const char *key, *value; } lines[] = {
-        { "Upesi-Spool", "1" },
-        { "Queue-Id", queue_id },
-        { "Arrival", arrival },
-        { "Client-IP", conn->remote_ip },
-        { "Client-Port", port },
-        { "Client-Name", name && name[0] ? name : "unknown" },
-        { "Helo", conn->helo },
-        { "Protocol", protocol },
-        { "TLS", tls },
-        { "Auth", conn->authenticated && conn->auth_user
-                      ? conn->auth_user : "none" },
-        { "Sender", sender && sender[0] ? sender : "<>" },
-    };
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < sizeof lines / sizeof *lines; i++)
-        if ((rc = spool_env_line(f, lines[i].key, lines[i].value)) < 0)
-            *bad_key = lines[i].key;
-    size_t n = api->rcpt_count(call);
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        if ((rc = spool_env_line(f, "Recipient", api->rcpt(call, i))) < 0)
-            *bad_key = "Recipient";
-    fputc('\n', f);
-
-    if (fclose(f) != 0 && rc == 0)
-        rc = -ENOMEM;
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    *out = buf;
-    *out_len = len;
-    return 0;
-}
-
 /* Read the message from the host and write envelope + message to fd.
  * 0 or -errno. */
 static int spool_write_message(upesi_call *call, int fd, char *env,
@@ -648,14 +568,14 @@ static upesi_verdict spool_queue(upesi_call *call)
     char *env;
     size_t env_len;
     const char *bad_key = NULL;
-    int rc = spool_envelope(call, queue_id, &env, &env_len, &bad_key);
+    int rc = api->spool_envelope(call, &env, &env_len, &bad_key);
     if (rc < 0) {
         if (bad_key)
             api->log(call, UPESI_LOG_ERR, "%s: refused: CR or "
                      "LF in the %s envelope field", queue_id, bad_key);
         else
-            api->log(call, UPESI_LOG_ERR, "%s: out of memory",
-                     queue_id);
+            api->log(call, UPESI_LOG_ERR, "%s: envelope: %s", queue_id,
+                     strerror(-rc));
         api->stat_add("SMTP.Spool.Errors", 1);
         spool_reply_error(call, EINVAL);
         return UPESI_DENYSOFT;
@@ -735,7 +655,7 @@ static int spool_init(const upesi_api *api, upesi_plugin_ref *self,
     if (api->abi_minor < UPESI_API_DURABLE_FILES_MINOR ||
         api->size < sizeof(struct upesi_api)) {
         snprintf(err, errlen, "host API too old (needs ABI 1.2 with "
-                 "file_commit)");
+                 "file_commit and spool_envelope)");
         return -1;
     }
     spool_api = api;
