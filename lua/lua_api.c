@@ -346,10 +346,14 @@ static int l_txn_headers(lua_State *S)
 
 static int l_txn_add_header(lua_State *S)
 {
-    const char *name = luaL_checkstring(S, 2);
-    const char *value = luaL_checkstring(S, 3);
+    size_t name_len, value_len;
+    const char *name = luaL_checklstring(S, 2, &name_len);
+    const char *value = luaL_checklstring(S, 3, &value_len);
     lua_run *r = lua_api_need_call(S, "txn:add_header");
-    if (lua_host->header_add(r->call, name, value) != 0) {
+    /* a Lua string may hold NUL, which the host would see as the end:
+     * refused like CR or LF, never stored cut short */
+    if (strlen(name) != name_len || strlen(value) != value_len ||
+        lua_host->header_add(r->call, name, value) != 0) {
         lua_pushnil(S);
         lua_pushliteral(S, "invalid header name or value");
         return 2;

@@ -190,6 +190,8 @@ upesi.hook("data_post", function(conn, txn)
   r[#r+1] = "size=" .. tostring(txn.size > 0)
   r[#r+1] = "qid=" .. tostring(txn.queue_id ~= nil)
   r[#r+1] = "badhdr=" .. tostring(txn:add_header("Bad Name", "x"))
+  r[#r+1] = "nulhdr=" .. tostring(txn:add_header("X-Nul", "before\0after"))
+  r[#r+1] = "nulname=" .. tostring(txn:add_header("X-Nul\0Name", "x"))
   txn:add_header("X-Lua", "added")
   txn:add_header("X-Lua-Result", table.concat(r, " "))
   txn:add_header("X-Lua-After-Add", tostring(txn:header("X-Lua")))
@@ -405,6 +407,8 @@ my $srv = lua_server($script);
     like $res, qr/lines=3 body1=body line 1 dot=\.leading dot/, 'txn:body_lines: the body, dot-unstuffed, without CRLF';
     like $res, qr/size=true qid=true/, 'txn.size and queue_id at data_post';
     like $res, qr/badhdr=nil/, 'add_header refuses a bad name';
+    like $res, qr/nulhdr=nil nulname=nil/, 'add_header refuses a NUL in the value or the name (like CR/LF)';
+    unlike $msg, qr/^X-Nul/m, 'nothing of the NUL header reaches the message (not even cut at the NUL)';
     unlike $msg, qr/X-Remove-Me/, 'the removed headers are not in the stored message';
     like $msg, qr/^X-Lua: added\r$/m, 'the added header is';
     like $msg, qr/^X-Lua-After-Add: added\r$/m, 'a header added is seen by header() at once';
