@@ -31,6 +31,16 @@ enum {
     UP_EARLY_TALKER_DROP             /* 554 5.5.1 and close at once      */
 };
 
+/* improper_pipelining_action: what a client that sends more after DATA
+ * before its reply gets (RFC 2920 3.1) */
+enum {
+    UP_PIPELINING_IGNORE = 0,        /* note and count only              */
+    UP_PIPELINING_REJECT,            /* 554 5.5.0 to that DATA, the rest
+                                        read to its end of data and
+                                        thrown away, every MAIL refused  */
+    UP_PIPELINING_DROP               /* 554 5.5.0 and close at once      */
+};
+
 typedef struct up_plugin_inst {
     up_plugin_mod *mod;              /* loaded once per process          */
     void *settings;                  /* this generation's settings       */
@@ -58,6 +68,9 @@ typedef struct up_config {
     double greeting_delay;           /* seconds (postscreen-style wait)  */
     int early_talker_action;         /* UP_EARLY_TALKER_*                */
     int pipelining;
+    int improper_pipelining_action;  /* UP_PIPELINING_*                  */
+    int allow_nul;                   /* NUL in message data accepted     */
+    int helo_strict;                 /* HELO must be a Domain/literal    */
     int vrfy;
     int received_version;
     int workers;                     /* 0 = one per core                 */

@@ -429,6 +429,21 @@ int config_smtp_ini_key(void *arg, const char *section, const char *key,
                  "reject, drop)", value);
         return -1;
     }
+    if (IS("improper_pipelining_action")) {
+        static const char *const names[] = { "ignore", "reject", "drop" };
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(value, names[i])) {
+                cfg->improper_pipelining_action = i;
+                return 0;
+            }
+        snprintf(err, errlen, "'%s' is not an improper_pipelining_action "
+                 "(ignore, reject, drop)", value);
+        return -1;
+    }
+    if (IS("allow_nul"))
+        return parse_bool(value, &cfg->allow_nul, err, errlen);
+    if (IS("helo_strict"))
+        return parse_bool(value, &cfg->helo_strict, err, errlen);
     if (IS("greeting_delay"))
         return parse_double(value, 0, 60, &cfg->greeting_delay, err, errlen);
     if (IS("pipelining"))
@@ -530,6 +545,9 @@ void config_defaults(up_config *cfg)
     cfg->timeout_multiplier = 1;
     cfg->plugin_timeout = 30;
     cfg->pipelining = 1;
+    cfg->improper_pipelining_action = UP_PIPELINING_DROP;
+    cfg->allow_nul = 0;
+    cfg->helo_strict = 1;
     cfg->vrfy = 0;
     cfg->received_version = 1;
     cfg->workers = 1;

@@ -88,6 +88,9 @@ struct up_session {
     up_message msg;
     up_data_reader data;
     int data_too_big;
+    int data_pipelined;         /* input came after DATA before its reply */
+    int data_discard;           /* reading a refused DATA's content, to
+                                   throw it away up to its end of data    */
     up_actions actions;         /* message actions asked for at data_post */
 
     /* a connect-time DENY, carried out at every MAIL (Domino style) */

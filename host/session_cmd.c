@@ -140,6 +140,14 @@ void session_cmd_helo(up_session *s, int esmtp)
                                                   "Syntax: HELO hostname");
         return;
     }
+    up_parse_error err;
+    if (up_helo_check(name, s->cfg->helo_strict, &err) != 0) {
+        /* up_log writes control bytes as \xNN */
+        up_log(s->id, UPESI_LOG_NOTICE, "%s refused: %s: %.300s",
+               esmtp ? "EHLO" : "HELO", err.text, name);
+        up_session_reply(s, err.code, err.enhanced, err.text);
+        return;
+    }
     session_txn_reset(s);
     session_ehlo_ext_clear(s);
     free(s->helo);
@@ -457,6 +465,13 @@ static void on_data_post_done(up_session *s, upesi_verdict v,
 void session_data_end(up_session *s)
 {
     s->state = UP_ST_COMMAND;
+    if (s->data_discard) {
+        s->data_discard = 0;
+        up_log(s->id, UPESI_LOG_NOTICE, "improper pipelining: threw away "
+               "%llu bytes sent as the content of a refused DATA",
+               (unsigned long long)s->data.bytes_out);
+        return;                 /* the refusal was the answer */
+    }
     if (s->data.bare_lf || s->data.bare_cr)
         up_notes_set(&s->txn_notes, "data.bare_line_ends", "1");
     if (s->data_too_big) {
@@ -465,6 +480,18 @@ void session_data_end(up_session *s)
                (unsigned long long)s->cfg->max_message_size);
         up_session_reply(s, 552, "5.3.4", "Message size exceeds fixed "
                          "maximum message size");
+        message_done(s, 0);
+        return;
+    }
+    if (s->data.nul_bytes && !s->cfg->allow_nul) {
+        /* RFC 5321 4.5.2 and RFC 6152 allow no NUL in DATA; a downstream
+         * that drops NULs could read "\0." as the end of data */
+        up_stats_add("SMTP.Messages.NUL", 1);
+        up_log(s->id, UPESI_LOG_NOTICE, "message %s rejected: %llu NUL "
+               "bytes in the data (allow_nul = 0)", s->queue_id,
+               (unsigned long long)s->data.nul_bytes);
+        up_session_reply(s, 554, "5.6.0", "Error: message contains NUL "
+                         "bytes");
         message_done(s, 0);
         return;
     }
@@ -482,10 +509,78 @@ void session_data_end(up_session *s)
     up_hook_run(s, UPESI_HOOK_DATA_POST, on_data_post_done);
 }
 
+/* -- improper pipelining: RFC 2920 3.1, DATA ends a command group; the
+ * client must wait for its reply (354 or a refusal) before it says more.
+ * Bytes already waiting when DATA is answered were sent too early: as
+ * content they must not become a message without a 354, and after a
+ * refusal they must not run as commands (issue: a RCPT in them joined the
+ * open transaction).  Postfix's smtpd_forbid_unauth_pipelining. */
+
+static int data_discard_sink(void *arg, const char *buf, size_t len)
+{
+    (void)arg;
+    (void)buf;
+    (void)len;
+    return 0;
+}
+
+/* DATA was refused: what the client pipelined after it is read up to its
+ * end of data and thrown away, never run as commands. */
+static void data_refused(up_session *s)
+{
+    if (!s->data_pipelined || s->state == UP_ST_CLOSING)
+        return;
+    s->data_discard = 1;
+    s->state = UP_ST_DATA;
+    up_data_init(&s->data, data_discard_sink, s);
+}
+
+/* Before DATA is answered: 1 when improper_pipelining_action answered it
+ * (refused, or closed the session); 0 to answer DATA as usual. */
+static int data_sync(up_session *s)
+{
+    size_t pending;
+    up_lines_pending(&s->lines, &pending);
+    pending += s->stash_len;
+    if (s->data_pipelined || pending == 0)
+        return 0;
+    s->data_pipelined = 1;
+    up_stats_add("SMTP.Command.Invalid", 1);
+    up_stats_add("SMTP.Sessions.ImproperPipelining", 1);
+    up_notes_set(&s->conn_notes, "improper_pipelining", "1");
+    up_log(s->id, UPESI_LOG_NOTICE, "improper pipelining: %zu bytes sent "
+           "after DATA before its reply", pending);
+    static const char text[] = "Error: SMTP protocol synchronization: "
+                               "sent more after DATA before its reply";
+    switch (s->cfg->improper_pipelining_action) {
+    case UP_PIPELINING_DROP:
+        up_session_reply(s, 554, "5.5.0", text);
+        session_close(s, "improper pipelining");
+        return 1;
+    case UP_PIPELINING_REJECT:
+        if (s->reject_code == 0) {      /* every later MAIL, too */
+            s->reject_code = 554;
+            snprintf(s->reject_enhanced, sizeof s->reject_enhanced, "5.5.0");
+            s->reject_text = strdup(text);
+        }
+        session_txn_reset(s);
+        up_session_reply(s, 554, "5.5.0", text);
+        data_refused(s);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void on_data_done(up_session *s, upesi_verdict v, const up_reply *r)
 {
+    if (data_sync(s)) {         /* sent more while the hook ran */
+        session_continue(s);
+        return;
+    }
     if (session_is_denial(v)) {
         session_reply_denial(s, UPESI_HOOK_DATA, v, r, "DATA");
+        data_refused(s);
     } else {
         up_session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
         s->state = UP_ST_DATA;
@@ -496,16 +591,22 @@ static void on_data_done(up_session *s, upesi_verdict v, const up_reply *r)
 
 void session_cmd_data(up_session *s)
 {
+    s->data_pipelined = 0;
+    if (data_sync(s))
+        return;
     if (!s->have_mail) {
         up_session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        data_refused(s);
         return;
     }
     if (s->n_rcpts == 0) {
         up_session_reply(s, 554, "5.5.1", "Error: no valid recipients");
+        data_refused(s);
         return;
     }
     if (*s->cmd.arg) {
         up_session_reply(s, 501, "5.5.4", "Syntax: DATA");
+        data_refused(s);
         return;
     }
     session_make_queue_id(s->queue_id, sizeof s->queue_id);

@@ -74,4 +74,13 @@ const char *up_path_param(const up_path *path, const char *keyword);
 /* Domain part of a mailbox ("" if none). */
 const char *up_mailbox_domain(const char *mailbox);
 
+/* Check the argument of HELO/EHLO (no space in it: the caller splits).
+ * Never admitted: more than 255 octets, a control byte, a space, DEL or a
+ * byte over 127, so the name can go into a header or a log as it is.
+ * strict also wants RFC 5321's Domain (labels of letters, digits, "-" and
+ * "_", at most 63 octets each) or an address literal ([192.0.2.1],
+ * [IPv6:...], tag:...); lenient takes any other printable ASCII (Domino's
+ * way).  Returns 0, or -1 with *err set (501 5.5.2). */
+int up_helo_check(const char *arg, int strict, up_parse_error *err);
+
 #endif

@@ -10,7 +10,8 @@
  * otherwise one command per reply.  DATA waits until every RCPT reply is
  * in: a job with defer_all_on_temp (direct mode) sends RSET instead of
  * DATA when any recipient got a 4xx, so nothing is half-sent.  The message
- * goes out dot-stuffed (a line that starts with "." gets another one),
+ * goes out dot-stuffed (a line that starts with "." gets another one, and
+ * so does one whose first byte that is no control byte is a "."),
  * 64 KiB at a time, then ".".  SMTP has one final reply for all accepted
  * recipients, LMTP one per accepted recipient (RFC 2033 4.2).
  *
@@ -102,6 +103,43 @@ int fwd_send_envelope(fwd_conn *c)
     return fwd_conn_flush(c);
 }
 
+/* A byte a downstream might drop: a control byte (NUL above all), not
+ * the LF that ends the line. */
+static int fwd_droppable(unsigned char ch)
+{
+    return (ch < 0x20 && ch != '\n') || ch == 0x7f;
+}
+
+/* Whether the line that starts at p needs a leading dot: it starts with
+ * one, or its first byte that is not a control byte is one ("\0.", "\1."),
+ * which a downstream that drops such bytes would read as a "." line, the
+ * end of data (smuggling through us).  A dot added in front of any line is
+ * transparent: the downstream removes it (RFC 5321 4.5.2).  A run of
+ * control bytes that goes past this chunk (end of it at file offset
+ * end_off) is followed in the file. */
+static int fwd_line_needs_dot(const fwd_src *src, const char *p,
+                              const char *end, off_t end_off)
+{
+    while (p < end && fwd_droppable((unsigned char)*p))
+        p++;
+    if (p < end)
+        return *p == '.';
+    char peek[512];
+    for (off_t off = end_off; off < src->size;) {
+        size_t want = sizeof peek;
+        if ((off_t)want > src->size - off)
+            want = (size_t)(src->size - off);
+        ssize_t n = src->read(src->arg, off, peek, want);
+        if (n <= 0)
+            return 0;       /* the next read fails the connection first */
+        for (ssize_t i = 0; i < n; i++)
+            if (!fwd_droppable((unsigned char)peek[i]))
+                return peek[i] == '.';
+        off += n;
+    }
+    return 0;
+}
+
 /* Dot-stuff the next chunk of the message into the output. */
 int fwd_body_fill(fwd_conn *c)
 {
@@ -129,7 +167,10 @@ int fwd_body_fill(fwd_conn *c)
         }
         char *o = c->out + c->out_len;
         for (const char *p = c->chunk, *end = c->chunk + n; p < end;) {
-            if (c->at_line_start && *p == '.')
+            if (c->at_line_start &&
+                (*p == '.' || (fwd_droppable((unsigned char)*p) &&
+                               fwd_line_needs_dot(&job->src, p, end,
+                                                  c->body_off))))
                 *o++ = '.';
             const char *nl = memchr(p, '\n', (size_t)(end - p));
             const char *stop = nl ? nl + 1 : end;
