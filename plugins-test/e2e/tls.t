@@ -60,6 +60,9 @@ my $srv = Upesi::Test->new(
         smtps_listen => "127.0.0.1:$smtps_port",
         tls_handshake_timeout => 3 * $SLOW,
         vrfy => 1,
+        # s_client writes its whole input at once, the content with DATA:
+        # an improper pipeliner (improper_pipelining.t), let through here
+        improper_pipelining_action => 'ignore',
     },
     plugins => ['tester', 'queue_spool'],
     ini => { 'tester.ini' => "[vrfy]\nverdict = OK\nshow_note = tls\n" },
