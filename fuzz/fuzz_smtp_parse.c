@@ -6,7 +6,10 @@
  * must be well formed: a refusal has a 501/553/555 reply with an enhanced
  * code and a text; an accepted path obeys RFC 5321's limits, and its
  * mailbox, sent again as <mailbox>, parses to the same mailbox (the parser
- * accepts what it produces).  Any violation aborts.
+ * accepts what it produces).  The argument is also checked as a HELO name,
+ * strict and lenient: a name accepted is at most 255 octets of printable
+ * ASCII (it goes into the Received field as is), and strict accepts only
+ * what lenient accepts.  Any violation aborts.
  *
  * Build and run (from the repository root):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ihost \
@@ -71,6 +74,23 @@ static void fz_path(const char *arg, int is_rcpt, int depth)
     fz_path(again, is_rcpt, depth + 1);
 }
 
+static void fz_helo(const char *arg)
+{
+    up_parse_error e = { 0, NULL, NULL };
+    int lenient = up_helo_check(arg, 0, &e);
+    if (lenient != 0)
+        FZ_CHECK(e.code == 501 && e.enhanced && e.text && e.text[0]);
+    int strict = up_helo_check(arg, 1, &e);
+    if (strict == 0)
+        FZ_CHECK(lenient == 0);
+    if (lenient == 0) {
+        size_t len = strlen(arg);
+        FZ_CHECK(len >= 1 && len <= 255);
+        for (const unsigned char *p = (const unsigned char *)arg; *p; p++)
+            FZ_CHECK(*p > ' ' && *p < 127);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -87,6 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FZ_CHECK(strlen(c.verb_text) < sizeof c.verb_text);
     if (c.verb != UP_VERB_UNKNOWN)
         FZ_CHECK(strcmp(up_verb_name(c.verb), c.verb_text) == 0);
+    fz_helo(c.arg);
     fz_path(c.arg, 0, 0);
     fz_path(c.arg, 1, 0);
     fz_path(line, 0, 0);
