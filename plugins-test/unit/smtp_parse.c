@@ -413,10 +413,62 @@ static void t_domain(void)
     is_str(up_mailbox_domain(""), "", "null path: \"\"");
 }
 
+static void t_helo(void)
+{
+    static const struct {
+        const char *name;
+        int strict, lenient;    /* 0 accepted, -1 refused */
+    } cases[] = {
+        { "mail.example.org", 0, 0 },
+        { "win_host-1.example", 0, 0 },
+        { "localhost", 0, 0 },
+        { "192.0.2.1", 0, 0 },
+        { "[192.0.2.1]", 0, 0 },
+        { "[IPv6:2001:db8::1]", 0, 0 },
+        { "[x-tag:anything]", 0, 0 },
+        { "[192.0.2.300]", -1, 0 },
+        { "bad!name", -1, 0 },
+        { "-dash.example", -1, 0 },
+        { "dash-.example", -1, 0 },
+        { "a..b", -1, 0 },
+        { "trailing.dot.", -1, 0 },
+        { "evil\x1b[31m\x07.example", -1, -1 },
+        { "b\xc3\xbc" "cher.example", -1, -1 },
+        { "del\x7f", -1, -1 },
+        { "tab\there", -1, -1 },
+        { "", -1, -1 },
+    };
+    up_parse_error e;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int s = up_helo_check(cases[i].name, 1, &e);
+        int l = up_helo_check(cases[i].name, 0, &e);
+        ok(s == cases[i].strict && l == cases[i].lenient,
+           "HELO name %zu: strict %s, lenient %s", i,
+           cases[i].strict ? "refused" : "accepted",
+           cases[i].lenient ? "refused" : "accepted");
+    }
+    char name[300];
+    memset(name, 'a', 63);
+    name[63] = '\0';
+    ok(up_helo_check(name, 1, &e) == 0, "63-octet label accepted");
+    strcat(name, "a");
+    ok(up_helo_check(name, 1, &e) == -1 && up_helo_check(name, 0, &e) == 0,
+       "64-octet label: strict refuses, lenient accepts");
+    for (size_t i = 0; i < 255; i++)
+        name[i] = (i % 10 == 9) ? '.' : 'a';
+    name[255] = '\0';
+    ok(up_helo_check(name, 1, &e) == 0, "255 octets accepted");
+    strcat(name, "a");
+    ok(up_helo_check(name, 0, &e) == -1 && e.code == 501 &&
+       !strcmp(e.enhanced, "5.5.2") && strstr(e.text, "255"),
+       "256 octets: 501 5.5.2, even lenient");
+}
+
 int main(void)
 {
-    plan(16 + 23 + 36 + 15 + 19 + 5);
+    plan(16 + 23 + 36 + 15 + 19 + 5 + 22);
     t_verbs();
+    t_helo();
     t_paths_ok();
     t_paths_bad();
     t_lengths();
