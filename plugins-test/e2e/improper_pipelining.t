@@ -157,6 +157,16 @@ sub embedded { grep { ($_->{message} // '') =~ /Subject: (?:EMBEDDED|EARLY)/ } @
     is scalar(embedded($srv->spool)), 0, 'ignore: the embedded message is not queued';
     is $srv->stat('SMTP.Sessions.ImproperPipelining')->{'SMTP.Sessions.ImproperPipelining'}, 1,
         'ignore: counted';
+    # as documented: with ignore, content sent with an accepted DATA is
+    # the message (what a lenient server has always done)
+    $c = $srv->client;
+    $c->send_raw($early . "QUIT\r\n");
+    @r = replies($c);
+    is codes(@r), '250,250,250,354,250,221', 'ignore: content before the 354 is the message';
+    my @m = $srv->wait_spool(1, 5);
+    is scalar(embedded(@m)), 1, 'ignore: ... and queued';
+    is $srv->stat('SMTP.Sessions.ImproperPipelining')->{'SMTP.Sessions.ImproperPipelining'}, 2,
+        'ignore: counted all the same';
     $srv->stop_ok('upesi (ignore)');
 }
 

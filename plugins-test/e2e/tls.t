@@ -264,6 +264,8 @@ SKIP: {
 my $st = $srv->stat('SMTP.') // {};
 is $st->{'SMTP.Messages.TLS'}, 4, 'SMTP.Messages.TLS = 4 (swaks twice, s_client, implicit)';
 is $st->{'SMTP.Messages.Accepted'}, 5, 'SMTP.Messages.Accepted = 5 (one in plain text)';
+is $st->{'SMTP.Sessions.ImproperPipelining'}, 2,
+    'SMTP.Sessions.ImproperPipelining = 2: the two s_client messages, content with DATA, seen inside TLS';
 cmp_ok $st->{'SMTP.Sessions.TLS'} // 0, '>=', 6, 'SMTP.Sessions.TLS counts handshakes';
 cmp_ok $st->{'SMTP.Sessions.TLSFailed'} // 0, '>=', 6, 'SMTP.Sessions.TLSFailed counts failures';
 
