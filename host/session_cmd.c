@@ -2,7 +2,10 @@
  * session_cmd.c - the SMTP commands of a session (RFC 5321 4.1): EHLO and
  * HELO, MAIL, RCPT, DATA (and what follows the end of data: data_post,
  * message actions, queue), VRFY, and commands the host does not know.
- * Each runs its hook chain and answers from the verdict.
+ * Each runs its hook chain and answers from the verdict.  A client that
+ * sends more after DATA before its reply is an improper pipeliner
+ * (improper_pipelining_action), and what follows a refused DATA is read
+ * to its end of data and thrown away, never run as commands.
  *
  * Fails: every bad command is answered (5xx/4xx) and counts towards
  * error_limit.
