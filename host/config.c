@@ -137,6 +137,7 @@ void up_config_unref(up_config *cfg)
     free(cfg->tls_cert);
     free(cfg->tls_key);
     free(cfg->tls_ciphers);
+    free(cfg->tls_ticket_key_file);
     for (size_t i = 0; i < cfg->n_tls_sni; i++) {
         free(cfg->tls_sni[i].name);
         free(cfg->tls_sni[i].cert);

@@ -95,6 +95,9 @@ typedef struct up_config {
     size_t n_smtps_listen;
     int require_tls;                 /* MAIL before STARTTLS: 530        */
     double tls_handshake_timeout;    /* seconds                          */
+    int tls_session_tickets;         /* issue and accept tickets         */
+    char *tls_ticket_key_file;       /* absolute; NULL = random key      */
+    long tls_session_timeout;        /* seconds a session may resume     */
     struct up_tls_ctx *tls;          /* built from the above, or NULL    */
 
     /* AUTH (docs/auth.md) */

@@ -231,7 +231,7 @@ static int add_submission_listen(void *arg, const char *item, char *err,
     return 0;
 }
 
-/* tls_cert, tls_key: relative to the conf dir, checked here so that a bad
+/* tls_cert, tls_key, tls_ticket_key_file: relative to the conf dir, checked here so that a bad
  * file is reported at its line. */
 static int set_tls_file(up_config *cfg, char **slot, const char *value,
                         int (*check)(const char *, char *, size_t),
@@ -518,6 +518,14 @@ int config_smtp_ini_key(void *arg, const char *section, const char *key,
     if (IS("auth_failure_delay"))
         return parse_double(value, 0, 60, &cfg->auth_failure_delay, err,
                             errlen);
+    if (IS("tls_session_tickets"))
+        return parse_bool(value, &cfg->tls_session_tickets, err, errlen);
+    if (IS("tls_ticket_key_file"))
+        return set_tls_file(cfg, &cfg->tls_ticket_key_file, value,
+                            up_tls_check_ticket_key_file, err, errlen);
+    if (IS("tls_session_timeout"))
+        return parse_long(value, 60, 604800, &cfg->tls_session_timeout, err,
+                          errlen);
     if (IS("tls_handshake_timeout"))
         return parse_double(value, 0.1, 3600, &cfg->tls_handshake_timeout,
                             err, errlen);
@@ -557,6 +565,8 @@ void config_defaults(up_config *cfg)
     cfg->dns_timeout = 5;
     cfg->dns_cache_size = 10000;
     cfg->tls_handshake_timeout = 30;
+    cfg->tls_session_tickets = 1;
+    cfg->tls_session_timeout = 3600;           /* Postfix's default */
     cfg->auth_failure_delay = 1;
 }
 
@@ -583,8 +593,12 @@ static int config_finish_tls(up_config *cfg, const char *file)
     if (cfg->tls_cert == NULL)
         return 0;
     char err[512];
+    up_tls_resume resume = { cfg->tls_session_tickets,
+                             cfg->tls_ticket_key_file,
+                             cfg->tls_session_timeout };
     cfg->tls = up_tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers,
-                              cfg->tls_sni, cfg->n_tls_sni, err, sizeof err);
+                              cfg->tls_sni, cfg->n_tls_sni, &resume, err,
+                              sizeof err);
     if (cfg->tls == NULL) {
         up_log(NULL, UPESI_LOG_ERR, "%s: %s", file, err);
         return -1;

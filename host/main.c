@@ -147,6 +147,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "upesi: configuration %s ok (%zu plugins)\n",
                 conf_dir, cfg->n_plugins);
     } else {
+        /* before any worker is forked: they share the ticket key */
+        if (up_tls_seed() != 0)
+            up_fatal("no random bytes for the TLS session ticket key");
         rc = up_supervisor_run(cfg, conf_dir);
     }
     up_config_unref(cfg);

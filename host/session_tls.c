@@ -97,16 +97,21 @@ static void tls_established(up_session *s)
              s->info.tls_cipher);
     up_notes_set(&s->conn_notes, "tls", note);
     up_stats_add("SMTP.Sessions.TLS", 1);
+    int resumed = up_tls_resumed(s->tls);
+    if (resumed)
+        up_stats_add("SMTP.Sessions.TLSResumed", 1);
+    const char *how = resumed ? ", resumed" : "";
     const char *sni = up_tls_server_name(s->tls);
     const char *match = up_tls_sni_match(s->tls);
     if (sni)                    /* which tls_sni certificate, if any */
-        up_log(s->id, UPESI_LOG_INFO, "TLS established: %s with cipher %s, "
-               "SNI %s: %s%s", s->info.tls_version, s->info.tls_cipher,
-               sni, match ? "certificate of tls_sni " : "tls_cert",
+        up_log(s->id, UPESI_LOG_INFO, "TLS established: %s with cipher "
+               "%s%s, SNI %s: %s%s", s->info.tls_version,
+               s->info.tls_cipher, how, sni,
+               match ? "certificate of tls_sni " : "tls_cert",
                match ? match : "");
     else
-        up_log(s->id, UPESI_LOG_INFO, "TLS established: %s with cipher %s",
-               s->info.tls_version, s->info.tls_cipher);
+        up_log(s->id, UPESI_LOG_INFO, "TLS established: %s with cipher %s%s",
+               s->info.tls_version, s->info.tls_cipher, how);
     if (s->implicit_tls && !s->greeted) {
         s->state = UP_ST_CONNECT;
         session_arm_idle_timer(s);

@@ -34,6 +34,7 @@
 #include <wolfssl/ssl.h>
 
 #include "tls.h"
+#include "tls_ticket.h"
 
 /* More ciphertext than this buffered means the session lost control of
  * its reading: refuse rather than grow. */
@@ -59,6 +60,9 @@ struct up_tls_ctx {
     WOLFSSL_CTX *ctx;           /* tls_cert: no name sent, or no match   */
     tls_sni_ctx *sni;
     size_t n_sni;
+    up_tls_ticket_keys *tickets; /* shared by ctx and every sni ctx;
+                                  * NULL: tls_session_tickets = no      */
+    int aead_only;              /* no CBC suite in the cipher list      */
 };
 
 struct up_tls {
@@ -74,6 +78,7 @@ struct up_tls {
     char first[8];              /* the first bytes the client sent       */
     char error[200];
     char cipher[64];
+    int resumed;                /* an earlier session, by ID or ticket  */
     char *server_name;          /* the client's SNI, printable; or NULL  */
     const char *sni_match;      /* the tls_sni name served; NULL: tls_cert
                                  * (points into the up_tls_ctx)          */
@@ -268,6 +273,16 @@ int up_tls_check_ciphers(const char *list, char *err, size_t errlen)
     return rc;
 }
 
+int up_tls_check_ticket_key_file(const char *path, char *err, size_t errlen)
+{
+    return up_tls_ticket_check_file(path, err, errlen);
+}
+
+int up_tls_seed(void)
+{
+    return up_tls_ticket_seed();
+}
+
 int up_tls_check_sni(const char *name, const char *cert, const char *key,
                      char *err, size_t errlen)
 {
@@ -326,15 +341,67 @@ int up_tls_name_matches(const char *pattern, const char *name)
     return !strcasecmp(pattern, name);
 }
 
-/* The SNI callback (wolfSSL_CTX_set_servername_callback): after the
- * ClientHello is parsed, before the server's certificate is chosen.  An
- * exact name wins over a wildcard; no name or no match keeps tls_cert.
- * Returning 0 (SSL_TLSEXT_ERR_OK) never fails the handshake on a name. */
+/* The ClientHello callback (wolfSSL_CTX_set_servername_callback): wolfSSL
+ * calls it for every ClientHello, after the extensions are parsed and
+ * before the ServerHello is written, whether the client sent a name or not.
+ *
+ * RFC 6066 truncated_hmac and max_fragment_length: wolfSSL, when built
+ * with them (Debian's build is: HAVE_TRUNCATED_HMAC, HAVE_MAX_FRAGMENT),
+ * accepts both from every TLS 1.2 client and answers them in the
+ * ServerHello; it has no switch to refuse them.  So a TLS 1.2 handshake
+ * declares them again here with wolfSSL_UseMaxFragment and
+ * wolfSSL_UseTruncatedHMAC, which replace the parsed extension by one not
+ * marked as an answer, and the ServerHello carries neither.  What wolfSSL
+ * took from the client stays: its records are at most the size the client
+ * asked for (every client reads those), and a truncated MAC would apply
+ * to CBC suites only: so truncated_hmac is kept out only when the cipher
+ * list has none (the default; see aead_only), else wolfSSL's answer
+ * stands and client and server agree on the MAC.
+ *
+ * Not in TLS 1.3: there wolfSSL requires the pre_shared_key extension to
+ * be the last one on its list (a resumption fails with "psk key callback
+ * error" otherwise), so max_fragment_length, which RFC 8446 allows and
+ * wolfSSL honours, stays answered in the EncryptedExtensions;
+ * truncated_hmac does not exist in TLS 1.3. */
+static void refuse_rfc6066_extras(WOLFSSL *ssl, const up_tls_ctx *c)
+{
+    if (wolfSSL_version(ssl) == TLS1_3_VERSION)
+        return;
+    wolfSSL_UseMaxFragment(ssl, WOLFSSL_MFL_2_13);
+    if (c->aead_only)
+        wolfSSL_UseTruncatedHMAC(ssl);
+}
+
+/* Does the context offer AEAD suites only (GCM, CCM, ChaCha20-Poly1305)?
+ * Then no record carries an HMAC that truncated_hmac could shorten. */
+static int aead_only(WOLFSSL_CTX *ctx)
+{
+    WOLFSSL *ssl = wolfSSL_new(ctx);
+    if (ssl == NULL)
+        return 0;
+    /* the list is the connection's: wolfSSL frees it with ssl */
+    WOLF_STACK_OF(WOLFSSL_CIPHER) *list = wolfSSL_get_ciphers_compat(ssl);
+    int n = list ? wolfSSL_sk_SSL_CIPHER_num(list) : 0, only = n > 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = wolfSSL_CIPHER_get_name(
+            wolfSSL_sk_SSL_CIPHER_value(list, i));
+        if (name == NULL || (!strstr(name, "GCM") && !strstr(name, "CCM") &&
+                             !strstr(name, "CHACHA20")))
+            only = 0;
+    }
+    wolfSSL_free(ssl);
+    return only;
+}
+
+/* SNI: an exact name wins over a wildcard; no name or no match keeps
+ * tls_cert.  Returning 0 (SSL_TLSEXT_ERR_OK) never fails the handshake on
+ * a name. */
 static int tls_on_server_name(WOLFSSL *ssl, int *alert, void *arg)
 {
     (void)alert;
     up_tls_ctx *c = arg;
     up_tls *t = wolfSSL_GetIOReadCtx(ssl);
+    refuse_rfc6066_extras(ssl, c);
     const char *name = wolfSSL_get_servername(ssl, WOLFSSL_SNI_HOST_NAME);
     if (t == NULL || name == NULL || name[0] == '\0' || t->server_name)
         return 0;
@@ -368,7 +435,9 @@ static int tls_on_server_name(WOLFSSL *ssl, int *alert, void *arg)
  * name (for messages). */
 static WOLFSSL_CTX *server_ctx(const char *name, const char *cert,
                                const char *key, const char *ciphers,
-                               char *err, size_t errlen)
+                               const up_tls_resume *resume,
+                               up_tls_ticket_keys *tickets, char *err,
+                               size_t errlen)
 {
     WOLFSSL_CTX *ctx = ctx_new(err, errlen);
     if (ctx == NULL)
@@ -395,6 +464,18 @@ static WOLFSSL_CTX *server_ctx(const char *name, const char *cert,
     }
     /* SMTP clients do not present certificates to us by default */
     wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
+    /* resumption: by session ID from this process's session cache, and
+     * by tickets under the keys every worker shares (tls_ticket.c) */
+    long timeout = resume && resume->timeout > 0 ? resume->timeout : 3600;
+    /* (returns the previous timeout in builds with OPENSSL_EXTRA, as
+     * Debian's; it fails only on a NULL context) */
+    wolfSSL_CTX_set_timeout(ctx, (unsigned)timeout);
+    if (tickets ? up_tls_ticket_attach(ctx, tickets) != 0
+                : wolfSSL_CTX_NoTicketTLSv12(ctx) != WOLFSSL_SUCCESS ||
+                  wolfSSL_CTX_no_ticket_TLSv13(ctx) < 0) {
+        snprintf(err, errlen, "cannot set up TLS session tickets");
+        goto fail;
+    }
     wolfSSL_CTX_SetIORecv(ctx, tls_recv);
     wolfSSL_CTX_SetIOSend(ctx, tls_send);
     return ctx;
@@ -405,7 +486,8 @@ fail:
 
 up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
                            const char *ciphers, const up_tls_sni *sni,
-                           size_t n_sni, char *err, size_t errlen)
+                           size_t n_sni, const up_tls_resume *resume,
+                           char *err, size_t errlen)
 {
     up_tls_ctx *c = calloc(1, sizeof *c);
     if (c == NULL || (n_sni && (c->sni = calloc(n_sni,
@@ -414,7 +496,13 @@ up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if ((c->ctx = server_ctx(NULL, cert, key, ciphers, err, errlen)) == NULL)
+    if ((resume == NULL || resume->tickets) &&
+        (c->tickets = up_tls_ticket_keys_new(
+             resume ? resume->ticket_key_file : NULL,
+             resume ? resume->timeout : 3600, err, errlen)) == NULL)
+        goto fail;
+    if ((c->ctx = server_ctx(NULL, cert, key, ciphers, resume, c->tickets,
+                             err, errlen)) == NULL)
         goto fail;
     for (; c->n_sni < n_sni; c->n_sni++) {
         tls_sni_ctx *e = &c->sni[c->n_sni];
@@ -423,18 +511,19 @@ up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
             snprintf(err, errlen, "out of memory");
             goto fail;
         }
-        if ((e->ctx = server_ctx(s->name, s->cert, s->key, ciphers, err,
-                                 errlen)) == NULL) {
+        if ((e->ctx = server_ctx(s->name, s->cert, s->key, ciphers, resume,
+                                 c->tickets, err, errlen)) == NULL) {
             c->n_sni++;         /* so that its name is freed */
             goto fail;
         }
     }
-    if (n_sni) {
-        wolfSSL_CTX_set_servername_callback(c->ctx, tls_on_server_name);
-        if (wolfSSL_CTX_set_servername_arg(c->ctx, c) != WOLFSSL_SUCCESS) {
-            snprintf(err, errlen, "cannot set the SNI callback");
-            goto fail;
-        }
+    /* always: it also keeps truncated_hmac and max_fragment_length out
+     * of the ServerHello */
+    c->aead_only = aead_only(c->ctx);
+    wolfSSL_CTX_set_servername_callback(c->ctx, tls_on_server_name);
+    if (wolfSSL_CTX_set_servername_arg(c->ctx, c) != WOLFSSL_SUCCESS) {
+        snprintf(err, errlen, "cannot set the ClientHello callback");
+        goto fail;
     }
     return c;
 fail:
@@ -454,6 +543,7 @@ void up_tls_ctx_free(up_tls_ctx *c)
         free(c->sni[i].name);
     }
     free(c->sni);
+    up_tls_ticket_keys_free(c->tickets);
     free(c);
 }
 
@@ -577,6 +667,7 @@ int up_tls_handshake(up_tls *t)
             name = wolfSSL_get_cipher_name(t->ssl);
         }
         snprintf(t->cipher, sizeof t->cipher, "%s", name ? name : "unknown");
+        t->resumed = wolfSSL_session_reused(t->ssl) == 1;
         return 1;
     }
     if (wolfSSL_get_error(t->ssl, rc) == WOLFSSL_ERROR_WANT_READ)
@@ -656,6 +747,11 @@ const char *up_tls_version(const up_tls *t)
 const char *up_tls_cipher(const up_tls *t)
 {
     return t->established ? t->cipher : NULL;
+}
+
+int up_tls_resumed(const up_tls *t)
+{
+    return t->established && t->resumed;
 }
 
 const char *up_tls_server_name(const up_tls *t)

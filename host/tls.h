@@ -53,6 +53,24 @@ typedef struct up_tls_sni {
     char *key;
 } up_tls_sni;
 
+/* Session resumption (docs/tls.md): tickets on or off, the file their
+ * key comes from (NULL: a random key made before the workers fork), and
+ * how long a session may be resumed, in seconds (also the ticket key's
+ * rotation period). */
+typedef struct up_tls_resume {
+    int tickets;
+    const char *ticket_key_file;
+    long timeout;
+} up_tls_resume;
+
+/* tls_ticket_key_file: readable and long enough (see tls_ticket.h). */
+int up_tls_check_ticket_key_file(const char *path, char *err, size_t errlen);
+
+/* Make the ticket key secret of this process tree now, so that workers
+ * forked later share it (used when no tls_ticket_key_file is set).
+ * -1 if the system gives no random bytes. */
+int up_tls_seed(void);
+
 /* The cipher list used when tls_ciphers is not set. */
 extern const char up_tls_default_ciphers[];
 
@@ -62,7 +80,8 @@ extern const char up_tls_default_ciphers[];
  * exact name before a wildcard.  NULL with a message in err. */
 up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
                            const char *ciphers, const up_tls_sni *sni,
-                           size_t n_sni, char *err, size_t errlen);
+                           size_t n_sni, const up_tls_resume *resume,
+                           char *err, size_t errlen);
 void up_tls_ctx_free(up_tls_ctx *ctx);
 
 /* Release wolfSSL's global state (at exit, after the last context). */
@@ -102,6 +121,8 @@ const char *up_tls_error(const up_tls *t);
  * ("TLS_AES_256_GCM_SHA384", "ECDHE-RSA-AES128-GCM-SHA256"). */
 const char *up_tls_version(const up_tls *t);
 const char *up_tls_cipher(const up_tls *t);
+/* 1 when the handshake resumed an earlier session (ID or ticket). */
+int up_tls_resumed(const up_tls *t);
 /* The server name the client sent (SNI), non-printable bytes as '?', or
  * NULL when it sent none; and the tls_sni name whose certificate was
  * served, or NULL for tls_cert.  Both are known once the ClientHello is
