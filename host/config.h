@@ -98,6 +98,7 @@ typedef struct up_config {
     int tls_session_tickets;         /* issue and accept tickets         */
     char *tls_ticket_key_file;       /* absolute; NULL = random key      */
     long tls_session_timeout;        /* seconds a session may resume     */
+    long tls_session_cache_size;     /* shared session-ID slots (start)  */
     struct up_tls_ctx *tls;          /* built from the above, or NULL    */
 
     /* AUTH (docs/auth.md) */

@@ -523,6 +523,9 @@ int config_smtp_ini_key(void *arg, const char *section, const char *key,
     if (IS("tls_ticket_key_file"))
         return set_tls_file(cfg, &cfg->tls_ticket_key_file, value,
                             up_tls_check_ticket_key_file, err, errlen);
+    if (IS("tls_session_cache_size"))
+        return parse_long(value, 0, 1000000, &cfg->tls_session_cache_size,
+                          err, errlen);
     if (IS("tls_session_timeout"))
         return parse_long(value, 60, 604800, &cfg->tls_session_timeout, err,
                           errlen);
@@ -567,6 +570,7 @@ void config_defaults(up_config *cfg)
     cfg->tls_handshake_timeout = 30;
     cfg->tls_session_tickets = 1;
     cfg->tls_session_timeout = 3600;           /* Postfix's default */
+    cfg->tls_session_cache_size = 10000;
     cfg->auth_failure_delay = 1;
 }
 
@@ -595,7 +599,8 @@ static int config_finish_tls(up_config *cfg, const char *file)
     char err[512];
     up_tls_resume resume = { cfg->tls_session_tickets,
                              cfg->tls_ticket_key_file,
-                             cfg->tls_session_timeout };
+                             cfg->tls_session_timeout,
+                             (size_t)cfg->tls_session_cache_size };
     cfg->tls = up_tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_ciphers,
                               cfg->tls_sni, cfg->n_tls_sni, &resume, err,
                               sizeof err);

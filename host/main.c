@@ -150,6 +150,12 @@ int main(int argc, char **argv)
         /* before any worker is forked: they share the ticket key */
         if (up_tls_seed() != 0)
             up_fatal("no random bytes for the TLS session ticket key");
+        /* ... and the session cache; its size is read at start only */
+        int err = up_tls_cache_start((size_t)cfg->tls_session_cache_size);
+        if (err < 0)
+            up_log(NULL, UPESI_LOG_WARNING, "no shared TLS session cache "
+                   "(%s): sessions resume by ID only on the worker that "
+                   "made them", strerror(-err));
         rc = up_supervisor_run(cfg, conf_dir);
     }
     up_config_unref(cfg);

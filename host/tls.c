@@ -34,6 +34,7 @@
 #include <wolfssl/ssl.h>
 
 #include "tls.h"
+#include "tls_cache.h"
 #include "tls_ticket.h"
 
 /* More ciphertext than this buffered means the session lost control of
@@ -283,6 +284,11 @@ int up_tls_seed(void)
     return up_tls_ticket_seed();
 }
 
+int up_tls_cache_start(size_t n)
+{
+    return up_tls_cache_init(n);
+}
+
 int up_tls_check_sni(const char *name, const char *cert, const char *key,
                      char *err, size_t errlen)
 {
@@ -470,6 +476,7 @@ static WOLFSSL_CTX *server_ctx(const char *name, const char *cert,
     /* (returns the previous timeout in builds with OPENSSL_EXTRA, as
      * Debian's; it fails only on a NULL context) */
     wolfSSL_CTX_set_timeout(ctx, (unsigned)timeout);
+    up_tls_cache_attach(ctx);
     if (tickets ? up_tls_ticket_attach(ctx, tickets) != 0
                 : wolfSSL_CTX_NoTicketTLSv12(ctx) != WOLFSSL_SUCCESS ||
                   wolfSSL_CTX_no_ticket_TLSv13(ctx) < 0) {
@@ -496,6 +503,11 @@ up_tls_ctx *up_tls_ctx_new(const char *cert, const char *key,
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    /* the first context (the supervisor's) makes the shared session
+     * cache, so that contexts are built with it; a failure is not fatal
+     * (each worker keeps wolfSSL's own cache) and main says so */
+    if (resume)
+        (void)up_tls_cache_init(resume->cache_size);
     if ((resume == NULL || resume->tickets) &&
         (c->tickets = up_tls_ticket_keys_new(
              resume ? resume->ticket_key_file : NULL,

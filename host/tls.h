@@ -61,6 +61,8 @@ typedef struct up_tls_resume {
     int tickets;
     const char *ticket_key_file;
     long timeout;
+    size_t cache_size;          /* shared session-ID cache, made at the
+                                 * first context (in the supervisor)     */
 } up_tls_resume;
 
 /* tls_ticket_key_file: readable and long enough (see tls_ticket.h). */
@@ -70,6 +72,12 @@ int up_tls_check_ticket_key_file(const char *path, char *err, size_t errlen);
  * forked later share it (used when no tls_ticket_key_file is set).
  * -1 if the system gives no random bytes. */
 int up_tls_seed(void);
+
+/* Make the session cache the workers share, n sessions (0: none; then
+ * wolfSSL's own small cache in each worker), unless the first context
+ * made it already.  Before forking; later calls keep the first cache.
+ * 0 or a negative errno. */
+int up_tls_cache_start(size_t n);
 
 /* The cipher list used when tls_ciphers is not set. */
 extern const char up_tls_default_ciphers[];
