@@ -110,6 +110,7 @@ UNIT_DEPS_control     := control stats log
 UNIT_DEPS_queue_spool := log durable envelope
 UNIT_DEPS_hostmatch   := log
 UNIT_DEPS_durable     := durable
+UNIT_DEPS_tls_ticket  := tls_ticket
 unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ))
 $(BUILD)/unit/%.t: $(BUILD)/plugins-test/unit/%.o $$(call unit_objs,$$*)
 	@mkdir -p $(dir $@)

@@ -207,20 +207,15 @@ static const unsigned char *period_key_get(up_tls_ticket_keys *k,
     return slot->key;
 }
 
-/* wolfSSL's SessionTicketEncCb: seal (enc) or open the ticket in place.
- * WOLFSSL_TICKET_RET_CREATE asks wolfSSL for a fresh ticket under the
- * current key when the client's was made under the previous one. */
-static int ticket_cb(WOLFSSL *ssl, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
-                     unsigned char iv[WOLFSSL_TICKET_IV_SZ],
-                     unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc,
-                     unsigned char *ticket, int in_len, int *out_len,
-                     void *arg)
+int up_tls_ticket_crypt(up_tls_ticket_keys *k, int64_t when, int enc,
+                        unsigned char name[WOLFSSL_TICKET_NAME_SZ],
+                        unsigned char iv[WOLFSSL_TICKET_IV_SZ],
+                        unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
+                        unsigned char *ticket, int in_len, int *out_len)
 {
-    (void)ssl;
-    up_tls_ticket_keys *k = arg;
-    if (k == NULL || in_len < 0 || in_len > 0xffff)
+    if (k == NULL || when < 0 || in_len < 0 || in_len > 0xffff)
         return enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
-    uint64_t now = (uint64_t)time(NULL) / (uint64_t)k->period, period;
+    uint64_t now = (uint64_t)when / (uint64_t)k->period, period;
     int ok = WOLFSSL_TICKET_RET_OK;
     if (enc) {
         period = now;
@@ -258,6 +253,19 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
         return enc ? WOLFSSL_TICKET_RET_FATAL : WOLFSSL_TICKET_RET_REJECT;
     *out_len = in_len;
     return ok;
+}
+
+/* wolfSSL's SessionTicketEncCb, on the wall clock: every worker (and every
+ * host sharing a key file) must agree on the period. */
+static int ticket_cb(WOLFSSL *ssl, unsigned char name[WOLFSSL_TICKET_NAME_SZ],
+                     unsigned char iv[WOLFSSL_TICKET_IV_SZ],
+                     unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc,
+                     unsigned char *ticket, int in_len, int *out_len,
+                     void *arg)
+{
+    (void)ssl;
+    return up_tls_ticket_crypt(arg, (int64_t)time(NULL), enc, name, iv, mac,
+                               ticket, in_len, out_len);
 }
 
 int up_tls_ticket_attach(WOLFSSL_CTX *ctx, up_tls_ticket_keys *k)

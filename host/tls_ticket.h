@@ -21,6 +21,7 @@
 #define UPESI_TLS_TICKET_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
@@ -40,6 +41,18 @@ int up_tls_ticket_check_file(const char *path, char *err, size_t errlen);
 up_tls_ticket_keys *up_tls_ticket_keys_new(const char *path, long period,
                                            char *err, size_t errlen);
 void up_tls_ticket_keys_free(up_tls_ticket_keys *k);
+
+/* Seal (enc) or open a ticket in place at Unix time `when`, as wolfSSL's
+ * SessionTicketEncCb does (the callback passes time(NULL)): sealing fills
+ * name, iv and mac; opening returns WOLFSSL_TICKET_RET_OK for a ticket of
+ * this period, WOLFSSL_TICKET_RET_CREATE for one of the period before
+ * (wolfSSL then issues a fresh one), WOLFSSL_TICKET_RET_REJECT for any
+ * other or one that does not decrypt.  *out_len = in_len. */
+int up_tls_ticket_crypt(up_tls_ticket_keys *k, int64_t when, int enc,
+                        unsigned char name[WOLFSSL_TICKET_NAME_SZ],
+                        unsigned char iv[WOLFSSL_TICKET_IV_SZ],
+                        unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
+                        unsigned char *ticket, int in_len, int *out_len);
 
 /* Make ctx encrypt and decrypt its tickets with k (k outlives ctx). */
 int up_tls_ticket_attach(WOLFSSL_CTX *ctx, up_tls_ticket_keys *k);
