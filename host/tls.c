@@ -19,6 +19,12 @@
  * wolfSSL_set_SSL_CTX, which shares that context's certificate and key
  * (nothing is copied per session).
  *
+ * Resumption (docs/tls.md): TLS 1.2 session IDs live in a cache every
+ * worker shares (tls_cache.c); TLS 1.2 and 1.3 tickets are sealed under
+ * keys every worker derives alike (tls_ticket.c).  The ClientHello
+ * callback also keeps RFC 6066 truncated_hmac and max_fragment_length out
+ * of TLS 1.2 ServerHellos (see refuse_rfc6066_extras).
+ *
  * Fails: a context that cannot be built returns NULL with the reason; a
  * connection's failure is remembered as text for the session's log line
  * ("handshake failed: ...") and every later call fails too.
@@ -470,8 +476,8 @@ static WOLFSSL_CTX *server_ctx(const char *name, const char *cert,
     }
     /* SMTP clients do not present certificates to us by default */
     wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
-    /* resumption: by session ID from this process's session cache, and
-     * by tickets under the keys every worker shares (tls_ticket.c) */
+    /* resumption: by session ID from the cache the workers share
+     * (tls_cache.c), by tickets under the keys they share (tls_ticket.c) */
     long timeout = resume && resume->timeout > 0 ? resume->timeout : 3600;
     /* (returns the previous timeout in builds with OPENSSL_EXTRA, as
      * Debian's; it fails only on a NULL context) */
