@@ -44,17 +44,24 @@ typedef struct cache_shm {
 } cache_shm;
 
 static cache_shm *cache;
+static int decided;             /* the first call sets the size for good */
+static int init_error;          /* and its outcome, for later callers    */
 
 int up_tls_cache_init(size_t n)
 {
-    if (cache || n == 0)
+    /* later calls (a worker's reload) keep what the supervisor made: a
+     * cache made after the fork would be the worker's alone */
+    if (decided)
+        return init_error;
+    decided = 1;
+    if (n == 0)
         return 0;
     size_t sets = (n + CACHE_WAYS - 1) / CACHE_WAYS;
     size_t size = sizeof(cache_shm) + sets * CACHE_WAYS * sizeof(cache_slot);
     void *map = mmap(NULL, size, PROT_READ | PROT_WRITE,
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (map == MAP_FAILED)
-        return -errno;
+        return init_error = -errno;
     cache_shm *c = map;
     pthread_mutexattr_t attr;
     int rc = pthread_mutexattr_init(&attr);
@@ -66,7 +73,7 @@ int up_tls_cache_init(size_t n)
     }
     if (rc != 0) {
         munmap(map, size);
-        return -rc;
+        return init_error = -rc;
     }
     c->n_sets = sets;
     cache = c;

@@ -26,8 +26,9 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 
-/* Map the cache for n sessions (0: none).  Call once, before the workers
- * are forked.  0, or a negative errno. */
+/* Map the cache for n sessions (0: none).  The first call decides, before
+ * the workers are forked; later calls change nothing and return what the
+ * first returned.  0, or a negative errno (then there is none). */
 int up_tls_cache_init(size_t n);
 
 /* Give ctx the shared cache instead of wolfSSL's own (a no-op while
