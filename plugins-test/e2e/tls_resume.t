@@ -245,15 +245,33 @@ $srv->stop_ok;
     $off->stop_ok('upesi (tls_session_tickets = no)');
 }
 
+# -- a CBC suite in tls_ciphers: truncated_hmac stays answered ---------------------
+# (it would shorten the MAC of CBC records: without the answer the client
+# and the server would disagree on it); max_fragment_length is still kept out
+{
+    my $cbc = server(workers => 1, tls_ciphers =>
+        'ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-SHA256');
+    my $ext = server_hello_extensions($cbc->{smtps_port}, 0xc027);
+    ok defined $ext, 'CBC: a ClientHello offering ECDHE-RSA-AES128-SHA256 gets a ServerHello'
+        or diag $@;
+    $ext //= {};
+    ok exists $ext->{4}, 'CBC suites configured: truncated_hmac is answered';
+    ok !exists $ext->{1}, '... and max_fragment_length is not';
+    my $o = s_client($cbc, 'smtps', '-tls1_2', '-cipher', 'ECDHE-RSA-AES128-SHA256');
+    like $o, qr/^221 /m, 'CBC: s_client with ECDHE-RSA-AES128-SHA256 works';
+    $cbc->stop_ok('upesi (CBC suite)');
+}
+
 done_testing;
 
 # ---------------------------------------------------------------------------
 # server_hello_extensions(PORT): send a TLS 1.2 ClientHello that asks for
 # max_fragment_length (512) and truncated_hmac, as testssl.sh does, and
 # return the ServerHello's extensions as { type => data }; undef and $@ on
-# failure.  OpenSSL cannot send truncated_hmac, so the hello is made here.
+# failure.  SUITES: the cipher suites offered (default: three AEAD ones).  OpenSSL cannot send truncated_hmac, so the hello is made here.
 sub server_hello_extensions {
-    my ($port) = @_;
+    my ($port, @suites) = @_;
+    @suites = (0xc02f, 0xc030, 0xcca8) unless @suites;
     my $ext = sub { pack('n n/a*', @_) };
     my $exts = join '',
         $ext->(0x000a, pack('n/a*', pack('n*', 0x001d, 0x0017, 0x0018))), # groups
@@ -263,7 +281,7 @@ sub server_hello_extensions {
         $ext->(0x0001, "\x02"),                                          # max_fragment_length 2^9
         $ext->(0x0004, '');                                              # truncated_hmac
     my $body = pack('n', 0x0303) . ("\x42" x 32) . "\x00"
-             . pack('n/a*', pack('n*', 0xc02f, 0xc030, 0xcca8))
+             . pack('n/a*', pack('n*', @suites))
              . "\x01\x00" . pack('n/a*', $exts);
     my $hs = "\x01" . substr(pack('N', length $body), 1) . $body;
     my $rec = "\x16\x03\x01" . pack('n', length $hs) . $hs;
