@@ -43,7 +43,11 @@ HOST_OBJ  := $(HOST_SRC:%.c=$(BUILD)/%.o)
 HOST_LIB_OBJ := $(filter-out $(BUILD)/host/main.o,$(HOST_OBJ))
 
 PLUGIN_SINGLE := $(wildcard plugins/*.c)
-# plugins/common/ holds code that plugins compile in; it is no plugin.
+# plugins/common/ is no plugin: its sources (settings, host lists, DNS
+# lists, the directory table) are compiled once into a static library that
+# every plugin links; the linker takes only the objects a plugin uses.
+COMMON_OBJ    := $(patsubst %.c,$(BUILD)/%.o,$(wildcard plugins/common/*.c))
+COMMON_LIB    := $(BUILD)/plugins/libupesi_common.a
 PLUGIN_DIRS   := $(filter-out plugins/common,$(sort $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c)))))
 PLUGINS       := $(PLUGIN_SINGLE:.c=.so) $(addsuffix .so,$(sort $(PLUGIN_DIRS)))
 # The Lua bridge lives in lua/ (with its examples) and builds to
@@ -75,13 +79,17 @@ $(BUILD)/%.o: %.c $(BUILD)/flags
 upesi: $(HOST_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lltdl -lm
 
-plugins/%.so: $(BUILD)/plugins/%.o
+$(COMMON_LIB): $(COMMON_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+plugins/%.so: $(BUILD)/plugins/%.o $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -shared -o $@ $^
 
 .SECONDEXPANSION:
 # (a function: a literal % here would be taken by the static pattern)
 plugin_dir_objs = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
-$(addsuffix .so,$(PLUGIN_DIRS)): %.so: $$(call plugin_dir_objs,$$*)
+$(addsuffix .so,$(PLUGIN_DIRS)): %.so: $$(call plugin_dir_objs,$$*) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(PLUGIN_LIBS_$(notdir $*)) \
 	  $(if $(PLUGIN_PKGS_$(notdir $*)),$(shell pkg-config --libs $(PLUGIN_PKGS_$(notdir $*))))
 # A plugin folder may need more libraries: PLUGIN_PKGS_<name> names
@@ -109,9 +117,12 @@ UNIT_DEPS_dns         := dns dns_answer log stats
 UNIT_DEPS_control     := control stats log
 UNIT_DEPS_queue_spool := log durable envelope
 UNIT_DEPS_hostmatch   := log
+# and the plugin objects it names (paths under build/plugins/, no .o)
+UNIT_PLUGIN_DEPS_hostmatch := common/hostmatch
 UNIT_DEPS_durable     := durable
 UNIT_DEPS_tls_ticket  := tls_ticket
-unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ))
+unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ)) \
+            $(patsubst %,$(BUILD)/plugins/%.o,$(UNIT_PLUGIN_DEPS_$(1)))
 $(BUILD)/unit/%.t: $(BUILD)/plugins-test/unit/%.o $$(call unit_objs,$$*)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lltdl -lm
@@ -202,10 +213,13 @@ FUZZ_DEPS_fuzz_config      := config config_file config_smtp config_plugins \
                               tls_cache
 # plugin sources a target links (paths under plugins/, without .c)
 FUZZ_PLUGIN_DEPS_fuzz_hostmatch := common/hostmatch
-FUZZ_PLUGIN_DEPS_fuzz_directory := directory/dir_table
-# fuzz_rules and fuzz_mime include the mail_rules sources they test
-$(BUILD)/fuzz/fuzz_rules: PKG_CFLAGS += $(shell pkg-config --cflags glib-2.0)
-$(BUILD)/fuzz/fuzz_rules: PKG_LIBS += $(shell pkg-config --libs glib-2.0)
+FUZZ_PLUGIN_DEPS_fuzz_directory := common/dir_table
+FUZZ_PLUGIN_DEPS_fuzz_rules     := mail_rules/rules
+FUZZ_PLUGIN_DEPS_fuzz_mime      := mail_rules/rules mail_rules/mime
+# the mail_rules objects and the targets that link them need GMime (glib)
+$(BUILD)/fuzz/plugins/mail_rules/%.o: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
+$(BUILD)/fuzz/fuzz_rules: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
+$(BUILD)/fuzz/fuzz_rules: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
 $(BUILD)/fuzz/fuzz_mime: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 $(BUILD)/fuzz/fuzz_mime: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
 fuzz_objs = $(patsubst %,$(BUILD)/fuzz/host/%.o,$(FUZZ_DEPS_$(1))) \

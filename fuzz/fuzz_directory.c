@@ -1,5 +1,5 @@
 /*
- * fuzz_directory.c - libFuzzer target for plugins/directory/dir_table.c, the
+ * fuzz_directory.c - libFuzzer target for plugins/common/dir_table.c, the
  * directory file parser (docs/directory.md).
  *
  * The input is the file.  It is loaded through dir_table_load (from a
@@ -26,7 +26,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../plugins/directory/dir_table.h"
+#include "../plugins/common/dir_table.h"
 
 #define FZ_CHECK(cond) do { if (!(cond)) abort(); } while (0)
 

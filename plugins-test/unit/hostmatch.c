@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../plugins/common/hostmatch.c"
+#include "../../plugins/common/hostmatch.h"
 #include "tap.h"
 
 static hostmatch_list *list_of(int kinds, const char *value)

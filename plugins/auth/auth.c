@@ -42,7 +42,7 @@
 #include "upesi/plugin.h"
 #include "../common/hostmatch.h"
 #include "../common/settings.h"
-#include "../directory/dir_table.h"
+#include "../common/dir_table.h"
 
 static const upesi_api *auth_api;
 

@@ -25,8 +25,8 @@
  * the MAIL and DATA_POST hooks below turn into txn note "<name>.site" and
  * an X-<NAME>-Site header), then the plugin's listed callback.
  *
- * Not a plugin: a plugin compiles it in (plugins/<name>/dnslist.c holds
- * `#include "../common/dnslist.c"`).  The plugin's settings struct begins
+ * Not a plugin: part of build/plugins/libupesi_common.a, which every
+ * plugin links (one copy per plugin .so).  The plugin's settings struct begins
  * with a dnslist_config, and the plugin calls dnslist_init from its init
  * (the host inits a plugin before it reads its settings).
  *

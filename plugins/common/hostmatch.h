@@ -19,9 +19,10 @@
  * forward-confirmed name (api->reverse_name), or NULL when it has none, and
  * then a list's name items match nothing (an address item still does).
  *
- * Not a plugin: a plugin compiles it in (plugins/<name>/hostmatch.c holds
- * `#include "../common/hostmatch.c"`).  Functions are hidden like the rest
- * of a plugin (-fvisibility=hidden).
+ * Not a plugin: plugins/common/ is compiled once into the static library
+ * build/plugins/libupesi_common.a, which every plugin links (the linker
+ * takes the objects it uses).  Functions are hidden like the rest of a
+ * plugin (-fvisibility=hidden).
  *
  * Fails: hostmatch_add returns -1 with a message naming the bad item;
  * allocation failure is reported the same way.

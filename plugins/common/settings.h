@@ -3,9 +3,10 @@
  * values and messages every plugin's .ini shares (booleans, whole numbers,
  * strings, "keys live at the top of the file").
  *
- * Not a plugin: a plugin compiles it in (plugins/<name>/settings.c holds
- * `#include "../common/settings.c"`).  Functions are hidden like the rest
- * of a plugin (-fvisibility=hidden).
+ * Not a plugin: plugins/common/ is compiled once into the static library
+ * build/plugins/libupesi_common.a, which every plugin links (the linker
+ * takes the objects it uses).  Functions are hidden like the rest of a
+ * plugin (-fvisibility=hidden).
  *
  * Fails: each returns 0, or -1; those that take err write the message the
  * host shows after "file: key:" there.

@@ -41,7 +41,7 @@
 #include <time.h>
 
 #include "upesi/plugin.h"
-#include "dir_table.h"
+#include "../common/dir_table.h"
 #include "../common/settings.h"
 
 static const upesi_api *dir_api;
