@@ -1,8 +1,11 @@
 /*
  * plugin_loader.c - find, open and check plugins (see plugin_loader.h).
  *
- * libltdl opens "<plugin_dir>/<name>" with lt_dlopenext, so "name.so" and
- * libtool's "name.la" both work.  The descriptor is checked before any of
+ * A plugin is the file "<plugin_dir>/<name>.so", opened by that exact path
+ * with libltdl: the file whose owner and mode were checked is the file
+ * loaded.  (lt_dlopenext on "<name>" would prefer a libtool "name.la"
+ * beside it and load whatever library the .la names, unchecked; libtool
+ * archives are not plugins.)  The descriptor is checked before any of
  * its function pointers is trusted: magic first (is this an upesi plugin at
  * all?), then ABI major and minor, then the size the minor promises, then
  * the name.  Model: nginx's NGX_MODULE_V1 signature, Redis' APIVER.
@@ -75,9 +78,8 @@ up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
         }
         ltdl_ready = 1;
     }
-    char base[4096], file[4200];
-    snprintf(base, sizeof base, "%s/%s", dir, name);
-    snprintf(file, sizeof file, "%s.so", base);
+    char file[4200];
+    snprintf(file, sizeof file, "%s/%s.so", dir, name);
     struct stat st;
     if (stat(file, &st) != 0) {
         snprintf(err, errlen, "unknown plugin '%s': %s: %s", name, file,
@@ -89,7 +91,7 @@ up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
                  "change what upesi runs; chmod o-w %s)", file, file);
         return NULL;
     }
-    lt_dlhandle h = lt_dlopenext(base);
+    lt_dlhandle h = lt_dlopen(file);
     if (h == NULL) {
         snprintf(err, errlen, "%s: cannot load: %s", file, lt_dlerror());
         return NULL;

@@ -7,6 +7,9 @@
  * SIGTERM arrive as readable events and never interrupt anything.  A worker
  * is forked from it, so each starts from the configuration and plugins the
  * supervisor loaded, and the shared statistics table is inherited.
+ * SIGHUP: the supervisor checks the configuration and, if it loads, sends
+ * its workers SIGUSR1 (each reloads); a worker that gets SIGHUP itself
+ * passes it here, so every worker and later ones share one generation.
  *
  * Restart policy: a worker that dies is started again after a backoff that
  * doubles from 1 s up to 30 s while workers keep dying young, and goes back
@@ -87,7 +90,13 @@ static void start_worker(int i, up_config *cfg, const char *conf_dir,
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != supervisor_pid)
             _exit(0);
-        sigprocmask(SIG_SETMASK, old_mask, NULL);
+        /* HUP and USR1 stay blocked until the worker's loop handles
+         * them: a reload asked for in between is delivered then, and
+         * does not kill a worker that has no handler yet */
+        sigset_t wmask = *old_mask;
+        sigaddset(&wmask, SIGHUP);
+        sigaddset(&wmask, SIGUSR1);
+        sigprocmask(SIG_SETMASK, &wmask, NULL);
         _exit(up_worker_run(cfg, conf_dir, i, control_fd));
     }
     slots[i].pid = pid;
@@ -208,6 +217,7 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, &old_mask);
@@ -217,9 +227,11 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
         unlink(cfg->control_socket);
         return 1;
     }
-    up_log(NULL, UPESI_LOG_NOTICE, "upesi started (pid %d, conf %s, %d "
-           "worker%s)", (int)getpid(), conf_dir, n_workers,
-           n_workers == 1 ? "" : "s");
+    /* the pid an admin signals: the workers' pids appear on every
+     * session's log line, so the start line says which one is in charge */
+    up_log(NULL, UPESI_LOG_NOTICE, "upesi started: supervisor pid %d (send "
+           "it HUP to reload, TERM to stop), conf %s, %d worker%s",
+           (int)getpid(), conf_dir, n_workers, n_workers == 1 ? "" : "s");
     up_stats_set("Upesi.Workers", n_workers);
     supervisor_pid = getpid();
     for (int i = 0; i < n_workers; i++)
@@ -272,9 +284,17 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
             current = next;
             up_log_set_level(current->log_level);
             up_stats_add("Upesi.Reload.Done", 1);
-            signal_workers(SIGHUP);
+            /* USR1, not HUP: a worker takes HUP as an admin's mistake and
+             * passes it back here (worker.c) */
+            signal_workers(SIGUSR1);
             break;
         }
+        case SIGUSR1:
+            /* the supervisor's own order to its workers; sent here it
+             * means nothing */
+            up_log(NULL, UPESI_LOG_WARNING, "SIGUSR1 ignored: send SIGHUP "
+                   "to reload");
+            break;
         default: /* SIGTERM, SIGINT */
             if (!stopping) {
                 up_log(NULL, UPESI_LOG_NOTICE, "%s: stopping (no new "

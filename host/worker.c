@@ -3,8 +3,10 @@
  *
  * The worker owns its event loop: listeners bound with SO_REUSEPORT (the
  * kernel spreads connections over workers), the shared control socket,
- * the resolver, and its signal handlers: SIGHUP reloads the configuration
- * into a new generation; SIGTERM stops accepting and lets open sessions
+ * the resolver, and its signal handlers: SIGUSR1 (from the supervisor,
+ * which has checked it) reloads the configuration into a new generation;
+ * SIGHUP is passed to the supervisor (an admin signalled the wrong pid);
+ * SIGTERM stops accepting and lets open sessions
  * finish for up to UP_SHUTDOWN_GRACE_MS, then the plugins' stop callbacks
  * run and get up to UP_STOP_PLUGINS_MS of loop for what they start (a
  * QUIT and its 221) before the process exits.  A second SIGTERM stops the
@@ -37,7 +39,7 @@
 #define UP_STOP_PLUGINS_MS 1000
 
 static up_server server;
-static uv_signal_t sig_hup, sig_term, sig_int;
+static uv_signal_t sig_hup, sig_reload, sig_term, sig_int;
 static uv_timer_t shutdown_timer;
 static uint64_t shutdown_started;
 static int stop_now;                /* a second SIGTERM: no more waiting */
@@ -50,7 +52,30 @@ void up_worker_sessions_stat(int index, char *name, size_t len)
     snprintf(name, len, "Upesi.Worker.%d.Sessions", index);
 }
 
+/* SIGHUP to a worker: an admin who took a worker's pid from a session's
+ * log line.  Reloading only this worker would leave the others and the
+ * supervisor (which starts later workers) on the old configuration, so
+ * the signal is passed to the supervisor, which checks the configuration
+ * and tells every worker (SIGUSR1). */
 static void on_hup(uv_signal_t *handle, int signum)
+{
+    (void)handle;
+    (void)signum;
+    pid_t sup = getppid();
+    if (sup <= 1 || kill(sup, SIGHUP) != 0) {
+        up_log(NULL, UPESI_LOG_ERR, "SIGHUP to worker %d (pid %d): cannot "
+               "pass it to the supervisor (pid %d): %s", server.worker_index,
+               (int)getpid(), (int)sup, strerror(errno));
+        return;
+    }
+    up_log(NULL, UPESI_LOG_NOTICE, "SIGHUP to worker %d (pid %d): passed to "
+           "the supervisor (pid %d), which reloads every worker; signal the "
+           "supervisor next time", server.worker_index, (int)getpid(),
+           (int)sup);
+}
+
+/* SIGUSR1 from the supervisor: it has checked the new configuration. */
+static void on_reload(uv_signal_t *handle, int signum)
 {
     (void)handle;
     (void)signum;
@@ -178,6 +203,14 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
         return 1;
     uv_signal_init(loop, &sig_hup);
     uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    uv_signal_init(loop, &sig_reload);
+    uv_signal_start(&sig_reload, on_reload, SIGUSR1);
+    /* blocked since fork (supervisor.c): pending ones are handled now */
+    sigset_t hup_usr1;
+    sigemptyset(&hup_usr1);
+    sigaddset(&hup_usr1, SIGHUP);
+    sigaddset(&hup_usr1, SIGUSR1);
+    sigprocmask(SIG_UNBLOCK, &hup_usr1, NULL);
     uv_signal_init(loop, &sig_term);
     uv_signal_start(&sig_term, on_term, SIGTERM);
     uv_signal_init(loop, &sig_int);

@@ -61,6 +61,24 @@ sub children {
     ($exit, $out) = upesi_check($s->conf);
     isnt $exit, 0, 'a world-writable plugin is refused';
     like $out, qr/queue_spool\.so is world-writable: refused/, '... naming the file';
+
+    # the file checked is the file loaded: a libtool name.la beside name.so
+    # (which libltdl would prefer) cannot send the loader to another,
+    # unchecked library (world-writable here)
+    chmod 0755, "$dir/queue_spool.so";
+    copy("$ROOT/plugins/queue_discard.so", "$dir/other.so") or die "copy: $!";
+    chmod 0757, "$dir/other.so";
+    spit("$dir/queue_spool.la", "# libtool library file\ndlname='other.so'\n"
+         . "library_names='other.so'\nold_library=''\ninstalled=yes\n"
+         . "libdir='$dir'\n");
+    ($exit, $out) = upesi_check($s->conf);
+    is $exit, 0, 'a name.la beside name.so is not followed: name.so is loaded'
+        or diag $out;
+    unlink "$dir/queue_spool.so";
+    ($exit, $out) = upesi_check($s->conf);
+    isnt $exit, 0, 'a name.la alone is no plugin';
+    like $out, qr/unknown plugin 'queue_spool': \S+queue_spool\.so: No such file/,
+        '... the error names the .so looked for';
 }
 
 # -- users ------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 # processes that share the listeners; statistics are summed; a worker killed
 # with SIGKILL is logged and restarted while the other serves, and its
 # sessions leave SMTP.Sessions.Current; SIGTERM stops accepting but lets an
-# open session finish its message; the supervisor then exits 0.
+# open session finish its message; the supervisor then exits 0.  The start
+# line names the supervisor's pid as the one to signal, and a SIGHUP sent
+# to a worker by mistake is passed to the supervisor, which reloads all.
 use strict;
 use warnings;
 use FindBin;
@@ -54,6 +56,27 @@ is $st->{'SMTP.Sessions.Accepted'}, 20, 'SMTP.Sessions.Accepted = 20';
 my @connects = $srv->log_lines(qr/ connect 127\.0\.0\.1/);
 my %pids = map { /upesi\[(\d+)\]/ ? ($1 => 1) : () } @connects;
 ok keys(%pids) >= 1, 'sessions were served (by ' . scalar(keys %pids) . ' worker(s))';
+
+# -- the pid to signal is the supervisor's; a HUP sent to a worker reaches it -------
+my $sup = $srv->pid;
+my ($started) = $srv->log_lines(qr/upesi started/);
+like $started // '', qr/upesi started: supervisor pid $sup \(send it HUP to reload, TERM to stop\)/,
+    'the start line names the supervisor as the pid to signal';
+my $reloads = () = $srv->log_lines(qr/NOTICE reload done/);
+kill 'HUP', $workers[1] or die "kill: $!";
+ok $srv->wait_log(qr/SIGHUP to worker \d \(pid $workers[1]\): passed to the supervisor \(pid $sup\)/, 5),
+    'a HUP sent to a worker is logged as passed to the supervisor';
+ok $srv->wait_log(qr/upesi\[$sup\] NOTICE SIGHUP: reloading/, 5),
+    '... which reloads';
+my $hup_until = time + 10;
+my $now;
+while (time < $hup_until) {
+    $now = () = $srv->log_lines(qr/NOTICE reload done/);
+    last if $now >= $reloads + 2;
+    sleep 0.05;
+}
+is $now, $reloads + 2, '... every worker, not only the one signalled';
+is_deeply [children($sup)], \@workers, 'no worker was restarted by the HUP';
 
 # -- a worker dies: restarted, the other serves, its sessions are taken out --------
 my $c = $srv->client;
