@@ -77,10 +77,10 @@ up_config *up_config_load(const char *dir)
         return NULL;
     loading = cfg;
     cfg->refs = 1;
-    config_defaults(cfg);
     char *smtp_ini = NULL;
     int failed = (cfg->dir = strdup(dir)) == NULL ||
-                 (smtp_ini = up_config_path(dir, "smtp.ini")) == NULL;
+                 (smtp_ini = up_config_path(dir, "smtp.ini")) == NULL ||
+                 config_defaults(cfg) != 0;
     if (!failed && up_config_check_not_world_writable(dir, "configuration "
                                                       "directory") != 0)
         failed = 1;

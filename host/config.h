@@ -59,7 +59,7 @@ typedef struct up_config {
     char *spool_dir;
     char *control_socket;
     char *plugin_dir;
-    size_t max_command_length;
+    int max_command_length;          /* bytes                           */
     uint64_t max_message_size;       /* 0 = no limit                     */
     int max_sessions;
     int error_limit;
@@ -83,7 +83,7 @@ typedef struct up_config {
 
     char *dns_servers;               /* c-ares CSV, NULL = resolv.conf   */
     double dns_timeout;              /* seconds                          */
-    size_t dns_cache_size;           /* answers kept, 0 = no cache       */
+    int dns_cache_size;              /* answers kept, 0 = no cache       */
 
     /* TLS (docs/tls.md) */
     char *tls_cert;                  /* absolute, NULL = no TLS          */
@@ -97,8 +97,8 @@ typedef struct up_config {
     double tls_handshake_timeout;    /* seconds                          */
     int tls_session_tickets;         /* issue and accept tickets         */
     char *tls_ticket_key_file;       /* absolute; NULL = random key      */
-    long tls_session_timeout;        /* seconds a session may resume     */
-    long tls_session_cache_size;     /* shared session-ID slots (start)  */
+    int tls_session_timeout;         /* seconds a session may resume     */
+    int tls_session_cache_size;      /* shared session-ID slots (start)  */
     struct up_tls_ctx *tls;          /* built from the above, or NULL    */
 
     /* AUTH (docs/auth.md) */

@@ -22,15 +22,37 @@
 #include "config.h"
 #include "config_int.h"
 #include "log.h"
+#include "settings.h"
 
+typedef struct plugin_ini {
+    up_plugin_inst *inst;
+    const char *dir;
+} plugin_ini;
+
+/* A key of <name>.ini: the plugin's settings table first (keys at the top
+ * of the file), then its config_set for the rest and for sections. */
 static int plugin_ini_key(void *arg, const char *section, const char *key,
                           const char *value, char *err, size_t errlen)
 {
-    up_plugin_inst *inst = arg;
+    plugin_ini *pi = arg;
+    up_plugin_inst *inst = pi->inst;
     const upesi_plugin *d = inst->mod->desc;
+    const upesi_setting *table = up_plugin_settings(d);
+    if (section[0] == '\0') {
+        const upesi_setting *s = up_setting_find(table, key);
+        if (s)
+            return up_setting_apply(s, inst->settings, pi->dir, value, err,
+                                    errlen);
+    }
     if (d->config_set == NULL) {
-        snprintf(err, errlen, "unknown key '%s' (plugin %s takes no "
-                 "settings)", key, d->name);
+        if (section[0] != '\0')
+            snprintf(err, errlen, "unknown section [%s] (%s.ini keys live "
+                     "at the top of the file)", section, d->name);
+        else if (table)
+            snprintf(err, errlen, "unknown key '%s'", key);
+        else
+            snprintf(err, errlen, "unknown key '%s' (plugin %s takes no "
+                     "settings)", key, d->name);
         return -1;
     }
     return d->config_set(inst->settings, section, key, value, err, errlen);
@@ -48,9 +70,25 @@ int config_load_plugin_settings(up_config *cfg, up_plugin_inst *inst)
     }
     char file[PATH_MAX];
     snprintf(file, sizeof file, "%s/%s.ini", cfg->dir, d->name);
+    const upesi_setting *table = up_plugin_settings(d);
+    if (table) {
+        char err[512] = "";
+        if (inst->settings == NULL) {
+            up_log(NULL, UPESI_LOG_ERR, "plugin %s: a settings table needs "
+                   "config_new", d->name);
+            return -1;
+        }
+        if (up_settings_defaults(table, inst->settings, cfg->dir, err,
+                                 sizeof err) != 0) {
+            up_log(NULL, UPESI_LOG_ERR, "plugin %s: default %s", d->name,
+                   err);
+            return -1;
+        }
+    }
     int rc = 0;
+    plugin_ini pi = { inst, cfg->dir };
     if (access(file, F_OK) == 0)
-        rc = up_ini_parse(file, plugin_ini_key, inst);
+        rc = up_ini_parse(file, plugin_ini_key, &pi);
     if (rc == 0 && d->config_check) {
         char err[512] = "";
         if (d->config_check(inst->settings, err, sizeof err) != 0) {

@@ -13,6 +13,7 @@
  * generation is not loaded.
  */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -29,6 +30,7 @@
 #include "config_int.h"
 #include "dns.h"
 #include "log.h"
+#include "settings.h"
 #include "tls.h"
 
 #ifndef UPESI_PLUGIN_DIR
@@ -82,22 +84,6 @@ static int parse_double(const char *value, double min, double max,
     }
     *out = v;
     return 0;
-}
-
-static int parse_bool(const char *value, int *out, char *err, size_t errlen)
-{
-    if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
-        !strcasecmp(value, "on") || !strcasecmp(value, "true")) {
-        *out = 1;
-        return 0;
-    }
-    if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
-        !strcasecmp(value, "off") || !strcasecmp(value, "false")) {
-        *out = 0;
-        return 0;
-    }
-    snprintf(err, errlen, "'%s' is not a boolean (use 1 or 0)", value);
-    return -1;
 }
 
 static int set_string(char **slot, const char *value)
@@ -158,29 +144,6 @@ static int parse_listen_one(const char *item, up_listen_addr *out, char *err,
         return -1;
     }
     return 0;
-}
-
-/* Split a comma list, trimming blanks; calls fn for each non-empty item. */
-static int each_item(const char *value, int (*fn)(void *, const char *, char *,
-                                                  size_t),
-                     void *arg, char *err, size_t errlen)
-{
-    char *copy = strdup(value), *save = NULL;
-    if (copy == NULL)
-        return -1;
-    int rc = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok && rc == 0;
-         tok = strtok_r(NULL, ",", &save)) {
-        while (isspace((unsigned char)*tok))
-            tok++;
-        char *end = tok + strlen(tok);
-        while (end > tok && isspace((unsigned char)end[-1]))
-            *--end = '\0';
-        if (*tok)
-            rc = fn(arg, tok, err, errlen);
-    }
-    free(copy);
-    return rc;
 }
 
 static int add_listen(void *arg, const char *item, char *err, size_t errlen)
@@ -266,7 +229,7 @@ static int add_tls_sni(up_config *cfg, const char *value, char *err,
     up_tls_sni sni = { NULL, NULL, NULL };
     int rc = -1;
     if (n != 3) {
-        snprintf(err, errlen, "tls_sni: expected three words, 'name "
+        snprintf(err, errlen, "expected three words, 'name "
                  "certificate.pem key.pem'%s", n > 3 ? " (no blanks in "
                  "paths)" : "");
         goto out;
@@ -277,7 +240,7 @@ static int add_tls_sni(up_config *cfg, const char *value, char *err,
         *p = (char)tolower((unsigned char)*p);
     for (size_t i = 0; i < cfg->n_tls_sni; i++)
         if (!strcmp(cfg->tls_sni[i].name, word[0])) {
-            snprintf(err, errlen, "tls_sni: '%s' is named twice", word[0]);
+            snprintf(err, errlen, "'%s' is named twice", word[0]);
             goto out;
         }
     if ((sni.name = strdup(word[0])) == NULL ||
@@ -351,7 +314,304 @@ static int add_dns_server(void *arg, const char *item, char *err,
 }
 
 /* ---------------------------------------------------------------------- */
+/* the keys that need more than a type                                     */
+
+static int set_hostname(void *arg, const char *value, char *err,
+                        size_t errlen)
+{
+    up_config *cfg = arg;
+    if (!valid_domain(value)) {
+        snprintf(err, errlen, "'%s' is not a host name", value);
+        return -1;
+    }
+    return set_string(&cfg->hostname, value);
+}
+
+static int set_greeting(void *arg, const char *value, char *err,
+                        size_t errlen)
+{
+    up_config *cfg = arg;
+    const char *pct = strchr(value, '%');
+    if (pct && (pct[1] != 's' || strchr(pct + 2, '%'))) {
+        snprintf(err, errlen, "may hold one %%s (the date and time) and no "
+                 "other %%");
+        return -1;
+    }
+    if (strpbrk(value, "\r\n")) {
+        snprintf(err, errlen, "must be one line");
+        return -1;
+    }
+    return set_string(&cfg->greeting, value);
+}
+
+static int set_timeout_multiplier(void *arg, const char *value, char *err,
+                                  size_t errlen)
+{
+    up_config *cfg = arg;
+    return parse_double(value, 0.001, 100, &cfg->timeout_multiplier, err,
+                        errlen);
+}
+
+static int set_user(void *arg, const char *value, char *err, size_t errlen)
+{
+    up_config *cfg = arg;
+    struct passwd *pw = getpwnam(value);
+    if (pw == NULL) {
+        snprintf(err, errlen, "no such user '%s'", value);
+        return -1;
+    }
+    cfg->uid = pw->pw_uid;
+    if (cfg->group == NULL)
+        cfg->gid = pw->pw_gid;
+    return set_string(&cfg->user, value);
+}
+
+static int set_group(void *arg, const char *value, char *err, size_t errlen)
+{
+    up_config *cfg = arg;
+    struct group *gr = getgrnam(value);
+    if (gr == NULL) {
+        snprintf(err, errlen, "no such group '%s'", value);
+        return -1;
+    }
+    cfg->gid = gr->gr_gid;
+    return set_string(&cfg->group, value);
+}
+
+static int set_workers(void *arg, const char *value, char *err,
+                       size_t errlen)
+{
+    up_config *cfg = arg;
+    if (!strcasecmp(value, "auto")) {
+        cfg->workers = 0;
+        return 0;
+    }
+    return parse_int(value, 1, 256, &cfg->workers, err, errlen);
+}
+
+/* a line replaces the list (unlike listen, which adds up) */
+static int set_dns_servers(void *arg, const char *value, char *err,
+                           size_t errlen)
+{
+    up_config *cfg = arg;
+    free(cfg->dns_servers);
+    cfg->dns_servers = NULL;
+    return up_list_each(value, add_dns_server, cfg, err, errlen);
+}
+
+static int set_tls_cert(void *arg, const char *value, char *err,
+                        size_t errlen)
+{
+    up_config *cfg = arg;
+    return set_tls_file(cfg, &cfg->tls_cert, value, up_tls_check_cert, err,
+                        errlen);
+}
+
+static int set_tls_key(void *arg, const char *value, char *err,
+                       size_t errlen)
+{
+    up_config *cfg = arg;
+    return set_tls_file(cfg, &cfg->tls_key, value, up_tls_check_key, err,
+                        errlen);
+}
+
+static int set_tls_ticket_key_file(void *arg, const char *value, char *err,
+                                   size_t errlen)
+{
+    up_config *cfg = arg;
+    return set_tls_file(cfg, &cfg->tls_ticket_key_file, value,
+                        up_tls_check_ticket_key_file, err, errlen);
+}
+
+static int set_tls_sni(void *arg, const char *value, char *err,
+                       size_t errlen)
+{
+    return add_tls_sni(arg, value, err, errlen);
+}
+
+static int set_tls_ciphers(void *arg, const char *value, char *err,
+                           size_t errlen)
+{
+    up_config *cfg = arg;
+    if (up_tls_check_ciphers(value, err, errlen) != 0)
+        return -1;
+    return set_string(&cfg->tls_ciphers, value);
+}
+
+static int set_log_level(void *arg, const char *value, char *err,
+                         size_t errlen)
+{
+    up_config *cfg = arg;
+    int level = up_log_level_parse(value);
+    if (level < 0) {
+        snprintf(err, errlen, "expected one of crit, err, warning, notice, "
+                 "info, debug, got '%s'", value);
+        return -1;
+    }
+    cfg->log_level = level;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------- */
 /* smtp.ini                                                                */
+
+#define CFG(field) offsetof(up_config, field)
+static const char *const early_talker_actions[] = { "ignore", "reject",
+                                                    "drop", NULL };
+/* in the order of UP_PIPELINING_IGNORE, _REJECT, _DROP */
+static const char *const improper_pipelining_actions[] = { "ignore",
+                                                           "reject", "drop",
+                                                           NULL };
+
+/* Every key of smtp.ini, in the order of docs/config.md.  Key names and
+ * defaults are a contract: tests outside the project rely on them. */
+static const upesi_setting smtp_settings[] = {
+    { "listen", UPESI_SETTING_LIST, 0, 0, 0, NULL, add_listen,
+      "127.0.0.1:2525", "addresses to listen on, `addr:port`; IPv6 as "
+      "`[::1]:2525`; `*:25` = all IPv4; repeated lines add" },
+    { "hostname", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_hostname,
+      "(the system's host name)", "used in replies and the Received header" },
+    { "greeting", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_greeting,
+      "<hostname> ESMTP upesi ready at %s", "text of the 220 greeting; `%s` "
+      "= date and time (SMTPGreeting)" },
+    { "greeting_delay", UPESI_SETTING_DURATION, CFG(greeting_delay), 0, 60,
+      NULL, NULL, "0", "wait before the greeting; a client that talks "
+      "meanwhile is an early talker (postscreen's pregreet test)" },
+    { "early_talker_action", UPESI_SETTING_ENUM, CFG(early_talker_action),
+      0, 0, early_talker_actions, NULL, "ignore", "a client that talks "
+      "before the greeting or pipelines without PIPELINING is always noted "
+      "(conn note `early_talker`) and counted (`SMTP.Sessions.EarlyTalker`); "
+      "`reject`: every MAIL of the session gets `554 5.5.1`; `drop`: `554 "
+      "5.5.1` and close at once" },
+    { "improper_pipelining_action", UPESI_SETTING_ENUM,
+      CFG(improper_pipelining_action), 0, 0, improper_pipelining_actions,
+      NULL, "drop", "a client that sends anything after DATA before DATA's "
+      "reply (RFC 2920 3.1; what Postfix's "
+      "`smtpd_forbid_unauth_pipelining` stops) is always logged, noted "
+      "(conn note `improper_pipelining`) and counted "
+      "(`SMTP.Sessions.ImproperPipelining`, `SMTP.Command.Invalid`). "
+      "`drop`: `554 5.5.0` to that DATA and the connection closed; "
+      "`reject`: `554 5.5.0` to that DATA, its content read and thrown "
+      "away, every later MAIL refused; `ignore`: DATA answered as usual. "
+      "After a refused DATA the content pipelined behind it is never run "
+      "as commands; the check is on DATA only, never on BDAT" },
+    { "allow_nul", UPESI_SETTING_BOOL, CFG(allow_nul), 0, 0, NULL, NULL, "0",
+      "off: a message whose data holds a NUL byte is refused whole with "
+      "`554 5.6.0` after its end of data (counted in "
+      "`SMTP.Messages.NUL`); on keeps NUL bytes" },
+    { "helo_strict", UPESI_SETTING_BOOL, CFG(helo_strict), 0, 0, NULL, NULL,
+      "1", "the EHLO/HELO argument is never over 255 octets nor holds a "
+      "control byte, space, DEL or 8-bit byte (`501 5.5.2`); on: it must "
+      "also be an RFC 5321 Domain (`_` allowed, labels of at most 63 "
+      "octets, no trailing dot) or an address literal; off: other printable "
+      "ASCII is taken (Domino's leniency)" },
+    { "local_domains", UPESI_SETTING_LIST, 0, 0, 0, NULL, add_local_domain,
+      NULL, "domains whose recipients are accepted when no plugin decides; "
+      "repeated lines add" },
+    { "spool_dir", UPESI_SETTING_PATH, CFG(spool_dir), 0, 0, NULL, NULL,
+      "spool", "where queue plugins keep mail; large messages being "
+      "received spill here too" },
+    { "control_socket", UPESI_SETTING_PATH, CFG(control_socket), 0, 0, NULL,
+      NULL, "upesi.sock", "unix socket for `upesi stat` (mode 0600)" },
+    { "plugin_dir", UPESI_SETTING_PATH, CFG(plugin_dir), 0, 0, NULL, NULL,
+      "(the install's plugin directory)", "where `<name>.so` files are "
+      "looked up" },
+    { "max_command_length", UPESI_SETTING_INT, CFG(max_command_length),
+      512, 65536, NULL, NULL, "1200", "longest command line; longer gets "
+      "`500 5.5.2` (SMTPMaxCommandLength); at least 512 (RFC 5321)" },
+    { "max_message_size", UPESI_SETTING_SIZE, CFG(max_message_size), 0,
+      1099511627776.0, NULL, NULL, "26214400", "advertised in EHLO SIZE; "
+      "larger gets `552 5.3.4` at MAIL SIZE= or at end of data; `0` = no "
+      "limit" },
+    { "max_sessions", UPESI_SETTING_INT, CFG(max_sessions), 1, 1000000, NULL,
+      NULL, "1000", "concurrent sessions per worker; more get `421 4.7.0` "
+      "and are closed (SMTPMaxSessions)" },
+    { "error_limit", UPESI_SETTING_INT, CFG(error_limit), 1, 100000, NULL,
+      NULL, "20", "rejected or invalid commands a session may send; one "
+      "more gets `421 4.7.0` and the session is closed (SMTPErrorLimit)" },
+    { "timeout_multiplier", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
+      set_timeout_multiplier, "1", "a number from 0.001 to 100: the RFC "
+      "5321 4.5.3.2 server timeout (5 minutes) times this "
+      "(SMTPTimeoutMultiplier)" },
+    { "plugin_timeout", UPESI_SETTING_DURATION, CFG(plugin_timeout), 0.01,
+      3600, NULL, NULL, "30", "time a plugin may take to answer a hook; "
+      "then `451 4.3.0`" },
+    { "pipelining", UPESI_SETTING_BOOL, CFG(pipelining), 0, 0, NULL, NULL,
+      "1", "advertise PIPELINING (RFC 2920); without it, a client that "
+      "sends ahead is noted as an early talker" },
+    { "vrfy", UPESI_SETTING_BOOL, CFG(vrfy), 0, 0, NULL, NULL, "0",
+      "off: VRFY answers `252 2.5.2`; on: the `vrfy` hook answers (the "
+      "directory plugin)" },
+    { "received_version", UPESI_SETTING_BOOL, CFG(received_version), 0, 0,
+      NULL, NULL, "1", "off leaves the version out of the Received header "
+      "(SMTPNoVersionInRcvdHdr)" },
+    { "workers", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_workers, "1",
+      "worker processes, 1 to 256; `auto` = one per core" },
+    { "log_level", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_log_level,
+      "info", "one of `crit`, `err`, `warning`, `notice`, `info`, `debug`" },
+    { "log_syslog", UPESI_SETTING_BOOL, CFG(log_syslog), 0, 0, NULL, NULL,
+      "0", "also log to syslog (mail facility)" },
+    { "user", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_user, NULL,
+      "started as root, workers drop to this account after binding; the "
+      "spool and the control socket are handed to it" },
+    { "group", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_group,
+      "(the user's group)", "the group workers drop to" },
+    { "dns_servers", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_dns_servers,
+      "(/etc/resolv.conf)", "a list of `addr[:port]`, IPv6 as `[::1]:5353` "
+      "(see dns.md); a line replaces the list" },
+    { "dns_timeout", UPESI_SETTING_DURATION, CFG(dns_timeout), 0.001, 300,
+      NULL, NULL, "5", "per DNS query; keep it below `plugin_timeout`" },
+    { "dns_cache_size", UPESI_SETTING_INT, CFG(dns_cache_size), 0, 10000000,
+      NULL, NULL, "10000", "answers cached (TTL honoured, negative answers "
+      "too); `0` = no cache" },
+    { "tls_cert", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_tls_cert, NULL,
+      "PEM certificate file; with `tls_key`, EHLO offers STARTTLS (see "
+      "tls.md)" },
+    { "tls_key", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_tls_key, NULL,
+      "PEM key file of `tls_cert`" },
+    { "tls_ciphers", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_tls_ciphers,
+      "(a TLS 1.2/1.3 AEAD list)", "OpenSSL-style cipher list" },
+    { "tls_sni", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_tls_sni, NULL,
+      "repeatable: `NAME CERT KEY`, a certificate for clients whose SNI is "
+      "`NAME` (`*.domain` for one label); others get `tls_cert` (see "
+      "tls.md)" },
+    { "smtps_listen", UPESI_SETTING_LIST, 0, 0, 0, NULL, add_smtps_listen,
+      NULL, "implicit-TLS listeners (RFC 8314, port 465 style)" },
+    { "require_tls", UPESI_SETTING_BOOL, CFG(require_tls), 0, 0, NULL, NULL,
+      "0", "on: MAIL before STARTTLS gets `530 5.7.0`" },
+    { "tls_handshake_timeout", UPESI_SETTING_DURATION,
+      CFG(tls_handshake_timeout), 0.1, 3600, NULL, NULL, "30",
+      "time a TLS handshake may take" },
+    { "tls_session_timeout", UPESI_SETTING_INT, CFG(tls_session_timeout),
+      60, 604800, NULL, NULL, "3600", "seconds a TLS session may be resumed; "
+      "the ticket key changes as often (see tls.md)" },
+    { "tls_session_tickets", UPESI_SETTING_BOOL, CFG(tls_session_tickets),
+      0, 0, NULL, NULL, "yes", "issue and accept TLS session tickets (TLS "
+      "1.2 and 1.3)" },
+    { "tls_ticket_key_file", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
+      set_tls_ticket_key_file, NULL, "file of 32 to 65536 secret bytes the "
+      "ticket keys come from: tickets outlive restarts and work on every "
+      "host with the same file; none = a random secret per start" },
+    { "tls_session_cache_size", UPESI_SETTING_INT,
+      CFG(tls_session_cache_size), 0, 1000000, NULL, NULL, "10000",
+      "TLS sessions the workers share for resumption by session ID (about "
+      "530 bytes each; `0` = wolfSSL's own 33 per worker); read at start "
+      "only" },
+    { "submission_listen", UPESI_SETTING_LIST, 0, 0, 0, NULL,
+      add_submission_listen, NULL, "submission listeners (RFC 6409, port "
+      "587 style): MAIL before AUTH gets `530 5.7.0` (see auth.md)" },
+    { "auth_failure_delay", UPESI_SETTING_DURATION, CFG(auth_failure_delay),
+      0, 60, NULL, NULL, "1", "wait before a failed AUTH's `535`; doubles "
+      "with each failure of the session, at most 8 times this (see "
+      "auth.md)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
+#undef CFG
+
+const upesi_setting *config_smtp_settings(void)
+{
+    return smtp_settings;
+}
 
 int config_smtp_ini_key(void *arg, const char *section, const char *key,
                         const char *value, char *err, size_t errlen)
@@ -362,216 +622,28 @@ int config_smtp_ini_key(void *arg, const char *section, const char *key,
                  "at the top of the file)", section);
         return -1;
     }
-#define IS(name) (!strcmp(key, name))
-    if (IS("listen"))
-        return each_item(value, add_listen, cfg, err, errlen);
-    if (IS("local_domains"))
-        return each_item(value, add_local_domain, cfg, err, errlen);
-    if (IS("hostname")) {
-        if (!valid_domain(value)) {
-            snprintf(err, errlen, "'%s' is not a host name", value);
-            return -1;
-        }
-        return set_string(&cfg->hostname, value);
-    }
-    if (IS("greeting")) {
-        const char *pct = strchr(value, '%');
-        if (pct && (pct[1] != 's' || strchr(pct + 2, '%'))) {
-            snprintf(err, errlen, "greeting may hold one %%s (the date and "
-                     "time) and no other %%");
-            return -1;
-        }
-        if (strpbrk(value, "\r\n")) {
-            snprintf(err, errlen, "greeting must be one line");
-            return -1;
-        }
-        return set_string(&cfg->greeting, value);
-    }
-    if (IS("spool_dir"))
-        return set_string(&cfg->spool_dir, value);
-    if (IS("control_socket"))
-        return set_string(&cfg->control_socket, value);
-    if (IS("plugin_dir"))
-        return set_string(&cfg->plugin_dir, value);
-    if (IS("max_command_length")) {
-        long v;
-        /* RFC 5321 4.5.3.1.4: at least 512 */
-        if (parse_long(value, 512, 65536, &v, err, errlen))
-            return -1;
-        cfg->max_command_length = (size_t)v;
-        return 0;
-    }
-    if (IS("max_message_size")) {
-        long v;
-        if (parse_long(value, 0, LONG_MAX, &v, err, errlen))
-            return -1;
-        cfg->max_message_size = (uint64_t)v;
-        return 0;
-    }
-    if (IS("max_sessions"))
-        return parse_int(value, 1, 1000000, &cfg->max_sessions, err, errlen);
-    if (IS("error_limit"))
-        return parse_int(value, 1, 100000, &cfg->error_limit, err, errlen);
-    if (IS("timeout_multiplier"))
-        return parse_double(value, 0.001, 100, &cfg->timeout_multiplier,
-                            err, errlen);
-    if (IS("plugin_timeout"))
-        return parse_double(value, 0.01, 3600, &cfg->plugin_timeout, err,
-                            errlen);
-    if (IS("early_talker_action")) {
-        static const char *const names[] = { "ignore", "reject", "drop" };
-        for (int i = 0; i < 3; i++)
-            if (!strcmp(value, names[i])) {
-                cfg->early_talker_action = i;
-                return 0;
-            }
-        snprintf(err, errlen, "'%s' is not an early_talker_action (ignore, "
-                 "reject, drop)", value);
+    const upesi_setting *s = up_setting_find(smtp_settings, key);
+    if (s == NULL) {
+        snprintf(err, errlen, "unknown key '%s'", key);
         return -1;
     }
-    if (IS("improper_pipelining_action")) {
-        static const char *const names[] = { "ignore", "reject", "drop" };
-        for (int i = 0; i < 3; i++)
-            if (!strcmp(value, names[i])) {
-                cfg->improper_pipelining_action = i;
-                return 0;
-            }
-        snprintf(err, errlen, "'%s' is not an improper_pipelining_action "
-                 "(ignore, reject, drop)", value);
-        return -1;
-    }
-    if (IS("allow_nul"))
-        return parse_bool(value, &cfg->allow_nul, err, errlen);
-    if (IS("helo_strict"))
-        return parse_bool(value, &cfg->helo_strict, err, errlen);
-    if (IS("greeting_delay"))
-        return parse_double(value, 0, 60, &cfg->greeting_delay, err, errlen);
-    if (IS("pipelining"))
-        return parse_bool(value, &cfg->pipelining, err, errlen);
-    if (IS("vrfy"))
-        return parse_bool(value, &cfg->vrfy, err, errlen);
-    if (IS("received_version"))
-        return parse_bool(value, &cfg->received_version, err, errlen);
-    if (IS("user")) {
-        struct passwd *pw = getpwnam(value);
-        if (pw == NULL) {
-            snprintf(err, errlen, "no such user '%s'", value);
-            return -1;
-        }
-        cfg->uid = pw->pw_uid;
-        if (cfg->group == NULL)
-            cfg->gid = pw->pw_gid;
-        return set_string(&cfg->user, value);
-    }
-    if (IS("group")) {
-        struct group *gr = getgrnam(value);
-        if (gr == NULL) {
-            snprintf(err, errlen, "no such group '%s'", value);
-            return -1;
-        }
-        cfg->gid = gr->gr_gid;
-        return set_string(&cfg->group, value);
-    }
-    if (IS("log_syslog"))
-        return parse_bool(value, &cfg->log_syslog, err, errlen);
-    if (IS("workers")) {
-        if (!strcmp(value, "auto")) {
-            cfg->workers = 0;
-            return 0;
-        }
-        return parse_int(value, 1, 256, &cfg->workers, err, errlen);
-    }
-    if (IS("dns_servers")) {
-        free(cfg->dns_servers);
-        cfg->dns_servers = NULL;
-        return each_item(value, add_dns_server, cfg, err, errlen);
-    }
-    if (IS("dns_timeout"))
-        return parse_double(value, 0.001, 300, &cfg->dns_timeout, err,
-                            errlen);
-    if (IS("dns_cache_size")) {
-        long v;
-        if (parse_long(value, 0, 10000000, &v, err, errlen))
-            return -1;
-        cfg->dns_cache_size = (size_t)v;
-        return 0;
-    }
-    if (IS("tls_cert"))
-        return set_tls_file(cfg, &cfg->tls_cert, value, up_tls_check_cert,
-                            err, errlen);
-    if (IS("tls_key"))
-        return set_tls_file(cfg, &cfg->tls_key, value, up_tls_check_key, err,
-                            errlen);
-    if (IS("tls_sni"))
-        return add_tls_sni(cfg, value, err, errlen);
-    if (IS("tls_ciphers")) {
-        if (up_tls_check_ciphers(value, err, errlen) != 0)
-            return -1;
-        return set_string(&cfg->tls_ciphers, value);
-    }
-    if (IS("smtps_listen"))
-        return each_item(value, add_smtps_listen, cfg, err, errlen);
-    if (IS("require_tls"))
-        return parse_bool(value, &cfg->require_tls, err, errlen);
-    if (IS("submission_listen"))
-        return each_item(value, add_submission_listen, cfg, err, errlen);
-    if (IS("auth_failure_delay"))
-        return parse_double(value, 0, 60, &cfg->auth_failure_delay, err,
-                            errlen);
-    if (IS("tls_session_tickets"))
-        return parse_bool(value, &cfg->tls_session_tickets, err, errlen);
-    if (IS("tls_ticket_key_file"))
-        return set_tls_file(cfg, &cfg->tls_ticket_key_file, value,
-                            up_tls_check_ticket_key_file, err, errlen);
-    if (IS("tls_session_cache_size"))
-        return parse_long(value, 0, 1000000, &cfg->tls_session_cache_size,
-                          err, errlen);
-    if (IS("tls_session_timeout"))
-        return parse_long(value, 60, 604800, &cfg->tls_session_timeout, err,
-                          errlen);
-    if (IS("tls_handshake_timeout"))
-        return parse_double(value, 0.1, 3600, &cfg->tls_handshake_timeout,
-                            err, errlen);
-    if (IS("log_level")) {
-        int level = up_log_level_parse(value);
-        if (level < 0) {
-            snprintf(err, errlen, "'%s' is not a log level (crit, err, "
-                     "warning, notice, info, debug)", value);
-            return -1;
-        }
-        cfg->log_level = level;
-        return 0;
-    }
-#undef IS
-    snprintf(err, errlen, "unknown key '%s'", key);
-    return -1;
+    return up_setting_apply(s, cfg, cfg->dir, value, err, errlen);
 }
 
-void config_defaults(up_config *cfg)
+int config_defaults(up_config *cfg)
 {
-    cfg->max_command_length = 1200;          /* Domino's SMTPMaxCommandLength */
-    cfg->max_message_size = 26214400;
-    cfg->max_sessions = 1000;
-    cfg->error_limit = 20;
-    cfg->timeout_multiplier = 1;
-    cfg->plugin_timeout = 30;
-    cfg->pipelining = 1;
-    cfg->improper_pipelining_action = UP_PIPELINING_DROP;
-    cfg->allow_nul = 0;
-    cfg->helo_strict = 1;
-    cfg->vrfy = 0;
-    cfg->received_version = 1;
     cfg->workers = 1;
     cfg->log_level = UPESI_LOG_INFO;
+    cfg->timeout_multiplier = 1;
     cfg->uid = (uid_t)-1;
     cfg->gid = (gid_t)-1;
-    cfg->dns_timeout = 5;
-    cfg->dns_cache_size = 10000;
-    cfg->tls_handshake_timeout = 30;
-    cfg->tls_session_tickets = 1;
-    cfg->tls_session_timeout = 3600;           /* Postfix's default */
-    cfg->tls_session_cache_size = 10000;
-    cfg->auth_failure_delay = 1;
+    char err[512] = "";
+    if (up_settings_defaults(smtp_settings, cfg, cfg->dir, err,
+                             sizeof err) != 0) {
+        up_log(NULL, UPESI_LOG_ERR, "smtp.ini defaults: %s", err);
+        return -1;
+    }
+    return 0;
 }
 
 /* The TLS context of this generation, once cert and key are known. */
@@ -637,20 +709,12 @@ int config_finish(up_config *cfg, const char *file)
     if (cfg->n_local_domains == 0)
         up_log(NULL, UPESI_LOG_WARNING, "%s: no local_domains: every "
                "recipient will be refused unless a plugin accepts it", file);
-    const char *defaults[][2] = {
-        { "spool_dir", "spool" }, { "control_socket", "upesi.sock" },
-        { "plugin_dir", UPESI_PLUGIN_DIR },
-    };
-    char **slots[] = { &cfg->spool_dir, &cfg->control_socket,
-                       &cfg->plugin_dir };
-    for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
-        const char *v = *slots[i] ? *slots[i] : defaults[i][1];
-        char *abs = up_config_path(cfg->dir, v);
-        if (abs == NULL)
-            return -1;
-        free(*slots[i]);
-        *slots[i] = abs;
-    }
+    /* spool_dir, control_socket, plugin_dir: PATH settings, resolved
+     * against the configuration directory when set (defaults included);
+     * plugin_dir's default is where the build installs plugins */
+    if (cfg->plugin_dir == NULL &&
+        (cfg->plugin_dir = strdup(UPESI_PLUGIN_DIR)) == NULL)
+        return -1;
     return config_finish_tls(cfg, file);
 }
 

@@ -1,16 +1,21 @@
 /*
- * main.c - the upesi command line (DESIGN.md section 5).
+ * main.c - the upesi command line (docs/upesi.8).
  *
  *   upesi [-c DIR]                  run in the foreground
  *   upesi [-c DIR] -t               check the configuration and exit
  *   upesi [-c DIR] stat [PREFIX]    statistics of the running server
  *   upesi [-c DIR] release QUEUEID  move hold/QUEUEID into queue/ (on the
  *                                   spool files: host/actions.c)
+ *   upesi --dump-settings [PLUGIN_DIR]  the key reference of smtp.ini and
+ *                                   of every plugin with a settings table,
+ *                                   as docs/config.md holds it
  *
  * Fails: a configuration error exits 1 after logging every error with its
  * file and line; a running server keeps its configuration when a SIGHUP
  * reload fails.
  */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +23,12 @@
 
 #include "actions.h"
 #include "config.h"
+#include "config_int.h"
 #include "hooks.h"
 #include "control.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "settings.h"
 #include "stats.h"
 #include "tls.h"
 #include "version.h"
@@ -42,6 +49,7 @@ static void usage(FILE *out)
             "       upesi [-c DIR] plugins        list the plugin chain\n"
             "       upesi [-c DIR] release QUEUEID  send a held message on\n"
             "       upesi [-c DIR] COMMAND ...    other control commands\n"
+            "       upesi --dump-settings [PLUGIN_DIR]  the key reference\n"
             "  -c DIR  configuration directory (default: %s)\n"
             "  -o KEY=VALUE  an smtp.ini setting that overrides the file's\n"
             "          (may repeat; kept across reloads)\n",
@@ -91,9 +99,49 @@ static void list_plugins(const up_config *cfg)
     }
 }
 
+static int is_plugin_file(const struct dirent *e)
+{
+    size_t n = strlen(e->d_name);
+    return n > 3 && !strcmp(e->d_name + n - 3, ".so");
+}
+
+/* `upesi --dump-settings [DIR]`: docs/config.md's generated blocks, from
+ * the tables themselves (a test compares the page with this output). */
+static int dump_settings(const char *plugin_dir)
+{
+    up_settings_doc(stdout, "smtp.ini", config_smtp_settings());
+    struct dirent **names;
+    int n = scandir(plugin_dir, &names, is_plugin_file, alphasort);
+    if (n < 0) {
+        fprintf(stderr, "upesi: %s: %s\n", plugin_dir, strerror(errno));
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char name[256], err[512], file[300];
+        snprintf(name, sizeof name, "%.*s",
+                 (int)(strlen(names[i]->d_name) - 3), names[i]->d_name);
+        const upesi_plugin *d = up_plugin_peek(plugin_dir, name, err,
+                                               sizeof err);
+        if (d == NULL) {
+            fprintf(stderr, "upesi: %s\n", err);
+            rc = 1;
+        } else if (up_plugin_settings(d)) {
+            snprintf(file, sizeof file, "%s.ini", name);
+            printf("\n");
+            up_settings_doc(stdout, file, up_plugin_settings(d));
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int check_only = 0, opt;
+    if (argc >= 2 && !strcmp(argv[1], "--dump-settings"))
+        return dump_settings(argc >= 3 ? argv[2] : "plugins");
     if (access("conf/smtp.ini", F_OK) != 0)
         conf_dir = UPESI_CONF_DIR;
     while ((opt = getopt(argc, argv, "+c:o:thV")) != -1) {

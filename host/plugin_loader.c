@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <ltdl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,11 +50,14 @@ static int check_descriptor(const char *file, const char *name,
                      : "the plugin needs a newer host");
         return -1;
     }
-    /* every minor so far shares the 1.0 layout */
-    if (d->size < sizeof(upesi_plugin)) {
+    /* the 1.0 layout, which every minor shares; 1.3 appended settings,
+     * read only from a descriptor that has it (up_plugin_settings) */
+    size_t need = d->abi_minor >= 3 ? sizeof(upesi_plugin)
+                                    : offsetof(upesi_plugin, settings);
+    if (d->size < need) {
         snprintf(err, errlen, "%s: descriptor is %u bytes, ABI %u.%u "
                  "needs %zu", file, d->size, d->abi_major, d->abi_minor,
-                 sizeof(upesi_plugin));
+                 need);
         return -1;
     }
     if (d->name == NULL || strcmp(d->name, name) != 0) {
@@ -64,13 +68,19 @@ static int check_descriptor(const char *file, const char *name,
     return 0;
 }
 
-up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
-                             size_t errlen)
+const upesi_setting *up_plugin_settings(const upesi_plugin *d)
 {
-    for (up_plugin_mod *m = loaded; m; m = m->next)
-        if (!strcmp(m->name, name))
-            return m;
+    if (d->abi_minor < 3 ||
+        d->size < offsetof(upesi_plugin, settings) + sizeof d->settings)
+        return NULL;
+    return d->settings;
+}
 
+/* Open <dir>/<name>.so and check its descriptor; no init. */
+static lt_dlhandle open_checked(const char *dir, const char *name,
+                                const upesi_plugin **out, char *file,
+                                size_t filelen, char *err, size_t errlen)
+{
     if (!ltdl_ready) {
         if (lt_dlinit() != 0) {
             snprintf(err, errlen, "libltdl: %s", lt_dlerror());
@@ -78,8 +88,7 @@ up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
         }
         ltdl_ready = 1;
     }
-    char file[4200];
-    snprintf(file, sizeof file, "%s/%s.so", dir, name);
+    snprintf(file, filelen, "%s/%s.so", dir, name);
     struct stat st;
     if (stat(file, &st) != 0) {
         snprintf(err, errlen, "unknown plugin '%s': %s: %s", name, file,
@@ -107,6 +116,37 @@ up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
         lt_dlclose(h);
         return NULL;
     }
+    *out = d;
+    return h;
+}
+
+const upesi_plugin *up_plugin_peek(const char *dir, const char *name,
+                                   char *err, size_t errlen)
+{
+    for (up_plugin_mod *m = loaded; m; m = m->next)
+        if (!strcmp(m->name, name))
+            return m->desc;
+    char file[4200];
+    const upesi_plugin *d = NULL;
+    /* never closed: the descriptor points into the library */
+    if (open_checked(dir, name, &d, file, sizeof file, err, errlen) == NULL)
+        return NULL;
+    return d;
+}
+
+up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
+                             size_t errlen)
+{
+    for (up_plugin_mod *m = loaded; m; m = m->next)
+        if (!strcmp(m->name, name))
+            return m;
+
+    char file[4200];
+    const upesi_plugin *d = NULL;
+    lt_dlhandle h = open_checked(dir, name, &d, file, sizeof file, err,
+                                 errlen);
+    if (h == NULL)
+        return NULL;
     up_plugin_mod *m = calloc(1, sizeof *m);
     if (m == NULL || (m->name = strdup(name)) == NULL ||
         (m->path = strdup(file)) == NULL) {

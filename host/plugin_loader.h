@@ -24,6 +24,13 @@ typedef struct up_plugin_mod {
 /* Find or load plugin `name` from dir.  NULL with a message in err. */
 up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
                              size_t errlen);
+/* The descriptor of plugin `name` in dir, checked but not initialised
+ * (for documentation: `upesi --dump-settings`).  NULL with err. */
+const upesi_plugin *up_plugin_peek(const char *dir, const char *name,
+                                   char *err, size_t errlen);
+/* A descriptor's settings table, or NULL (none, or a plugin older than
+ * ABI 1.3 whose descriptor ends before the field). */
+const upesi_setting *up_plugin_settings(const upesi_plugin *d);
 /* Call every loaded plugin's fini and unload it. */
 void up_plugin_unload_all(void);
 /* Iterate loaded modules (load order). */

@@ -769,7 +769,7 @@ static void handle_command(up_session *s, up_line *line)
     }
     if (line->status == UP_LINE_TOO_LONG) {
         up_stats_add("SMTP.Command.Invalid", 1);
-        up_log(s->id, UPESI_LOG_NOTICE, "command longer than %zu bytes",
+        up_log(s->id, UPESI_LOG_NOTICE, "command longer than %d bytes",
                s->cfg->max_command_length);
         up_session_reply(s, 500, "5.5.2", "Error: line too long");
         return;

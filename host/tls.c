@@ -337,7 +337,7 @@ int up_tls_check_sni_name(const char *name, char *err, size_t errlen)
         }
         l += n + 1;
     }
-    snprintf(err, errlen, "tls_sni: '%s' is not a host name or '*.' and a "
+    snprintf(err, errlen, "'%s' is not a host name or '*.' and a "
              "domain of two labels or more (one wildcard, left-most)", name);
     return -1;
 }

@@ -41,10 +41,12 @@ extern "C" {
 #endif
 
 #define UPESI_ABI_MAJOR 1
-#define UPESI_ABI_MINOR 2              /* 1: async DNS (dns_lookup ...);
+#define UPESI_ABI_MINOR 3              /* 1: async DNS (dns_lookup ...);
                                           2: durable files (file_write,
                                           file_commit, dir_make, dir_sync),
-                                          on_worker_stop, spool_envelope */
+                                          on_worker_stop, spool_envelope;
+                                          3: settings tables (the
+                                          descriptor's settings) */
 #define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
 
 /* The symbol the host looks up in every plugin. */
@@ -538,6 +540,84 @@ struct upesi_api {
 #define UPESI_API_PLUGIN_POSITION_MINOR 1
 
 /* ---------------------------------------------------------------------- */
+/* Settings tables (ABI 1.3)                                              */
+
+/* A plugin describes the keys at the top of its <name>.ini in a table, as
+ * nginx modules do with ngx_command_t; smtp.ini is described the same way
+ * inside the host.  The host parses every value with the same code, gives
+ * the same message for the same mistake ("KEY: expected a boolean (0/1,
+ * yes/no, on/off, true/false), got 'x'", after "file:line: "), applies the
+ * defaults to a new settings object right after config_new, and documents
+ * the keys (docs/config.md is generated from the tables).  Keys the table
+ * does not name, and every key inside a [section], still go to the
+ * plugin's config_set.
+ *
+ * Values, by type (the field at `offset` in the settings object):
+ *   BOOL      int: 1 for 1, yes, on, true; 0 for 0, no, off, false (any case)
+ *   INT       int: a whole number from min to max
+ *   SIZE      uint64_t: bytes from min to max; a K, M or G suffix (x1024)
+ *   DURATION  double: seconds from min to max; 1.5, 30s, 500ms, 2m, 1h
+ *   STRING    char *: a copy (the old one freed; free() it in config_free)
+ *   PATH      char *: as STRING, relative to the configuration directory
+ *   ENUM      int: the index in choices (a NULL-ended list; any case)
+ *   LIST      set(config, item) once per item: items are separated by
+ *             commas and/or blanks (upesi_list_next); repeated lines add
+ *   CUSTOM    set(config, value) with the whole value
+ * The default (`def`, as it would be written in the file) is applied to
+ * BOOL, INT, SIZE, DURATION, STRING, PATH and ENUM fields; for LIST and
+ * CUSTOM it only documents what the plugin does without the key.  An error
+ * from set() is shown after "KEY: ". */
+typedef enum upesi_setting_type {
+    UPESI_SETTING_END = 0,       /* ends a table (name NULL too)             */
+    UPESI_SETTING_BOOL,
+    UPESI_SETTING_INT,
+    UPESI_SETTING_SIZE,
+    UPESI_SETTING_DURATION,
+    UPESI_SETTING_STRING,
+    UPESI_SETTING_PATH,
+    UPESI_SETTING_ENUM,
+    UPESI_SETTING_LIST,
+    UPESI_SETTING_CUSTOM
+} upesi_setting_type;
+
+typedef int (*upesi_setting_fn)(void *config, const char *value, char *err,
+                                size_t errlen);
+
+typedef struct upesi_setting {
+    const char *name;
+    upesi_setting_type type;
+    size_t offset;               /* offsetof(struct ..., field)              */
+    double min, max;             /* INT, SIZE, DURATION                      */
+    const char *const *choices;  /* ENUM                                     */
+    upesi_setting_fn set;        /* LIST, CUSTOM                             */
+    const char *def;             /* default, as text; NULL: none             */
+    const char *help;            /* one line, for docs/config.md             */
+} upesi_setting;
+
+/* The one list splitter: the next item of a list value, separated by
+ * commas and/or blanks.  Returns its start and sets *len, or NULL when no
+ * item is left; *pos moves past it.  Host and plugins split every list
+ * with it, so a list reads the same in every file. */
+static inline const char *upesi_list_next(const char **pos, size_t *len)
+{
+    const char *p = *pos;
+    while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\r' ||
+           *p == '\n')
+        p++;
+    if (*p == '\0') {
+        *pos = p;
+        return NULL;
+    }
+    const char *start = p;
+    while (*p && *p != ',' && *p != ' ' && *p != '\t' && *p != '\r' &&
+           *p != '\n')
+        p++;
+    *len = (size_t)(p - start);
+    *pos = p;
+    return start;
+}
+
+/* ---------------------------------------------------------------------- */
 /* The descriptor                                                         */
 
 typedef upesi_verdict (*upesi_hook_fn)(upesi_call *call);
@@ -574,6 +654,11 @@ typedef struct upesi_plugin {
 
     /* Handlers, indexed by upesi_hook; NULL = not interested. */
     upesi_hook_fn hooks[UPESI_HOOK_SLOTS];
+
+    /* ABI 1.3: the keys at the top of <name>.ini (see "Settings tables"),
+     * ended by an entry whose name is NULL; NULL = every key goes to
+     * config_set.  A host reads it only when size covers it. */
+    const upesi_setting *settings;
 } upesi_plugin;
 
 #define UPESI_PLUGIN_HEADER                                                  \

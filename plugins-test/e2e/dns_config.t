@@ -42,7 +42,7 @@ my @bad = (
     [ { smtp => { dns_servers => '127.0.0.1:99999' } },
       qr/smtp\.ini:\d+: .*bad port/, 'dns_servers: a bad port' ],
     [ { smtp => { dns_timeout => '0' } },
-      qr/smtp\.ini:\d+: .*out of range/, 'dns_timeout 0' ],
+      qr/smtp\.ini:\d+: dns_timeout: expected a duration from 0\.001 to 300 seconds.*got '0'/, 'dns_timeout 0' ],
     [ { smtp => { dns_cache_size => '-1' } },
       qr/smtp\.ini:\d+: /, 'dns_cache_size negative' ],
     [ { ini => { 'dnsbl.ini' => "action = log\nzones = bl.example, bad..zone\n" } },

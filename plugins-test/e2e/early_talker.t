@@ -62,7 +62,7 @@ for my $action (qw(ignore reject drop)) {
     my $srv = Upesi::Test->new(smtp => { early_talker_action => 'sometimes' });
     my ($exit, $out) = upesi_check($srv->conf);
     isnt $exit, 0, 'a bad early_talker_action is refused';
-    like $out, qr/smtp\.ini:\d+: 'sometimes' is not an early_talker_action/, '... with file:line';
+    like $out, qr/smtp\.ini:\d+: early_talker_action: expected one of ignore, reject, drop, got 'sometimes'/, '... with file:line';
 }
 
 done_testing;

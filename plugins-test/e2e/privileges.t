@@ -86,7 +86,7 @@ sub children {
     my $s = Upesi::Test->new(smtp => { user => 'no-such-user-upesi' });
     my ($exit, $out) = upesi_check($s->conf);
     isnt $exit, 0, 'an unknown user is refused';
-    like $out, qr/smtp\.ini:\d+: no such user 'no-such-user-upesi'/, '... with file:line';
+    like $out, qr/smtp\.ini:\d+: user: no such user 'no-such-user-upesi'/, '... with file:line';
 }
 
 SKIP: {

@@ -127,18 +127,20 @@ int main(void)
     expect_error("hostname = a.example\nmax_sesions = 5\n",
                  "2: unknown key 'max_sesions'", "a misspelt key");
     expect_error("max_sessions = lots\n",
-                 "1: 'lots' is not a whole number", "a word for a number");
+                 "1: max_sessions: expected a whole number from 1 to 1000000, got 'lots'",
+                 "a word for a number");
     expect_error("\nmax_command_length = 100\n",
-                 "2: 100 is out of range (512 to 65536)",
+                 "2: max_command_length: expected a whole number from 512 to 65536, got '100'",
                  "max_command_length below RFC 5321's 512");
     expect_error("listen = example.com:25\n",
-                 "1: 'example.com' is not an IP address", "a name in listen");
+                 "1: listen: 'example.com' is not an IP address", "a name in listen");
     expect_error("listen = 127.0.0.1:99999\n",
-                 "1: 99999 is out of range (1 to 65535)", "a bad port");
+                 "1: listen: 99999 is out of range (1 to 65535)", "a bad port");
     expect_error("pipelining = maybe\n",
-                 "1: 'maybe' is not a boolean (use 1 or 0)", "a bad boolean");
+                 "1: pipelining: expected a boolean (0/1, yes/no, on/off, true/false), got 'maybe'",
+                 "a bad boolean");
     expect_error("greeting = hi %d\n",
-                 "1: greeting may hold one %s", "a % other than %s");
+                 "1: greeting: may hold one %s", "a % other than %s");
     expect_error("[extra]\nhostname = a.example\n",
                  "2: unknown section [extra]", "a section in smtp.ini");
     expect_error("this line has no equals sign\n",
