@@ -194,6 +194,12 @@ test: deps-test
 
 test-build: all $(TEST_PLUGINS) $(UNIT_BIN)
 
+# The key reference in docs/config.md, from the settings tables
+# (plugins-test/e2e/config_doc.t checks that the page is current).
+.PHONY: docs-config
+docs-config: all
+	tools/settings-doc ./upesi plugins docs/config.md
+
 # -- fuzzing (clang + libFuzzer) -----------------------------------------
 # Each fuzz/fuzz_<x>.c links the host modules FUZZ_DEPS_<x> names, compiled
 # again with clang and coverage instrumentation into build/fuzz/.

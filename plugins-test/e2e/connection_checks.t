@@ -187,8 +187,8 @@ sub mail_code {
 }
 
 # -- bad settings -------------------------------------------------------------------
-for my $bad (['verify_host_name = 2', qr/verify_host_name: '2' is not 0 or 1/],
-             ['temp_fail_action = reject', qr/temp_fail_action: 'reject' is not defer or accept/],
+for my $bad (['verify_host_name = 2', qr/verify_host_name: expected a boolean \(0\/1, yes\/no, on\/off, true\/false\), got '2'/],
+             ['temp_fail_action = reject', qr/temp_fail_action: expected one of defer, accept, got 'reject'/],
              ['allow_hosts = 300.1.1.1', qr/allow_hosts: '300\.1\.1\.1'/],
              ['deny_hosts = 10.0.0.0/33', qr/deny_hosts: '10\.0\.0\.0\/33'/],
              ['deny_hosts = bad_host!', qr/deny_hosts: 'bad_host!'/],

@@ -71,7 +71,7 @@ for my $mode (undef, 0, 1, 2) {
 }
 
 # -- bad settings --------------------------------------------------------------------
-for my $bad (['mode = 3', qr/mode: '3' is not 0/], ['mode = on', qr/mode: 'on'/],
+for my $bad (['mode = 3', qr/mode: expected a whole number from 0 to 2, got '3'/], ['mode = on', qr/mode: expected a whole number from 0 to 2, got 'on'/],
              ['groups = 1', qr/unknown key 'groups'/]) {
     my $s = Upesi::Test->new(plugins => ['directory', 'deny_groups', 'queue_spool'],
                              ini => { 'deny_groups.ini' => "mode = 1\n$bad->[0]\n" });

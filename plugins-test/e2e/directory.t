@@ -229,7 +229,7 @@ SKIP: {
     isnt $exit, 0, '-t refuses an unreadable file';
     like $out, qr/directory:0: cannot open: Permission denied/, '  permission denied' or diag $out;
 }
-for my $bad (['deny_not_unique = 2', qr/deny_not_unique: '2' is not 0 or 1/],
+for my $bad (['deny_not_unique = 2', qr/deny_not_unique: expected a boolean \(0\/1, yes\/no, on\/off, true\/false\), got '2'/],
              ['file =', qr/file: empty/],
              ['files = x', qr/unknown key 'files'/]) {
     my ($s, $exit, $out) = check_with($DIRECTORY, "; settings\n$bad->[0]\n");

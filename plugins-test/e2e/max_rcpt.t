@@ -88,11 +88,11 @@ sub code_of { my ($r) = @_; $r ? "$r->{code} " . ($r->{enhanced} // '') : 'no re
 }
 
 # -- bad settings ----------------------------------------------------------------
-for my $bad (['max = 0', qr/max: '0' is not a whole number from 1/],
-             ['max = lots', qr/max: 'lots'/],
-             ['max = 10x', qr/max: '10x'/],
-             ['code = 550', qr/code: '550' is not 552 or 452/],
-             ['limit = 5', qr/unknown key 'limit'/]) {
+for my $bad (['max = 0', qr/max: expected a whole number from 1 to 1000000, got '0'/],
+             ['max = lots', qr/max: expected a whole number from 1 to 1000000, got 'lots'/],
+             ['max = 10x', qr/max: expected a whole number from 1 to 1000000, got '10x'/],
+             ['code = 550', qr/code: expected 552 or 452, got '550'/],
+             ['limit = 5', qr/unknown key 'limit'$/m]) {
     my $s = Upesi::Test->new(plugins => ['max_rcpt', 'queue_spool'],
                              ini => { 'max_rcpt.ini' => "max = 5\n$bad->[0]\n" });
     my ($exit, $out) = upesi_check($s->conf);

@@ -240,7 +240,7 @@ for my $bad (['allow_hosts = 300.1.1.1', qr/allow_hosts: '300\.1\.1\.1' is not a
              ['allow_hosts = bad_host!', qr/allow_hosts: 'bad_host!'/],
              ['allow_domains = 192.0.2.1', qr/allow_domains: '192\.0\.2\.1' is not a domain name/],
              ['deny_domains = a..b', qr/deny_domains: 'a\.\.b'/],
-             ['deny_wins = 2', qr/deny_wins: '2' is not 0 or 1/],
+             ['deny_wins = 2', qr/deny_wins: expected a boolean \(0\/1, yes\/no, on\/off, true\/false\), got '2'/],
              ['relay_all = 1', qr/unknown key 'relay_all'/]) {
     my $s = Upesi::Test->new(plugins => ['relay', 'queue_spool'],
                              ini => { 'relay.ini' => "allow_hosts = 127.0.0.1\n$bad->[0]\n" });

@@ -198,11 +198,10 @@ sub mail {
 # -- bad settings -------------------------------------------------------------------
 for my $bad (['deny = a@b@c', qr/deny: 'a\@b\@c' is not an address or domain/],
              ['allow = <x@y>', qr/allow: '<x\@y>'/],
-             ['verify_domain = 2', qr/verify_domain: '2' is not 0 or 1/],
-             ['verify_domain = yes', qr/verify_domain: 'yes' is not 0 or 1/],
-             ['timeout = 0', qr/timeout: '0' is not a number of seconds/],
-             ['timeout = 5s', qr/timeout: '5s' is not a number of seconds/],
-             ['timeout = 4000', qr/timeout: '4000'/],
+             ['verify_domain = 2', qr/verify_domain: expected a boolean \(0\/1, yes\/no, on\/off, true\/false\), got '2'/],
+             ['timeout = 0', qr/timeout: expected a duration from 0\.1 to 3600 seconds.*, got '0'/],
+             ['timeout = 5x', qr/timeout: expected a duration from 0\.1 to 3600 seconds.*, got '5x'/],
+             ['timeout = 4000', qr/timeout: expected a duration from 0\.1 to 3600 seconds.*, got '4000'/],
              ['block = x', qr/unknown key 'block'/]) {
     my $s = Upesi::Test->new(plugins => ['sender', 'queue_spool'],
                              ini => { 'sender.ini' => "deny = x\@y.example\n$bad->[0]\n" });
@@ -215,6 +214,15 @@ for my $bad (['deny = a@b@c', qr/deny: 'a\@b\@c' is not an address or domain/],
                              ini => { 'sender.ini' => "verify_domain = 1\ntimeout = 2.5\n" });
     my ($exit, $out) = upesi_check($s->conf);
     is $exit, 0, 'verify_domain = 1, timeout = 2.5 pass -t' or diag $out;
+}
+{
+    # one vocabulary: the words every other ini takes, and a duration unit
+    my $s = Upesi::Test->new(plugins => ['sender', 'queue_spool'],
+                             ini => { 'sender.ini' => "verify_domain = yes
+timeout = 1500ms
+" });
+    my ($exit, $out) = upesi_check($s->conf);
+    is $exit, 0, 'verify_domain = yes, timeout = 1500ms pass -t' or diag $out;
 }
 
 done_testing;

@@ -153,10 +153,10 @@ for my $setting (['line_syntax', 1], ['nonstandard_line_termination', 0]) {
 }
 
 # -- bad settings ----------------------------------------------------------------
-for my $bad (['address_syntax = 2', qr/address_syntax: '2' is not 0 or 1/],
-             ['line_syntax = maybe', qr/line_syntax: 'maybe'/],
-             ['nonstandard_line_termination = -1', qr/nonstandard_line_termination: '-1'/],
-             ['strict = 1', qr/unknown key 'strict'/]) {
+for my $bad (['address_syntax = 2', qr/address_syntax: expected a boolean \(0\/1, yes\/no, on\/off, true\/false\), got '2'/],
+             ['line_syntax = maybe', qr/line_syntax: expected a boolean \(0\/1, yes\/no, on\/off, true\/false\), got 'maybe'/],
+             ['nonstandard_line_termination = -1', qr/nonstandard_line_termination: expected a boolean \(0\/1, yes\/no, on\/off, true\/false\), got '-1'/],
+             ['strict = 1', qr/unknown key 'strict'$/m]) {
     my $s = Upesi::Test->new(plugins => ['strict821', 'queue_spool'],
                              ini => { 'strict821.ini' => "; comment\n$bad->[0]\n" });
     my ($exit, $out) = upesi_check($s->conf);

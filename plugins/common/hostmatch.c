@@ -260,24 +260,17 @@ static int hostmatch_add_one(hostmatch_list *list, const char *text,
     return 0;
 }
 
-/* Each item of value (comma or blank separated) to fn, up to the first
- * that fails. */
+/* Each item of value to fn, up to the first that fails.  Items are split
+ * by upesi_list_next, the splitter of every list setting. */
 static int hostmatch_each(const char *value,
                           int (*fn)(void *arg, const char *item, char *err,
                                     size_t errlen),
                           void *arg, char *err, size_t errlen)
 {
-    const char *p = value;
-    for (;;) {
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0')
-            return 0;
-        const char *start = p;
-        while (*p && *p != ',' && !isspace((unsigned char)*p))
-            p++;
+    const char *pos = value, *start;
+    size_t len;
+    while ((start = upesi_list_next(&pos, &len)) != NULL) {
         char item[300];
-        size_t len = (size_t)(p - start);
         if (len >= sizeof item) {
             snprintf(err, errlen, "'%.40s...' is too long", start);
             return -1;
@@ -287,6 +280,7 @@ static int hostmatch_each(const char *value,
         if (fn(arg, item, err, errlen) != 0)
             return -1;
     }
+    return 0;
 }
 
 static int hostmatch_add_item(void *list, const char *item, char *err,

@@ -34,6 +34,7 @@
  * Fails: as configured (temp_fail_action); a lookup that cannot even be
  * started counts as a failed lookup.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,42 +94,39 @@ static void *cc_config_new(void)
     return c;
 }
 
-static int cc_config_set(void *p, const char *section, const char *key,
-                         const char *value, char *err, size_t errlen)
+static int cc_allow_hosts(void *p, const char *item, char *err,
+                          size_t errlen)
 {
     cc_config *c = p;
-    if (settings_no_section("connection_checks", section, err, errlen) != 0)
-        return -1;
-    char why[256];
-    if (!strcmp(key, "allow_hosts") || !strcmp(key, "deny_hosts")) {
-        cc_list *l = key[0] == 'a' ? &c->allow : &c->deny;
-        if (hostmatch_add_hosts(l->addrs, l->names, value, why,
-                                sizeof why) != 0) {
-            snprintf(err, errlen, "%s: %s", key, why);
-            return -1;
-        }
-        return 0;
-    }
-    if (!strcmp(key, "verify_host_name"))
-        return settings_0_or_1(key, value, &c->verify_host_name, err,
+    return hostmatch_add_hosts(c->allow.addrs, c->allow.names, item, err,
                                errlen);
-    if (!strcmp(key, "temp_fail_action")) {
-        if (!strcasecmp(value, "defer"))
-            c->temp_fail_action = CC_DEFER;
-        else if (!strcasecmp(value, "accept"))
-            c->temp_fail_action = CC_ACCEPT;
-        else {
-            snprintf(err, errlen, "temp_fail_action: '%s' is not defer or "
-                     "accept", value);
-            return -1;
-        }
-        return 0;
-    }
-    snprintf(err, errlen, "unknown key '%s' (connection_checks takes "
-             "verify_host_name, temp_fail_action, allow_hosts, deny_hosts)",
-             key);
-    return -1;
 }
+
+static int cc_deny_hosts(void *p, const char *item, char *err,
+                         size_t errlen)
+{
+    cc_config *c = p;
+    return hostmatch_add_hosts(c->deny.addrs, c->deny.names, item, err,
+                               errlen);
+}
+
+/* in the order of CC_DEFER, CC_ACCEPT */
+static const char *const cc_temp_fail_actions[] = { "defer", "accept",
+                                                    NULL };
+
+static const upesi_setting cc_settings[] = {
+    { "verify_host_name", UPESI_SETTING_BOOL,
+      offsetof(cc_config, verify_host_name), 0, 0, NULL, NULL, "0",
+      "on: the client must have a forward-confirmed host name" },
+    { "temp_fail_action", UPESI_SETTING_ENUM,
+      offsetof(cc_config, temp_fail_action), 0, 0, cc_temp_fail_actions,
+      NULL, "defer", "when that lookup times out or fails" },
+    { "allow_hosts", UPESI_SETTING_LIST, 0, 0, 0, NULL, cc_allow_hosts, NULL,
+      "hosts exempt from `deny_hosts` and from `verify_host_name`" },
+    { "deny_hosts", UPESI_SETTING_LIST, 0, 0, 0, NULL, cc_deny_hosts, NULL,
+      "hosts refused" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 /* ---------------------------------------------------------------------- */
 /* the decision                                                            */
@@ -254,7 +252,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = cc_init,
     .config_new = cc_config_new,
-    .config_set = cc_config_set,
+    .settings = cc_settings,
     .config_free = cc_config_free,
     .hooks = {
         [UPESI_HOOK_CONNECT] = cc_connect,

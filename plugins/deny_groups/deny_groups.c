@@ -33,7 +33,6 @@
 #include <strings.h>
 
 #include "upesi/plugin.h"
-#include "../common/settings.h"
 
 static const upesi_api *dg_api;
 
@@ -52,25 +51,12 @@ static void dg_config_free(void *config)
     free(config);
 }
 
-static int dg_config_set(void *config, const char *section, const char *key,
-                         const char *value, char *err, size_t errlen)
-{
-    dg_config *cfg = config;
-    if (settings_no_section("deny_groups", section, err, errlen) != 0)
-        return -1;
-    if (strcmp(key, "mode") != 0) {
-        snprintf(err, errlen, "unknown key '%s' (deny_groups takes mode)",
-                 key);
-        return -1;
-    }
-    if (strlen(value) != 1 || value[0] < '0' || value[0] > '2') {
-        snprintf(err, errlen, "mode: '%s' is not 0 (off), 1 (external "
-                 "hosts) or 2 (all hosts)", value);
-        return -1;
-    }
-    cfg->mode = value[0] - '0';
-    return 0;
-}
+static const upesi_setting dg_settings[] = {
+    { "mode", UPESI_SETTING_INT, offsetof(dg_config, mode), 0, 2, NULL, NULL,
+      "0", "0 off; 1 refuse group recipients from external hosts; 2 from "
+      "every host (SMTPDenyGroups)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 /* With an ABI that tells plugin positions, directory must be listed before
  * deny_groups when mode is not 0.  UPESI_API_PLUGIN_POSITION_MINOR is the
@@ -163,7 +149,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = dg_init,
     .config_new = dg_config_new,
-    .config_set = dg_config_set,
+    .settings = dg_settings,
     .config_check = dg_config_check,
     .config_free = dg_config_free,
     .hooks = {

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <strings.h>
 #include <time.h>
 
@@ -77,26 +78,27 @@ static void dir_config_free(void *config)
     free(cfg);
 }
 
-static int dir_config_set(void *config, const char *section, const char *key,
-                          const char *value, char *err, size_t errlen)
+static int dir_set_file(void *config, const char *value, char *err,
+                        size_t errlen)
 {
     dir_config *cfg = config;
-    if (settings_no_section("directory", section, err, errlen) != 0)
+    if (*value == '\0') {
+        snprintf(err, errlen, "empty (default: directory)");
         return -1;
-    if (!strcmp(key, "file")) {
-        if (*value == '\0') {
-            snprintf(err, errlen, "file: empty (default: directory)");
-            return -1;
-        }
-        return settings_string(&cfg->file, value, err, errlen);
     }
-    if (!strcmp(key, "deny_not_unique"))
-        return settings_bool_key(key, value, &cfg->deny_not_unique, err,
-                                 errlen);
-    snprintf(err, errlen, "unknown key '%s' (directory takes file, "
-             "deny_not_unique)", key);
-    return -1;
+    return settings_string(&cfg->file, value, err, errlen);
 }
+
+static const upesi_setting dir_settings[] = {
+    { "file", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, dir_set_file, "directory",
+      "the directory file, relative to the configuration directory; format "
+      "in docs/directory.md (the Domino Directory)" },
+    { "deny_not_unique", UPESI_SETTING_BOOL,
+      offsetof(dir_config, deny_not_unique), 0, 0, NULL, NULL, "0",
+      "on: a recipient that names more than one entry gets 553 5.1.4 "
+      "(SMTPDenyNotUniqueRCPT)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 static int dir_config_check(void *config, char *err, size_t errlen)
 {
@@ -308,7 +310,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = dir_init,
     .config_new = dir_config_new,
-    .config_set = dir_config_set,
+    .settings = dir_settings,
     .config_check = dir_config_check,
     .config_free = dir_config_free,
     .hooks = {

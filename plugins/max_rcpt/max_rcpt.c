@@ -16,30 +16,26 @@
  *
  * Fails: never.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "upesi/plugin.h"
-#include "../common/settings.h"
 
-#define MAX_RCPT_DEFAULT 100
-#define MAX_RCPT_LIMIT 1000000
 
 static const upesi_api *mr_api;
 
 typedef struct mr_config {
-    long max;
+    int max;
     int code;
 } mr_config;
 
 static void *mr_config_new(void)
 {
-    mr_config *cfg = calloc(1, sizeof *cfg);
-    if (cfg) {
-        cfg->max = MAX_RCPT_DEFAULT;
+    mr_config *cfg = calloc(1, sizeof *cfg); /* max: mr_settings */
+    if (cfg)
         cfg->code = 552;
-    }
     return cfg;
 }
 
@@ -48,34 +44,28 @@ static void mr_config_free(void *config)
     free(config);
 }
 
-static int mr_config_set(void *config, const char *section, const char *key,
-                         const char *value, char *err, size_t errlen)
+/* 552 (RFC 5321's "too many recipients", permanent) or 452 (RFC 5321
+ * 4.5.3.1.10: try the rest later) */
+static int mr_set_code(void *config, const char *value, char *err,
+                       size_t errlen)
 {
     mr_config *cfg = config;
-    if (settings_no_section("max_rcpt", section, err, errlen) != 0)
+    if (strcmp(value, "552") && strcmp(value, "452")) {
+        snprintf(err, errlen, "expected 552 or 452, got '%s'", value);
         return -1;
-    long v;
-    if (!strcmp(key, "max")) {
-        if (settings_long(value, 1, MAX_RCPT_LIMIT, &v) != 0) {
-            snprintf(err, errlen, "max: '%s' is not a whole number from 1 "
-                     "to %d", value, MAX_RCPT_LIMIT);
-            return -1;
-        }
-        cfg->max = v;
-        return 0;
     }
-    if (!strcmp(key, "code")) {
-        if (settings_long(value, 452, 552, &v) != 0 ||
-            (v != 552 && v != 452)) {
-            snprintf(err, errlen, "code: '%s' is not 552 or 452", value);
-            return -1;
-        }
-        cfg->code = (int)v;
-        return 0;
-    }
-    snprintf(err, errlen, "unknown key '%s' (max_rcpt takes max, code)", key);
-    return -1;
+    cfg->code = atoi(value);
+    return 0;
 }
+
+static const upesi_setting mr_settings[] = {
+    { "max", UPESI_SETTING_INT, offsetof(mr_config, max), 1, 1000000, NULL,
+      NULL, "100", "recipients one transaction may hold" },
+    { "code", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, mr_set_code, "552",
+      "the reply past `max`: `552` (5.5.3) or `452` (4.5.3, the client "
+      "sends the rest in another transaction)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 static upesi_verdict mr_rcpt(upesi_call *call)
 {
@@ -87,15 +77,15 @@ static upesi_verdict mr_rcpt(upesi_call *call)
         return UPESI_CONT;
     mr_api->stat_add("SMTP.MaxRcpt.Refused", 1);
     mr_api->log(call, UPESI_LOG_INFO, "recipient <%s> refused: transaction "
-                "already has %zu recipients (max = %ld)",
+                "already has %zu recipients (max = %d)",
                 mr_api->address(call) ? mr_api->address(call) : "",
                 n, cfg->max);
     if (cfg->code == 452) {
-        mr_api->reply(call, 452, "4.5.3", "Too many recipients (at most %ld "
+        mr_api->reply(call, 452, "4.5.3", "Too many recipients (at most %d "
                       "per message; send the rest in another)", cfg->max);
         return UPESI_DENYSOFT;
     }
-    mr_api->reply(call, 552, "5.5.3", "Too many recipients (at most %ld per "
+    mr_api->reply(call, 552, "5.5.3", "Too many recipients (at most %d per "
                   "message)", cfg->max);
     return UPESI_DENY;
 }
@@ -116,7 +106,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = mr_init,
     .config_new = mr_config_new,
-    .config_set = mr_config_set,
+    .settings = mr_settings,
     .config_free = mr_config_free,
     .hooks = {
         [UPESI_HOOK_RCPT] = mr_rcpt,

@@ -34,6 +34,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,40 +62,18 @@ typedef struct spool_config {
 
 static void *spool_config_new(void)
 {
-    spool_config *cfg = calloc(1, sizeof *cfg);
-    if (cfg == NULL)
-        return NULL;
-    cfg->fsync = 1;
-    cfg->max_batch = 256;
-    return cfg;
+    return calloc(1, sizeof(spool_config));  /* defaults: spool_settings */
 }
 
-static int spool_config_set(void *config, const char *section,
-                            const char *key, const char *value, char *err,
-                            size_t errlen)
-{
-    spool_config *cfg = config;
-
-    if (section != NULL && section[0] != '\0') {
-        snprintf(err, errlen, "unknown key '%s' in section [%s]", key,
-                 section);
-        return -1;
-    }
-    if (strcmp(key, "fsync") == 0)
-        return settings_bool_key(key, value, &cfg->fsync, err, errlen);
-    if (strcmp(key, "max_batch") == 0) {
-        long n;
-        if (settings_long(value, 1, SPOOL_MAX_BATCH_LIMIT, &n) != 0) {
-            snprintf(err, errlen, "max_batch: '%s' is not a number from 1 "
-                     "to %d", value, SPOOL_MAX_BATCH_LIMIT);
-            return -1;
-        }
-        cfg->max_batch = (int)n;
-        return 0;
-    }
-    snprintf(err, errlen, "unknown key '%s'", key);
-    return -1;
-}
+static const upesi_setting spool_settings[] = {
+    { "fsync", UPESI_SETTING_BOOL, offsetof(spool_config, fsync), 0, 0, NULL,
+      NULL, "1", "off: no fsync before the 250 (a crash may lose accepted "
+      "mail; for benchmarks only)" },
+    { "max_batch", UPESI_SETTING_INT, offsetof(spool_config, max_batch), 1,
+      SPOOL_MAX_BATCH_LIMIT, NULL, NULL, "256", "messages one group commit "
+      "may make durable together" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 static void spool_config_free(void *config)
 {
@@ -668,7 +647,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = spool_init,
     .config_new = spool_config_new,
-    .config_set = spool_config_set,
+    .settings = spool_settings,
     .config_check = spool_config_check,
     .config_free = spool_config_free,
     .hooks = {

@@ -37,6 +37,7 @@
  * Fails: a bad list item is a configuration error naming the item.  A
  * failed name lookup matches no name item.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,42 +103,53 @@ static void *relay_config_new(void)
     return cfg;
 }
 
-/* A list key may appear more than once: its items add up. */
-static int relay_config_set(void *config, const char *section,
-                            const char *key, const char *value, char *err,
+/* List keys (one item per call: upesi_list_next split the line); a key
+ * may appear more than once and its items add up. */
+static int relay_allow_hosts(void *config, const char *item, char *err,
+                             size_t errlen)
+{
+    relay_config *cfg = config;
+    return hostmatch_add_hosts(cfg->allow_hosts, cfg->allow_names, item, err,
+                               errlen);
+}
+
+static int relay_deny_hosts(void *config, const char *item, char *err,
                             size_t errlen)
 {
     relay_config *cfg = config;
-    if (settings_no_section("relay", section, err, errlen) != 0)
-        return -1;
-    hostmatch_list *list = NULL;
-    char why[256];
-    if (!strcmp(key, "allow_hosts") || !strcmp(key, "deny_hosts")) {
-        int allow = key[0] == 'a';
-        if (hostmatch_add_hosts(allow ? cfg->allow_hosts : cfg->deny_hosts,
-                                allow ? cfg->allow_names : cfg->deny_names,
-                                value, why, sizeof why) != 0) {
-            snprintf(err, errlen, "%s: %s", key, why);
-            return -1;
-        }
-        return 0;
-    } else if (!strcmp(key, "allow_domains"))
-        list = cfg->allow_domains;
-    else if (!strcmp(key, "deny_domains"))
-        list = cfg->deny_domains;
-    else if (!strcmp(key, "deny_wins"))
-        return settings_bool_key(key, value, &cfg->deny_wins, err, errlen);
-    else {
-        snprintf(err, errlen, "unknown key '%s' (relay takes allow_hosts, "
-                 "deny_hosts, allow_domains, deny_domains, deny_wins)", key);
-        return -1;
-    }
-    if (hostmatch_add(list, value, why, sizeof why) != 0) {
-        snprintf(err, errlen, "%s: %s", key, why);
-        return -1;
-    }
-    return 0;
+    return hostmatch_add_hosts(cfg->deny_hosts, cfg->deny_names, item, err,
+                               errlen);
 }
+
+static int relay_allow_domains(void *config, const char *item, char *err,
+                               size_t errlen)
+{
+    relay_config *cfg = config;
+    return hostmatch_add(cfg->allow_domains, item, err, errlen);
+}
+
+static int relay_deny_domains(void *config, const char *item, char *err,
+                              size_t errlen)
+{
+    relay_config *cfg = config;
+    return hostmatch_add(cfg->deny_domains, item, err, errlen);
+}
+
+static const upesi_setting relay_settings[] = {
+    { "allow_hosts", UPESI_SETTING_LIST, 0, 0, 0, NULL, relay_allow_hosts,
+      NULL, "hosts that may relay to any domain: addresses, CIDR ranges, "
+      "IPv4 wildcards, names, `*.domain`, `*`" },
+    { "deny_hosts", UPESI_SETTING_LIST, 0, 0, 0, NULL, relay_deny_hosts,
+      NULL, "hosts that may not relay" },
+    { "allow_domains", UPESI_SETTING_LIST, 0, 0, 0, NULL,
+      relay_allow_domains, NULL, "external domains anyone may relay to" },
+    { "deny_domains", UPESI_SETTING_LIST, 0, 0, 0, NULL, relay_deny_domains,
+      NULL, "external domains nobody may relay to" },
+    { "deny_wins", UPESI_SETTING_BOOL, offsetof(relay_config, deny_wins), 0,
+      0, NULL, NULL, "0", "off: Allow wins a conflict; on: Deny wins "
+      "(SMTPRelayHostsandDomain)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 /* ---------------------------------------------------------------------- */
 /* decisions                                                              */
@@ -384,7 +396,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = relay_init,
     .config_new = relay_config_new,
-    .config_set = relay_config_set,
+    .settings = relay_settings,
     .config_free = relay_config_free,
     .hooks = {
         [UPESI_HOOK_CONNECT] = relay_connect,

@@ -42,6 +42,7 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,19 +114,12 @@ static int snd_item_valid(const char *s)
     return 1;
 }
 
-static int snd_list_add(snd_list *l, const char *value, char *err,
+/* One item of allow or deny (the host split the line: upesi_list_next). */
+static int snd_list_add(snd_list *l, const char *start, char *err,
                         size_t errlen)
 {
-    const char *p = value;
-    for (;;) {
-        while (*p == ',' || isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0')
-            return 0;
-        const char *start = p;
-        while (*p && *p != ',' && !isspace((unsigned char)*p))
-            p++;
-        size_t len = (size_t)(p - start);
+    {
+        size_t len = strlen(start);
         char *item = malloc(len + 1);
         if (item == NULL) {
             snprintf(err, errlen, "out of memory");
@@ -162,41 +156,36 @@ static int snd_list_add(snd_list *l, const char *value, char *err,
         }
         l->items[l->n++] = item;
     }
-}
-
-static int snd_config_set(void *config, const char *section, const char *key,
-                          const char *value, char *err, size_t errlen)
-{
-    snd_config *cfg = config;
-    if (settings_no_section("sender", section, err, errlen) != 0)
-        return -1;
-    if (!strcmp(key, "verify_domain"))
-        return settings_0_or_1(key, value, &cfg->verify_domain, err, errlen);
-    if (!strcmp(key, "timeout")) {
-        char *end;
-        double t = strtod(value, &end);
-        if (end == value || *end || !isfinite(t) || t < 0.1 || t > 3600) {
-            snprintf(err, errlen, "timeout: '%s' is not a number of seconds "
-                     "from 0.1 to 3600", value);
-            return -1;
-        }
-        cfg->timeout = t;
-        return 0;
-    }
-    snd_list *l = !strcmp(key, "allow") ? &cfg->allow
-                : !strcmp(key, "deny") ? &cfg->deny : NULL;
-    if (l == NULL) {
-        snprintf(err, errlen, "unknown key '%s' (sender takes allow, deny, "
-                 "verify_domain, timeout)", key);
-        return -1;
-    }
-    char why[256];
-    if (snd_list_add(l, value, why, sizeof why) != 0) {
-        snprintf(err, errlen, "%s: %s", key, why);
-        return -1;
-    }
     return 0;
 }
+
+static int snd_allow(void *config, const char *item, char *err,
+                     size_t errlen)
+{
+    return snd_list_add(&((snd_config *)config)->allow, item, err, errlen);
+}
+
+static int snd_deny(void *config, const char *item, char *err,
+                    size_t errlen)
+{
+    return snd_list_add(&((snd_config *)config)->deny, item, err, errlen);
+}
+
+static const upesi_setting snd_settings[] = {
+    { "allow", UPESI_SETTING_LIST, 0, 0, 0, NULL, snd_allow, NULL,
+      "when set, only these senders may send: `user@example.com`, "
+      "`*@example.com`, `*.example.com`, `j*@example.com`" },
+    { "deny", UPESI_SETTING_LIST, 0, 0, 0, NULL, snd_deny, NULL,
+      "these senders may not" },
+    { "verify_domain", UPESI_SETTING_BOOL,
+      offsetof(snd_config, verify_domain), 0, 0, NULL, NULL, "0",
+      "on: the MAIL FROM domain must exist in DNS (Verify sender's domain "
+      "in DNS)" },
+    { "timeout", UPESI_SETTING_DURATION, offsetof(snd_config, timeout), 0.1,
+      3600, NULL, NULL, "20", "the whole DNS check may take this long "
+      "(SMTPVerifySendersDomainTimeout)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 /* ---------------------------------------------------------------------- */
 /* matching                                                               */
@@ -478,7 +467,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = snd_init,
     .config_new = snd_config_new,
-    .config_set = snd_config_set,
+    .settings = snd_settings,
     .config_free = snd_config_free,
     .hooks = {
         [UPESI_HOOK_MAIL] = snd_mail,

@@ -30,13 +30,13 @@
  *
  * Fails: never; every refusal is a reply.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "upesi/plugin.h"
-#include "../common/settings.h"
 
 static const upesi_api *s821_api;
 
@@ -51,10 +51,7 @@ typedef struct s821_config {
 
 static void *s821_config_new(void)
 {
-    s821_config *cfg = calloc(1, sizeof *cfg);
-    if (cfg)
-        cfg->nonstandard_line_termination = 1;
-    return cfg;
+    return calloc(1, sizeof(s821_config));  /* defaults: s821_settings */
 }
 
 static void s821_config_free(void *config)
@@ -62,28 +59,21 @@ static void s821_config_free(void *config)
     free(config);
 }
 
-static int s821_config_set(void *config, const char *section,
-                           const char *key, const char *value, char *err,
-                           size_t errlen)
-{
-    s821_config *cfg = config;
-    int *slot = NULL;
-    if (settings_no_section("strict821", section, err, errlen) != 0)
-        return -1;
-    if (!strcmp(key, "address_syntax"))
-        slot = &cfg->address_syntax;
-    else if (!strcmp(key, "line_syntax"))
-        slot = &cfg->line_syntax;
-    else if (!strcmp(key, "nonstandard_line_termination"))
-        slot = &cfg->nonstandard_line_termination;
-    if (slot == NULL) {
-        snprintf(err, errlen, "unknown key '%s' (strict821 takes "
-                 "address_syntax, line_syntax, nonstandard_line_termination)",
-                 key);
-        return -1;
-    }
-    return settings_bool_key(key, value, slot, err, errlen);
-}
+#define S821(field) offsetof(s821_config, field)
+static const upesi_setting s821_settings[] = {
+    { "address_syntax", UPESI_SETTING_BOOL, S821(address_syntax), 0, 0,
+      NULL, NULL, "0", "on: `MAIL FROM:<path>` and `RCPT TO:<path>` to the "
+      "letter (SMTPStrict821AddressSyntax)" },
+    { "line_syntax", UPESI_SETTING_BOOL, S821(line_syntax), 0, 0, NULL,
+      NULL, "0", "on: CRLF only, for commands and message data "
+      "(SMTPStrict821LineSyntax)" },
+    { "nonstandard_line_termination", UPESI_SETTING_BOOL,
+      S821(nonstandard_line_termination), 0, 0, NULL, NULL, "1",
+      "off: CRLF only, exactly as `line_syntax` on "
+      "(SMTPNonStandardLineTermination)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
+#undef S821
 
 static int s821_crlf_required(const s821_config *cfg)
 {
@@ -250,7 +240,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = s821_init,
     .config_new = s821_config_new,
-    .config_set = s821_config_set,
+    .settings = s821_settings,
     .config_free = s821_config_free,
     .hooks = {
         [UPESI_HOOK_HELO] = s821_command,
