@@ -34,6 +34,7 @@
  */
 #include <crypt.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,45 +75,43 @@ static void auth_config_free(void *config)
 
 static void *auth_config_new(void)
 {
-    auth_config *cfg = calloc(1, sizeof *cfg);
+    auth_config *cfg = calloc(1, sizeof *cfg);  /* the rest: auth_settings */
     if (cfg == NULL)
         return NULL;
-    cfg->file = strdup("directory");
     cfg->require_hosts = hostmatch_new(HOSTMATCH_ADDRESSES);
-    if (cfg->file == NULL || cfg->require_hosts == NULL) {
+    if (cfg->require_hosts == NULL) {
         auth_config_free(cfg);
         return NULL;
     }
     return cfg;
 }
 
-static int auth_config_set(void *config, const char *section, const char *key,
-                           const char *value, char *err, size_t errlen)
+static int auth_require_hosts(void *config, const char *item, char *err,
+                              size_t errlen)
 {
     auth_config *cfg = config;
-    if (settings_no_section("auth", section, err, errlen) != 0)
-        return -1;
-    if (!strcmp(key, "file"))
-        return settings_string(&cfg->file, value, err, errlen);
-    if (!strcmp(key, "allow_plaintext"))
-        return settings_bool_key(key, value, &cfg->allow_plaintext, err,
-                                 errlen);
-    if (!strcmp(key, "verify_sender"))
-        return settings_bool_key(key, value, &cfg->verify_sender, err,
-                                 errlen);
-    if (!strcmp(key, "require_auth_hosts")) {
-        char why[256];
-        if (hostmatch_add(cfg->require_hosts, value, why, sizeof why) != 0) {
-            snprintf(err, errlen, "require_auth_hosts: %s (addresses, "
-                     "ranges, wildcards or *)", why);
-            return -1;
-        }
-        return 0;
-    }
-    snprintf(err, errlen, "unknown key '%s' (auth takes file, "
-             "allow_plaintext, verify_sender, require_auth_hosts)", key);
-    return -1;
+    return hostmatch_add(cfg->require_hosts, item, err, errlen);
 }
+
+static const upesi_setting auth_settings[] = {
+    { "file", UPESI_SETTING_STRING, offsetof(auth_config, file), 0, 0, NULL,
+      NULL, "directory", "the directory file (docs/directory.md) whose "
+      "persons carry `password=`; empty: no accounts here, another plugin "
+      "answers" },
+    { "allow_plaintext", UPESI_SETTING_BOOL,
+      offsetof(auth_config, allow_plaintext), 0, 0, NULL, NULL, "0",
+      "on: offer AUTH outside TLS too (the password crosses the network in "
+      "clear)" },
+    { "verify_sender", UPESI_SETTING_BOOL,
+      offsetof(auth_config, verify_sender), 0, 0, NULL, NULL, "0",
+      "on: in an authenticated session MAIL FROM must be one of the user's "
+      "addresses, else `553 5.7.1` (SMTPVerifyAuthenticatedSender)" },
+    { "require_auth_hosts", UPESI_SETTING_LIST, 0, 0, 0, NULL,
+      auth_require_hosts, NULL, "hosts (addresses, CIDR ranges, IPv4 "
+      "wildcards, `*`) that must authenticate before MAIL "
+      "(SMTPAllowConnectionsAnonymous)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 static int auth_config_check(void *config, char *err, size_t errlen)
 {
@@ -330,7 +329,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = auth_init,
     .config_new = auth_config_new,
-    .config_set = auth_config_set,
+    .settings = auth_settings,
     .config_check = auth_config_check,
     .config_free = auth_config_free,
     .hooks = {

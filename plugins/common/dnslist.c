@@ -240,36 +240,26 @@ static int dnslist_zone_set(dnslist_config *c, const char *section,
                              errlen);
 }
 
+int dnslist_set_zone(void *config, const char *item, char *err,
+                     size_t errlen)
+{
+    char copy[512];
+    if (strlen(item) >= sizeof copy) {
+        snprintf(err, errlen, "'%.40s...' is too long", item);
+        return -1;
+    }
+    strcpy(copy, item);
+    return dnslist_add_zone(config, copy, err, errlen);
+}
+
+/* The keys at the top (zones, action, expand_stats) are the plugin's
+ * settings table (DNSLIST_SETTINGS); here only [zone] sections. */
 int dnslist_config_set(dnslist_config *c, const char *section,
                        const char *key, const char *value, char *err,
                        size_t errlen)
 {
     if (section[0])
         return dnslist_zone_set(c, section, key, value, err, errlen);
-    /* a list may go on over several lines (repeated or continued keys):
-     * items add up */
-    if (!strcmp(key, "zones"))
-        return dnslist_each_item(value, ", \t", dnslist_add_zone, c, err,
-                                 errlen);
-    if (!strcmp(key, "action")) {
-        const char *const *names = dnslist_kind_of->actions;
-        for (int i = 0; i < 3; i++)
-            if (!strcasecmp(value, names[i])) {
-                c->action = i;
-                return 0;
-            }
-        snprintf(err, errlen, "action '%s': use %s, %s or %s", value,
-                 names[0], names[1], names[2]);
-        return -1;
-    }
-    if (!strcmp(key, "expand_stats")) {
-        if (strcmp(value, "0") && strcmp(value, "1")) {
-            snprintf(err, errlen, "expand_stats '%s': use 0 or 1", value);
-            return -1;
-        }
-        c->expand_stats = value[0] == '1';
-        return 0;
-    }
     snprintf(err, errlen, "unknown key '%s'", key);
     return -1;
 }

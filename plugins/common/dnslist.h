@@ -102,6 +102,23 @@ void dnslist_config_done(dnslist_config *c);
 int dnslist_config_set(dnslist_config *c, const char *section,
                        const char *key, const char *value, char *err,
                        size_t errlen);
+/* The keys at the top of the file, for the plugin's settings table:
+ *   DNSLIST_SETTINGS(struct dnsbl_config, list, choices, "log", help)
+ * where choices is the NULL-ended list of the kind's actions in order.
+ * zones is a list (an item per zone, "zone=answers;answers" inline);
+ * the struct's dnslist_config is the field `member`. */
+int dnslist_set_zone(void *config, const char *item, char *err,
+                     size_t errlen);
+#define DNSLIST_SETTINGS(type, member, choices, def_action, action_help)     \
+    { "zones", UPESI_SETTING_LIST, 0, 0, 0, NULL, dnslist_set_zone, NULL,    \
+      "zones, queried in parallel; `zone=127.0.0.2-127.0.0.11;127.0.0.20` "  \
+      "gives the zone's accepted answers inline; lines add up" },            \
+    { "action", UPESI_SETTING_ENUM, offsetof(type, member.action), 0, 0,     \
+      choices, NULL, def_action, action_help },                              \
+    { "expand_stats", UPESI_SETTING_BOOL,                                    \
+      offsetof(type, member.expand_stats), 0, 0, NULL, NULL, "0",            \
+      "on: also count `SMTP.<LIST>.<zone>.<ip>.Hits` (one counter per "      \
+      "client address)" }
 /* ... or the whole of it, for a plugin with no settings of its own. */
 void *dnslist_config_new(void);
 void dnslist_config_free(void *config);

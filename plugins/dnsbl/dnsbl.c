@@ -31,6 +31,7 @@
  *
  * Fails: open.  A DNS problem lets the client through and is logged.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,15 +92,21 @@ static int message_valid(const char *m, int max_s)
     return strpbrk(m, "\r\n") == NULL;
 }
 
+/* [zone] sections (the keys at the top: dnsbl_settings) */
 static int dnsbl_config_set(void *p, const char *section, const char *key,
                             const char *value, char *err, size_t errlen)
 {
     dnsbl_config *c = p;
-    if (section[0] || strcmp(key, "message"))
-        return dnslist_config_set(&c->list, section, key, value, err, errlen);
+    return dnslist_config_set(&c->list, section, key, value, err, errlen);
+}
+
+static int dnsbl_set_message(void *p, const char *value, char *err,
+                             size_t errlen)
+{
+    dnsbl_config *c = p;
     if (!message_valid(value, 2)) {
-        snprintf(err, errlen, "message: one line, at most two %%s (the "
-                 "IP, then the zone), %%%% for a percent sign");
+        snprintf(err, errlen, "one line, at most two %%s (the IP, then the "
+                 "zone), %%%% for a percent sign");
         return -1;
     }
     char *m = strdup(value);
@@ -109,6 +116,18 @@ static int dnsbl_config_set(void *p, const char *section, const char *key,
     c->message = m;
     return 0;
 }
+
+static const char *const dnsbl_actions[] = { "log", "tag", "reject", NULL };
+
+static const upesi_setting dnsbl_settings[] = {
+    DNSLIST_SETTINGS(dnsbl_config, list, dnsbl_actions, "log",
+                     "`log`: log the hit; `tag`: log, and tag each message; "
+                     "`reject`: log, and refuse the client's mail"),
+    { "message", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, dnsbl_set_message,
+      "Your host %s is listed in %s", "the reject text; the first `%s` is "
+      "the client's IP, the second the zone; `%%` is a percent sign" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 /* ---------------------------------------------------------------------- */
 /* a listed client                                                         */
@@ -194,6 +213,7 @@ UPESI_PLUGIN = {
     .init = dnsbl_init,
     .config_new = dnsbl_config_new,
     .config_set = dnsbl_config_set,
+    .settings = dnsbl_settings,
     .config_free = dnsbl_config_free,
     .hooks = {
         [UPESI_HOOK_CONNECT] = dnslist_connect,

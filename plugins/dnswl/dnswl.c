@@ -33,6 +33,8 @@
  * and the blacklists run as usual.
  */
 #include "../common/dnslist.h"
+#include <stddef.h>
+
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
@@ -59,6 +61,20 @@ static const dnslist_kind dnswl_kind = {
     .listed = dnswl_listed,
 };
 
+/* one wrapper struct so that offsetof names the list's fields */
+typedef struct dnswl_config {
+    dnslist_config list;
+} dnswl_config;
+
+static const char *const dnswl_actions[] = { "skip", "log", "tag", NULL };
+
+static const upesi_setting dnswl_settings[] = {
+    DNSLIST_SETTINGS(dnswl_config, list, dnswl_actions, "log",
+                     "`skip`: skip the blacklists silently; `log`: and log "
+                     "it; `tag`: and tag each message"),
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
+
 static int dnswl_init(const upesi_api *host, upesi_plugin_ref *self,
                       char *err, size_t errlen)
 {
@@ -73,7 +89,8 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = dnswl_init,
     .config_new = dnslist_config_new,
-    .config_set = dnslist_config_set_any,
+    .config_set = dnslist_config_set_any,   /* [zone] sections */
+    .settings = dnswl_settings,
     .config_free = dnslist_config_free,
     .hooks = {
         [UPESI_HOOK_CONNECT] = dnslist_connect,

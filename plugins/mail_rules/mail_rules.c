@@ -39,16 +39,15 @@ static const upesi_api *api;
 
 typedef struct mr_config {
     char *file;                  /* as written, for messages            */
-    size_t max_body;
+    uint64_t max_body;           /* max_body_scan                       */
     mr_rules *rules;
 } mr_config;
 
 static void *mr_config_new(void)
 {
-    mr_config *cfg = calloc(1, sizeof *cfg);
+    mr_config *cfg = calloc(1, sizeof *cfg); /* max_body: mr_settings */
     if (cfg == NULL)
         return NULL;
-    cfg->max_body = 1024 * 1024;
     if ((cfg->file = strdup("mail_rules")) == NULL) {
         free(cfg);
         return NULL;
@@ -66,54 +65,30 @@ static void mr_config_free(void *config)
     free(cfg);
 }
 
-static int parse_size(const char *v, size_t *out)
+static int mr_set_file(void *config, const char *value, char *err,
+                       size_t errlen)
 {
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || end == v || v[0] == '-')
+    mr_config *cfg = config;
+    char *copy = strdup(value);
+    if (copy == NULL || value[0] == '\0') {
+        free(copy);
+        snprintf(err, errlen, "needs a file name");
         return -1;
-    unsigned long long mul = 1;
-    if (*end == 'k' || *end == 'K')
-        mul = 1024, end++;
-    else if (*end == 'm' || *end == 'M')
-        mul = 1024 * 1024, end++;
-    if (*end != '\0' || n > (64ULL << 20) / mul)
-        return -1;
-    *out = (size_t)(n * mul);
+    }
+    free(cfg->file);
+    cfg->file = copy;
     return 0;
 }
 
-static int mr_config_set(void *config, const char *section, const char *key,
-                         const char *value, char *err, size_t errlen)
-{
-    mr_config *cfg = config;
-    if (section && section[0]) {
-        snprintf(err, errlen, "unknown section [%s]", section);
-        return -1;
-    }
-    if (!strcmp(key, "file")) {
-        char *copy = strdup(value);
-        if (copy == NULL || value[0] == '\0') {
-            free(copy);
-            snprintf(err, errlen, "file: needs a file name");
-            return -1;
-        }
-        free(cfg->file);
-        cfg->file = copy;
-        return 0;
-    }
-    if (!strcmp(key, "max_body_scan")) {
-        if (parse_size(value, &cfg->max_body) != 0) {
-            snprintf(err, errlen, "max_body_scan: '%s' is not a size from "
-                     "0 to 64M (like 512K, 1M)", value);
-            return -1;
-        }
-        return 0;
-    }
-    snprintf(err, errlen, "unknown key '%s'", key);
-    return -1;
-}
+static const upesi_setting mr_settings[] = {
+    { "file", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, mr_set_file, "mail_rules",
+      "the rules file; relative to the configuration directory, or "
+      "absolute" },
+    { "max_body_scan", UPESI_SETTING_SIZE, offsetof(mr_config, max_body), 0,
+      64.0 * 1024 * 1024, NULL, NULL, "1M", "decoded body text looked at "
+      "per message (`body`, `body_or_subject`)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 static int mr_config_check(void *config, char *err, size_t errlen)
 {
@@ -176,7 +151,7 @@ static const mr_mime *ctx_mime(mr_ctx *c)
             api->log(c->call, UPESI_LOG_NOTICE, "message %s has more than "
                      "%d multipart parts: rules see its headers only",
                      api->queue_id(c->call), MR_MAX_MULTIPARTS);
-        if (mr_mime_walk(stream, c->cfg->max_body, &c->mime) != 0)
+        if (mr_mime_walk(stream, (size_t)c->cfg->max_body, &c->mime) != 0)
             c->oom = 1;
         g_object_unref(stream);
     }
@@ -479,7 +454,7 @@ UPESI_PLUGIN = {
     .init = mr_init,
     .fini = mr_fini,
     .config_new = mr_config_new,
-    .config_set = mr_config_set,
+    .settings = mr_settings,
     .config_check = mr_config_check,
     .config_free = mr_config_free,
     .hooks = {
