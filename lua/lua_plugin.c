@@ -454,23 +454,15 @@ static int lua_config_set(void *config, const char *section, const char *key,
         return -1;
     }
     if (!strcmp(key, "scripts")) {
-        char *list = strdup(value), *save = NULL;
-        if (list == NULL) {
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        for (char *item = strtok_r(list, ",", &save); item;
-             item = strtok_r(NULL, ",", &save)) {
-            item += strspn(item, " \t");
-            size_t len = strlen(item);
-            while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
-                item[--len] = '\0';
-            if (add_script(g, item, err, errlen) != 0) {
-                free(list);
+        /* the splitter of every list setting: commas and/or blanks */
+        const char *pos = value, *start;
+        size_t len;
+        while ((start = upesi_list_next(&pos, &len)) != NULL) {
+            char item[1024];
+            snprintf(item, sizeof item, "%.*s", (int)len, start);
+            if (add_script(g, item, err, errlen) != 0)
                 return -1;
-            }
         }
-        free(list);
     } else if (!strcmp(key, "max_instructions")) {
         if (parse_size(value, &n) != 0 || n < 1000 || n > (1ULL << 40)) {
             snprintf(err, errlen, "max_instructions: '%s' is not a count "

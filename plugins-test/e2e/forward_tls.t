@@ -271,7 +271,7 @@ is(nspool($down_tls), 0, 'nothing was delivered after a failed verification');
 my $bad = front("downstream = 127.0.0.1:$tport\ndownstream_tls = maybe\n");
 my ($e, $o) = upesi_check($bad->conf);
 isnt($e, 0, '-t: downstream_tls = maybe fails');
-like($o, qr/queue_forward\.ini:2: downstream_tls: 'maybe' is not 0, 1 or required/,
+like($o, qr/queue_forward\.ini:2: downstream_tls: expected a boolean \(0\/1, yes\/no, on\/off, true\/false\) or required, got 'maybe'/,
      '... with file, line and the values allowed');
 $bad->write_conf('queue_forward.ini', "downstream = 127.0.0.1:$tport\n"
                  . "downstream_tls = 1\ndownstream_tls_verify = 1\n");

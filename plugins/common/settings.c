@@ -1,5 +1,5 @@
 /*
- * settings.c - config_set and init helpers shared by plugins (see
+ * settings.c - setter and init helpers shared by plugins (see
  * settings.h).
  *
  * Fails: as settings.h says; nothing is logged.
@@ -11,16 +11,6 @@
 #include <strings.h>
 
 #include "../common/settings.h"
-
-int settings_no_section(const char *plugin, const char *section, char *err,
-                        size_t errlen)
-{
-    if (section == NULL || *section == '\0')
-        return 0;
-    snprintf(err, errlen, "unknown section [%s] (%s.ini keys live at the "
-             "top of the file)", section, plugin);
-    return -1;
-}
 
 int settings_bool(const char *value, int *out)
 {
@@ -35,26 +25,6 @@ int settings_bool(const char *value, int *out)
         return 0;
     }
     return -1;
-}
-
-int settings_bool_key(const char *key, const char *value, int *out,
-                      char *err, size_t errlen)
-{
-    if (settings_bool(value, out) == 0)
-        return 0;
-    snprintf(err, errlen, "%s: '%s' is not 0 or 1", key, value);
-    return -1;
-}
-
-int settings_0_or_1(const char *key, const char *value, int *out, char *err,
-                    size_t errlen)
-{
-    if (strcmp(value, "0") && strcmp(value, "1")) {
-        snprintf(err, errlen, "%s: '%s' is not 0 or 1", key, value);
-        return -1;
-    }
-    *out = value[0] == '1';
-    return 0;
 }
 
 int settings_long(const char *value, long lo, long hi, long *out)

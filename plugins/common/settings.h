@@ -1,7 +1,7 @@
 /*
- * settings.h - small helpers for a plugin's config_set and init: the
- * values and messages every plugin's .ini shares (booleans, whole numbers,
- * strings, "keys live at the top of the file").
+ * settings.h - small helpers for a plugin's custom setters and init.  The
+ * keys themselves are described in the plugin's settings table
+ * (upesi_setting, upesi/plugin.h), which the host reads.
  *
  * Not a plugin: plugins/common/ is compiled once into the static library
  * build/plugins/libupesi_common.a, which every plugin links (the linker
@@ -18,24 +18,12 @@
 
 #include "upesi/plugin.h"
 
-/* A plugin whose keys all live at the top of its .ini: 0 for no section,
- * else -1 with "unknown section [S] (PLUGIN.ini keys live at the top of
- * the file)". */
-int settings_no_section(const char *plugin, const char *section, char *err,
-                        size_t errlen);
-
-/* A boolean: 1, yes, on, true -> 1; 0, no, off, false -> 0 (words in any
- * case).  -1 for anything else, *out untouched. */
+/* A boolean as every settings table reads it (upesi/plugin.h, BOOL): 1,
+ * yes, on, true -> 1; 0, no, off, false -> 0 (any case).  -1 for anything
+ * else, *out untouched.  For a value that is a boolean or a word
+ * (queue_forward's downstream_tls = required); plain booleans belong in
+ * the plugin's settings table. */
 int settings_bool(const char *value, int *out);
-
-/* settings_bool, with "KEY: 'VALUE' is not 0 or 1" in err when it fails. */
-int settings_bool_key(const char *key, const char *value, int *out,
-                      char *err, size_t errlen);
-
-/* Exactly "0" or "1" (no words), with "KEY: 'VALUE' is not 0 or 1" in err
- * when it is neither. */
-int settings_0_or_1(const char *key, const char *value, int *out, char *err,
-                    size_t errlen);
 
 /* A whole decimal number from lo to hi (strtol, nothing after it). */
 int settings_long(const char *value, long lo, long hi, long *out);

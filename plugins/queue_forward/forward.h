@@ -87,6 +87,9 @@ typedef struct fwd_config {
 } fwd_config;
 
 void *fwd_config_new(void);
+/* the keys at the top of queue_forward.ini (fwd_config.c) */
+extern const upesi_setting fwd_settings[];
+/* [routes] */
 int fwd_config_set(void *config, const char *section, const char *key,
                    const char *value, char *err, size_t errlen);
 int fwd_config_check(void *config, char *err, size_t errlen);

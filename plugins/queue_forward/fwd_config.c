@@ -21,6 +21,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,136 +239,217 @@ static int fwd_add_route(fwd_config *cfg, const char *value, char *err,
     return 0;
 }
 
+/* [routes]  example.org = 127.0.0.1:10026  (the keys at the top of the
+ * file: fwd_settings) */
 int fwd_config_set(void *config, const char *section, const char *key,
                    const char *value, char *err, size_t errlen)
 {
     fwd_config *cfg = config;
-    unsigned long long ms;
-    long n;
-
-    if (section && section[0]) {
-        if (strcasecmp(section, "routes") == 0) {
-            /* [routes]  example.org = 127.0.0.1:10026 */
-            char line[600];
-            snprintf(line, sizeof line, "%s %s", key, value);
-            return fwd_add_route(cfg, line, err, errlen);
-        }
+    if (section && strcasecmp(section, "routes") == 0) {
+        char line[600];
+        snprintf(line, sizeof line, "%s %s", key, value);
+        return fwd_add_route(cfg, line, err, errlen);
+    }
+    if (section && section[0])
         snprintf(err, errlen, "unknown section [%s]", section);
-        return -1;
-    }
-    if (!strcmp(key, "downstream")) {
-        if (fwd_parse_target(value, &cfg->downstream, err, errlen) < 0)
-            return -1;
-        cfg->have_downstream = 1;
-        return 0;
-    }
-    if (!strcmp(key, "route"))
-        return fwd_add_route(cfg, value, err, errlen);
-    if (!strcmp(key, "mode")) {
-        if (!strcasecmp(value, "direct"))
-            cfg->mode = FWD_MODE_DIRECT;
-        else if (!strcasecmp(value, "spool"))
-            cfg->mode = FWD_MODE_SPOOL;
-        else {
-            snprintf(err, errlen, "mode: '%s' is not direct or spool", value);
-            return -1;
-        }
-        return 0;
-    }
-    struct { const char *key; unsigned *ms; unsigned *s; } durations[] = {
-        { "connect_timeout", &cfg->connect_timeout_ms, NULL },
-        { "greeting_timeout", &cfg->greeting_timeout_ms, NULL },
-        { "command_timeout", &cfg->command_timeout_ms, NULL },
-        { "data_timeout", &cfg->data_timeout_ms, NULL },
-        { "pool_idle", &cfg->pool_idle_ms, NULL },
-        { "scan_interval", &cfg->scan_interval_ms, NULL },
-        { "retry_min", NULL, &cfg->retry_min_s },
-        { "retry_max", NULL, &cfg->retry_max_s },
-        { "max_queue_time", NULL, &cfg->max_queue_time_s },
-    };
-    for (size_t i = 0; i < sizeof durations / sizeof *durations; i++) {
-        if (strcmp(key, durations[i].key))
-            continue;
-        if (fwd_parse_duration(value, &ms) < 0 || ms == 0 ||
-            ms / 1000 > 400u * 86400) {
-            snprintf(err, errlen, "%s: '%s' is not a duration (30, 30s, 5m, "
-                     "2h, 5d; above zero)", key, value);
-            return -1;
-        }
-        if (durations[i].ms)
-            *durations[i].ms = (unsigned)(ms > 0xffffffffull ? 0xffffffffu
-                                                              : ms);
-        else if (durations[i].s)    /* each row sets one of the two */
-            *durations[i].s = (unsigned)(ms < 1000 ? 1 : ms / 1000);
-        return 0;
-    }
-    struct { const char *key; long lo, hi; int *out; } ints[] = {
-        { "pool_size", 0, 1000, &cfg->pool_size },
-        { "max_deliveries", 1, 10000, &cfg->max_deliveries },
-        { "null_sender_dsn", 0, 2, &cfg->null_sender_dsn },
-        { "fsync", 0, 1, &cfg->fsync },
-        { "downstream_tls_verify", 0, 1, &cfg->tls_verify },
-    };
-    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
-        if (strcmp(key, ints[i].key))
-            continue;
-        if (settings_long(value, ints[i].lo, ints[i].hi, &n) != 0) {
-            snprintf(err, errlen, "%s: '%s' is not a number from %ld to %ld",
-                     key, value, ints[i].lo, ints[i].hi);
-            return -1;
-        }
-        *ints[i].out = (int)n;
-        return 0;
-    }
-    if (!strcmp(key, "downstream_tls")) {
-        if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
-            !strcasecmp(value, "off"))
-            cfg->tls = FWD_TLS_OFF;
-        else if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
-                 !strcasecmp(value, "on"))
-            cfg->tls = FWD_TLS_MAY;
-        else if (!strcasecmp(value, "required"))
-            cfg->tls = FWD_TLS_REQUIRED;
-        else {
-            snprintf(err, errlen, "downstream_tls: '%s' is not 0, 1 or "
-                     "required", value);
-            return -1;
-        }
-        return 0;
-    }
-    if (!strcmp(key, "downstream_tls_ca")) {
-        char *path = value[0] ? fwd_api->config_path(value) : NULL;
-        if (path == NULL) {
-            snprintf(err, errlen, "downstream_tls_ca: '%s' is not a usable "
-                     "path", value);
-            return -1;
-        }
-        free(cfg->tls_ca);
-        cfg->tls_ca = path;
-        return 0;
-    }
-    if (!strcmp(key, "downstream_tls_name")) {
-        if (strlen(value) >= sizeof cfg->tls_name ||
-            strpbrk(value, " \t<>[]\r\n")) {
-            snprintf(err, errlen, "downstream_tls_name: '%s' is not a host "
-                     "name", value);
-            return -1;
-        }
-        snprintf(cfg->tls_name, sizeof cfg->tls_name, "%s", value);
-        return 0;
-    }
-    if (!strcmp(key, "postmaster") || !strcmp(key, "helo")) {
-        char *dst = key[0] == 'p' ? cfg->postmaster : cfg->helo;
-        if (strlen(value) >= sizeof cfg->helo || strpbrk(value, " \t<>\r\n")) {
-            snprintf(err, errlen, "%s: '%s' is not usable", key, value);
-            return -1;
-        }
-        snprintf(dst, sizeof cfg->helo, "%s", value);
-        return 0;
-    }
-    snprintf(err, errlen, "unknown key '%s'", key);
+    else
+        snprintf(err, errlen, "unknown key '%s'", key);
     return -1;
 }
+
+static int fwd_set_downstream(void *config, const char *value, char *err,
+                              size_t errlen)
+{
+    fwd_config *cfg = config;
+    if (fwd_parse_target(value, &cfg->downstream, err, errlen) < 0)
+        return -1;
+    cfg->have_downstream = 1;
+    return 0;
+}
+
+static int fwd_set_route(void *config, const char *value, char *err,
+                         size_t errlen)
+{
+    return fwd_add_route(config, value, err, errlen);
+}
+
+/* "30", "30s", "5m", "2h", "5d" (fwd_parse_duration), above zero, at most
+ * 400 days; into milliseconds or whole seconds */
+static int fwd_set_duration(const char *value, unsigned *ms_out,
+                            unsigned *s_out, char *err, size_t errlen)
+{
+    unsigned long long ms;
+    if (fwd_parse_duration(value, &ms) < 0 || ms == 0 ||
+        ms / 1000 > 400u * 86400) {
+        snprintf(err, errlen, "expected a duration above zero (30, 30s, "
+                 "5m, 2h, 5d), got '%s'", value);
+        return -1;
+    }
+    if (ms_out)
+        *ms_out = (unsigned)(ms > 0xffffffffull ? 0xffffffffu : ms);
+    else
+        *s_out = (unsigned)(ms < 1000 ? 1 : ms / 1000);
+    return 0;
+}
+
+#define FWD_DURATION(name, field, ms)                                        \
+    static int fwd_set_##name(void *config, const char *value, char *err,    \
+                              size_t errlen)                                 \
+    {                                                                        \
+        fwd_config *cfg = config;                                            \
+        return fwd_set_duration(value, (ms) ? &cfg->field : NULL,            \
+                                (ms) ? NULL : &cfg->field, err, errlen);     \
+    }
+FWD_DURATION(connect_timeout, connect_timeout_ms, 1)
+FWD_DURATION(greeting_timeout, greeting_timeout_ms, 1)
+FWD_DURATION(command_timeout, command_timeout_ms, 1)
+FWD_DURATION(data_timeout, data_timeout_ms, 1)
+FWD_DURATION(pool_idle, pool_idle_ms, 1)
+FWD_DURATION(scan_interval, scan_interval_ms, 1)
+FWD_DURATION(retry_min, retry_min_s, 0)
+FWD_DURATION(retry_max, retry_max_s, 0)
+FWD_DURATION(max_queue_time, max_queue_time_s, 0)
+#undef FWD_DURATION
+
+/* a boolean (0/1, yes/no, on/off, true/false), or required */
+static int fwd_set_tls(void *config, const char *value, char *err,
+                       size_t errlen)
+{
+    fwd_config *cfg = config;
+    int on;
+    if (!strcasecmp(value, "required"))
+        cfg->tls = FWD_TLS_REQUIRED;
+    else if (settings_bool(value, &on) == 0)
+        cfg->tls = on ? FWD_TLS_MAY : FWD_TLS_OFF;
+    else {
+        snprintf(err, errlen, "expected a boolean (0/1, yes/no, on/off, "
+                 "true/false) or required, got '%s'", value);
+        return -1;
+    }
+    return 0;
+}
+
+static int fwd_set_tls_ca(void *config, const char *value, char *err,
+                          size_t errlen)
+{
+    fwd_config *cfg = config;
+    char *path = value[0] ? fwd_api->config_path(value) : NULL;
+    if (path == NULL) {
+        snprintf(err, errlen, "'%s' is not a usable path", value);
+        return -1;
+    }
+    free(cfg->tls_ca);
+    cfg->tls_ca = path;
+    return 0;
+}
+
+static int fwd_set_tls_name(void *config, const char *value, char *err,
+                            size_t errlen)
+{
+    fwd_config *cfg = config;
+    if (strlen(value) >= sizeof cfg->tls_name ||
+        strpbrk(value, " \t<>[]\r\n")) {
+        snprintf(err, errlen, "'%s' is not a host name", value);
+        return -1;
+    }
+    snprintf(cfg->tls_name, sizeof cfg->tls_name, "%s", value);
+    return 0;
+}
+
+static int fwd_set_name(char *dst, size_t len, const char *value, char *err,
+                        size_t errlen)
+{
+    if (strlen(value) >= len || strpbrk(value, " \t<>\r\n")) {
+        snprintf(err, errlen, "'%s' is not usable", value);
+        return -1;
+    }
+    snprintf(dst, len, "%s", value);
+    return 0;
+}
+
+static int fwd_set_postmaster(void *config, const char *value, char *err,
+                              size_t errlen)
+{
+    fwd_config *cfg = config;
+    return fwd_set_name(cfg->postmaster, sizeof cfg->postmaster, value, err,
+                        errlen);
+}
+
+static int fwd_set_helo(void *config, const char *value, char *err,
+                        size_t errlen)
+{
+    fwd_config *cfg = config;
+    return fwd_set_name(cfg->helo, sizeof cfg->helo, value, err, errlen);
+}
+
+#define FWD(field) offsetof(fwd_config, field)
+#define FWD_CUSTOM(key, fn, def, help)                                       \
+    { key, UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, fn, def, help }
+static const char *const fwd_modes[] = { "direct", "spool", NULL };
+
+/* The durations' defaults are set by fwd_config_new (their values keep
+ * queue_forward's own units, days included); the text here says so. */
+const upesi_setting fwd_settings[] = {
+    FWD_CUSTOM("downstream", fwd_set_downstream, NULL, "where mail goes: "
+               "`127.0.0.1:10025`, `[::1]:10025`, `lmtp:127.0.0.1:24`, "
+               "`lmtp:/run/dovecot/lmtp`, `unix:/path`; IP literals only"),
+    FWD_CUSTOM("route", fwd_set_route, NULL, "`DOMAIN DOWNSTREAM`, "
+               "repeatable: recipients in DOMAIN go there instead "
+               "(`.example.org`: every subdomain); also a `[routes]` "
+               "section of `DOMAIN = DOWNSTREAM` lines"),
+    { "mode", UPESI_SETTING_ENUM, FWD(mode), 0, 0, fwd_modes, NULL,
+      "direct", "`direct`: 250 only after the downstream's 250; `spool`: "
+      "queue first, deliver in the background" },
+    FWD_CUSTOM("connect_timeout", fwd_set_connect_timeout, "10s",
+               "TCP/unix connect (30, 30s, 5m, 2h, 5d)"),
+    FWD_CUSTOM("greeting_timeout", fwd_set_greeting_timeout, "20s",
+               "the downstream's 220"),
+    FWD_CUSTOM("command_timeout", fwd_set_command_timeout, "20s",
+               "each reply to EHLO, MAIL, RCPT, DATA, RSET"),
+    FWD_CUSTOM("data_timeout", fwd_set_data_timeout, "60s", "each write "
+               "of the message, and the reply(ies) after the end of data"),
+    { "pool_size", UPESI_SETTING_INT, FWD(pool_size), 0, 1000, NULL, NULL,
+      "8", "idle connections kept per downstream (0: a connection per "
+      "message)" },
+    FWD_CUSTOM("pool_idle", fwd_set_pool_idle, "30s", "an idle pooled "
+               "connection is closed after this"),
+    FWD_CUSTOM("retry_min", fwd_set_retry_min, "300s", "spool: first "
+               "retry after a temporary failure; doubles each attempt"),
+    FWD_CUSTOM("retry_max", fwd_set_retry_max, "4000s", "... up to this "
+               "(Postfix's maximal_backoff_time)"),
+    FWD_CUSTOM("max_queue_time", fwd_set_max_queue_time, "5d", "spool: "
+               "after this since arrival, a temporary failure becomes a "
+               "bounce (status 4.4.7)"),
+    FWD_CUSTOM("scan_interval", fwd_set_scan_interval, "10s", "how often "
+               "each worker looks for due messages in `queue/`"),
+    { "max_deliveries", UPESI_SETTING_INT, FWD(max_deliveries), 1, 10000,
+      NULL, NULL, "20", "background deliveries at once per worker" },
+    { "null_sender_dsn", UPESI_SETTING_INT, FWD(null_sender_dsn), 0, 2,
+      NULL, NULL, "0", "for a refused message from `<>`: 0 keep it in "
+      "`<spool_dir>/dead/`, 1 send the DSN to the postmaster, 2 none "
+      "(RouterDSNForNULLReversePath)" },
+    FWD_CUSTOM("postmaster", fwd_set_postmaster, "(postmaster@<hostname>)",
+               "where `null_sender_dsn = 1` sends"),
+    FWD_CUSTOM("helo", fwd_set_helo, "(smtp.ini hostname)", "the name in "
+               "EHLO/LHLO"),
+    { "fsync", UPESI_SETTING_BOOL, FWD(fsync), 0, 0, NULL, NULL, "1",
+      "off skips fsyncs of spool writes (tests only: breaks the promise of "
+      "the 250)" },
+    FWD_CUSTOM("downstream_tls", fwd_set_tls, "0", "STARTTLS to the "
+               "downstream: off never, on when its EHLO offers it, "
+               "`required` never send in clear"),
+    { "downstream_tls_verify", UPESI_SETTING_BOOL, FWD(tls_verify), 0, 0,
+      NULL, NULL, "0", "on: the downstream's certificate must chain to "
+      "`downstream_tls_ca` and name `downstream_tls_name`" },
+    FWD_CUSTOM("downstream_tls_ca", fwd_set_tls_ca, NULL, "PEM file with "
+               "the CA certificate(s) to verify against"),
+    FWD_CUSTOM("downstream_tls_name", fwd_set_tls_name, NULL, "the "
+               "downstream's host name: sent as SNI, and the name its "
+               "certificate must carry"),
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
+#undef FWD
+#undef FWD_CUSTOM
 
 int fwd_config_check(void *config, char *err, size_t errlen)
 {

@@ -511,6 +511,7 @@ UPESI_PLUGIN = {
     .fini = fwd_fini,
     .config_new = fwd_config_new,
     .config_set = fwd_config_set,
+    .settings = fwd_settings,
     .config_check = fwd_config_check,
     .config_free = fwd_config_free,
     .hooks = {
