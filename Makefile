@@ -115,7 +115,7 @@ UNIT_DEPS_data_reader := data_reader
 UNIT_DEPS_stats       := stats log
 UNIT_DEPS_dns         := dns dns_answer log stats
 UNIT_DEPS_control     := control stats log
-UNIT_DEPS_queue_spool := log durable envelope
+UNIT_DEPS_queue_spool := log durable envelope settings config_file
 UNIT_DEPS_hostmatch   := log
 # and the plugin objects it names (paths under build/plugins/, no .o)
 UNIT_PLUGIN_DEPS_hostmatch := common/hostmatch

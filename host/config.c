@@ -36,6 +36,12 @@ void up_config_override(const char *key_value)
                "ignored", key_value, UP_MAX_OVERRIDES);
 }
 
+const char *const *up_config_overrides(size_t *n)
+{
+    *n = n_overrides;
+    return overrides;
+}
+
 static int apply_overrides(up_config *cfg)
 {
     int errors = 0;

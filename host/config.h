@@ -146,5 +146,14 @@ int up_config_check_not_world_writable(const char *path, const char *what);
 typedef int (*up_ini_handler)(void *arg, const char *section, const char *key,
                               const char *value, char *err, size_t errlen);
 int up_ini_parse(const char *path, up_ini_handler handler, void *arg);
+/* Inside a handler of up_ini_parse: the line of the key being handled. */
+int up_ini_line(void);
+
+/* smtp.ini's settings table (the reference in docs/config.md, `upesi
+ * config`). */
+const upesi_setting *up_config_smtp_settings(void);
+
+/* The -o key=value strings, in order (n in *n). */
+const char *const *up_config_overrides(size_t *n);
 
 #endif

@@ -54,11 +54,19 @@ static char *ini_read_line(char *str, int num, void *stream)
     return str;
 }
 
+static int current_line;        /* of the key being handled             */
+
+int up_ini_line(void)
+{
+    return current_line;
+}
+
 static int ini_dispatch(void *user, const char *section, const char *key,
                         const char *value)
 {
     ini_stream *st = user;
     char err[512] = "";
+    current_line = st->line;
     if (st->handler(st->arg, section, key, value, err, sizeof err) != 0) {
         up_log(NULL, UPESI_LOG_ERR, "%s:%d: %s", st->path, st->line,
                err[0] ? err : "bad setting");

@@ -12,8 +12,6 @@
 
 /* config_smtp.c: smtp.ini (cfg->dir set first: paths are resolved) */
 int config_defaults(up_config *cfg);
-/* smtp.ini's settings table (for the reference in docs/config.md) */
-const upesi_setting *config_smtp_settings(void);
 /* one smtp.ini key (an up_ini_handler; also each -o key=value) */
 int config_smtp_ini_key(void *arg, const char *section, const char *key,
                         const char *value, char *err, size_t errlen);

@@ -608,7 +608,7 @@ static const upesi_setting smtp_settings[] = {
 };
 #undef CFG
 
-const upesi_setting *config_smtp_settings(void)
+const upesi_setting *up_config_smtp_settings(void)
 {
     return smtp_settings;
 }

@@ -6,6 +6,8 @@
  *   upesi [-c DIR] stat [PREFIX]    statistics of the running server
  *   upesi [-c DIR] release QUEUEID  move hold/QUEUEID into queue/ (on the
  *                                   spool files: host/actions.c)
+ *   upesi [-c DIR] config [KEY]     every key with its value and where it
+ *                                   was set (config_show.c), like postconf
  *   upesi --dump-settings [PLUGIN_DIR]  the key reference of smtp.ini and
  *                                   of every plugin with a settings table,
  *                                   as docs/config.md holds it
@@ -23,7 +25,7 @@
 
 #include "actions.h"
 #include "config.h"
-#include "config_int.h"
+#include "config_show.h"
 #include "hooks.h"
 #include "control.h"
 #include "log.h"
@@ -47,6 +49,7 @@ static void usage(FILE *out)
             "       upesi [-c DIR] -t             check the configuration\n"
             "       upesi [-c DIR] stat [PREFIX]  show statistics\n"
             "       upesi [-c DIR] plugins        list the plugin chain\n"
+            "       upesi [-c DIR] config [KEY]   the effective configuration\n"
             "       upesi [-c DIR] release QUEUEID  send a held message on\n"
             "       upesi [-c DIR] COMMAND ...    other control commands\n"
             "       upesi --dump-settings [PLUGIN_DIR]  the key reference\n"
@@ -109,7 +112,7 @@ static int is_plugin_file(const struct dirent *e)
  * the tables themselves (a test compares the page with this output). */
 static int dump_settings(const char *plugin_dir)
 {
-    up_settings_doc(stdout, "smtp.ini", config_smtp_settings());
+    up_settings_doc(stdout, "smtp.ini", up_config_smtp_settings());
     struct dirent **names;
     int n = scandir(plugin_dir, &names, is_plugin_file, alphasort);
     if (n < 0) {
@@ -179,7 +182,12 @@ int main(int argc, char **argv)
         }
         return up_actions_release(conf_dir, argv[optind + 1]);
     }
-    if (command && strcmp(command, "plugins") != 0)
+    int show_config = command && !strcmp(command, "config");
+    if (show_config && argc - optind > 2) {
+        fprintf(stderr, "usage: upesi [-c DIR] config [KEY]\n");
+        return 2;
+    }
+    if (command && strcmp(command, "plugins") != 0 && !show_config)
         return control_command(argc - optind, argv + optind);
 
     up_config *cfg = up_config_load(conf_dir);
@@ -189,7 +197,10 @@ int main(int argc, char **argv)
     }
     up_log_set_level(cfg->log_level);
     int rc = 0;
-    if (command) {
+    if (show_config) {
+        rc = up_config_show(cfg, argc - optind == 2 ? argv[optind + 1]
+                                                    : NULL);
+    } else if (command) {
         list_plugins(cfg);
     } else if (check_only) {
         fprintf(stderr, "upesi: configuration %s ok (%zu plugins)\n",

@@ -23,6 +23,7 @@
 #include "upesi/plugin.h"
 #include "durable.h"
 #include "envelope.h"
+#include "settings.h"
 
 #define T_SPOOL_SO "plugins/queue_spool.so"
 #define T_DISCARD_SO "plugins/queue_discard.so"
@@ -403,18 +404,34 @@ static int t_committed(const upesi_call *c, const char *want_env)
 
 /* -- the tests --------------------------------------------------------- */
 
+/* a key of queue_spool.ini as the host applies it: through the plugin's
+ * settings table (host/settings.c) */
+static int t_set(const struct upesi_plugin *d, const char *key,
+                 const char *value, char *err, size_t errlen)
+{
+    const upesi_setting *s = up_setting_find(d->settings, key);
+    if (s == NULL) {
+        snprintf(err, errlen, "unknown key '%s'", key);
+        return -1;
+    }
+    return up_setting_apply(s, t_settings, ".", value, err, errlen);
+}
+
 static void t_settings_tests(const struct upesi_plugin *d)
 {
     char err[256] = "";
     t_settings = d->config_new();
-    t_ok(d->config_set(t_settings, NULL, "bogus", "1", err, sizeof err) == -1
+    t_ok(d->settings != NULL && d->config_set == NULL,
+         "queue_spool describes its keys in a settings table");
+    t_ok(up_settings_defaults(d->settings, t_settings, ".", err,
+                              sizeof err) == 0, "the table's defaults apply");
+    t_ok(t_set(d, "bogus", "1", err, sizeof err) == -1
          && strcmp(err, "unknown key 'bogus'") == 0, "unknown key: %s", err);
-    t_ok(d->config_set(t_settings, NULL, "max_batch", "0", err, sizeof err)
-         == -1, "max_batch = 0 refused: %s", err);
-    t_ok(d->config_set(t_settings, NULL, "fsync", "2", err, sizeof err) == -1,
+    t_ok(t_set(d, "max_batch", "0", err, sizeof err) == -1,
+         "max_batch = 0 refused: %s", err);
+    t_ok(t_set(d, "fsync", "2", err, sizeof err) == -1,
          "fsync = 2 refused: %s", err);
-    t_ok(d->config_set(t_settings, NULL, "max_batch", "16", err, sizeof err)
-         == 0, "max_batch = 16");
+    t_ok(t_set(d, "max_batch", "16", err, sizeof err) == 0, "max_batch = 16");
     t_ok(d->config_check(t_settings, err, sizeof err) == 0,
          "config_check creates the spool directories");
     t_ok(t_count_dir("tmp") == 0 && t_count_dir("queue") == 0,
@@ -539,7 +556,7 @@ static void t_failures(const struct upesi_plugin *d)
 static void t_null_sender(const struct upesi_plugin *d)
 {
     char err[256];
-    d->config_set(t_settings, NULL, "fsync", "0", err, sizeof err);
+    t_set(d, "fsync", "0", err, sizeof err);
     upesi_call *c = t_call("N1", 0);
     c->sender = "";
     t_run(d, c);
