@@ -215,8 +215,8 @@ FUZZ_DEPS_fuzz_smtp_parse  := smtp_parse
 FUZZ_DEPS_fuzz_data_reader := data_reader
 FUZZ_DEPS_fuzz_dns_answer  := dns_answer
 FUZZ_DEPS_fuzz_config      := config config_file config_smtp config_plugins \
-                              log dns dns_answer stats tls tls_ticket \
-                              tls_cache
+                              settings log dns dns_answer stats tls \
+                              tls_ticket tls_cache
 # plugin sources a target links (paths under plugins/, without .c)
 FUZZ_PLUGIN_DEPS_fuzz_hostmatch := common/hostmatch
 FUZZ_PLUGIN_DEPS_fuzz_directory := common/dir_table

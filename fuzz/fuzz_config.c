@@ -56,6 +56,13 @@ up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
     return NULL;
 }
 
+/* ... so no descriptor has a settings table either. */
+const upesi_setting *up_plugin_settings(const upesi_plugin *d)
+{
+    (void)d;
+    return NULL;
+}
+
 static void fz_write(const char *path, const uint8_t *data, size_t len)
 {
     FILE *fp = fopen(path, "wb");
