@@ -3,8 +3,12 @@
  * view of the session behind a call.
  *
  * Every function tolerates a call the host has given up on (session NULL):
- * it does nothing and returns NULL/0/-1, so a plugin that misuses a
- * cancelled call cannot corrupt a session.
+ * it does nothing and returns NULL/0/-EINVAL, so a plugin that misuses a
+ * cancelled call cannot corrupt a session.  Calls outside a hook take the
+ * plugin's context (plugin_loader.h); the loop they run on is handed in
+ * by the worker (up_api_set_loop), the settings they read are the
+ * generation being loaded or the committed one (config.c): api.c knows no
+ * server.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,34 +25,110 @@
 #include "durable.h"
 #include "hooks.h"
 #include "log.h"
-#include "server.h"
+#include "plugin_loader.h"
 #include "session.h"
 #include "stats.h"
+
+static uv_loop_t *api_loop;        /* NULL in the supervisor */
+
+void up_api_set_loop(uv_loop_t *loop)
+{
+    api_loop = loop;
+}
 
 static up_session *session_of(upesi_call *call)
 {
     return call ? call->session : NULL;
 }
 
-static void api_vlog(upesi_call *call, upesi_log_level level,
-                     const char *fmt, va_list ap)
+/* -- errors, memory, the plugin's context */
+
+static const char *api_strerror(int err)
+{
+    return strerror(err < 0 ? -err : err);
+}
+
+static void api_free(void *ptr)
+{
+    free(ptr);
+}
+
+static upesi_ctx *api_ctx(upesi_call *call)
+{
+    return call ? call->ctx : NULL;
+}
+
+static const char *api_plugin_name(upesi_ctx *ctx)
+{
+    return ctx ? ctx->name : NULL;
+}
+
+static void *api_settings(upesi_ctx *ctx)
+{
+    return ctx ? ctx->settings : NULL;
+}
+
+static const char *api_hook_name(upesi_hook hook)
+{
+    return (unsigned)hook < UPESI_HOOK_COUNT ? up_hook_name(hook) : NULL;
+}
+
+static int api_hook_find(const char *name)
+{
+    for (int h = 0; name && h < UPESI_HOOK_COUNT; h++)
+        if (!strcmp(up_hook_name((upesi_hook)h), name))
+            return h;
+    return -ENOENT;
+}
+
+/* -- logging: the host writes the plugin's name */
+
+static void api_vlog(upesi_ctx *ctx, upesi_log_level level, const char *fmt,
+                     va_list ap)
+{
+    char text[2048];
+    vsnprintf(text, sizeof text, fmt, ap);
+    up_log(NULL, (int)level, "%s: %s", ctx ? ctx->name : "(plugin)", text);
+}
+
+static void api_log(upesi_ctx *ctx, upesi_log_level level, const char *fmt,
+                    ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    api_vlog(ctx, level, fmt, ap);
+    va_end(ap);
+}
+
+static void api_vlog_call(upesi_call *call, upesi_log_level level,
+                          const char *fmt, va_list ap)
 {
     char text[2048];
     vsnprintf(text, sizeof text, fmt, ap);
     up_session *s = session_of(call);
-    if (call)
-        up_log(s ? s->id : NULL, (int)level, "%s: %s", call->plugin, text);
-    else
-        up_log(NULL, (int)level, "%s", text);
+    up_log(s ? s->id : NULL, (int)level, "%s: %s",
+           call ? call->ctx->name : "(plugin)", text);
 }
 
-static void api_log(upesi_call *call, upesi_log_level level,
-                    const char *fmt, ...)
+static void api_log_call(upesi_call *call, upesi_log_level level,
+                         const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    api_vlog(call, level, fmt, ap);
+    api_vlog_call(call, level, fmt, ap);
     va_end(ap);
+}
+
+static void api_stat_add(upesi_ctx *ctx, const char *name, long long delta)
+{
+    (void)ctx;                  /* counters are named by the plugin */
+    up_stats_add(name, delta);
+}
+
+static void api_stat_set(upesi_ctx *ctx, const char *name, long long value)
+{
+    (void)ctx;
+    up_stats_set(name, value);
 }
 
 static void api_reply(upesi_call *call, int code, const char *enhanced,
@@ -92,11 +172,6 @@ static void api_on_cancel(upesi_call *call, upesi_cancel_fn fn, void *arg)
 static upesi_hook api_hook(upesi_call *call)
 {
     return call ? call->hook : UPESI_HOOK_COUNT;
-}
-
-static const char *api_plugin_name(upesi_call *call)
-{
-    return call ? call->plugin : NULL;
 }
 
 static void *api_config(upesi_call *call)
@@ -200,7 +275,9 @@ static int api_note_set(upesi_call *call, upesi_scope scope, const char *key,
                         const char *value)
 {
     up_notes *n = notes_of(call, scope);
-    return n && key && value ? up_notes_set(n, key, value) : -1;
+    if (n == NULL || key == NULL || value == NULL)
+        return -EINVAL;
+    return up_notes_set(n, key, value) == 0 ? 0 : -ENOMEM;
 }
 
 static const char *api_note_get(upesi_call *call, upesi_scope scope,
@@ -235,8 +312,8 @@ static int api_header_add(upesi_call *call, const char *name,
 {
     up_session *s = session_of(call);
     if (s == NULL || name == NULL || value == NULL)
-        return -1;
-    return up_message_prepend_header(&s->msg, name, value) == 0 ? 0 : -1;
+        return -EINVAL;
+    return up_message_prepend_header(&s->msg, name, value) == 0 ? 0 : -EIO;
 }
 
 static off_t api_message_size(upesi_call *call)
@@ -274,8 +351,14 @@ static void work_after(uv_work_t *req, int status)
     free(w);
 }
 
-static int api_queue_work(upesi_work_fn work, upesi_done_fn done, void *arg)
+static int api_queue_work(upesi_ctx *ctx, upesi_work_fn work,
+                          upesi_done_fn done, void *arg)
 {
+    (void)ctx;
+    if (api_loop == NULL)
+        return -EAGAIN;
+    if (work == NULL || done == NULL)
+        return -EINVAL;
     work_req *w = calloc(1, sizeof *w);
     if (w == NULL)
         return -ENOMEM;
@@ -283,7 +366,7 @@ static int api_queue_work(upesi_work_fn work, upesi_done_fn done, void *arg)
     w->done = done;
     w->arg = arg;
     w->req.data = w;
-    int rc = uv_queue_work(up_the_server->loop, &w->req, work_run,
+    int rc = uv_queue_work(api_loop, &w->req, work_run,
                            work_after);
     if (rc != 0)
         free(w);
@@ -310,9 +393,12 @@ static void timer_fired(uv_timer_t *handle)
     uv_close((uv_handle_t *)&t->handle, timer_closed);
 }
 
-static upesi_timer *api_timer_start(uint64_t ms, upesi_timer_fn fn,
-                                    void *arg)
+static upesi_timer *api_timer_start(upesi_ctx *ctx, uint64_t ms,
+                                    upesi_timer_fn fn, void *arg)
 {
+    (void)ctx;
+    if (api_loop == NULL)
+        return NULL;
     upesi_timer *t = calloc(1, sizeof *t);
     if (t == NULL || fn == NULL) {
         free(t);
@@ -321,7 +407,7 @@ static upesi_timer *api_timer_start(uint64_t ms, upesi_timer_fn fn,
     t->fn = fn;
     t->arg = arg;
     t->handle.data = t;
-    uv_timer_init(up_the_server->loop, &t->handle);
+    uv_timer_init(api_loop, &t->handle);
     uv_timer_start(&t->handle, timer_fired, ms, 0);
     return t;
 }
@@ -334,41 +420,41 @@ static void api_timer_stop(upesi_timer *t)
     uv_close((uv_handle_t *)&t->handle, timer_closed);
 }
 
-static int api_plugin_position(const char *name)
-{
-    const up_config *cfg = up_config_loading();
-    if (cfg == NULL && up_the_server)
-        cfg = up_the_server->config;
-    for (size_t i = 0; cfg && name && i < cfg->n_plugins; i++)
-        if (!strcmp(cfg->plugins[i].mod->name, name))
-            return (int)i;
-    return -1;
-}
-
 /* While a generation loads, its plugins' config callbacks see it; after,
- * the server's current one. */
+ * the committed one. */
 static const up_config *active_config(void)
 {
     const up_config *cfg = up_config_loading();
-    if (cfg == NULL && up_the_server)
-        cfg = up_the_server->config;
-    return cfg;
+    return cfg ? cfg : up_config_committed();
 }
 
-static char *api_config_path(const char *path)
+static int api_plugin_position(upesi_ctx *ctx, const char *name)
 {
+    (void)ctx;
+    const up_config *cfg = active_config();
+    for (size_t i = 0; cfg && name && i < cfg->n_plugins; i++)
+        if (!strcmp(cfg->plugins[i].mod->name, name))
+            return (int)i;
+    return -ENOENT;
+}
+
+static char *api_config_path(upesi_ctx *ctx, const char *path)
+{
+    (void)ctx;
     const up_config *cfg = active_config();
     return path ? up_config_path(cfg ? cfg->dir : ".", path) : NULL;
 }
 
-static const char *api_spool_dir(void)
+static const char *api_spool_dir(upesi_ctx *ctx)
 {
+    (void)ctx;
     const up_config *cfg = active_config();
     return cfg ? cfg->spool_dir : NULL;
 }
 
-static const char *api_hostname(void)
+static const char *api_hostname(upesi_ctx *ctx)
 {
+    (void)ctx;
     const up_config *cfg = active_config();
     return cfg ? cfg->hostname : NULL;
 }
@@ -382,10 +468,13 @@ static void *dns_session_of(upesi_call *call, int *ok)
     return s;
 }
 
-static upesi_dns_query *api_dns_lookup(upesi_call *call, int type,
-                                       const char *name, upesi_dns_fn fn,
-                                       void *arg)
+static upesi_dns_query *api_dns_lookup(upesi_ctx *ctx, upesi_call *call,
+                                       int type, const char *name,
+                                       upesi_dns_fn fn, void *arg)
 {
+    (void)ctx;
+    if (api_loop == NULL)
+        return NULL;
     int ok;
     void *s = dns_session_of(call, &ok);
     return ok ? up_dns_lookup(s, type, name, fn, arg) : NULL;
@@ -407,7 +496,7 @@ static int api_message_action(upesi_call *call, upesi_action action,
     up_session *s = session_of(call);
     if (s == NULL || call->hook != UPESI_HOOK_DATA_POST)
         return -EINVAL;
-    return up_actions_take(s, call->plugin, action, arg);
+    return up_actions_take(s, call->ctx->name, action, arg);
 }
 
 /* -- descriptor watches (ABI 1.1): uv_poll on the worker's loop.  The
@@ -449,11 +538,11 @@ static void watch_ready(uv_poll_t *handle, int status, int uv_events)
     w->fn(w, events, w->arg);
 }
 
-static upesi_watch *api_fd_watch(int fd, int events, upesi_watch_fn fn,
-                                 void *arg)
+static upesi_watch *api_fd_watch(upesi_ctx *ctx, int fd, int events,
+                                 upesi_watch_fn fn, void *arg)
 {
-    if (up_the_server == NULL || up_the_server->loop == NULL || fd < 0 ||
-        fn == NULL)
+    (void)ctx;
+    if (api_loop == NULL || fd < 0 || fn == NULL)
         return NULL;
     upesi_watch *w = calloc(1, sizeof *w);
     if (w == NULL)
@@ -461,7 +550,7 @@ static upesi_watch *api_fd_watch(int fd, int events, upesi_watch_fn fn,
     w->fn = fn;
     w->arg = arg;
     w->handle.data = w;
-    if (uv_poll_init(up_the_server->loop, &w->handle, fd) != 0) {
+    if (uv_poll_init(api_loop, &w->handle, fd) != 0) {
         free(w);
         return NULL;
     }
@@ -491,61 +580,6 @@ static void api_fd_unwatch(upesi_watch *w)
     uv_close((uv_handle_t *)&w->handle, watch_closed);
 }
 
-/* -- worker start (ABI 1.1) and stop (ABI 1.2) callbacks: worker.c calls
- *    up_api_worker_started() once the loop is set up and
- *    up_api_worker_stopping() once it has stopped */
-
-typedef struct worker_cb {
-    void (*fn)(void *arg);
-    void *arg;
-    struct worker_cb *next;
-} worker_cb;
-
-static worker_cb *start_cbs, *stop_cbs;
-
-static int worker_cb_add(worker_cb **list, void (*fn)(void *), void *arg)
-{
-    if (fn == NULL)
-        return -EINVAL;
-    for (worker_cb *c = *list; c; c = c->next)
-        if (c->fn == fn && c->arg == arg)
-            return 0;           /* init of a reloaded plugin: once */
-    worker_cb *c = calloc(1, sizeof *c);
-    if (c == NULL)
-        return -ENOMEM;
-    c->fn = fn;
-    c->arg = arg;
-    worker_cb **tail = list;
-    while (*tail)
-        tail = &(*tail)->next;
-    *tail = c;
-    return 0;
-}
-
-static int api_on_worker_start(upesi_start_fn fn, void *arg)
-{
-    return worker_cb_add(&start_cbs, fn, arg);
-}
-
-static int api_on_worker_stop(upesi_stop_fn fn, void *arg)
-{
-    return worker_cb_add(&stop_cbs, fn, arg);
-}
-
-void up_api_worker_started(void)
-{
-    for (worker_cb *c = start_cbs; c; c = c->next)
-        c->fn(c->arg);
-}
-
-int up_api_worker_stopping(void)
-{
-    int n = 0;
-    for (worker_cb *c = stop_cbs; c; c = c->next, n++)
-        c->fn(c->arg);
-    return n;
-}
-
 /* -- control socket commands (ABI 1.1) */
 
 typedef struct control_cmd {
@@ -560,9 +594,10 @@ static void control_trampoline(const char *args, up_control_reply *reply,
     c->fn(args, (upesi_control *)reply, c->arg);
 }
 
-static int api_control_register(const char *command, upesi_control_fn fn,
-                                void *arg)
+static int api_control_register(upesi_ctx *ctx, const char *command,
+                                upesi_control_fn fn, void *arg)
 {
+    (void)ctx;
     if (fn == NULL)
         return -EINVAL;
     /* kept for the life of the process, like the command table */
@@ -684,13 +719,24 @@ static const upesi_api api_table = {
     .abi_major = UPESI_ABI_MAJOR,
     .abi_minor = UPESI_ABI_MINOR,
     .size = sizeof(upesi_api),
+    .strerror = api_strerror,
+    .free = api_free,
+    .ctx = api_ctx,
+    .plugin_name = api_plugin_name,
+    .settings = api_settings,
+    .plugin_position = api_plugin_position,
+    .hook_name = api_hook_name,
+    .hook_find = api_hook_find,
     .log = api_log,
     .vlog = api_vlog,
+    .log_call = api_log_call,
+    .vlog_call = api_vlog_call,
+    .stat_add = api_stat_add,
+    .stat_set = api_stat_set,
     .reply = api_reply,
     .resume = api_resume,
     .on_cancel = api_on_cancel,
     .hook = api_hook,
-    .plugin_name = api_plugin_name,
     .config = api_config,
     .conn = api_conn,
     .command_line = api_command_line,
@@ -707,40 +753,35 @@ static const upesi_api api_table = {
     .note_set_int = api_note_set_int,
     .note_get_int = api_note_get_int,
     .header_add = api_header_add,
-    .message_size = api_message_size,
-    .message_read = api_message_read,
-    .stat_add = up_stats_add,
-    .stat_set = up_stats_set,
-    .queue_work = api_queue_work,
-    .config_path = api_config_path,
-    .spool_dir = api_spool_dir,
-    .hostname = api_hostname,
-    .timer_start = api_timer_start,
-    .timer_stop = api_timer_stop,
-    .plugin_position = api_plugin_position,
-    .dns_lookup = api_dns_lookup,
-    .dns_cancel = up_dns_cancel,
-    .reverse_name = api_reverse_name,
-    .dns_ip_name = up_dns_ip_name,
-    .message_action = api_message_action,
-    .fd_watch = api_fd_watch,
-    .fd_watch_update = api_fd_watch_update,
-    .fd_unwatch = api_fd_unwatch,
-    .on_worker_start = api_on_worker_start,
-    .control_register = api_control_register,
-    .control_write = api_control_write,
     .header_get = api_header_get,
     .header_remove = api_header_remove,
+    .message_size = api_message_size,
+    .message_read = api_message_read,
+    .message_action = api_message_action,
+    .spool_envelope = api_spool_envelope,
     .ehlo_extension = api_ehlo_extension,
     .auth_mechanism = api_auth_mechanism,
     .auth_user = api_auth_user,
     .auth_password = api_auth_password,
+    .config_path = api_config_path,
+    .spool_dir = api_spool_dir,
+    .hostname = api_hostname,
+    .queue_work = api_queue_work,
+    .timer_start = api_timer_start,
+    .timer_stop = api_timer_stop,
+    .fd_watch = api_fd_watch,
+    .fd_watch_update = api_fd_watch_update,
+    .fd_unwatch = api_fd_unwatch,
+    .control_register = api_control_register,
+    .control_write = api_control_write,
+    .dns_lookup = api_dns_lookup,
+    .dns_cancel = up_dns_cancel,
+    .reverse_name = api_reverse_name,
+    .dns_ip_name = up_dns_ip_name,
     .file_write = up_durable_file_write,
     .file_commit = up_durable_file_commit,
     .dir_make = up_durable_dir_make,
     .dir_sync = up_durable_dir_sync,
-    .on_worker_stop = api_on_worker_stop,
-    .spool_envelope = api_spool_envelope,
 };
 
 const upesi_api *up_api_table(void)

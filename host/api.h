@@ -6,13 +6,12 @@
 
 #include "upesi/plugin.h"
 
+#include <uv.h>
+
 const upesi_api *up_api_table(void);
-/* In each worker, once its loop is set up: run the plugins'
- * api->on_worker_start callbacks. */
-void up_api_worker_started(void);
-/* In each worker that stops, once its loop has stopped: run the plugins'
- * api->on_worker_stop callbacks.  Returns how many ran. */
-int up_api_worker_stopping(void);
+/* In each worker, once its loop is set up: timers, work, watches and DNS
+ * of plugins run on it (before: they fail, as in the supervisor). */
+void up_api_set_loop(uv_loop_t *loop);
 /* The plugins' descriptor watches (fd_watch) not yet unwatched. */
 int up_api_watches_open(void);
 

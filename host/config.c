@@ -21,6 +21,7 @@
 #include "tls.h"
 
 static const up_config *loading;
+static up_config *committed;
 
 /* -o key=value from the command line (main.c) */
 #define UP_MAX_OVERRIDES 32
@@ -108,6 +109,38 @@ up_config *up_config_load(const char *dir)
         return NULL;
     }
     return cfg;
+}
+
+/* Every plugin accepted cfg: it becomes the one plugins work with outside
+ * sessions.  Plugins adopt it in order (config_commit), then those whose
+ * background work has not started in this worker start it: a plugin a
+ * reload added runs its queue like one loaded at start (DESIGN.md 3). */
+void up_config_commit(up_config *cfg)
+{
+    up_config_ref(cfg);
+    up_config_unref(committed);
+    committed = cfg;
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        up_plugin_mod *mod = cfg->plugins[i].mod;
+        mod->settings = cfg->plugins[i].settings;
+        if (mod->desc->config_commit)
+            mod->desc->config_commit(mod, mod->settings);
+    }
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        up_plugin_start(cfg->plugins[i].mod);
+}
+
+const up_config *up_config_committed(void)
+{
+    return committed;
+}
+
+void up_config_release_committed(void)
+{
+    for (up_plugin_mod *m = up_plugin_first(); m; m = m->next)
+        m->settings = NULL;
+    up_config_unref(committed);
+    committed = NULL;
 }
 
 up_config *up_config_ref(up_config *cfg)

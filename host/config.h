@@ -122,6 +122,14 @@ const up_config *up_config_loading(void);
  * outlive the process's configurations (argv does). */
 void up_config_override(const char *key_value);
 
+/* The generation the process runs from now on: plugins adopt it
+ * (config_commit) and, in a worker whose loop runs, plugins not started
+ * yet start (worker_start).  Holds a reference until the next commit. */
+void up_config_commit(up_config *cfg);
+/* The generation committed last (NULL before the first commit). */
+const up_config *up_config_committed(void);
+/* At exit: drop the committed generation's reference. */
+void up_config_release_committed(void);
 up_config *up_config_ref(up_config *cfg);
 void up_config_unref(up_config *cfg);
 

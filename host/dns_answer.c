@@ -8,6 +8,7 @@
  * Fails: a response that does not parse is an UPESI_DNS_ERROR answer;
  * only out of memory returns NULL.
  */
+#include <errno.h>
 #include <arpa/inet.h>
 #include <ares.h>
 #include <ctype.h>
@@ -105,7 +106,7 @@ int up_dns_ip_name(const char *ip, const char *zone, char *out,
     unsigned char a[16];
     int n;
     if (ip == NULL)
-        return -1;
+        return -EINVAL;
     if (!strncasecmp(ip, "::ffff:", 7) && strchr(ip, '.'))
         ip += 7;
     if (inet_pton(AF_INET, ip, a) == 1) {
@@ -124,9 +125,9 @@ int up_dns_ip_name(const char *ip, const char *zone, char *out,
         nib[64] = '\0';
         n = snprintf(out, outlen, "%s%s", nib, zone ? zone : "ip6.arpa");
     } else {
-        return -1;
+        return -EINVAL;
     }
-    return n > 0 && (size_t)n < outlen ? 0 : -1;
+    return n > 0 && (size_t)n < outlen ? 0 : -ENOSPC;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -59,7 +59,7 @@ up_dns_result *up_dns_parse(const unsigned char *buf, size_t len, int type,
 int up_dns_name_normalize(const char *name, char *out, size_t outlen);
 
 /* "192.0.2.7" + zone -> "7.2.0.192.zone"; IPv6 as nibbles; zone NULL =
- * in-addr.arpa / ip6.arpa.  0, or -1. */
+ * in-addr.arpa / ip6.arpa.  0, -EINVAL (not an address) or -ENOSPC. */
 int up_dns_ip_name(const char *ip, const char *zone, char *out,
                    size_t outlen);
 

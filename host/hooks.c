@@ -165,6 +165,7 @@ static void chain_step(up_session *s)
             return;
         }
         call->session = s;
+        call->ctx = inst->mod;
         call->plugin = inst->mod->name;
         call->settings = inst->settings;
         call->hook = s->hook;

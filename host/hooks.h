@@ -16,7 +16,8 @@
 
 struct upesi_call {
     up_session *session;        /* NULL once the host gave up on the call */
-    const char *plugin;         /* module name (lives for the process)    */
+    upesi_ctx *ctx;             /* the plugin's (lives for the process)   */
+    const char *plugin;         /* its name                               */
     void *settings;
     upesi_hook hook;
     int in_handler;

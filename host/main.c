@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "api.h"
 #include "config.h"
 #include "config_show.h"
 #include "hooks.h"
@@ -190,6 +191,7 @@ int main(int argc, char **argv)
     if (command && strcmp(command, "plugins") != 0 && !show_config)
         return control_command(argc - optind, argv + optind);
 
+    up_plugin_loader_init(up_api_table());
     up_config *cfg = up_config_load(conf_dir);
     if (cfg == NULL) {
         fprintf(stderr, "upesi: configuration %s has errors\n", conf_dir);
@@ -215,8 +217,10 @@ int main(int argc, char **argv)
             up_log(NULL, UPESI_LOG_WARNING, "no shared TLS session cache "
                    "(%s): sessions resume by ID only on the worker that "
                    "made them", strerror(-err));
+        up_config_commit(cfg);
         rc = up_supervisor_run(cfg, conf_dir);
     }
+    up_config_release_committed();
     up_config_unref(cfg);
     up_plugin_unload_all();
     up_tls_cleanup();

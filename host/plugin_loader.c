@@ -5,59 +5,67 @@
  * with libltdl: the file whose owner and mode were checked is the file
  * loaded.  (lt_dlopenext on "<name>" would prefer a libtool "name.la"
  * beside it and load whatever library the .la names, unchecked; libtool
- * archives are not plugins.)  The descriptor is checked before any of
- * its function pointers is trusted: magic first (is this an upesi plugin at
- * all?), then ABI major and minor, then the size the minor promises, then
- * the name.  Model: nginx's NGX_MODULE_V1 signature, Redis' APIVER.
+ * archives are not plugins.)  The descriptor is checked before any of its
+ * function pointers is trusted: magic first (is this an upesi plugin at
+ * all?), then ABI major and the minor the plugin needs, then the size (at
+ * least ABI 2.0's), then the name.  The host keeps a copy of the
+ * descriptor, the plugin's `size` bytes and zeros past them, so a
+ * descriptor from an older minor reads as one whose newer fields are NULL.
+ * Model: nginx's NGX_MODULE_V1 signature, Redis' APIVER.
  *
  * Fails: returns NULL with a message; a loaded plugin is never unloaded
  * before exit, so handlers stay valid for sessions of old generations.
  */
 #include <errno.h>
 #include <ltdl.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "api.h"
 #include "plugin_loader.h"
 
 static up_plugin_mod *loaded;
 static int ltdl_ready;
+static const upesi_api *plugin_api;
+static int loop_running;
+
+void up_plugin_loader_init(const upesi_api *api)
+{
+    plugin_api = api;
+}
 
 up_plugin_mod *up_plugin_first(void)
 {
     return loaded;
 }
 
-static int check_descriptor(const char *file, const char *name,
-                            const upesi_plugin *d, char *err, size_t errlen)
+int up_plugin_check_descriptor(const char *file, const char *name,
+                               const upesi_plugin *d, upesi_plugin *out,
+                               char *err, size_t errlen)
 {
     if (d->magic != UPESI_PLUGIN_MAGIC) {
         snprintf(err, errlen, "%s: symbol %s is not an upesi plugin "
                  "descriptor (bad magic)", file, UPESI_PLUGIN_SYMBOL);
         return -1;
     }
-    if (d->abi_major != UPESI_ABI_MAJOR || d->abi_minor > UPESI_ABI_MINOR) {
-        snprintf(err, errlen, "%s: plugin ABI %u.%u, host ABI %d.%d: %s",
-                 file, d->abi_major, d->abi_minor, UPESI_ABI_MAJOR,
-                 UPESI_ABI_MINOR,
-                 d->abi_major != UPESI_ABI_MAJOR
-                     ? "a different major version; rebuild the plugin "
-                       "against this host's upesi/plugin.h"
-                     : "the plugin needs a newer host");
+    if (d->abi_major != UPESI_ABI_MAJOR) {
+        snprintf(err, errlen, "%s: plugin ABI %u.%u, host ABI %d.%d: a "
+                 "different major version; rebuild the plugin against this "
+                 "host's upesi/plugin.h", file, d->abi_major, d->abi_minor,
+                 UPESI_ABI_MAJOR, UPESI_ABI_MINOR);
         return -1;
     }
-    /* the 1.0 layout, which every minor shares; 1.3 appended settings,
-     * read only from a descriptor that has it (up_plugin_settings) */
-    size_t need = d->abi_minor >= 3 ? sizeof(upesi_plugin)
-                                    : offsetof(upesi_plugin, settings);
-    if (d->size < need) {
-        snprintf(err, errlen, "%s: descriptor is %u bytes, ABI %u.%u "
-                 "needs %zu", file, d->size, d->abi_major, d->abi_minor,
-                 need);
+    if (d->abi_minor > UPESI_ABI_MINOR) {
+        snprintf(err, errlen, "%s: plugin needs ABI %u.%u, host ABI %d.%d: "
+                 "the plugin needs a newer host", file, d->abi_major,
+                 d->abi_minor, UPESI_ABI_MAJOR, UPESI_ABI_MINOR);
+        return -1;
+    }
+    if (d->size < UPESI_PLUGIN_SIZE_2_0) {
+        snprintf(err, errlen, "%s: descriptor is %u bytes, ABI %u.%u needs "
+                 "at least %zu", file, d->size, d->abi_major, d->abi_minor,
+                 (size_t)UPESI_PLUGIN_SIZE_2_0);
         return -1;
     }
     if (d->name == NULL || strcmp(d->name, name) != 0) {
@@ -65,20 +73,30 @@ static int check_descriptor(const char *file, const char *name,
                  "'%s'", file, d->name ? d->name : "(null)", name);
         return -1;
     }
+    /* a newer minor's descriptor may be larger: what we know of it; an
+     * older one smaller: its fields, the rest NULL */
+    memset(out, 0, sizeof *out);
+    memcpy(out, d, d->size < sizeof *out ? d->size : sizeof *out);
     return 0;
+}
+
+static void mod_free(up_plugin_mod *m)
+{
+    if (m == NULL)
+        return;
+    free(m->path);
+    free(m->name);
+    free(m);
 }
 
 const upesi_setting *up_plugin_settings(const upesi_plugin *d)
 {
-    if (d->abi_minor < 3 ||
-        d->size < offsetof(upesi_plugin, settings) + sizeof d->settings)
-        return NULL;
-    return d->settings;
+    return d->settings;         /* part of every ABI 2 descriptor */
 }
 
-/* Open <dir>/<name>.so and check its descriptor; no init. */
+/* Open <dir>/<name>.so and check its descriptor into *copy; no init. */
 static lt_dlhandle open_checked(const char *dir, const char *name,
-                                const upesi_plugin **out, char *file,
+                                upesi_plugin *copy, char *file,
                                 size_t filelen, char *err, size_t errlen)
 {
     if (!ltdl_ready) {
@@ -112,13 +130,21 @@ static lt_dlhandle open_checked(const char *dir, const char *name,
         lt_dlclose(h);
         return NULL;
     }
-    if (check_descriptor(file, name, d, err, errlen) != 0) {
+    if (up_plugin_check_descriptor(file, name, d, copy, err, errlen) != 0) {
         lt_dlclose(h);
         return NULL;
     }
-    *out = d;
     return h;
 }
+
+/* Descriptors looked at but not loaded (up_plugin_peek): kept, like their
+ * libraries, until exit. */
+typedef struct peeked {
+    upesi_plugin copy;
+    char *name;
+    struct peeked *next;
+} peeked;
+static peeked *peeks;
 
 const upesi_plugin *up_plugin_peek(const char *dir, const char *name,
                                    char *err, size_t errlen)
@@ -126,12 +152,26 @@ const upesi_plugin *up_plugin_peek(const char *dir, const char *name,
     for (up_plugin_mod *m = loaded; m; m = m->next)
         if (!strcmp(m->name, name))
             return m->desc;
-    char file[4200];
-    const upesi_plugin *d = NULL;
-    /* never closed: the descriptor points into the library */
-    if (open_checked(dir, name, &d, file, sizeof file, err, errlen) == NULL)
+    for (peeked *p = peeks; p; p = p->next)
+        if (!strcmp(p->name, name))
+            return &p->copy;
+    peeked *p = calloc(1, sizeof *p);
+    if (p == NULL || (p->name = strdup(name)) == NULL) {
+        free(p);
+        snprintf(err, errlen, "out of memory");
         return NULL;
-    return d;
+    }
+    char file[4200];
+    /* never closed: the descriptor's pointers point into the library */
+    if (open_checked(dir, name, &p->copy, file, sizeof file, err,
+                     errlen) == NULL) {
+        free(p->name);
+        free(p);
+        return NULL;
+    }
+    p->next = peeks;
+    peeks = p;
+    return &p->copy;
 }
 
 up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
@@ -141,33 +181,32 @@ up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
         if (!strcmp(m->name, name))
             return m;
 
-    char file[4200];
-    const upesi_plugin *d = NULL;
-    lt_dlhandle h = open_checked(dir, name, &d, file, sizeof file, err,
-                                 errlen);
-    if (h == NULL)
-        return NULL;
     up_plugin_mod *m = calloc(1, sizeof *m);
-    if (m == NULL || (m->name = strdup(name)) == NULL ||
-        (m->path = strdup(file)) == NULL) {
-        if (m)
-            free(m->name);
+    if (m == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    char file[4200];
+    lt_dlhandle h = open_checked(dir, name, &m->copy, file, sizeof file, err,
+                                 errlen);
+    if (h == NULL) {
         free(m);
+        return NULL;
+    }
+    if ((m->name = strdup(name)) == NULL || (m->path = strdup(file)) == NULL) {
+        mod_free(m);
         lt_dlclose(h);
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    m->desc = d;
+    m->desc = &m->copy;
     m->handle = h;
-    if (d->init) {
+    if (m->desc->init) {
         char ierr[512] = "";
-        if (d->init(up_api_table(), (upesi_plugin_ref *)m, ierr,
-                    sizeof ierr) != 0) {
+        if (m->desc->init(m, plugin_api, ierr, sizeof ierr) != 0) {
             snprintf(err, errlen, "%s: init failed: %s", file,
                      ierr[0] ? ierr : "(no reason given)");
-            free(m->path);
-            free(m->name);
-            free(m);
+            mod_free(m);
             lt_dlclose(h);
             return NULL;
         }
@@ -179,17 +218,46 @@ up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
     return m;
 }
 
+void up_plugin_set_running(void)
+{
+    loop_running = 1;
+}
+
+void up_plugin_start(up_plugin_mod *mod)
+{
+    if (!loop_running || mod->started)
+        return;
+    mod->started = 1;
+    if (mod->desc->worker_start)
+        mod->desc->worker_start(mod);
+}
+
+int up_plugin_stop_all(void)
+{
+    int n = 0;
+    for (up_plugin_mod *m = loaded; m; m = m->next)
+        if (m->started && m->desc->worker_stop) {
+            m->desc->worker_stop(m);
+            n++;
+        }
+    return n;
+}
+
 void up_plugin_unload_all(void)
 {
     while (loaded) {
         up_plugin_mod *m = loaded;
         loaded = m->next;
         if (m->desc->fini)
-            m->desc->fini();
+            m->desc->fini(m);
         lt_dlclose(m->handle);
-        free(m->path);
-        free(m->name);
-        free(m);
+        mod_free(m);
+    }
+    while (peeks) {
+        peeked *p = peeks;
+        peeks = p->next;
+        free(p->name);
+        free(p);
     }
     if (ltdl_ready)
         lt_dlexit();

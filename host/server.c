@@ -15,7 +15,6 @@
 #include "server.h"
 #include "session.h"
 
-up_server *up_the_server;
 
 static void on_connection(uv_stream_t *listener, int status)
 {
@@ -85,7 +84,6 @@ int up_server_listen(up_server *srv, uv_loop_t *loop, up_config *cfg)
                             sizeof *srv->listeners);
     if (srv->listeners == NULL)
         return -1;
-    up_the_server = srv;
     for (size_t i = 0; i < cfg->n_listen; i++) {
         if (bind_one(srv, &srv->listeners[i], &cfg->listen[i],
                      on_connection) != 0)

@@ -26,8 +26,6 @@ typedef struct up_server {
                                    buffer at once                          */
 } up_server;
 
-extern up_server *up_the_server;
-
 /* Bind and listen on every address of cfg->listen.  0 or -1 (logged). */
 int up_server_listen(up_server *srv, uv_loop_t *loop, up_config *cfg);
 /* Swap in a new generation. */

@@ -280,6 +280,7 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
                 up_stats_add("Upesi.Reload.Failed", 1);
                 break;
             }
+            up_config_commit(next);
             up_config_unref(current);
             current = next;
             up_log_set_level(current->log_level);

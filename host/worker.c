@@ -94,6 +94,7 @@ static void on_reload(uv_signal_t *handle, int signum)
     up_dns_configure(&(up_dns_settings){ cfg->dns_servers, cfg->dns_timeout,
                                          cfg->dns_cache_size });
     up_server_reload(&server, cfg);
+    up_config_commit(cfg);
     up_config_unref(cfg);
     up_log(NULL, UPESI_LOG_NOTICE, "reload done");
 }
@@ -150,7 +151,7 @@ static void stop_plugins(uv_loop_t *loop)
     if (!server.stopping)
         return;                 /* only a stop stops the loop */
     uv_timer_stop(&shutdown_timer);
-    if (up_api_worker_stopping() == 0 || stop_now ||
+    if (up_plugin_stop_all() == 0 || stop_now ||
         up_api_watches_open() == 0)
         return;
     uv_check_init(loop, &stop_check);
@@ -217,7 +218,12 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
     uv_signal_start(&sig_int, on_term, SIGINT);
     up_log(NULL, UPESI_LOG_INFO, "worker %d started (pid %d)", index,
            (int)getpid());
-    up_api_worker_started();    /* plugins' background work */
+    /* plugins' background work: the generation was committed in the
+     * supervisor before the fork */
+    up_api_set_loop(loop);
+    up_plugin_set_running();
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        up_plugin_start(cfg->plugins[i].mod);
     uv_run(loop, UV_RUN_DEFAULT);
     stop_plugins(loop);
     up_dns_shutdown();

@@ -1,31 +1,50 @@
 /*
- * upesi/plugin.h - the plugin ABI of the upesi SMTP host.
+ * upesi/plugin.h - the plugin ABI of the upesi SMTP host (ABI 2).
  *
  * This is the only header a plugin includes.  A plugin is a shared object
- * that exports one symbol, `upesi_plugin_descriptor`, a descriptor (struct upesi_plugin)
- * built with UPESI_PLUGIN_HEADER.  The host checks the descriptor's magic,
- * ABI major and minor before it calls anything, and refuses the file with a
- * message naming the plugin's ABI and its own.
+ * that exports one symbol, `upesi_plugin_descriptor`, a descriptor (struct
+ * upesi_plugin) built with UPESI_PLUGIN_HEADER or UPESI_PLUGIN_HEADER_NEEDS.
+ * The host checks the descriptor's magic, ABI major and minor before it
+ * calls anything, and refuses the file with a message naming the file, the
+ * plugin's ABI and its own.
  *
- * Versioning (see docs/plugins.md):
+ * Versioning (docs/plugins.md has the history):
+ *   - the descriptor says the ABI major it was built for and the LOWEST
+ *     minor it needs (UPESI_PLUGIN_HEADER: 0, UPESI_PLUGIN_HEADER_NEEDS(m):
+ *     m).  Building against a newer header does not raise it.  A host
+ *     M.n loads it when M is its own major and n >= the minor needed.
  *   - a minor version only appends: new functions at the end of
- *     struct upesi_api, new fields at the end of host-owned structs, new hook
- *     slots within UPESI_HOOK_SLOTS.  A plugin built for M.m loads in a host
- *     M.n with n >= m.
- *   - a major version may change anything; a host loads only its own major.
- *   - a plugin that wants to run on an older minor tests api->abi_minor
- *     before it calls a function added later (Redis modules do likewise).
+ *     struct upesi_api, new fields at the end of host-owned structs and of
+ *     the descriptor, new hook slots within UPESI_HOOK_SLOTS.  The host
+ *     reads the descriptor's `size` bytes and zero-fills the rest, so an
+ *     older plugin's smaller descriptor loads.
+ *   - a plugin that uses a call newer than the minor it declares tests it
+ *     first with UPESI_API_SUPPORTED(api, call) (Redis modules'
+ *     RMAPI_FUNC_SUPPORTED): false on a host that lacks it.
+ *
+ * Context: every plugin gets its own handle, upesi_ctx, at init (like a
+ * RedisModuleCtx).  Calls made outside a hook (logging, statistics,
+ * timers, work, watches, DNS from a timer) take it, and the host knows
+ * from it which plugin speaks: every log line carries the plugin's name.
+ * In a hook, api->ctx(call) gives the same handle; calls about the session
+ * take the call.
+ *
+ * Errors: every call that can fail returns 0 (or a count) on success and a
+ * negative errno on failure; api->strerror names it.  Calls that return a
+ * pointer return NULL on failure, as documented per call.
  *
  * Threading: every call into the API happens on the worker's event loop
- * thread, from a hook handler, a config callback, or a completion the host
- * invoked.  The only exception is the `work` function of api->queue_work,
- * which runs on a pool thread and must not call the API at all, except the
- * durable-file functions of ABI 1.2 (file_write, file_commit, dir_make,
- * dir_sync), which are thread-safe and meant for it.
+ * thread, from a hook handler, a descriptor callback, or a completion the
+ * host invoked.  The only exception is the `work` function of
+ * api->queue_work, which runs on a pool thread and must not call the API
+ * at all, except the durable-file functions (file_write, file_commit,
+ * dir_make, dir_sync), which are thread-safe and meant for it.
  *
- * Memory: strings the host returns belong to the host and stay valid for the
- * duration of the hook call (connection strings: for the whole connection).
- * Strings passed to the host are copied.
+ * Memory: strings the host returns belong to the host and stay valid for
+ * the duration of the hook call (connection strings: for the whole
+ * connection).  Strings passed to the host are copied.  A buffer the host
+ * hands over (config_path, spool_envelope) is the plugin's, freed with
+ * api->free.
  */
 #ifndef UPESI_PLUGIN_H
 #define UPESI_PLUGIN_H
@@ -40,13 +59,10 @@
 extern "C" {
 #endif
 
-#define UPESI_ABI_MAJOR 1
-#define UPESI_ABI_MINOR 3              /* 1: async DNS (dns_lookup ...);
-                                          2: durable files (file_write,
-                                          file_commit, dir_make, dir_sync),
-                                          on_worker_stop, spool_envelope;
-                                          3: settings tables (the
-                                          descriptor's settings) */
+#define UPESI_ABI_MAJOR 2
+#define UPESI_ABI_MINOR 0              /* 2.0: the plugin context, one error
+                                          convention, generations adopted
+                                          on commit (docs/plugins.md) */
 #define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
 
 /* The symbol the host looks up in every plugin. */
@@ -80,7 +96,7 @@ typedef enum upesi_hook {
     UPESI_HOOK_DISCONNECT,       /* connection closes (verdict ignored)      */
     UPESI_HOOK_UNRECOGNIZED,     /* a command the host does not know         */
     UPESI_HOOK_VRFY,             /* VRFY with vrfy = 1 (all CONT: 252)       */
-    UPESI_HOOK_AUTH,             /* ABI 1.1: AUTH credentials (RFC 4954):
+    UPESI_HOOK_AUTH,             /* AUTH credentials (RFC 4954):
                                     OK 235, DENY or all CONT 535 5.7.8,
                                     DENYSOFT 454 4.7.0; see auth_user     */
     UPESI_HOOK_COUNT
@@ -122,8 +138,10 @@ typedef enum upesi_scope {
  * then it is ignored and harmless). */
 typedef struct upesi_call upesi_call;
 
-/* A plugin's registration in the host, handed to init and config callbacks. */
-typedef struct upesi_plugin_ref upesi_plugin_ref;
+/* A plugin's own handle in the host (RedisModuleCtx): handed to init and
+ * the descriptor's callbacks, and given by api->ctx(call) in a hook.  Valid
+ * for the life of the process. */
+typedef struct upesi_ctx upesi_ctx;
 
 /* ---------------------------------------------------------------------- */
 /* The connection, as plugins see it (host-owned, read-only; minor versions
@@ -145,7 +163,7 @@ typedef struct upesi_conn_info {
                                     PIPELINING, before a reply              */
     int authenticated;           /* 1 after a successful AUTH                */
     const char *auth_user;
-    int submission;              /* ABI 1.1: accepted on a submission_listen
+    int submission;              /* accepted on a submission_listen
                                     address (MAIL needs AUTH first)         */
 } upesi_conn_info;
 
@@ -160,7 +178,7 @@ typedef void (*upesi_timer_fn)(void *arg);
 typedef void (*upesi_work_fn)(void *arg);          /* on a pool thread */
 typedef void (*upesi_done_fn)(void *arg, int status);
 
-/* -- DNS (ABI 1.1) ----------------------------------------------------- */
+/* -- DNS -------------------------------------------------------------- */
 
 /* Record types a plugin may ask for: the DNS type numbers (RFC 1035). */
 typedef enum upesi_dns_type {
@@ -211,7 +229,7 @@ typedef struct upesi_dns_query upesi_dns_query;
  * exactly once per query unless the query was cancelled (then never). */
 typedef void (*upesi_dns_fn)(const upesi_dns_answer *answer, void *arg);
 
-/* -- message actions (ABI 1.1): what happens to the message after
+/* -- message actions: what happens to the message after
  *    data_post.  One host service, so that mail_rules, Lua scripts and
  *    third-party plugins act through the same calls (docs/plugins.md). */
 typedef enum upesi_action {
@@ -229,7 +247,7 @@ typedef enum upesi_action {
     UPESI_ACTION_TAG             /* arg: "Name: value", a header added      */
 } upesi_action;
 
-/* -- plugin I/O on the worker's loop (ABI 1.1) ---------------------------- */
+/* -- plugin I/O on the worker's loop ---------------------------------- */
 
 /* Events for fd_watch: what to wait for, and what fn is told happened.
  * UPESI_WATCH_ERROR is only ever passed to fn (a poll error: the plugin
@@ -242,11 +260,6 @@ typedef enum upesi_action {
 typedef struct upesi_watch upesi_watch;
 typedef void (*upesi_watch_fn)(upesi_watch *watch, int events, void *arg);
 
-/* Runs in each worker process once its loop runs, before any session. */
-typedef void (*upesi_start_fn)(void *arg);
-/* Runs in each worker process that stops gracefully (see on_worker_stop). */
-typedef void (*upesi_stop_fn)(void *arg);
-
 /* A control-socket answer being written (see control_register). */
 typedef struct upesi_control upesi_control;
 typedef void (*upesi_control_fn)(const char *args, upesi_control *out,
@@ -255,13 +268,57 @@ typedef void (*upesi_control_fn)(const char *args, upesi_control *out,
 struct upesi_api {
     uint16_t abi_major;
     uint16_t abi_minor;
-    size_t size;                 /* sizeof(struct upesi_api) in the host */
+    size_t size;                 /* sizeof(struct upesi_api) in the host:
+                                    UPESI_API_SUPPORTED reads it */
 
-    /* -- logging: one line, prefixed with the session id when call is set */
-    void (*log)(upesi_call *call, upesi_log_level level, const char *fmt, ...)
+    /* -- errors and memory ------------------------------------------------ */
+
+    /* The text of a negative errno any call returned ("No such file or
+     * directory"); never NULL (an unknown code gives "Unknown error N"). */
+    const char *(*strerror)(int err);
+    /* Free a buffer the host handed over (config_path, spool_envelope). */
+    void (*free)(void *ptr);
+
+    /* -- the plugin's context --------------------------------------------- */
+
+    /* The context of the plugin a hook call belongs to (the one init got).
+     * NULL for NULL. */
+    upesi_ctx *(*ctx)(upesi_call *call);
+    /* The plugin's name, as in conf/plugins. */
+    const char *(*plugin_name)(upesi_ctx *ctx);
+    /* This plugin's settings in the generation committed last (what
+     * config_commit was handed), NULL before the first commit or for a
+     * plugin without config_new.  In a hook use api->config(call): the
+     * session's generation, which may be older. */
+    void *(*settings)(upesi_ctx *ctx);
+    /* A plugin's place in conf/plugins, for config_check ("directory must
+     * run before deny_groups"): the 0-based index of plugin `name` in the
+     * generation being loaded (outside loading: the committed one), or
+     * -ENOENT if it is not listed. */
+    int (*plugin_position)(upesi_ctx *ctx, const char *name);
+    /* A hook's name as conf/ and the docs write it ("connect", "helo",
+     * "data_post" ...), NULL for a slot that is no hook.  hook_find is the
+     * reverse: the hook, or -ENOENT. */
+    const char *(*hook_name)(upesi_hook hook);
+    int (*hook_find)(const char *name);
+
+    /* -- logging: one line, "<plugin>: text" (the host writes the name) --- */
+
+    void (*log)(upesi_ctx *ctx, upesi_log_level level, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-    void (*vlog)(upesi_call *call, upesi_log_level level, const char *fmt,
+    void (*vlog)(upesi_ctx *ctx, upesi_log_level level, const char *fmt,
                  va_list ap);
+    /* In a hook: the line also carries the session id.  A NULL or
+     * abandoned call logs without it. */
+    void (*log_call)(upesi_call *call, upesi_log_level level,
+                     const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+    void (*vlog_call)(upesi_call *call, upesi_log_level level,
+                      const char *fmt, va_list ap);
+
+    /* -- statistics: counters by name, summed across workers ------------- */
+    void (*stat_add)(upesi_ctx *ctx, const char *name, long long delta);
+    void (*stat_set)(upesi_ctx *ctx, const char *name, long long value);
 
     /* -- the verdict's reply: code 0 or enhanced/text NULL = hook default.
      *    text may be multi-line ('\n' separates lines). */
@@ -273,9 +330,8 @@ struct upesi_api {
      * after it the plugin must not touch call again, not even resume. */
     void (*on_cancel)(upesi_call *call, upesi_cancel_fn fn, void *arg);
 
-    /* -- what the call is about */
+    /* -- what the call is about ------------------------------------------ */
     upesi_hook (*hook)(upesi_call *call);
-    const char *(*plugin_name)(upesi_call *call);
     void *(*config)(upesi_call *call);     /* this plugin's settings, as of
                                               the session's config generation */
     const upesi_conn_info *(*conn)(upesi_call *call);
@@ -289,15 +345,17 @@ struct upesi_api {
      * NULL if absent.  Keywords are case-insensitive. */
     const char *(*param)(upesi_call *call, const char *keyword);
 
-    /* -- the transaction */
+    /* -- the transaction ------------------------------------------------- */
     const char *(*sender)(upesi_call *call);       /* NULL before MAIL */
     size_t (*rcpt_count)(upesi_call *call);        /* accepted so far */
     const char *(*rcpt)(upesi_call *call, size_t index);
     const char *(*queue_id)(upesi_call *call);     /* NULL before DATA */
-    /* does the address's domain belong to local_domains? */
+    /* does the address's domain belong to local_domains? 1 or 0 */
     int (*is_local_domain)(upesi_call *call, const char *address);
 
-    /* -- notes: small key/value stores plugins use to talk to each other */
+    /* -- notes: small key/value stores plugins use to talk to each other.
+     *    note_set, note_set_int: 0, -EINVAL (NULL key or value, abandoned
+     *    call), -ENOMEM. */
     int (*note_set)(upesi_call *call, upesi_scope scope, const char *key,
                     const char *value);
     const char *(*note_get)(upesi_call *call, upesi_scope scope,
@@ -309,150 +367,53 @@ struct upesi_api {
 
     /* -- the message (data_post and queue).  The stored message is the
      *    host's Received header, then headers added by plugins, then the
-     *    data as received (dot-unstuffed, CRLF line ends). */
+     *    data as received (dot-unstuffed, CRLF line ends).
+     *    header_add: 0, -EINVAL (NULL name or value, abandoned call),
+     *    -ENOMEM, -EIO. */
     int (*header_add)(upesi_call *call, const char *name, const char *value);
-    off_t (*message_size)(upesi_call *call);
-    /* pread-like: bytes read, 0 at the end, negative errno on error */
-    ssize_t (*message_read)(upesi_call *call, off_t offset, void *buf,
-                            size_t len);
-
-    /* -- statistics: counters by name, summed across workers */
-    void (*stat_add)(const char *name, long long delta);
-    void (*stat_set)(const char *name, long long value);
-
-    /* -- blocking work off the loop (disk, fsync): work runs on a pool
-     *    thread, done on the loop.  status is 0, or negative errno if the
-     *    host could not run work. */
-    int (*queue_work)(upesi_work_fn work, upesi_done_fn done, void *arg);
-
-    /* -- configuration helpers, for config_set callbacks */
-    /* a path relative to the configuration directory made absolute;
-     * returns a malloc'd string the plugin frees */
-    char *(*config_path)(const char *path);
-    /* the host's spool directory (smtp.ini spool_dir) */
-    const char *(*spool_dir)(void);
-    /* the host's name (smtp.ini hostname) */
-    const char *(*hostname)(void);
-
-    /* -- one-shot timers on the loop.  The timer is freed by the host after
-     *    fn ran; timer_stop frees a timer that has not fired (and must not be
-     *    called after it fired). */
-    upesi_timer *(*timer_start)(uint64_t ms, upesi_timer_fn fn, void *arg);
-    void (*timer_stop)(upesi_timer *timer);
-
-    /* -- ABI 1.1: asynchronous DNS (c-ares on the loop; smtp.ini
-     *    dns_servers, dns_timeout, dns_cache_size).  Answers are cached by
-     *    TTL, negative answers included; identical queries in flight are
-     *    sent once.  Check api->abi_minor >= 1 before calling these.
-     *
-     *    A query is tied to the session of `call`: the host cancels it
-     *    when the session ends, so its callback never runs after that.  A
-     *    plugin whose handler returned PENDING cancels its own queries in
-     *    its on_cancel callback.  call may be NULL (init, timers): the query
-     *    then belongs to no session and only dns_cancel stops it.
-     *    Returns NULL (and fn never runs) for a bad type or name, an
-     *    abandoned call or a session that is closing, or out of memory.
-     *    For PTR, name may be an IP address: the host asks for its
-     *    in-addr.arpa / ip6.arpa name. */
-    upesi_dns_query *(*dns_lookup)(upesi_call *call, int type,
-                                   const char *name, upesi_dns_fn fn,
-                                   void *arg);
-    /* Forget a query: its callback will not run.  Must not be called after
-     * the callback ran (like timer_stop). */
-    void (*dns_cancel)(upesi_dns_query *query);
-    /* The connecting client's name: PTR, then forward-confirmed (an A or
-     * AAAA of the name holds the client's address).  Looked up once per
-     * session, on the first request; later requests get the same answer.
-     * The answer's type is UPESI_DNS_PTR: OK with the name as records[0]
-     * (count 1); NXDOMAIN when there is no PTR or no name that confirms;
-     * TIMEOUT or ERROR when the lookups failed.  Same lifetime rules as
-     * dns_lookup; call must belong to a session. */
-    upesi_dns_query *(*reverse_name)(upesi_call *call, upesi_dns_fn fn,
-                                     void *arg);
-    /* The DNS list name of an address: "192.0.2.7" + "bl.example" gives
-     * "7.2.0.192.bl.example", an IPv6 address gives its 32 nibbles
-     * (RFC 5782); zone NULL gives the in-addr.arpa / ip6.arpa name.
-     * Returns 0, or -1 when ip is not an address or out is too small. */
-    int (*dns_ip_name)(const char *ip, const char *zone, char *out,
-                       size_t outlen);
-
-    /* -- ABI 1.1: a plugin's place in conf/plugins, for config_check
-     *    ("directory must run before deny_groups"): the 0-based index of
-     *    plugin `name` in the generation being loaded (outside loading: the
-     *    current one), or -1 if it is not listed. */
-    int (*plugin_position)(const char *name);
-
-    /* -- ABI 1.1: message actions (data_post only; -EINVAL elsewhere).
-     *    TAG and COPY_TO take effect at once.  The others set the message's
-     *    disposition, which the host carries out when the data_post chain
-     *    has ended without a denial: REJECT > QUARANTINE > HOLD > DROP >
-     *    deliver (the strongest asked for wins), and JOURNAL in addition
-     *    to any of them but REJECT.  Quarantine, journal and hold files are
-     *    written in the spool format and made durable (fsync, rename,
-     *    fsync of the directory) off the loop before the client's 250; a
-     *    write error answers 451 4.3.0 and nothing is delivered.
-     *    Returns 0, or -EINVAL (unknown action, bad arg, wrong hook, a
-     *    cancelled call), -ENOSPC (COPY_TO past the recipient limit),
-     *    -ENOMEM.  COPY_TO of an address already in the envelope is 0. */
-    int (*message_action)(upesi_call *call, upesi_action action,
-                          const char *arg);
-
-    /* -- ABI 1.1: descriptor I/O on the worker's loop (uv_poll), so a
-     *    plugin can speak a protocol itself (queue_forward's SMTP client).
-     *    The plugin owns fd: it makes it non-blocking, reads and writes
-     *    it, and closes it after fd_unwatch.  fn runs on the loop with the
-     *    events that are ready (UPESI_WATCH_READ|WRITE, or
-     *    UPESI_WATCH_ERROR); it may call fd_watch_update or fd_unwatch on
-     *    its own watch.  Only in a worker (from a hook, a timer, a
-     *    worker-start callback): NULL before the loop runs, for a bad fd,
-     *    a descriptor already watched, or out of memory. */
-    upesi_watch *(*fd_watch)(int fd, int events, upesi_watch_fn fn,
-                             void *arg);
-    /* What to wait for from now on (0 = nothing, the watch stays).
-     * 0 or a negative errno. */
-    int (*fd_watch_update)(upesi_watch *watch, int events);
-    /* Stop watching and free the watch (fn never runs again); safe from
-     * inside fn.  The plugin closes fd after this, never before. */
-    void (*fd_unwatch)(upesi_watch *watch);
-    /* -- ABI 1.1: fn(arg) runs in every worker process once its loop
-     *    runs, before the first session: where a plugin starts background
-     *    work (timers, a queue runner).  init runs in the supervisor,
-     *    before the fork, where there is no loop.  Call from init.
-     *    0, or -ENOMEM. */
-    int (*on_worker_start)(upesi_start_fn fn, void *arg);
-    /* -- ABI 1.1: a command on the control socket (`upesi -c DIR
-     *    <command> [args]` for the commands main knows, or any client that
-     *    writes "command args\n").  fn runs on the loop of whichever
-     *    worker accepted the connection, so the answer must not depend on
-     *    that worker's memory alone (read the disk, or kick work that every
-     *    worker notices).  It writes its answer with control_write; the
-     *    host closes the connection when fn returns.  Call from init.
-     *    0, -EINVAL (bad name: one word under 32 bytes), -ENOSPC. */
-    int (*control_register)(const char *command, upesi_control_fn fn,
-                            void *arg);
-    void (*control_write)(upesi_control *out, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-
-    /* -- ABI 1.1: the message's header fields (data_post and queue; before
-     *    the data there are none).  The fields are those of the stored
-     *    message: the host's Received, the ones added with header_add,
-     *    then the data's own header section.
-     *    header_get: the index'th (0-based) field named name,
-     *    case-insensitive, its value unfolded (line ends of folded lines
-     *    dropped, leading and trailing white space trimmed); name NULL:
-     *    the index'th field of any name, as "Name: value".  NULL when there
-     *    is no such field.  The string is the host's and lives until the
-     *    next header_add or header_remove, or the end of the hook call. */
+    /* header_get: the index'th (0-based) field named name,
+     * case-insensitive, its value unfolded (line ends of folded lines
+     * dropped, leading and trailing white space trimmed); name NULL: the
+     * index'th field of any name, as "Name: value".  NULL when there is no
+     * such field.  The fields are those of the stored message: the host's
+     * Received, the ones added with header_add, then the data's own header
+     * section.  The string is the host's and lives until the next
+     * header_add or header_remove, or the end of the hook call. */
     const char *(*header_get)(upesi_call *call, const char *name,
                               size_t index);
     /* Remove every field named name (case-insensitive) from the stored
      * message: message_read and message_size no longer see it.  Returns
-     * how many were removed (0: none), or a negative errno. */
+     * how many were removed (0: none), or -EINVAL, -ENOMEM, -EIO. */
     int (*header_remove)(upesi_call *call, const char *name);
+    /* bytes of the stored message; 0 outside data_post and queue */
+    off_t (*message_size)(upesi_call *call);
+    /* pread-like: bytes read, 0 at the end, or a negative errno */
+    ssize_t (*message_read)(upesi_call *call, off_t offset, void *buf,
+                            size_t len);
+    /* Message actions (data_post only; -EINVAL elsewhere).  TAG and
+     * COPY_TO take effect at once.  The others set the message's
+     * disposition, which the host carries out when the data_post chain has
+     * ended without a denial: REJECT > QUARANTINE > HOLD > DROP > deliver
+     * (the strongest asked for wins), and JOURNAL in addition to any of
+     * them but REJECT.  Quarantine, journal and hold files are written in
+     * the spool format and made durable (fsync, rename, fsync of the
+     * directory) off the loop before the client's 250; a write error
+     * answers 451 4.3.0 and nothing is delivered.  Returns 0, or -EINVAL
+     * (unknown action, bad arg, wrong hook, a cancelled call), -ENOSPC
+     * (COPY_TO past the recipient limit), -ENOMEM.  COPY_TO of an address
+     * already in the envelope is 0. */
+    int (*message_action)(upesi_call *call, upesi_action action,
+                          const char *arg);
+    /* The envelope of the call's transaction as a spool file begins
+     * (docs/spool-format.md, version 1): every "Key: value" line and the
+     * empty line after them, in a buffer the plugin frees with api->free;
+     * arrival time is now.  0; -EINVAL with *bad_key naming the field when
+     * a value holds CR or LF, or when the call has no transaction (no MAIL
+     * yet); -ENOMEM. */
+    int (*spool_envelope)(upesi_call *call, char **out, size_t *out_len,
+                          const char **bad_key);
 
-    /* -- ABI 1.1: SMTP AUTH (RFC 4954; docs/auth.md).  Check that
-     *    api->size covers a function before calling it (a host of an
-     *    earlier 1.1 lacks them).
+    /* -- SMTP AUTH (RFC 4954; docs/auth.md).
      *    ehlo_extension: from a helo handler, one more line of this
      *    session's EHLO reply, as "KEYWORD params" ("AUTH PLAIN LOGIN").
      *    Printable ASCII, at most 200 bytes, keyword letters, digits and
@@ -470,15 +431,103 @@ struct upesi_api {
     const char *(*auth_user)(upesi_call *call);
     const char *(*auth_password)(upesi_call *call);
 
-    /* -- ABI 1.2: durable files, the host's own recipe (docs/spool-format.md,
-     *    the message actions): create <spool_dir>/tmp/<name> with
+    /* -- the host's settings ---------------------------------------------- */
+    /* A path relative to the configuration directory made absolute (the
+     * generation being loaded while config callbacks run, else the
+     * committed one), in a buffer freed with api->free; NULL for NULL or
+     * out of memory. */
+    char *(*config_path)(upesi_ctx *ctx, const char *path);
+    /* smtp.ini spool_dir and hostname, of the same generation */
+    const char *(*spool_dir)(upesi_ctx *ctx);
+    const char *(*hostname)(upesi_ctx *ctx);
+
+    /* -- work on and off the loop (in a worker: from a hook, a timer,
+     *    worker_start; NULL/-EAGAIN in the supervisor, which has no loop) */
+
+    /* Blocking work off the loop (disk, fsync): work runs on a pool thread,
+     * done on the loop with status 0, or a negative errno if the host could
+     * not run work.  0, or -ENOMEM, -EAGAIN (no loop). */
+    int (*queue_work)(upesi_ctx *ctx, upesi_work_fn work, upesi_done_fn done,
+                      void *arg);
+    /* One-shot timers on the loop.  The timer is freed by the host after
+     * fn ran; timer_stop frees a timer that has not fired (and must not be
+     * called after it fired).  NULL for fn NULL, no loop, out of memory. */
+    upesi_timer *(*timer_start)(upesi_ctx *ctx, uint64_t ms, upesi_timer_fn fn,
+                                void *arg);
+    void (*timer_stop)(upesi_timer *timer);
+    /* Descriptor I/O on the loop (uv_poll), so a plugin can speak a
+     * protocol itself (queue_forward's SMTP client).  The plugin owns fd:
+     * it makes it non-blocking, reads and writes it, and closes it after
+     * fd_unwatch.  fn runs on the loop with the events that are ready
+     * (UPESI_WATCH_READ|WRITE, or UPESI_WATCH_ERROR); it may call
+     * fd_watch_update or fd_unwatch on its own watch.  NULL for no loop, a
+     * bad fd, a descriptor already watched, or out of memory. */
+    upesi_watch *(*fd_watch)(upesi_ctx *ctx, int fd, int events,
+                             upesi_watch_fn fn, void *arg);
+    /* What to wait for from now on (0 = nothing, the watch stays).
+     * 0 or a negative errno. */
+    int (*fd_watch_update)(upesi_watch *watch, int events);
+    /* Stop watching and free the watch (fn never runs again); safe from
+     * inside fn.  The plugin closes fd after this, never before. */
+    void (*fd_unwatch)(upesi_watch *watch);
+
+    /* -- the control socket: a command (`upesi -c DIR <command> [args]`
+     *    for the commands main knows, or any client that writes
+     *    "command args\n").  fn runs on the loop of whichever worker
+     *    accepted the connection, so the answer must not depend on that
+     *    worker's memory alone (read the disk, or kick work that every
+     *    worker notices).  It writes its answer with control_write; the
+     *    host closes the connection when fn returns.  Call from init.
+     *    0, -EINVAL (bad name: one word under 32 bytes), -EEXIST, -ENOSPC,
+     *    -ENOMEM. */
+    int (*control_register)(upesi_ctx *ctx, const char *command,
+                            upesi_control_fn fn, void *arg);
+    void (*control_write)(upesi_control *out, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+    /* -- asynchronous DNS (c-ares on the loop; smtp.ini dns_servers,
+     *    dns_timeout, dns_cache_size).  Answers are cached by TTL, negative
+     *    answers included; identical queries in flight are sent once.
+     *
+     *    With a call, the query is tied to its session: the host cancels it
+     *    when the session ends, so its callback never runs after that.  A
+     *    plugin whose handler returned PENDING cancels its own queries in
+     *    its on_cancel callback.  call NULL (a timer, a runner): the query
+     *    belongs to no session and only dns_cancel stops it.
+     *    Returns NULL (and fn never runs) for a bad type or name, an
+     *    abandoned call or a session that is closing, no loop, or out of
+     *    memory.  For PTR, name may be an IP address: the host asks for its
+     *    in-addr.arpa / ip6.arpa name. */
+    upesi_dns_query *(*dns_lookup)(upesi_ctx *ctx, upesi_call *call, int type,
+                                   const char *name, upesi_dns_fn fn,
+                                   void *arg);
+    /* Forget a query: its callback will not run.  Must not be called after
+     * the callback ran (like timer_stop). */
+    void (*dns_cancel)(upesi_dns_query *query);
+    /* The connecting client's name: PTR, then forward-confirmed (an A or
+     * AAAA of the name holds the client's address).  Looked up once per
+     * session, on the first request; later requests get the same answer.
+     * The answer's type is UPESI_DNS_PTR: OK with the name as records[0]
+     * (count 1); NXDOMAIN when there is no PTR or no name that confirms;
+     * TIMEOUT or ERROR when the lookups failed.  Same lifetime rules as
+     * dns_lookup; call must belong to a session. */
+    upesi_dns_query *(*reverse_name)(upesi_call *call, upesi_dns_fn fn,
+                                     void *arg);
+    /* The DNS list name of an address: "192.0.2.7" + "bl.example" gives
+     * "7.2.0.192.bl.example", an IPv6 address gives its 32 nibbles
+     * (RFC 5782); zone NULL gives the in-addr.arpa / ip6.arpa name.
+     * 0, -EINVAL (ip is not an address), -ENOSPC (out is too small). */
+    int (*dns_ip_name)(const char *ip, const char *zone, char *out,
+                       size_t outlen);
+
+    /* -- durable files, the host's own recipe (docs/spool-format.md, the
+     *    message actions): create <spool_dir>/tmp/<name> with
      *    open(O_CREAT|O_EXCL|O_WRONLY|O_CLOEXEC, 0600), file_write it whole,
      *    file_commit it into place, then dir_sync the directory it went to,
      *    once for every file renamed there (group commit).
      *    Unlike the rest of the API these are thread-safe and keep no
      *    state: call them from anywhere, the work function of queue_work
-     *    included.  They never log.  Check api->abi_minor >= 2 (or that
-     *    api->size covers them) before calling them.
+     *    included.  They never log.
      *    file_write: writev until every byte of iov[0..iovcnt) is written,
      *    retrying EINTR and short writes; iov is not changed.
      *    0 or a negative errno (-ENOSPC, -EDQUOT, -EIO ...). */
@@ -501,46 +550,18 @@ struct upesi_api {
      * durable.  0 or a negative errno. */
     int (*dir_sync)(const char *path);
 
-    /* -- ABI 1.2: fn(arg) runs in every worker process that stops
-     *    (SIGTERM or SIGINT, as the supervisor passes them on): after its
-     *    listeners are closed and its sessions are done or the drain
-     *    deadline (30 s) passed, on the worker's loop, before the process
-     *    exits.  Callbacks run in the order they were registered.  Where a
-     *    plugin says goodbye: QUIT to the connections it keeps, stop its
-     *    timers, start nothing new.  fn must not block, but it may start
-     *    short non-blocking work (write QUIT, wait for the 221): after the
-     *    callbacks the host runs the loop on until no descriptor watch
-     *    (fd_watch) is left or 1 s passed, then the process exits and the
-     *    kernel closes what is still open.  Timers fire meanwhile but do
-     *    not hold the exit; sessions still open past the deadline may
-     *    still run hooks.  After a second SIGTERM (stop now) the callbacks
-     *    still run but the host does not wait.  Never runs after a crash
-     *    or SIGKILL, nor in the supervisor (fini runs there, in no
-     *    worker).  Call from init.  0, -EINVAL (fn NULL), or
-     *    -ENOMEM.  Test api->abi_minor >= 2 first if the plugin should
-     *    also load in a 1.1 host. */
-    int (*on_worker_stop)(upesi_stop_fn fn, void *arg);
-
-    /* -- ABI 1.2: the envelope of the call's transaction as a spool file
-     *    begins (docs/spool-format.md, version 1): every "Key: value" line
-     *    and the empty line after them, in a buffer the plugin frees with
-     *    free(); arrival time is now.  The host writes its own quarantine,
-     *    journal and hold files with the same builder, so every file in
-     *    that format has the same envelope.  0; -EINVAL with *bad_key
-     *    naming the field when a value holds CR or LF, or when the call
-     *    has no transaction (no MAIL yet); -ENOMEM.  On the loop only. */
-    int (*spool_envelope)(upesi_call *call, char **out, size_t *out_len,
-                          const char **bad_key);
+    /* ABI 2.1 and later append here. */
 };
 
-/* Feature test for the durable-file functions (present from ABI 1.2). */
-#define UPESI_API_DURABLE_FILES_MINOR 2
-
-/* Feature test for plugin_position (present from ABI 1.1). */
-#define UPESI_API_PLUGIN_POSITION_MINOR 1
+/* Does this host have api call `fn`?  False on a host whose table ends
+ * before fn (an older minor) or leaves it NULL.  A plugin tests every call
+ * newer than the minor its descriptor declares before it calls it. */
+#define UPESI_API_SUPPORTED(api, fn)                                         \
+    ((api)->size >= offsetof(struct upesi_api, fn) + sizeof((api)->fn) &&    \
+     (api)->fn != NULL)
 
 /* ---------------------------------------------------------------------- */
-/* Settings tables (ABI 1.3)                                              */
+/* Settings tables                                                        */
 
 /* A plugin describes the keys at the top of its <name>.ini in a table, as
  * nginx modules do with ngx_command_t; smtp.ini is described the same way
@@ -625,45 +646,91 @@ typedef upesi_verdict (*upesi_hook_fn)(upesi_call *call);
 typedef struct upesi_plugin {
     uint32_t magic;              /* UPESI_PLUGIN_MAGIC                      */
     uint16_t abi_major;          /* UPESI_ABI_MAJOR at build time           */
-    uint16_t abi_minor;          /* UPESI_ABI_MINOR at build time           */
-    uint32_t size;               /* sizeof(struct upesi_plugin)             */
+    uint16_t abi_minor;          /* the lowest host minor the plugin needs  */
+    uint32_t size;               /* sizeof(struct upesi_plugin) at build
+                                    time; the host reads no further         */
     const char *name;            /* must match the name in conf/plugins     */
     const char *version;
 
-    /* Once per process, after loading.  Return 0, or -1 with a message in
-     * err.  The api pointer stays valid for the life of the process. */
-    int (*init)(const upesi_api *api, upesi_plugin_ref *self, char *err,
+    /* Once per process that loads the plugin (the supervisor at start and
+     * at a reload that adds it, a worker at a reload that adds it), before
+     * any other callback.  ctx and api stay valid for the life of the
+     * process: keep them.  Return 0, or -1 with a message in err. */
+    int (*init)(upesi_ctx *ctx, const upesi_api *api, char *err,
                 size_t errlen);
     /* Once per process, at exit. */
-    void (*fini)(void);
+    void (*fini)(upesi_ctx *ctx);
 
     /* Settings, once per configuration generation (start and every
      * SIGHUP).  The host parses conf/<name>.ini (if present) and hands every
      * key to config_set; the host reports file and line on failure.
-     *   config_new   a settings object with defaults (NULL = out of memory)
-     *   config_set   one key: return 0, or -1 with a message in err
-     *   config_check the whole: return 0 or -1 with err (cross-key checks,
-     *                loading files the keys name)
-     *   config_free  when no session uses this generation any more
-     * All four may be NULL for a plugin without settings. */
+     *   config_new    a settings object with defaults (NULL = out of memory)
+     *   config_set    one key: return 0, or -1 with a message in err
+     *   config_check  the whole: return 0 or -1 with err (cross-key checks,
+     *                 loading files the keys name).  It must not adopt the
+     *                 settings: a later plugin may still refuse the
+     *                 generation.
+     *   config_commit the generation is committed: every plugin accepted
+     *                 it and the host runs it from now on.  Where a plugin
+     *                 adopts settings for its background work.  config is
+     *                 this generation's object (NULL without config_new),
+     *                 valid until config_free.  Runs in the supervisor at
+     *                 start and at every reload that succeeds (workers
+     *                 forked later inherit the state), and in each worker
+     *                 at every reload.
+     *   config_free   when no session uses this generation any more
+     * All may be NULL. */
     void *(*config_new)(void);
     int (*config_set)(void *config, const char *section, const char *key,
                       const char *value, char *err, size_t errlen);
     int (*config_check)(void *config, char *err, size_t errlen);
     void (*config_free)(void *config);
+    void (*config_commit)(upesi_ctx *ctx, void *config);
+
+    /* Runs in each worker process once its loop runs, before the first
+     * session, after config_commit: where a plugin starts background work
+     * (timers, a queue runner).  A plugin that a reload adds to a running
+     * worker gets it too, right after that generation's config_commit.
+     * init runs before the fork, where there is no loop. */
+    void (*worker_start)(upesi_ctx *ctx);
+    /* Runs in each worker process that stops (SIGTERM or SIGINT, as the
+     * supervisor passes them on): after its listeners are closed and its
+     * sessions are done or the drain deadline (30 s) passed, on the
+     * worker's loop, before the process exits, in conf/plugins order.
+     * Where a plugin says goodbye: QUIT to the connections it keeps, stop
+     * its timers, start nothing new.  It must not block, but it may start
+     * short non-blocking work (write QUIT, wait for the 221): after the
+     * callbacks the host runs the loop on until no descriptor watch
+     * (fd_watch) is left or 1 s passed, then the process exits.  Timers
+     * fire meanwhile but do not hold the exit.  After a second SIGTERM
+     * (stop now) the callbacks still run but the host does not wait.
+     * Never runs after a crash or SIGKILL, nor in the supervisor. */
+    void (*worker_stop)(upesi_ctx *ctx);
 
     /* Handlers, indexed by upesi_hook; NULL = not interested. */
     upesi_hook_fn hooks[UPESI_HOOK_SLOTS];
 
-    /* ABI 1.3: the keys at the top of <name>.ini (see "Settings tables"),
-     * ended by an entry whose name is NULL; NULL = every key goes to
-     * config_set.  A host reads it only when size covers it. */
+    /* The keys at the top of <name>.ini (see "Settings tables"), ended by
+     * an entry whose name is NULL; NULL = every key goes to config_set. */
     const upesi_setting *settings;
+
+    /* ABI 2.1 and later append here (the host zero-fills what an older
+     * plugin's descriptor lacks). */
 } upesi_plugin;
 
-#define UPESI_PLUGIN_HEADER                                                  \
+/* The descriptor of ABI 2.0: the smallest the host accepts. */
+#define UPESI_PLUGIN_SIZE_2_0                                                \
+    (offsetof(struct upesi_plugin, settings) + sizeof(const upesi_setting *))
+
+/* The descriptor's first fields.  UPESI_PLUGIN_HEADER: the plugin needs
+ * ABI 2.0, the first minor of this major; UPESI_PLUGIN_HEADER_NEEDS(m):
+ * the plugin needs a host of minor m or later (it calls something added
+ * in 2.m without testing it).  Do not write UPESI_ABI_MINOR here: that
+ * would refuse every older host for no reason. */
+#define UPESI_PLUGIN_HEADER_NEEDS(minor)                                     \
     .magic = UPESI_PLUGIN_MAGIC, .abi_major = UPESI_ABI_MAJOR,               \
-    .abi_minor = UPESI_ABI_MINOR, .size = sizeof(struct upesi_plugin)
+    .abi_minor = (minor), .size = sizeof(struct upesi_plugin)
+#define UPESI_PLUGIN_HEADER UPESI_PLUGIN_HEADER_NEEDS(0)
 
 /* Define the exported descriptor:  UPESI_PLUGIN = { UPESI_PLUGIN_HEADER, ... }; */
 #define UPESI_PLUGIN                                                         \
