@@ -249,7 +249,7 @@ void up_plugin_unload_all(void)
         up_plugin_mod *m = loaded;
         loaded = m->next;
         if (m->desc->fini)
-            m->desc->fini(m);
+            m->desc->fini();
         lt_dlclose(m->handle);
         mod_free(m);
     }

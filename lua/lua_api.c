@@ -109,9 +109,9 @@ static void log_line(upesi_log_level level, const char *msg)
     lua_run *r = lua_current;
     const char *script = r && r->script ? r->script : "?";
     if (r && r->call)
-        lua_host->log(r->call, level, "%s: %s", script, msg);
+        lua_host->log_call(r->call, level, "%s: %s", script, msg);
     else
-        lua_host->log(NULL, level, "lua: %s: %s", script, msg);
+        lua_host->log(luab_ctx, level, "%s: %s", script, msg);
 }
 
 /* upesi.log([level,] message) */
@@ -173,7 +173,7 @@ static int l_stat_add(lua_State *S)
 {
     char name[128];
     stat_name(S, name, sizeof name);
-    lua_host->stat_add(name, (long long)luaL_optinteger(S, 2, 1));
+    lua_host->stat_add(luab_ctx, name, (long long)luaL_optinteger(S, 2, 1));
     return 0;
 }
 
@@ -181,7 +181,7 @@ static int l_stat_set(lua_State *S)
 {
     char name[128];
     stat_name(S, name, sizeof name);
-    lua_host->stat_set(name, (long long)luaL_checkinteger(S, 2));
+    lua_host->stat_set(luab_ctx, name, (long long)luaL_checkinteger(S, 2));
     return 0;
 }
 
@@ -206,7 +206,7 @@ static int l_monotonic(lua_State *S)
 
 static int l_hostname(lua_State *S)
 {
-    const char *h = lua_host->hostname();
+    const char *h = lua_host->hostname(luab_ctx);
     if (h)
         lua_pushstring(S, h);
     else
@@ -564,11 +564,9 @@ int lua_api_push_args(lua_State *co, lua_run *r)
     if (r->hook == UPESI_HOOK_AUTH) {
         /* function(conn, user, password, mechanism): the password is a
          * Lua string, which cannot be wiped (docs/lua.md) */
-        int has = lua_host->size >= offsetof(upesi_api, auth_password) +
-                                        sizeof lua_host->auth_password;
-        push_str(co, has ? lua_host->auth_user(r->call) : NULL);
-        push_str(co, has ? lua_host->auth_password(r->call) : NULL);
-        push_str(co, has ? lua_host->auth_mechanism(r->call) : NULL);
+        push_str(co, lua_host->auth_user(r->call));
+        push_str(co, lua_host->auth_password(r->call));
+        push_str(co, lua_host->auth_mechanism(r->call));
         return 4;
     }
     lua_rawgeti(co, LUA_REGISTRYINDEX, txn_ref);

@@ -34,6 +34,7 @@
 #include "lua_plugin.h"
 
 const upesi_api *lua_host;
+upesi_ctx *luab_ctx;
 lua_run *lua_current;
 
 static lua_State *L;
@@ -98,7 +99,7 @@ static void *lua_plugin_alloc(void *ud, void *ptr, size_t osize,
 static int lua_plugin_panic(lua_State *S)
 {
     const char *msg = lua_tostring(S, -1);
-    lua_host->log(NULL, UPESI_LOG_CRIT, "lua: unprotected error (%s); "
+    lua_host->log(luab_ctx, UPESI_LOG_CRIT, "unprotected error (%s); "
                   "aborting the worker", msg ? msg : "?");
     abort();
 }
@@ -223,17 +224,17 @@ static upesi_verdict run_failed(lua_run *r, int status)
         int mem = r->killed == LUA_RUN_OVER_MEMORY ||
                   (!r->killed && status == LUA_ERRMEM);
         if (mem)
-            lua_host->log(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
+            lua_host->log_call(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
                           "over max_memory (%zu bytes)%s%s; temporary "
                           "failure", r->script, hook, r->gen->max_memory,
                           where[0] ? " at " : "", where);
         else
-            lua_host->log(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
+            lua_host->log_call(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
                           "over max_instructions (%lld)%s%s; temporary "
                           "failure", r->script, hook,
                           r->gen->max_instructions, where[0] ? " at " : "",
                           where);
-        lua_host->stat_add(mem ? "Lua.Stopped.Memory"
+        lua_host->stat_add(luab_ctx, mem ? "Lua.Stopped.Memory"
                                : "Lua.Stopped.Instructions", 1);
     } else {
         const char *msg;
@@ -247,15 +248,15 @@ static upesi_verdict run_failed(lua_run *r, int status)
                                   luaL_typename(r->co, -1));
         /* the message names script:line unless error() was told not to */
         if (where[0] && strncmp(msg, where, strlen(where)) != 0)
-            lua_host->log(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
+            lua_host->log_call(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
                           where, msg, hook);
         else if (!where[0] && strncmp(msg, r->script, strlen(r->script)))
-            lua_host->log(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
+            lua_host->log_call(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
                           r->script, msg, hook);
         else
-            lua_host->log(r->call, UPESI_LOG_ERR, "%s (hook %s)", msg,
+            lua_host->log_call(r->call, UPESI_LOG_ERR, "%s (hook %s)", msg,
                           hook);
-        lua_host->stat_add("Lua.Errors", 1);
+        lua_host->stat_add(luab_ctx, "Lua.Errors", 1);
     }
     lua_host->reply(r->call, 451, "4.3.0", "Temporary failure in a local "
                     "rule, try again later");
@@ -336,7 +337,7 @@ static void run_cancelled(upesi_call *call, void *arg)
 {
     (void)call;
     lua_run *r = arg;
-    lua_host->log(r->call, UPESI_LOG_INFO, "script %s, hook %s: call "
+    lua_host->log_call(r->call, UPESI_LOG_INFO, "script %s, hook %s: call "
                   "abandoned while waiting; coroutine dropped", r->script,
                   lua_hook_name(r->hook));
     run_free(r, 0);
@@ -424,7 +425,9 @@ static int add_script(lua_gen *g, const char *name, char *err,
     }
     char rel[4096];
     snprintf(rel, sizeof rel, "%s%s", strchr(name, '/') ? "" : "lua/", name);
-    char *path = lua_host->config_path(rel);
+    char *host_path = lua_host->config_path(luab_ctx, rel);
+    char *path = host_path ? strdup(host_path) : NULL;
+    lua_host->free(host_path);
     char **s = realloc(g->scripts, (g->n_scripts + 1) * sizeof *s);
     if (s)
         g->scripts = s;
@@ -634,18 +637,11 @@ static void lua_config_free(void *config)
 /* ---------------------------------------------------------------------- */
 /* the state                                                               */
 
-static int lua_init(const upesi_api *host, upesi_plugin_ref *self,
-                    char *err, size_t errlen)
+static int lua_init(upesi_ctx *ctx, const upesi_api *host, char *err,
+                    size_t errlen)
 {
-    (void)self;
+    luab_ctx = ctx;
     lua_host = host;
-    /* header_get/remove are the last functions this plugin needs */
-    if (host->size < offsetof(upesi_api, header_remove) +
-                         sizeof host->header_remove) {
-        snprintf(err, errlen, "the host's API is too old (needs "
-                 "header_get/header_remove of ABI 1.1)");
-        return -1;
-    }
     L = lua_newstate(lua_plugin_alloc, NULL);
     if (L == NULL) {
         snprintf(err, errlen, "cannot create a Lua state");

@@ -28,6 +28,7 @@
 #define LUA_PLUGIN_NAME "lua"
 
 extern const upesi_api *lua_host;
+extern upesi_ctx *luab_ctx;
 
 /* One handler a script registered with upesi.hook. */
 typedef struct lua_handler {

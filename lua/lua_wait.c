@@ -204,7 +204,7 @@ static void dns_start(lua_State *S, lua_run *r, lua_wait *w, int type,
                       const char *name)
 {
     w->type = type;
-    w->query = lua_host->dns_lookup(r->call, type, name, dns_answered, w);
+    w->query = lua_host->dns_lookup(luab_ctx, r->call, type, name, dns_answered, w);
     if (w->query) {
         r->outstanding++;
         return;
@@ -382,7 +382,7 @@ int lua_wait_sleep(lua_State *S)
         return luaL_error(S, "upesi.sleep: 0 to 3600 seconds");
     lua_run *r = wait_check(S, "upesi.sleep");
     lua_wait *w = waits_begin(S, r, 1);
-    w->timer = lua_host->timer_start((uint64_t)(secs * 1000), slept, w);
+    w->timer = lua_host->timer_start(luab_ctx, (uint64_t)(secs * 1000), slept, w);
     if (w->timer == NULL) {
         waits_end(r);
         return luaL_error(S, "upesi.sleep: no timer");

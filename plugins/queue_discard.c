@@ -17,6 +17,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *discard_api;
+static upesi_ctx *discard_ctx;
 
 /* ---------------------------------------------------------------------- */
 /* Rate-limited logging: one loop per worker process, so no locking.      */
@@ -33,11 +34,11 @@ static upesi_verdict discard_queue(upesi_call *call)
     if (queue_id == NULL)
         queue_id = "(none)";
 
-    discard_api->stat_add("SMTP.Discard.Messages", 1);
+    discard_api->stat_add(discard_ctx, "SMTP.Discard.Messages", 1);
     discard_unlogged++;
     time_t now = time(NULL);
     if (now != discard_logged_at) {
-        discard_api->log(call, UPESI_LOG_NOTICE, "%s discarded, not "
+        discard_api->log_call(call, UPESI_LOG_NOTICE, "%s discarded, not "
                          "stored (benchmark plugin); %lld message%s "
                          "discarded since the last such line",
                          queue_id, discard_unlogged,
@@ -52,10 +53,10 @@ static upesi_verdict discard_queue(upesi_call *call)
 
 /* ---------------------------------------------------------------------- */
 
-static int discard_init(const upesi_api *api, upesi_plugin_ref *self,
-                        char *err, size_t errlen)
+static int discard_init(upesi_ctx *ctx, const upesi_api *api, char *err,
+                        size_t errlen)
 {
-    (void)self;
+    discard_ctx = ctx;
     (void)err;
     (void)errlen;
     discard_api = api;

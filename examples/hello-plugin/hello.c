@@ -6,15 +6,18 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
+static upesi_ctx *hello_ctx;
 
 typedef struct hello_settings {
     char prefix[64];
 } hello_settings;
 
-static int hello_init(const upesi_api *host, upesi_plugin_ref *self,
-                      char *err, size_t errlen)
+static int hello_init(upesi_ctx *ctx, const upesi_api *host, char *err,
+                      size_t errlen)
 {
-    (void)self; (void)err; (void)errlen;
+    hello_ctx = ctx;
+    (void)err;
+    (void)errlen;
     api = host;
     return 0;
 }
@@ -50,7 +53,7 @@ static upesi_verdict hello_rcpt(upesi_call *call)
 {
     const hello_settings *s = api->config(call);
     const char *rcpt = api->address(call);
-    api->stat_add("SMTP.Hello.Seen", 1);
+    api->stat_add(hello_ctx, "SMTP.Hello.Seen", 1);
     if (strncmp(rcpt, s->prefix, strlen(s->prefix)) == 0) {
         api->reply(call, 550, "5.7.1", "No thanks, <%s>", rcpt);
         return UPESI_DENY;

@@ -658,8 +658,8 @@ typedef struct upesi_plugin {
      * process: keep them.  Return 0, or -1 with a message in err. */
     int (*init)(upesi_ctx *ctx, const upesi_api *api, char *err,
                 size_t errlen);
-    /* Once per process, at exit. */
-    void (*fini)(upesi_ctx *ctx);
+    /* Once per process, at exit (the ctx init got is still valid). */
+    void (*fini)(void);
 
     /* Settings, once per configuration generation (start and every
      * SIGHUP).  The host parses conf/<name>.ini (if present) and hands every

@@ -20,6 +20,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
+static upesi_ctx *crasher_ctx;
 
 /* A real invalid store; UBSan would catch it and exit instead, so the
  * check is off here (the process must die of the signal). */
@@ -38,21 +39,21 @@ static upesi_verdict crasher_rcpt(upesi_call *call)
     if (rcpt == NULL)
         return UPESI_CONT;
     if (!strncasecmp(rcpt, "crash@", 6)) {
-        api->log(call, UPESI_LOG_NOTICE, "segfaulting on purpose");
+        api->log_call(call, UPESI_LOG_NOTICE, "segfaulting on purpose");
         crasher_segfault();
     }
     if (!strncasecmp(rcpt, "abort@", 6)) {
-        api->log(call, UPESI_LOG_NOTICE, "aborting on purpose");
+        api->log_call(call, UPESI_LOG_NOTICE, "aborting on purpose");
         signal(SIGABRT, SIG_DFL);
         abort();
     }
     return UPESI_CONT;
 }
 
-static int crasher_init(const upesi_api *host, upesi_plugin_ref *self,
-                        char *err, size_t errlen)
+static int crasher_init(upesi_ctx *ctx, const upesi_api *host, char *err,
+                        size_t errlen)
 {
-    (void)self;
+    crasher_ctx = ctx;
     (void)err;
     (void)errlen;
     api = host;

@@ -25,6 +25,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
+static upesi_ctx *tester_ctx;
 
 typedef struct hook_rule {
     int set;
@@ -135,7 +136,7 @@ static void delayed_cancel(upesi_call *call, void *arg)
 {
     (void)call;
     delayed *d = arg;
-    api->log(NULL, UPESI_LOG_INFO, "tester: call cancelled");
+    api->log(tester_ctx, UPESI_LOG_INFO, "tester: call cancelled");
     api->timer_stop(d->timer);
     free(d);
 }
@@ -186,7 +187,7 @@ static upesi_verdict decide(upesi_call *call)
             return UPESI_DENYSOFT;
         d->call = call;
         d->verdict = r->verdict;
-        d->timer = api->timer_start(r->delay_ms, delayed_fire, d);
+        d->timer = api->timer_start(tester_ctx, r->delay_ms, delayed_fire, d);
         if (r->cancel)
             api->on_cancel(call, delayed_cancel, d);
         return UPESI_PENDING;
@@ -194,10 +195,10 @@ static upesi_verdict decide(upesi_call *call)
     return r->verdict;
 }
 
-static int tester_init(const upesi_api *host, upesi_plugin_ref *self,
-                       char *err, size_t errlen)
+static int tester_init(upesi_ctx *ctx, const upesi_api *host, char *err,
+                       size_t errlen)
 {
-    (void)self;
+    tester_ctx = ctx;
     (void)err;
     (void)errlen;
     api = host;

@@ -46,6 +46,7 @@
 #include "../common/dir_table.h"
 
 static const upesi_api *auth_api;
+static upesi_ctx *auth_ctx;
 
 /* The credentials of one check, owned by the pool job. */
 #define AUTH_MAX_FIELD 256
@@ -132,7 +133,7 @@ static int auth_config_check(void *config, char *err, size_t errlen)
     if (cfg->file[0] == '\0')
         return 0;
     char *path;
-    cfg->table = dir_table_load_config(auth_api, "auth", cfg->file, &path,
+    cfg->table = dir_table_load_config(auth_api, auth_ctx, cfg->file, &path,
                                        err, errlen);
     if (cfg->table == NULL)
         return -1;
@@ -146,18 +147,18 @@ static int auth_config_check(void *config, char *err, size_t errlen)
                      "this libcrypt can check (use yescrypt $y$ or "
                      "SHA-512 $6$, e.g. from mkpasswd)", path, e->line,
                      e->name);
-            free(path);
+            auth_api->free(path);
             return -1;
         }
         accounts++;
     }
-    auth_api->log(NULL, UPESI_LOG_INFO, "auth: %s: %zu account%s with a "
+    auth_api->log(auth_ctx, UPESI_LOG_INFO, "%s: %zu account%s with a "
                   "password", path, accounts, accounts == 1 ? "" : "s");
     if (accounts == 0)
-        auth_api->log(NULL, UPESI_LOG_WARNING, "auth: %s: no person has a "
+        auth_api->log(auth_ctx, UPESI_LOG_WARNING, "%s: no person has a "
                       "password=: nobody can authenticate from this file",
                       path);
-    free(path);
+    auth_api->free(path);
     return 0;
 }
 
@@ -209,7 +210,7 @@ static void auth_done(void *arg, int status)
         v = UPESI_OK;
     } else {
         v = j->known ? UPESI_DENY : UPESI_CONT;
-        auth_api->log(j->call, UPESI_LOG_DEBUG, "%s", j->known
+        auth_api->log_call(j->call, UPESI_LOG_DEBUG, "%s", j->known
                       ? "wrong password" : "no such account here");
     }
     upesi_call *call = j->call;
@@ -250,7 +251,7 @@ static upesi_verdict auth_check(upesi_call *call)
     j->known = e != NULL;
     snprintf(j->password, sizeof j->password, "%s", password);
     snprintf(j->hash, sizeof j->hash, "%s", e ? e->password : cfg->dummy);
-    int rc = auth_api->queue_work(auth_work, auth_done, j);
+    int rc = auth_api->queue_work(auth_ctx, auth_work, auth_done, j);
     if (rc != 0) {
         explicit_bzero(j, sizeof *j);
         free(j);
@@ -285,8 +286,8 @@ static upesi_verdict auth_mail(upesi_call *call)
     if (!conn->authenticated) {
         if (hostmatch_count(cfg->require_hosts) &&
             hostmatch_ip(cfg->require_hosts, conn->remote_ip)) {
-            auth_api->stat_add("SMTP.Auth.Required", 1);
-            auth_api->log(call, UPESI_LOG_INFO, "MAIL before AUTH from %s "
+            auth_api->stat_add(auth_ctx, "SMTP.Auth.Required", 1);
+            auth_api->log_call(call, UPESI_LOG_INFO, "MAIL before AUTH from %s "
                           "refused (require_auth_hosts)", conn->remote_ip);
             auth_api->reply(call, 530, "5.7.0", "Authentication required");
             return UPESI_DENY;
@@ -301,25 +302,21 @@ static upesi_verdict auth_mail(upesi_call *call)
         dir_table_find(cfg->table, sender, strlen(sender), &m);
     if (user && m.entry == user)
         return UPESI_CONT;
-    auth_api->stat_add("SMTP.Auth.SenderRejected", 1);
-    auth_api->log(call, UPESI_LOG_INFO, "sender <%s> refused: not an address "
+    auth_api->stat_add(auth_ctx, "SMTP.Auth.SenderRejected", 1);
+    auth_api->log_call(call, UPESI_LOG_INFO, "sender <%s> refused: not an address "
                   "of the authenticated user (verify_sender = 1)", sender);
     auth_api->reply(call, 553, "5.7.1", "<%s>: Sender address rejected: not "
                     "owned by the authenticated user", sender);
     return UPESI_DENY;
 }
 
-static int auth_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
+static int auth_init(upesi_ctx *ctx, const upesi_api *api, char *err,
                      size_t errlen)
 {
-    (void)self;
+    auth_ctx = ctx;
     auth_api = api;
-    if (api->size < offsetof(upesi_api, auth_password) +
-                        sizeof api->auth_password) {
-        snprintf(err, errlen, "the host's API is too old (needs "
-                 "ehlo_extension and auth_* of ABI 1.1)");
-        return -1;
-    }
+    (void)err;
+    (void)errlen;
     return 0;
 }
 

@@ -667,7 +667,7 @@ dir_table *dir_table_load(const char *path, dir_error_fn on_error, void *arg)
  * logged as they come. */
 typedef struct dir_errors {
     const upesi_api *api;
-    const char *plugin;
+    upesi_ctx *ctx;
     char *err;
     size_t errlen;
     int count;
@@ -680,20 +680,20 @@ static void dir_on_error(void *arg, const char *path, int line,
     if (e->count++ == 0)
         snprintf(e->err, e->errlen, "%s:%d: %s", path, line, message);
     else
-        e->api->log(NULL, UPESI_LOG_ERR, "%s: %s:%d: %s", e->plugin, path,
-                    line, message);
+        e->api->log(e->ctx, UPESI_LOG_ERR, "%s:%d: %s", path, line,
+                    message);
 }
 
-dir_table *dir_table_load_config(const upesi_api *api, const char *plugin,
+dir_table *dir_table_load_config(const upesi_api *api, upesi_ctx *ctx,
                                  const char *file, char **path, char *err,
                                  size_t errlen)
 {
-    *path = api->config_path(file);
+    *path = api->config_path(ctx, file);
     if (*path == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    dir_errors errors = { api, plugin, err, errlen, 0 };
+    dir_errors errors = { api, ctx, err, errlen, 0 };
     dir_table *table = dir_table_load(*path, dir_on_error, &errors);
     if (table == NULL) {
         if (errors.count > 1) {
@@ -701,7 +701,7 @@ dir_table *dir_table_load_config(const upesi_api *api, const char *plugin,
             snprintf(err + n, errlen - n, " (and %d more error%s above)",
                      errors.count - 1, errors.count == 2 ? "" : "s");
         }
-        free(*path);
+        api->free(*path);
         *path = NULL;
     }
     return table;

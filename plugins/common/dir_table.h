@@ -50,12 +50,14 @@ void dir_table_free(dir_table *table);
 /* Load a plugin's directory file (file as its .ini names it, through
  * api->config_path) in config_check: the first error goes back in err as
  * "path:line: message" (the host prefixes the ini file), the others are
- * logged as they come ("PLUGIN: path:line: message"), and err then ends
- * with " (and N more errors above)".  Returns the table and the full path
- * in *path (the caller frees it), or NULL. */
+ * logged as they come ("PLUGIN: path:line: message", through the
+ * plugin's context), and err then ends with " (and N more errors above)".
+ * Returns the table and the full path in *path (the caller frees it with
+ * api->free), or NULL. */
 struct upesi_api;
+struct upesi_ctx;
 dir_table *dir_table_load_config(const struct upesi_api *api,
-                                 const char *plugin, const char *file,
+                                 struct upesi_ctx *ctx, const char *file,
                                  char **path, char *err, size_t errlen);
 
 size_t dir_table_persons(const dir_table *table);

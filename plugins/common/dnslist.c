@@ -16,23 +16,22 @@
 #include "settings.h"
 
 static const upesi_api *dnslist_api;
+static upesi_ctx *dnslist_ctx;
 static const dnslist_kind *dnslist_kind_of;
 static char dnslist_note_site[32];      /* "dnsbl.site" */
 static char dnslist_note_tag[32];       /* "dnsbl.tag" */
 static char dnslist_header[32];         /* "X-DNSBL-Site" */
 
-int dnslist_init(const upesi_api *host, const dnslist_kind *kind, char *err,
-                 size_t errlen)
+void dnslist_init(upesi_ctx *ctx, const upesi_api *host,
+                  const dnslist_kind *kind)
 {
-    if (settings_need_dns(host, err, errlen) != 0)
-        return -1;
+    dnslist_ctx = ctx;
     dnslist_api = host;
     dnslist_kind_of = kind;
     snprintf(dnslist_note_site, sizeof dnslist_note_site, "%s.site",
              kind->name);
     snprintf(dnslist_note_tag, sizeof dnslist_note_tag, "%s.tag", kind->name);
     snprintf(dnslist_header, sizeof dnslist_header, "X-%s-Site", kind->stat);
-    return 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -311,7 +310,7 @@ static void dnslist_stat(const char *zone, const char *ip, const char *what)
     snprintf(stat, sizeof stat, "SMTP.%s%s%s%s%s.%s", dnslist_kind_of->stat,
              zone ? "." : "", zone ? zone : "", ip ? "." : "", ip ? ip : "",
              what);
-    dnslist_api->stat_add(stat, 1);
+    dnslist_api->stat_add(dnslist_ctx, stat, 1);
 }
 
 static void dnslist_listed(dnslist_lookup *lk, size_t i)
@@ -377,7 +376,7 @@ static void dnslist_on_answer(const upesi_dns_answer *a, void *arg)
             if (dnslist_parse_ip4(a->records[k].text, &v) != 0)
                 continue;
             if ((v >> 24) != 127) {
-                api->log(lk->call, UPESI_LOG_WARNING, "%s: %s answered %s, "
+                api->log_call(lk->call, UPESI_LOG_WARNING, "%s: %s answered %s, "
                          "outside 127.0.0.0/8: ignored", lk->ip, z->name,
                          a->records[k].text);
                 dnslist_stat(z->name, NULL, "Ignored");
@@ -386,7 +385,7 @@ static void dnslist_on_answer(const upesi_dns_answer *a, void *arg)
                 snprintf(slot->answer, sizeof slot->answer, "%s",
                          a->records[k].text);
             } else {
-                api->log(lk->call, UPESI_LOG_INFO, "%s: %s answered %s, not "
+                api->log_call(lk->call, UPESI_LOG_INFO, "%s: %s answered %s, not "
                          "an accepted answer: not listed", lk->ip, z->name,
                          a->records[k].text);
             }
@@ -397,7 +396,7 @@ static void dnslist_on_answer(const upesi_dns_answer *a, void *arg)
         break;
     case UPESI_DNS_TIMEOUT:
     case UPESI_DNS_ERROR:
-        api->log(lk->call, UPESI_LOG_WARNING, "%s: %s did not answer (%s): "
+        api->log_call(lk->call, UPESI_LOG_WARNING, "%s: %s did not answer (%s): "
                  "taken as not listed", lk->ip, z->name,
                  a->status == UPESI_DNS_TIMEOUT ? "timeout" : "DNS error");
         dnslist_stat(z->name, NULL,
@@ -420,7 +419,7 @@ upesi_verdict dnslist_connect(upesi_call *call)
     const char *wl = api->note_get(call, UPESI_SCOPE_CONN, "whitelisted");
     const char *bl = api->note_get(call, UPESI_SCOPE_CONN, "blacklisted");
     if (wl || bl) {
-        api->log(call, UPESI_LOG_DEBUG, "%s %s by %s: %ss skipped",
+        api->log_call(call, UPESI_LOG_DEBUG, "%s %s by %s: %ss skipped",
                  conn->remote_ip, wl ? "whitelisted" : "blacklisted",
                  wl ? wl : bl, dnslist_kind_of->stat);
         return UPESI_CONT;
@@ -439,7 +438,7 @@ upesi_verdict dnslist_connect(upesi_call *call)
         slot->lk = lk;
         if (api->dns_ip_name(lk->ip, c->zones[i].name, name,
                              sizeof name) == 0)
-            slot->q = api->dns_lookup(call, UPESI_DNS_A, name,
+            slot->q = api->dns_lookup(dnslist_ctx, call, UPESI_DNS_A, name,
                                       dnslist_on_answer, slot);
         if (slot->q)
             started++;

@@ -91,10 +91,9 @@ struct dnslist_lookup {
     dnslist_slot slots[];        /* one a zone, in config order */
 };
 
-/* From the plugin's init: needs a host with DNS (ABI 1.1).  Returns 0, or
- * -1 with a message in err. */
-int dnslist_init(const upesi_api *host, const dnslist_kind *kind, char *err,
-                 size_t errlen);
+/* From the plugin's init, with the context and API it got. */
+void dnslist_init(upesi_ctx *ctx, const upesi_api *host,
+                  const dnslist_kind *kind);
 
 /* Settings: a dnslist_config inside the plugin's own struct ... */
 void dnslist_config_init(dnslist_config *c);

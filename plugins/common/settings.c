@@ -51,10 +51,3 @@ int settings_string(char **slot, const char *value, char *err,
     return 0;
 }
 
-int settings_need_dns(const upesi_api *host, char *err, size_t errlen)
-{
-    if (host->abi_minor >= 1)
-        return 0;
-    snprintf(err, errlen, "needs a host with DNS (ABI 1.1)");
-    return -1;
-}

@@ -33,8 +33,4 @@ int settings_long(const char *value, long lo, long hi, long *out);
 int settings_string(char **slot, const char *value, char *err,
                     size_t errlen);
 
-/* For init: a host with DNS (ABI 1.1), else "needs a host with DNS
- * (ABI 1.1)" in err. */
-int settings_need_dns(const upesi_api *host, char *err, size_t errlen);
-
 #endif

@@ -45,6 +45,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
+static upesi_ctx *cc_ctx;
 
 #define CC_NOTE_NAME "remote.name"
 
@@ -142,8 +143,8 @@ typedef enum cc_name {
 static upesi_verdict cc_denied(upesi_call *call, const char *ip,
                                const char *by)
 {
-    api->stat_add("SMTP.ConnectionChecks.Denied", 1);
-    api->log(call, UPESI_LOG_NOTICE, "%s%s%s in deny_hosts: refused at MAIL",
+    api->stat_add(cc_ctx, "SMTP.ConnectionChecks.Denied", 1);
+    api->log_call(call, UPESI_LOG_NOTICE, "%s%s%s in deny_hosts: refused at MAIL",
              ip, by ? " " : "", by ? by : "");
     api->reply(call, 554, "5.7.1", "Client host [%s] rejected: Access "
                "denied", ip);
@@ -157,8 +158,8 @@ static upesi_verdict cc_decide(upesi_call *call, const cc_config *c,
 {
     if (hostmatch_ip(c->allow.addrs, ip) ||
         (name && hostmatch_name(c->allow.names, name))) {
-        api->stat_add("SMTP.ConnectionChecks.Allowed", 1);
-        api->log(call, UPESI_LOG_DEBUG, "%s%s%s in allow_hosts", ip,
+        api->stat_add(cc_ctx, "SMTP.ConnectionChecks.Allowed", 1);
+        api->log_call(call, UPESI_LOG_DEBUG, "%s%s%s in allow_hosts", ip,
                  name ? " " : "", name ? name : "");
         return UPESI_CONT;
     }
@@ -170,11 +171,11 @@ static upesi_verdict cc_decide(upesi_call *call, const cc_config *c,
         return UPESI_CONT;
     switch (state) {
     case CC_NAME_CONFIRMED:
-        api->stat_add("SMTP.ConnectionChecks.Verified", 1);
+        api->stat_add(cc_ctx, "SMTP.ConnectionChecks.Verified", 1);
         return UPESI_CONT;
     case CC_NAME_NONE:
-        api->stat_add("SMTP.ConnectionChecks.Rejected", 1);
-        api->log(call, UPESI_LOG_NOTICE, "%s has no confirmed host name: "
+        api->stat_add(cc_ctx, "SMTP.ConnectionChecks.Rejected", 1);
+        api->log_call(call, UPESI_LOG_NOTICE, "%s has no confirmed host name: "
                  "refused at MAIL", ip);
         api->reply(call, 550, "5.7.25", "Client host rejected: cannot find "
                    "your hostname, [%s]", ip);
@@ -184,13 +185,13 @@ static upesi_verdict cc_decide(upesi_call *call, const cc_config *c,
         break;
     }
     if (c->temp_fail_action == CC_ACCEPT) {
-        api->stat_add("SMTP.ConnectionChecks.TempFailAccepted", 1);
-        api->log(call, UPESI_LOG_NOTICE, "%s: host name lookup failed: "
+        api->stat_add(cc_ctx, "SMTP.ConnectionChecks.TempFailAccepted", 1);
+        api->log_call(call, UPESI_LOG_NOTICE, "%s: host name lookup failed: "
                  "accepted (temp_fail_action = accept)", ip);
         return UPESI_CONT;
     }
-    api->stat_add("SMTP.ConnectionChecks.Deferred", 1);
-    api->log(call, UPESI_LOG_NOTICE, "%s: host name lookup failed: deferred "
+    api->stat_add(cc_ctx, "SMTP.ConnectionChecks.Deferred", 1);
+    api->log_call(call, UPESI_LOG_NOTICE, "%s: host name lookup failed: deferred "
              "at MAIL", ip);
     api->reply(call, 450, "4.7.25", "Client host rejected: cannot find your "
                "hostname, [%s]", ip);
@@ -207,7 +208,7 @@ static void cc_on_name(upesi_call *call, const upesi_dns_answer *a)
         state = CC_NAME_CONFIRMED;
         name = a->records[0].text;
         api->note_set(call, UPESI_SCOPE_CONN, CC_NOTE_NAME, name);
-        api->log(call, UPESI_LOG_DEBUG, "%s is %s (confirmed)",
+        api->log_call(call, UPESI_LOG_DEBUG, "%s is %s (confirmed)",
                  conn->remote_ip, name);
     } else if (a->status == UPESI_DNS_NXDOMAIN ||
                a->status == UPESI_DNS_NODATA) {
@@ -236,12 +237,12 @@ static upesi_verdict cc_connect(upesi_call *call)
     return UPESI_PENDING;
 }
 
-static int cc_init(const upesi_api *host, upesi_plugin_ref *self, char *err,
+static int cc_init(upesi_ctx *ctx, const upesi_api *host, char *err,
                    size_t errlen)
 {
-    (void)self;
-    if (settings_need_dns(host, err, errlen) != 0)
-        return -1;
+    cc_ctx = ctx;
+    (void)err;
+    (void)errlen;
     api = host;
     return 0;
 }

@@ -35,6 +35,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *dg_api;
+static upesi_ctx *dg_ctx;
 
 typedef struct dg_config {
     int mode;
@@ -58,32 +59,21 @@ static const upesi_setting dg_settings[] = {
     { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
 };
 
-/* With an ABI that tells plugin positions, directory must be listed before
- * deny_groups when mode is not 0.  UPESI_API_PLUGIN_POSITION_MINOR is the
- * ABI minor that added api->plugin_position (see the report to the lead);
- * a header without it compiles the runtime check only. */
+/* directory must be listed before deny_groups when mode is not 0. */
 static int dg_config_check(void *config, char *err, size_t errlen)
 {
     dg_config *cfg = config;
-    (void)err;
-    (void)errlen;
     if (cfg->mode == 0)
         return 0;
-#ifdef UPESI_API_PLUGIN_POSITION_MINOR
-    if (dg_api->abi_minor >= UPESI_API_PLUGIN_POSITION_MINOR &&
-        dg_api->size > offsetof(upesi_api, plugin_position) &&
-        dg_api->plugin_position) {
-        int self = dg_api->plugin_position("deny_groups");
-        int dir = dg_api->plugin_position("directory");
-        if (dir < 0 || (self >= 0 && dir > self)) {
-            snprintf(err, errlen, "mode = %d needs the directory plugin "
-                     "before deny_groups in conf/plugins (%s)", cfg->mode,
-                     dir < 0 ? "directory is not listed"
-                             : "directory is listed after deny_groups");
-            return -1;
-        }
+    int self = dg_api->plugin_position(dg_ctx, "deny_groups");
+    int dir = dg_api->plugin_position(dg_ctx, "directory");
+    if (dir < 0 || (self >= 0 && dir > self)) {
+        snprintf(err, errlen, "mode = %d needs the directory plugin before "
+                 "deny_groups in conf/plugins (%s)", cfg->mode,
+                 dir < 0 ? "directory is not listed"
+                         : "directory is listed after deny_groups");
+        return -1;
     }
-#endif
     return 0;
 }
 
@@ -107,7 +97,7 @@ static upesi_verdict dg_rcpt(upesi_call *call)
         if (!cfg->warned && strchr(rcpt, '@') && !dg_is_postmaster(rcpt) &&
             dg_api->is_local_domain(call, rcpt)) {
             cfg->warned = 1;
-            dg_api->log(call, UPESI_LOG_CRIT, "deny_groups needs directory "
+            dg_api->log_call(call, UPESI_LOG_CRIT, "deny_groups needs directory "
                         "before it in conf/plugins: local recipient <%s> "
                         "came without a rcpt.kind note, so mail to groups "
                         "cannot be recognised and is not refused", rcpt);
@@ -124,8 +114,8 @@ static upesi_verdict dg_rcpt(upesi_call *call)
                    (relay && !strcmp(relay, "1"));
     if (cfg->mode == 1 && internal)
         return UPESI_CONT;
-    dg_api->stat_add("SMTP.DenyGroups.Refused", 1);
-    dg_api->log(call, UPESI_LOG_INFO, "recipient <%s> refused: a group "
+    dg_api->stat_add(dg_ctx, "SMTP.DenyGroups.Refused", 1);
+    dg_api->log_call(call, UPESI_LOG_INFO, "recipient <%s> refused: a group "
                 "(mode = %d, %s host)", rcpt, cfg->mode,
                 internal ? "internal" : "external");
     dg_api->reply(call, 550, "5.7.1", "<%s>: mail to groups is rejected for "
@@ -133,10 +123,10 @@ static upesi_verdict dg_rcpt(upesi_call *call)
     return UPESI_DENY;
 }
 
-static int dg_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
+static int dg_init(upesi_ctx *ctx, const upesi_api *api, char *err,
                    size_t errlen)
 {
-    (void)self;
+    dg_ctx = ctx;
     (void)err;
     (void)errlen;
     dg_api = api;

@@ -46,6 +46,7 @@
 #include "../common/settings.h"
 
 static const upesi_api *dir_api;
+static upesi_ctx *dir_ctx;
 
 typedef struct dir_config {
     char *file;                  /* as written in directory.ini          */
@@ -106,18 +107,18 @@ static int dir_config_check(void *config, char *err, size_t errlen)
     char *path;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    cfg->table = dir_table_load_config(dir_api, "directory", cfg->file,
+    cfg->table = dir_table_load_config(dir_api, dir_ctx, cfg->file,
                                        &path, err, errlen);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (cfg->table == NULL)
         return -1;
     double ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 +
                 (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    dir_api->log(NULL, UPESI_LOG_INFO, "directory: %s: %zu persons, %zu "
+    dir_api->log(dir_ctx, UPESI_LOG_INFO, "%s: %zu persons, %zu "
                  "groups, %zu names not unique, loaded in %.1f ms", path,
                  dir_table_persons(cfg->table), dir_table_groups(cfg->table),
                  dir_table_not_unique(cfg->table), ms);
-    free(path);
+    dir_api->free(path);
     return 0;
 }
 
@@ -201,17 +202,17 @@ static upesi_verdict dir_rcpt(upesi_call *call)
     if (m.entry == NULL) {
         if (dir_is_postmaster(rcpt))
             return UPESI_CONT;
-        dir_api->stat_add("SMTP.Directory.Unknown", 1);
-        dir_api->log(call, UPESI_LOG_INFO, "recipient <%s> refused: not in "
+        dir_api->stat_add(dir_ctx, "SMTP.Directory.Unknown", 1);
+        dir_api->log_call(call, UPESI_LOG_INFO, "recipient <%s> refused: not in "
                      "the directory", rcpt);
         dir_api->reply(call, 550, "5.1.1", "<%s>: Recipient address "
                        "rejected: no such user here", rcpt);
         return UPESI_DENY;
     }
     if (m.count > 1) {
-        dir_api->stat_add("SMTP.Directory.NotUnique", 1);
+        dir_api->stat_add(dir_ctx, "SMTP.Directory.NotUnique", 1);
         if (cfg->deny_not_unique) {
-            dir_api->log(call, UPESI_LOG_INFO, "recipient <%s> refused: "
+            dir_api->log_call(call, UPESI_LOG_INFO, "recipient <%s> refused: "
                          "names %zu entries (deny_not_unique = 1)", rcpt,
                          m.count);
             dir_api->reply(call, 553, "5.1.4", "<%s>: Recipient address "
@@ -219,7 +220,7 @@ static upesi_verdict dir_rcpt(upesi_call *call)
                            "directory matches", rcpt);
             return UPESI_DENY;
         }
-        dir_api->log(call, UPESI_LOG_INFO, "recipient <%s> names %zu entries; "
+        dir_api->log_call(call, UPESI_LOG_INFO, "recipient <%s> names %zu entries; "
                      "accepted (deny_not_unique = 0)", rcpt, m.count);
     }
     const char *kind = m.any_group || m.entry->kind == DIR_GROUP ? "group"
@@ -294,10 +295,10 @@ static upesi_verdict dir_vrfy(upesi_call *call)
     return UPESI_OK;
 }
 
-static int dir_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
+static int dir_init(upesi_ctx *ctx, const upesi_api *api, char *err,
                     size_t errlen)
 {
-    (void)self;
+    dir_ctx = ctx;
     (void)err;
     (void)errlen;
     dir_api = api;

@@ -40,6 +40,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
+static upesi_ctx *dnsbl_ctx;
 
 enum { ACT_LOG, ACT_TAG, ACT_REJECT };
 
@@ -161,7 +162,7 @@ static void on_txt(const upesi_dns_answer *a, void *arg)
     lk->extra = NULL;
     const dnslist_config *c = lk->cfg;
     if (a->status == UPESI_DNS_OK)
-        api->log(lk->call, UPESI_LOG_INFO, "%s: reason from %s: %s", lk->ip,
+        api->log_call(lk->call, UPESI_LOG_INFO, "%s: reason from %s: %s", lk->ip,
                  c->zones[lk->hit].name, a->records[0].text);
     dnslist_finish(lk, c->action == ACT_REJECT ? UPESI_DENY : UPESI_CONT);
 }
@@ -173,7 +174,7 @@ static void dnsbl_listed(dnslist_lookup *lk, const char *zone,
     const dnsbl_config *c = (const dnsbl_config *)lk->cfg;
     upesi_call *call = lk->call;
     static const char *const what[] = { "logged", "tagged", "rejected" };
-    api->log(call, UPESI_LOG_NOTICE, "%s listed in %s (%s): %s", lk->ip,
+    api->log_call(call, UPESI_LOG_NOTICE, "%s listed in %s (%s): %s", lk->ip,
              zone, answer, what[c->list.action]);
     api->note_set(call, UPESI_SCOPE_CONN, "blacklisted", zone);
     if (c->list.action == ACT_REJECT) {
@@ -183,7 +184,7 @@ static void dnsbl_listed(dnslist_lookup *lk, const char *zone,
     }
     char name[320];
     if (api->dns_ip_name(lk->ip, zone, name, sizeof name) == 0)
-        lk->extra = api->dns_lookup(call, UPESI_DNS_TXT, name, on_txt, lk);
+        lk->extra = api->dns_lookup(dnsbl_ctx, call, UPESI_DNS_TXT, name, on_txt, lk);
     if (lk->extra == NULL)
         dnslist_finish(lk, c->list.action == ACT_REJECT ? UPESI_DENY
                                                         : UPESI_CONT);
@@ -198,12 +199,15 @@ static const dnslist_kind dnsbl_kind = {
     .listed = dnsbl_listed,
 };
 
-static int dnsbl_init(const upesi_api *host, upesi_plugin_ref *self,
-                      char *err, size_t errlen)
+static int dnsbl_init(upesi_ctx *ctx, const upesi_api *host, char *err,
+                      size_t errlen)
 {
-    (void)self;
+    dnsbl_ctx = ctx;
     api = host;
-    return dnslist_init(host, &dnsbl_kind, err, errlen);
+    (void)err;
+    (void)errlen;
+    dnslist_init(ctx, host, &dnsbl_kind);
+    return 0;
 }
 
 UPESI_PLUGIN = {

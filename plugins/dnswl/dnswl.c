@@ -38,6 +38,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
+static upesi_ctx *dnswl_ctx;
 
 enum { ACT_SKIP, ACT_LOG, ACT_TAG };
 
@@ -46,7 +47,7 @@ static void dnswl_listed(dnslist_lookup *lk, const char *zone,
 {
     int action = lk->cfg->action;
     if (action != ACT_SKIP)
-        api->log(lk->call, UPESI_LOG_NOTICE, "%s whitelisted by %s (%s)%s",
+        api->log_call(lk->call, UPESI_LOG_NOTICE, "%s whitelisted by %s (%s)%s",
                  lk->ip, zone, answer, action == ACT_TAG ? ": tagged" : "");
     api->note_set(lk->call, UPESI_SCOPE_CONN, "whitelisted", zone);
     dnslist_finish(lk, UPESI_CONT);
@@ -75,12 +76,15 @@ static const upesi_setting dnswl_settings[] = {
     { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
 };
 
-static int dnswl_init(const upesi_api *host, upesi_plugin_ref *self,
-                      char *err, size_t errlen)
+static int dnswl_init(upesi_ctx *ctx, const upesi_api *host, char *err,
+                      size_t errlen)
 {
-    (void)self;
+    dnswl_ctx = ctx;
     api = host;
-    return dnslist_init(host, &dnswl_kind, err, errlen);
+    (void)err;
+    (void)errlen;
+    dnslist_init(ctx, host, &dnswl_kind);
+    return 0;
 }
 
 UPESI_PLUGIN = {

@@ -33,6 +33,7 @@
 #define MR_MAX_FILE (16 * 1024 * 1024)
 
 static const upesi_api *api;
+static upesi_ctx *mr_plugin_ctx;
 
 /* ---------------------------------------------------------------------- */
 /* settings                                                                */
@@ -93,7 +94,7 @@ static const upesi_setting mr_settings[] = {
 static int mr_config_check(void *config, char *err, size_t errlen)
 {
     mr_config *cfg = config;
-    char *path = api->config_path(cfg->file);
+    char *path = api->config_path(mr_plugin_ctx, cfg->file);
     if (path == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -102,10 +103,10 @@ static int mr_config_check(void *config, char *err, size_t errlen)
     if (f == NULL) {
         snprintf(err, errlen, "%s:0: cannot open: %s", cfg->file,
                  strerror(errno));
-        free(path);
+        api->free(path);
         return -1;
     }
-    free(path);
+    api->free(path);
     long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
     rewind(f);
     if (size < 0 || size > MR_MAX_FILE)
@@ -148,7 +149,7 @@ static const mr_mime *ctx_mime(mr_ctx *c)
             ? mr_message_stream_headers(api, c->call, headers)
             : mr_message_stream_new(api, c->call);
         if (headers > 0)
-            api->log(c->call, UPESI_LOG_NOTICE, "message %s has more than "
+            api->log_call(c->call, UPESI_LOG_NOTICE, "message %s has more than "
                      "%d multipart parts: rules see its headers only",
                      api->queue_id(c->call), MR_MAX_MULTIPARTS);
         if (mr_mime_walk(stream, (size_t)c->cfg->max_body, &c->mime) != 0)
@@ -369,7 +370,7 @@ static int run_actions(mr_ctx *c, const mr_rule *r)
     done[0] = '\0';
     for (size_t i = 0; i < r->n_actions; i++) {
         const mr_action *a = &r->actions[i];
-        api->stat_add(mr_action_stat(a->kind), 1);
+        api->stat_add(mr_plugin_ctx, mr_action_stat(a->kind), 1);
         int n = snprintf(done + used, sizeof done - used, "%s%s",
                          used ? ", " : "", mr_action_name(a->kind));
         if (n > 0 && (size_t)n < sizeof done - used)
@@ -386,7 +387,7 @@ static int run_actions(mr_ctx *c, const mr_rule *r)
         }
         int rc = api->message_action(c->call, host_action[a->kind], arg);
         if (rc < 0)
-            api->log(c->call, UPESI_LOG_WARNING, "rule \"%s\": %s%s%s%s "
+            api->log_call(c->call, UPESI_LOG_WARNING, "rule \"%s\": %s%s%s%s "
                      "refused by the host: %s", r->name,
                      mr_action_name(a->kind), a->arg ? " \"" : "",
                      a->arg ? a->arg : "", a->arg ? "\"" : "",
@@ -394,7 +395,7 @@ static int run_actions(mr_ctx *c, const mr_rule *r)
         if (a->kind == MR_A_REJECT)
             stop = 1;           /* the message is refused: nothing more */
     }
-    api->log(c->call, UPESI_LOG_INFO, "rule \"%s\" matched message %s: %s",
+    api->log_call(c->call, UPESI_LOG_INFO, "rule \"%s\" matched message %s: %s",
              r->name, api->queue_id(c->call), done);
     return stop;
 }
@@ -409,12 +410,12 @@ static upesi_verdict mr_data_post(upesi_call *call)
         const mr_rule *r = &cfg->rules->rules[i];
         if (!eval(&c, r->when) || (r->unless && eval(&c, r->unless)))
             continue;
-        api->stat_add(r->stat, 1);
+        api->stat_add(mr_plugin_ctx, r->stat, 1);
         if (run_actions(&c, r))
             break;
     }
     if (c.oom)
-        api->log(call, UPESI_LOG_WARNING, "out of memory while reading "
+        api->log_call(call, UPESI_LOG_WARNING, "out of memory while reading "
                  "message %s: rules saw part of it", api->queue_id(call));
     if (c.have_mime)
         mr_mime_free(&c.mime);
@@ -425,18 +426,12 @@ static upesi_verdict mr_data_post(upesi_call *call)
 
 /* ---------------------------------------------------------------------- */
 
-static int mr_init(const upesi_api *host, upesi_plugin_ref *self, char *err,
+static int mr_init(upesi_ctx *ctx, const upesi_api *host, char *err,
                    size_t errlen)
 {
-    (void)self;
-    if (host->abi_minor < 1 ||
-        host->size < offsetof(upesi_api, message_action) +
-                         sizeof host->message_action ||
-        host->message_action == NULL) {
-        snprintf(err, errlen, "needs a host with message actions "
-                 "(ABI 1.1)");
-        return -1;
-    }
+    mr_plugin_ctx = ctx;
+    (void)err;
+    (void)errlen;
     api = host;
     g_mime_init();
     return 0;

@@ -24,32 +24,33 @@
 #include "upesi/plugin.h"
 
 
-static const upesi_api *mr_api;
+static const upesi_api *maxrcpt_api;
+static upesi_ctx *maxrcpt_ctx;
 
-typedef struct mr_config {
+typedef struct maxrcpt_config {
     int max;
     int code;
-} mr_config;
+} maxrcpt_config;
 
-static void *mr_config_new(void)
+static void *maxrcpt_config_new(void)
 {
-    mr_config *cfg = calloc(1, sizeof *cfg); /* max: mr_settings */
+    maxrcpt_config *cfg = calloc(1, sizeof *cfg); /* max: maxrcpt_settings */
     if (cfg)
         cfg->code = 552;
     return cfg;
 }
 
-static void mr_config_free(void *config)
+static void maxrcpt_config_free(void *config)
 {
     free(config);
 }
 
 /* 552 (RFC 5321's "too many recipients", permanent) or 452 (RFC 5321
  * 4.5.3.1.10: try the rest later) */
-static int mr_set_code(void *config, const char *value, char *err,
+static int maxrcpt_set_code(void *config, const char *value, char *err,
                        size_t errlen)
 {
-    mr_config *cfg = config;
+    maxrcpt_config *cfg = config;
     if (strcmp(value, "552") && strcmp(value, "452")) {
         snprintf(err, errlen, "expected 552 or 452, got '%s'", value);
         return -1;
@@ -58,45 +59,45 @@ static int mr_set_code(void *config, const char *value, char *err,
     return 0;
 }
 
-static const upesi_setting mr_settings[] = {
-    { "max", UPESI_SETTING_INT, offsetof(mr_config, max), 1, 1000000, NULL,
+static const upesi_setting maxrcpt_settings[] = {
+    { "max", UPESI_SETTING_INT, offsetof(maxrcpt_config, max), 1, 1000000, NULL,
       NULL, "100", "recipients one transaction may hold" },
-    { "code", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, mr_set_code, "552",
+    { "code", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, maxrcpt_set_code, "552",
       "the reply past `max`: `552` (5.5.3) or `452` (4.5.3, the client "
       "sends the rest in another transaction)" },
     { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
 };
 
-static upesi_verdict mr_rcpt(upesi_call *call)
+static upesi_verdict maxrcpt_rcpt(upesi_call *call)
 {
-    const mr_config *cfg = mr_api->config(call);
+    const maxrcpt_config *cfg = maxrcpt_api->config(call);
     if (cfg == NULL)
         return UPESI_CONT;
-    size_t n = mr_api->rcpt_count(call);
+    size_t n = maxrcpt_api->rcpt_count(call);
     if (n < (size_t)cfg->max)
         return UPESI_CONT;
-    mr_api->stat_add("SMTP.MaxRcpt.Refused", 1);
-    mr_api->log(call, UPESI_LOG_INFO, "recipient <%s> refused: transaction "
+    maxrcpt_api->stat_add(maxrcpt_ctx, "SMTP.MaxRcpt.Refused", 1);
+    maxrcpt_api->log_call(call, UPESI_LOG_INFO, "recipient <%s> refused: transaction "
                 "already has %zu recipients (max = %d)",
-                mr_api->address(call) ? mr_api->address(call) : "",
+                maxrcpt_api->address(call) ? maxrcpt_api->address(call) : "",
                 n, cfg->max);
     if (cfg->code == 452) {
-        mr_api->reply(call, 452, "4.5.3", "Too many recipients (at most %d "
+        maxrcpt_api->reply(call, 452, "4.5.3", "Too many recipients (at most %d "
                       "per message; send the rest in another)", cfg->max);
         return UPESI_DENYSOFT;
     }
-    mr_api->reply(call, 552, "5.5.3", "Too many recipients (at most %d per "
+    maxrcpt_api->reply(call, 552, "5.5.3", "Too many recipients (at most %d per "
                   "message)", cfg->max);
     return UPESI_DENY;
 }
 
-static int mr_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
-                   size_t errlen)
+static int maxrcpt_init(upesi_ctx *ctx, const upesi_api *api, char *err,
+                        size_t errlen)
 {
-    (void)self;
+    maxrcpt_ctx = ctx;
     (void)err;
     (void)errlen;
-    mr_api = api;
+    maxrcpt_api = api;
     return 0;
 }
 
@@ -104,11 +105,11 @@ UPESI_PLUGIN = {
     UPESI_PLUGIN_HEADER,
     .name = "max_rcpt",
     .version = "1.0",
-    .init = mr_init,
-    .config_new = mr_config_new,
-    .settings = mr_settings,
-    .config_free = mr_config_free,
+    .init = maxrcpt_init,
+    .config_new = maxrcpt_config_new,
+    .settings = maxrcpt_settings,
+    .config_free = maxrcpt_config_free,
     .hooks = {
-        [UPESI_HOOK_RCPT] = mr_rcpt,
+        [UPESI_HOOK_RCPT] = maxrcpt_rcpt,
     },
 };

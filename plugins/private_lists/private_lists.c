@@ -43,6 +43,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
+static upesi_ctx *pl_ctx;
 
 enum { WL_SKIP, WL_LOG, WL_TAG };
 enum { BL_LOG, BL_TAG, BL_REJECT };
@@ -159,10 +160,10 @@ static int pl_config_set(void *p, const char *section, const char *key,
 static void whitelisted(upesi_call *call, const pl_config *c, const char *ip,
                         const char *by)
 {
-    api->stat_add("SMTP.PrivateWL.TotalHits", 1);
+    api->stat_add(pl_ctx, "SMTP.PrivateWL.TotalHits", 1);
     api->note_set(call, UPESI_SCOPE_CONN, "whitelisted", PL_WHITELIST);
     if (c->wl.action != WL_SKIP)
-        api->log(call, UPESI_LOG_NOTICE, "%s%s%s in the private whitelist%s",
+        api->log_call(call, UPESI_LOG_NOTICE, "%s%s%s in the private whitelist%s",
                  ip, by ? " " : "", by ? by : "",
                  c->wl.action == WL_TAG ? ": tagged" : "");
     if (c->wl.action == WL_TAG)
@@ -174,9 +175,9 @@ static upesi_verdict blacklisted(upesi_call *call, const pl_config *c,
                                  const char *ip, const char *by)
 {
     static const char *const what[] = { "logged", "tagged", "rejected" };
-    api->stat_add("SMTP.PrivateBL.TotalHits", 1);
+    api->stat_add(pl_ctx, "SMTP.PrivateBL.TotalHits", 1);
     api->note_set(call, UPESI_SCOPE_CONN, "blacklisted", PL_BLACKLIST);
-    api->log(call, UPESI_LOG_NOTICE, "%s%s%s in the private blacklist: %s",
+    api->log_call(call, UPESI_LOG_NOTICE, "%s%s%s in the private blacklist: %s",
              ip, by ? " " : "", by ? by : "", what[c->bl.action]);
     if (c->bl.action == BL_TAG)
         api->note_set(call, UPESI_SCOPE_CONN, "private_lists.bl_tag",
@@ -227,7 +228,7 @@ static void on_name(upesi_call *call, const upesi_dns_answer *a)
     const upesi_conn_info *conn = api->conn(call);
     const char *name = a->status == UPESI_DNS_OK ? a->records[0].text : NULL;
     if (name == NULL)
-        api->log(call, UPESI_LOG_DEBUG, "%s has no confirmed name (%s): "
+        api->log_call(call, UPESI_LOG_DEBUG, "%s has no confirmed name (%s): "
                  "only address items can match", conn->remote_ip,
                  a->status == UPESI_DNS_TIMEOUT ? "timeout" :
                  a->status == UPESI_DNS_ERROR ? "DNS error" : "no PTR");
@@ -271,12 +272,12 @@ static upesi_verdict pl_data_post(upesi_call *call)
     return UPESI_CONT;
 }
 
-static int pl_init(const upesi_api *host, upesi_plugin_ref *self, char *err,
+static int pl_init(upesi_ctx *ctx, const upesi_api *host, char *err,
                    size_t errlen)
 {
-    (void)self;
-    if (settings_need_dns(host, err, errlen) != 0)
-        return -1;
+    pl_ctx = ctx;
+    (void)err;
+    (void)errlen;
     api = host;
     return 0;
 }

@@ -40,6 +40,12 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 extern const upesi_api *fwd_api;
+extern upesi_ctx *fwd_ctx;
+
+/* A log line about a delivery: with its session id when a client waits
+ * for it (call), else as the runner's (the host adds the plugin name). */
+void fwd_log(upesi_call *call, upesi_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* ---------------------------------------------------------------------- */
 /* settings                                                               */
@@ -93,6 +99,7 @@ extern const upesi_setting fwd_settings[];
 int fwd_config_set(void *config, const char *section, const char *key,
                    const char *value, char *err, size_t errlen);
 int fwd_config_check(void *config, char *err, size_t errlen);
+void fwd_config_commit(upesi_ctx *ctx, void *config);
 void fwd_config_free(void *config);
 fwd_config *fwd_config_ref(fwd_config *cfg);
 void fwd_config_unref(fwd_config *cfg);
@@ -243,7 +250,7 @@ char *fwd_dsn_build(const fwd_env *orig, fwd_rcpt *const *failed,
 /* ---------------------------------------------------------------------- */
 /* the queue                                                              */
 
-void fwd_queue_worker_start(void *arg);
+void fwd_queue_worker_start(upesi_ctx *ctx);
 /* The worker stops: no more scans, no new deliveries (what a scan still
  * running claims stays in active/<pid>/ and goes back into queue/ as a
  * dead worker's does); those in flight go on while the worker lasts. */

@@ -10,7 +10,9 @@
  *   ... timeouts, pool, retry (docs/plugins/queue_forward.md)
  *
  * Settings are reference counted: the background runner and jobs in
- * flight keep the generation they started with after a SIGHUP.
+ * flight keep the generation they started with after a SIGHUP.  The
+ * runner's generation is the one the host committed last
+ * (fwd_config_commit), never one a config_check merely accepted.
  *
  * Fails: a bad key or value is refused with a message (the host adds file
  * and line); config_check refuses a configuration without any downstream,
@@ -333,7 +335,9 @@ static int fwd_set_tls_ca(void *config, const char *value, char *err,
                           size_t errlen)
 {
     fwd_config *cfg = config;
-    char *path = value[0] ? fwd_api->config_path(value) : NULL;
+    char *host_path = value[0] ? fwd_api->config_path(fwd_ctx, value) : NULL;
+    char *path = host_path ? strdup(host_path) : NULL;
+    fwd_api->free(host_path);
     if (path == NULL) {
         snprintf(err, errlen, "'%s' is not a usable path", value);
         return -1;
@@ -464,7 +468,7 @@ int fwd_config_check(void *config, char *err, size_t errlen)
                  cfg->retry_max_s, cfg->retry_min_s);
         return -1;
     }
-    const char *spool = fwd_api->spool_dir();
+    const char *spool = fwd_api->spool_dir(fwd_ctx);
     if (spool == NULL || spool[0] == '\0') {
         snprintf(err, errlen, "smtp.ini has no spool_dir");
         return -1;
@@ -489,9 +493,22 @@ int fwd_config_check(void *config, char *err, size_t errlen)
         (cfg->tls_ctx = fwd_tls_ctx_new(cfg->tls_ca, cfg->tls_verify, err,
                                         errlen)) == NULL)
         return -1;
-    fwd_config_unref(fwd_latest);
-    fwd_latest = fwd_config_ref(cfg);
     return 0;
+}
+
+/* The host committed a generation: from now on the runner and new jobs
+ * use it.  Never in config_check: a later plugin may still refuse the
+ * generation, and the runner would deliver by settings that never ran. */
+void fwd_config_commit(upesi_ctx *ctx, void *config)
+{
+    fwd_config *cfg = fwd_config_ref(config);
+    fwd_config_unref(fwd_latest);
+    fwd_latest = cfg;
+    if (cfg)
+        fwd_api->log(ctx, UPESI_LOG_DEBUG, "settings committed: mode %s, "
+                     "%zu routes", cfg->mode == FWD_MODE_SPOOL ? "spool"
+                                                               : "direct",
+                     cfg->n_routes);
 }
 
 const fwd_target *fwd_route_for(const fwd_config *cfg, const char *address)

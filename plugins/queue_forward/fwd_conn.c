@@ -53,7 +53,7 @@ void fwd_conn_timer(fwd_conn *c, unsigned ms)
 {
     if (c->timer)
         fwd_api->timer_stop(c->timer);
-    c->timer = ms ? fwd_api->timer_start(ms, conn_timer_fired, c) : NULL;
+    c->timer = ms ? fwd_api->timer_start(fwd_ctx, ms, conn_timer_fired, c) : NULL;
 }
 
 void fwd_conn_watch(fwd_conn *c)
@@ -236,9 +236,8 @@ void fwd_conn_fail(fwd_conn *c, const char *fmt, ...)
     snprintf(text, sizeof text, "downstream %s: %s%s", c->target.name, why,
              job->dot_sent ? " after the end of data (the message may "
                              "have arrived)" : "");
-    fwd_api->log(job->call, UPESI_LOG_WARNING, "%s%s: %s",
-                 job->call ? "" : "queue_forward: ", job->id, text);
-    fwd_api->stat_add("SMTP.Forward.ConnectionErrors", 1);
+    fwd_log(job->call, UPESI_LOG_WARNING, "%s: %s", job->id, text);
+    fwd_api->stat_add(fwd_ctx, "SMTP.Forward.ConnectionErrors", 1);
     for (size_t i = 0; i < job->n_rcpts; i++)
         if (job->rcpts[i]->state == FWD_RCPT_PENDING)
             fwd_rcpt_set(job->rcpts[i], FWD_RCPT_TEMP, 0, "4.4.1", text);

@@ -80,7 +80,7 @@ static void ctl_queue(const char *args, upesi_control *out, void *arg)
 {
     (void)args;
     (void)arg;
-    const char *spool = fwd_api->spool_dir();
+    const char *spool = fwd_api->spool_dir(fwd_ctx);
     if (spool == NULL) {
         fwd_api->control_write(out, "error: no spool_dir\n");
         return;
@@ -112,7 +112,7 @@ static void ctl_flush(const char *args, upesi_control *out, void *arg)
 {
     (void)args;
     (void)arg;
-    const char *spool = fwd_api->spool_dir();
+    const char *spool = fwd_api->spool_dir(fwd_ctx);
     if (spool == NULL) {
         fwd_api->control_write(out, "error: no spool_dir\n");
         return;
@@ -138,7 +138,7 @@ static void ctl_flush(const char *args, upesi_control *out, void *arg)
         closedir(d);
     }
     fwd_scan_schedule(0);
-    fwd_api->log(NULL, UPESI_LOG_NOTICE, "queue_forward: flush: %d "
+    fwd_api->log(fwd_ctx, UPESI_LOG_NOTICE, "flush: %d "
                  "message%s to retry now", n, n == 1 ? "" : "s");
     fwd_api->control_write(out, "flush: %d message%s in the queue will be "
                            "retried now\n", n, n == 1 ? "" : "s");
@@ -146,8 +146,8 @@ static void ctl_flush(const char *args, upesi_control *out, void *arg)
 
 int fwd_queue_register_commands(void)
 {
-    int rc = fwd_api->control_register("queue", ctl_queue, NULL);
+    int rc = fwd_api->control_register(fwd_ctx, "queue", ctl_queue, NULL);
     if (rc == 0)
-        rc = fwd_api->control_register("flush", ctl_flush, NULL);
+        rc = fwd_api->control_register(fwd_ctx, "flush", ctl_flush, NULL);
     return rc;
 }

@@ -90,7 +90,7 @@ static void delivery_release(fwd_delivery *d, const char *where)
     char to[4300];
     snprintf(to, sizeof to, "%s/%s/%s", d->spool, where, d->id);
     if (rename(d->path, to) < 0)
-        fwd_api->log(NULL, UPESI_LOG_ERR, "queue_forward: %s: rename to "
+        fwd_api->log(fwd_ctx, UPESI_LOG_ERR, "%s: rename to "
                      "%s: %s", d->id, to, strerror(errno));
 }
 
@@ -100,7 +100,7 @@ static void delivery_rewritten(void *arg, int error)
     if (error) {
         /* the old file goes back whole: delivered recipients will get it
          * again, which beats losing the others */
-        fwd_api->log(NULL, UPESI_LOG_ERR, "queue_forward: %s: rewriting the "
+        fwd_api->log(fwd_ctx, UPESI_LOG_ERR, "%s: rewriting the "
                      "queue file failed (%s); requeued with all recipients",
                      d->id, strerror(error));
         delivery_release(d, "queue");
@@ -115,7 +115,7 @@ static void delivery_reported(void *arg, int error)
 {
     fwd_delivery *d = arg;
     if (error) {
-        fwd_api->log(NULL, UPESI_LOG_ERR, "queue_forward: %s: cannot write "
+        fwd_api->log(fwd_ctx, UPESI_LOG_ERR, "%s: cannot write "
                      "the delivery report (%s); the message stays queued",
                      d->id, strerror(error));
         d->state.next_ms = fwd_now_ms() + 1000LL * d->cfg->retry_min_s;
@@ -185,20 +185,20 @@ static void delivery_finish(fwd_delivery *d)
         const char *what = r->state == FWD_RCPT_OK ? "sent"
                          : r->state == FWD_RCPT_PERM ? "bounced"
                          : expired ? "expired" : "deferred";
-        fwd_api->log(NULL, r->state == FWD_RCPT_OK ? UPESI_LOG_INFO
+        fwd_api->log(fwd_ctx, r->state == FWD_RCPT_OK ? UPESI_LOG_INFO
                                                    : UPESI_LOG_NOTICE,
-                     "queue_forward: %s: to=<%s> relay=%s status=%s (%s)",
+                     "%s: to=<%s> relay=%s status=%s (%s)",
                      d->id, r->addr, relay, what, r->text);
         if (r->state == FWD_RCPT_OK) {
             n_ok++;
-            fwd_api->stat_add("SMTP.Forward.Delivered", 1);
+            fwd_api->stat_add(fwd_ctx, "SMTP.Forward.Delivered", 1);
         } else if (r->state == FWD_RCPT_PERM || expired) {
             failed[n_failed++] = r;
-            fwd_api->stat_add("SMTP.Forward.Bounced", 1);
+            fwd_api->stat_add(fwd_ctx, "SMTP.Forward.Bounced", 1);
         } else {
             d->temp[d->n_temp++] = r;
             last_error = r->text;
-            fwd_api->stat_add("SMTP.Forward.Deferred", 1);
+            fwd_api->stat_add(fwd_ctx, "SMTP.Forward.Deferred", 1);
         }
     }
     d->remaining_changed = d->n_temp != d->n;
@@ -291,7 +291,7 @@ void fwd_deliver_start(const char *spool, const char *id)
         return;
     }
     if (delivery_load(d) < 0) {
-        fwd_api->log(NULL, UPESI_LOG_ERR, "queue_forward: %s: not a "
+        fwd_api->log(fwd_ctx, UPESI_LOG_ERR, "%s: not a "
                      "readable spool file; moved to dead/", id);
         delivery_release(d, "dead");
         delivery_free(d);

@@ -24,6 +24,7 @@
  * connection, so the downstream throws it away; after the end of data the
  * result is only logged (the client will send again: a duplicate).
  */
+#include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,18 @@
 #include "forward.h"
 
 const upesi_api *fwd_api;
+upesi_ctx *fwd_ctx;
+
+void fwd_log(upesi_call *call, upesi_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (call)
+        fwd_api->vlog_call(call, level, fmt, ap);
+    else
+        fwd_api->vlog(fwd_ctx, level, fmt, ap);
+    va_end(ap);
+}
 
 /* ---------------------------------------------------------------------- */
 /* the envelope of the session's transaction                              */
@@ -47,7 +60,7 @@ static int env_from_call(upesi_call *call, fwd_env *env)
     if (fwd_api->spool_envelope(call, &text, &len, &bad_key) < 0)
         return -1;
     int rc = fwd_env_parse(text, len, env);
-    free(text);
+    fwd_api->free(text);
     return rc;
 }
 
@@ -90,20 +103,19 @@ static void spooled_committed(void *arg, int error)
 {
     fwd_spooled *s = arg;
     if (error == 0) {
-        fwd_api->stat_add("SMTP.Forward.Queued", 1);
+        fwd_api->stat_add(fwd_ctx, "SMTP.Forward.Queued", 1);
         if (s->call) {
             fwd_api->reply(s->call, 250, "2.0.0", "Ok: queued as %s", s->id);
             fwd_api->resume(s->call, UPESI_OK);
         } else {
-            fwd_api->log(NULL, UPESI_LOG_WARNING, "queue_forward: %s "
+            fwd_api->log(fwd_ctx, UPESI_LOG_WARNING, "%s "
                          "committed after its session gave up on it; the "
                          "client may send it again", s->id);
         }
         fwd_queue_kick(s->id);
     } else {
-        fwd_api->log(s->call, UPESI_LOG_ERR, "%s%s: commit failed: %s",
-                     s->call ? "" : "queue_forward: ", s->id,
-                     strerror(error));
+        fwd_log(s->call, UPESI_LOG_ERR, "%s: commit failed: %s", s->id,
+                strerror(error));
         if (s->call) {
             reply_store_error(s->call, error);
             fwd_api->resume(s->call, UPESI_DENYSOFT);
@@ -118,7 +130,7 @@ static upesi_verdict spool_mode(upesi_call *call, fwd_config *cfg)
 {
     const char *id = fwd_api->queue_id(call);
     if (!id_usable(id)) {
-        fwd_api->log(call, UPESI_LOG_ERR, "unusable queue id '%s'",
+        fwd_api->log_call(call, UPESI_LOG_ERR, "unusable queue id '%s'",
                      id ? id : "(none)");
         reply_store_error(call, EINVAL);
         return UPESI_DENYSOFT;
@@ -130,11 +142,11 @@ static upesi_verdict spool_mode(upesi_call *call, fwd_config *cfg)
     fwd_spooled *s = erc == 0 ? calloc(1, sizeof *s) : NULL;
     if (s == NULL) {
         if (bad_key)
-            fwd_api->log(call, UPESI_LOG_ERR, "%s: refused: CR or LF in "
+            fwd_api->log_call(call, UPESI_LOG_ERR, "%s: refused: CR or LF in "
                          "the %s envelope field", id, bad_key);
         else
-            fwd_api->log(call, UPESI_LOG_ERR, "%s: out of memory", id);
-        free(text);
+            fwd_api->log_call(call, UPESI_LOG_ERR, "%s: out of memory", id);
+        fwd_api->free(text);
         reply_store_error(call, EINVAL);
         return UPESI_DENYSOFT;
     }
@@ -143,9 +155,9 @@ static upesi_verdict spool_mode(upesi_call *call, fwd_config *cfg)
     fwd_src src = { call_read, call, fwd_api->message_size(call) };
     int rc = fwd_store_write("queue", id, text, len, NULL, 0, &src,
                              cfg->fsync, spooled_committed, s);
-    free(text);
+    fwd_api->free(text);
     if (rc < 0) {
-        fwd_api->log(call, UPESI_LOG_ERR, "%s: write: %s", id,
+        fwd_api->log_call(call, UPESI_LOG_ERR, "%s: write: %s", id,
                      strerror(-rc));
         free(s);
         reply_store_error(call, -rc);
@@ -201,7 +213,7 @@ static void direct_answer(fwd_direct *d)
 {
     upesi_call *call = d->call;
     if (d->write_error) {
-        fwd_api->log(call, UPESI_LOG_ERR, "%s: delivered to some "
+        fwd_api->log_call(call, UPESI_LOG_ERR, "%s: delivered to some "
                      "recipients, but what is owed for the others could not "
                      "be queued (%s); answering 451: the client will send "
                      "again", d->id, strerror(d->write_error));
@@ -214,7 +226,7 @@ static void direct_answer(fwd_direct *d)
                        d->id, d->jobs[0].target->name, d->jobs[0].last_reply);
     else
         fwd_api->reply(call, 250, "2.0.0", "Ok: queued as %s", d->id);
-    fwd_api->stat_add("SMTP.Forward.Accepted", 1);
+    fwd_api->stat_add(fwd_ctx, "SMTP.Forward.Accepted", 1);
     fwd_api->resume(call, UPESI_OK);
 }
 
@@ -228,7 +240,7 @@ static void direct_written(void *arg, int error)
     if (d->call)
         direct_answer(d);
     else
-        fwd_api->log(NULL, UPESI_LOG_WARNING, "queue_forward: %s: forwarded "
+        fwd_api->log(fwd_ctx, UPESI_LOG_WARNING, "%s: forwarded "
                      "after its session gave up on it; the client may send "
                      "it again", d->id);
     direct_free(d);
@@ -254,7 +266,7 @@ static void direct_collate(fwd_direct *d)
     }
     if (call == NULL) {
         if (d->n_ok)
-            fwd_api->log(NULL, UPESI_LOG_WARNING, "queue_forward: %s: the "
+            fwd_api->log(fwd_ctx, UPESI_LOG_WARNING, "%s: the "
                          "downstream took it after the session gave up; the "
                          "client may send it again", d->id);
         direct_free(d);
@@ -263,13 +275,13 @@ static void direct_collate(fwd_direct *d)
     for (size_t i = 0; i < d->n; i++) {
         fwd_rcpt *r = &d->rcpts[i];
         if (r->state != FWD_RCPT_OK)
-            fwd_api->log(call, UPESI_LOG_INFO, "%s: to=<%s> %s (%s)", d->id,
+            fwd_api->log_call(call, UPESI_LOG_INFO, "%s: to=<%s> %s (%s)", d->id,
                          r->addr, r->state == FWD_RCPT_PERM ? "refused"
                                                             : "deferred",
                          r->text);
     }
     if (d->n_ok == 0) {
-        fwd_api->stat_add("SMTP.Forward.Refused", 1);
+        fwd_api->stat_add(fwd_ctx, "SMTP.Forward.Refused", 1);
         if (n_temp) {
             fwd_api->reply(call, 451, "4.4.1", "%s", first_temp->text);
             fwd_api->resume(call, UPESI_DENYSOFT);
@@ -340,7 +352,7 @@ static void direct_collate(fwd_direct *d)
             d->write_error = -rc;
         else {
             d->writes_left++;
-            fwd_api->log(call, UPESI_LOG_NOTICE, "%s: %zu deferred "
+            fwd_api->log_call(call, UPESI_LOG_NOTICE, "%s: %zu deferred "
                          "recipient%s queued as %s", d->id, n_temp,
                          n_temp == 1 ? "" : "s", id);
         }
@@ -467,31 +479,23 @@ static upesi_verdict fwd_queue_hook(upesi_call *call)
                                        : direct_mode(call, cfg);
 }
 
-/* The worker stops (api->on_worker_stop): the runner starts nothing new,
- * the pooled connections say QUIT. */
-static void fwd_worker_stop(void *arg)
+/* The worker stops: the runner starts nothing new, the pooled
+ * connections say QUIT. */
+static void fwd_worker_stop(upesi_ctx *ctx)
 {
-    (void)arg;
+    fwd_api->log(ctx, UPESI_LOG_DEBUG, "worker stops: runner stopped, "
+                 "pooled connections closing");
     fwd_queue_worker_stop();
     fwd_pool_stop();
 }
 
-static int fwd_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
+static int fwd_init(upesi_ctx *ctx, const upesi_api *api, char *err,
                     size_t errlen)
 {
-    (void)self;
-    if (api->abi_minor < UPESI_API_DURABLE_FILES_MINOR ||
-        api->size < sizeof(struct upesi_api)) {
-        snprintf(err, errlen, "host API too old (needs ABI 1.2 with "
-                 "fd_watch, file_commit, on_worker_stop and spool_envelope)");
-        return -1;
-    }
+    fwd_ctx = ctx;
     fwd_api = api;
-    if (api->on_worker_start(fwd_queue_worker_start, NULL) < 0 ||
-        api->on_worker_stop(fwd_worker_stop, NULL) < 0 ||
-        fwd_queue_register_commands() < 0) {
-        snprintf(err, errlen, "cannot register the queue runner, its stop "
-                 "or the queue/flush commands");
+    if (fwd_queue_register_commands() < 0) {
+        snprintf(err, errlen, "cannot register the queue/flush commands");
         return -1;
     }
     return 0;
@@ -514,6 +518,9 @@ UPESI_PLUGIN = {
     .settings = fwd_settings,
     .config_check = fwd_config_check,
     .config_free = fwd_config_free,
+    .config_commit = fwd_config_commit,
+    .worker_start = fwd_queue_worker_start,
+    .worker_stop = fwd_worker_stop,
     .hooks = {
         [UPESI_HOOK_QUEUE] = fwd_queue_hook,
     },

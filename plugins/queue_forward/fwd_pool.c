@@ -161,7 +161,7 @@ void fwd_job_start(fwd_job *job)
         p->state = ST_ENVELOPE;
         fwd_conn_timer(p, 0);
         /* a zero timer: the envelope goes out from the loop */
-        p->timer = fwd_api->timer_start(0, job_start_later, job);
+        p->timer = fwd_api->timer_start(fwd_ctx, 0, job_start_later, job);
         if (p->timer == NULL)
             job_start_later(job);
         return;
@@ -181,7 +181,7 @@ void fwd_job_start(fwd_job *job)
     c->job = job;
     job->conn = c;
     c->state = ST_CONNECTING;
-    fwd_api->stat_add("SMTP.Forward.Connections", 1);
+    fwd_api->stat_add(fwd_ctx, "SMTP.Forward.Connections", 1);
 
     c->fd = socket(c->target.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int err = c->fd < 0 ? errno : 0;
@@ -190,13 +190,13 @@ void fwd_job_start(fwd_job *job)
     if (!err && connect(c->fd, (struct sockaddr *)&c->target.addr,
                         c->target.addrlen) < 0 && errno != EINPROGRESS)
         err = errno;
-    if (!err && (c->watch = fwd_api->fd_watch(c->fd, UPESI_WATCH_WRITE,
+    if (!err && (c->watch = fwd_api->fd_watch(fwd_ctx, c->fd, UPESI_WATCH_WRITE,
                                               fwd_conn_on_event, c)) == NULL)
         err = ENOMEM;
     if (err) {
         /* report from the loop, not from inside fwd_job_start */
         c->reply_code = err;
-        c->timer = fwd_api->timer_start(0, connect_failed_later, c);
+        c->timer = fwd_api->timer_start(fwd_ctx, 0, connect_failed_later, c);
         if (c->timer == NULL)
             fwd_conn_fail(c, "connect: %s", strerror(err));
         return;

@@ -204,7 +204,7 @@ static void scan_done(void *arg, int status)
     if (!req->only[0])
         fwd_scanning = 0;
     if (req->recovered)
-        fwd_api->log(NULL, UPESI_LOG_NOTICE, "queue_forward: %d message%s "
+        fwd_api->log(fwd_ctx, UPESI_LOG_NOTICE, "%d message%s "
                      "of a worker that is gone put back into the queue",
                      req->recovered, req->recovered == 1 ? "" : "s");
     for (size_t i = 0; fwd_started && i < req->n; i++)
@@ -221,7 +221,7 @@ static void scan_done(void *arg, int status)
 static void scan_start(const char *only, int startup)
 {
     fwd_config *cfg = fwd_config_latest();
-    const char *spool = fwd_api->spool_dir();
+    const char *spool = fwd_api->spool_dir(fwd_ctx);
     if (cfg == NULL || spool == NULL)
         return;
     if (only == NULL && fwd_scanning) {
@@ -243,7 +243,7 @@ static void scan_start(const char *only, int startup)
         snprintf(req->only, sizeof req->only, "%s", only);
     else
         fwd_scanning = 1;
-    if (fwd_api->queue_work(scan_work, scan_done, req) < 0)
+    if (fwd_api->queue_work(fwd_ctx, scan_work, scan_done, req) < 0)
         scan_done(req, -1);
 }
 
@@ -266,12 +266,12 @@ void fwd_scan_schedule(unsigned ms)
     }
     if (fwd_scan_timer)
         fwd_api->timer_stop(fwd_scan_timer);
-    fwd_scan_timer = fwd_api->timer_start(ms, scan_tick, NULL);
+    fwd_scan_timer = fwd_api->timer_start(fwd_ctx, ms, scan_tick, NULL);
 }
 
-void fwd_queue_worker_start(void *arg)
+void fwd_queue_worker_start(upesi_ctx *ctx)
 {
-    (void)arg;
+    fwd_api->log(ctx, UPESI_LOG_DEBUG, "queue runner started");
     fwd_started = 1;
     scan_start(NULL, 1);
     fwd_config *cfg = fwd_config_latest();

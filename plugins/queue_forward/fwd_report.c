@@ -41,7 +41,7 @@ int fwd_report_failures(const fwd_config *cfg, const fwd_env *env,
                         int *pending)
 {
     *pending = 0;
-    const char *host = fwd_api->hostname();
+    const char *host = fwd_api->hostname(fwd_ctx);
     if (host == NULL || host[0] == '\0')
         host = "localhost";
     char postmaster[300];
@@ -57,7 +57,7 @@ int fwd_report_failures(const fwd_config *cfg, const fwd_env *env,
         for (size_t i = 0; i < n_failed; i++)
             to_postmaster |= !strcasecmp(failed[i]->addr, postmaster);
         if (cfg->null_sender_dsn == 2) {
-            fwd_api->log(NULL, UPESI_LOG_NOTICE, "queue_forward: %s: "
+            fwd_api->log(fwd_ctx, UPESI_LOG_NOTICE, "%s: "
                          "undeliverable message from <>: no report "
                          "(null_sender_dsn = 2)", env->queue_id);
             return 0;
@@ -94,7 +94,7 @@ int fwd_report_failures(const fwd_config *cfg, const fwd_env *env,
                   : -ENOMEM;
         free(text);
         if (rc == 0)
-            fwd_api->log(NULL, UPESI_LOG_NOTICE, "queue_forward: %s: "
+            fwd_api->log(fwd_ctx, UPESI_LOG_NOTICE, "%s: "
                          "undeliverable message from <>: kept in dead/ "
                          "(null_sender_dsn = %d)", env->queue_id,
                          cfg->null_sender_dsn);
@@ -115,10 +115,10 @@ int fwd_report_failures(const fwd_config *cfg, const fwd_env *env,
                                      report_committed, r)
                    : -ENOMEM;
         if (rc == 0) {
-            fwd_api->log(NULL, UPESI_LOG_NOTICE, "queue_forward: %s: "
+            fwd_api->log(fwd_ctx, UPESI_LOG_NOTICE, "%s: "
                          "sender non-delivery notification: %s (to <%s>)",
                          env->queue_id, id, to);
-            fwd_api->stat_add("SMTP.Forward.DSN", 1);
+            fwd_api->stat_add(fwd_ctx, "SMTP.Forward.DSN", 1);
         }
         free(body);
         free(etext);

@@ -341,13 +341,13 @@ static void on_final_reply(fwd_conn *c)
         fwd_conn_timer(c, c->cfg->data_timeout_ms);
         return;
     }
-    fwd_api->stat_add("SMTP.Forward.Transactions", 1);
+    fwd_api->stat_add(fwd_ctx, "SMTP.Forward.Transactions", 1);
     fwd_job_finish(c, 1);
 }
 
 static void send_hello(fwd_conn *c, int helo)
 {
-    const char *name = c->cfg->helo[0] ? c->cfg->helo : fwd_api->hostname();
+    const char *name = c->cfg->helo[0] ? c->cfg->helo : fwd_api->hostname(fwd_ctx);
     if (name == NULL || name[0] == '\0')
         name = "localhost";
     fwd_out_printf(c, "%s %s\r\n", c->target.lmtp ? "LHLO" : helo ? "HELO"
@@ -404,15 +404,14 @@ int fwd_starttls_step(fwd_conn *c)
     c->tls_want = 0;
     c->tls_verified = c->cfg->tls_verify;
     fwd_job *job = c->job;
-    fwd_api->log(job ? job->call : NULL, UPESI_LOG_INFO,
-                 "%s%s: downstream %s: TLS %s %s (%s%s)",
-                 job && job->call ? "" : "queue_forward: ",
+    fwd_log(job ? job->call : NULL, UPESI_LOG_INFO,
+                 "%s: downstream %s: TLS %s %s (%s%s)",
                  job ? job->id : "-", c->target.name, fwd_tls_version(c->tls),
                  fwd_tls_cipher(c->tls),
                  c->tls_verified ? "certificate verified for "
                                  : "certificate not verified",
                  c->tls_verified ? c->cfg->tls_name : "");
-    fwd_api->stat_add("SMTP.Forward.TLS", 1);
+    fwd_api->stat_add(fwd_ctx, "SMTP.Forward.TLS", 1);
     send_hello(c, 0);
     if (fwd_conn_flush(c) < 0)
         return -1;
@@ -471,9 +470,8 @@ static void on_reply(fwd_conn *c)
                 return;
             }
             /* downstream_tls = 1: in clear, as if it had not offered */
-            fwd_api->log(c->job ? c->job->call : NULL, UPESI_LOG_NOTICE,
-                         "%s%s: downstream %s: %s; going on without TLS",
-                         c->job && c->job->call ? "" : "queue_forward: ",
+            fwd_log(c->job ? c->job->call : NULL, UPESI_LOG_NOTICE,
+                         "%s: downstream %s: %s; going on without TLS",
                          c->job ? c->job->id : "-", c->target.name, why);
             if (after_hello(c) < 0)
                 return;

@@ -183,7 +183,7 @@ int fwd_env_local(fwd_env *env, const char *queue_id, const char *sender,
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(arrival, sizeof arrival, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    const char *host = fwd_api->hostname();
+    const char *host = fwd_api->hostname(fwd_ctx);
     env->queue_id = strdup(queue_id);
     env->arrival = strdup(arrival);
     env->client_ip = strdup("127.0.0.1");
@@ -303,7 +303,7 @@ static void batch_done(void *arg, int status)
     fwd_item *it = arg;
     if (status < 0)
         batch_work(it);
-    fwd_api->stat_add("SMTP.Forward.Commits", 1);
+    fwd_api->stat_add(fwd_ctx, "SMTP.Forward.Commits", 1);
     while (it) {
         fwd_item *next = it->next;
         it->done(it->arg, it->error);
@@ -321,7 +321,7 @@ static void batch_start(void)
     fwd_item *head = fwd_waiting.head;
     fwd_waiting.head = fwd_waiting.tail = NULL;
     fwd_waiting.running = 1;
-    if (fwd_api->queue_work(batch_work, batch_done, head) < 0)
+    if (fwd_api->queue_work(fwd_ctx, batch_work, batch_done, head) < 0)
         batch_done(head, -1);
 }
 
@@ -330,7 +330,7 @@ int fwd_store_write(const char *dir, const char *queue_id, const char *env,
                     const fwd_src *src, int do_fsync, fwd_commit_fn done,
                     void *arg)
 {
-    const char *spool = fwd_api->spool_dir();
+    const char *spool = fwd_api->spool_dir(fwd_ctx);
     fwd_item *it = calloc(1, sizeof *it);
     if (it == NULL)
         return -ENOMEM;

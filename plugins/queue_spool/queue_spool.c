@@ -51,6 +51,7 @@
 #define SPOOL_MAX_BATCH_LIMIT 65536
 
 static const upesi_api *spool_api;
+static upesi_ctx *spool_ctx;
 
 /* ---------------------------------------------------------------------- */
 /* Settings (conf/queue_spool.ini)                                        */
@@ -106,13 +107,13 @@ static int spool_make_dirs(const char *spool_dir, char *err, size_t errlen)
 static int spool_config_check(void *config, char *err, size_t errlen)
 {
     const spool_config *cfg = config;
-    const char *dir = spool_api ? spool_api->spool_dir() : NULL;
+    const char *dir = spool_api ? spool_api->spool_dir(spool_ctx) : NULL;
     if (dir == NULL || dir[0] == '\0') {
         snprintf(err, errlen, "no spool_dir set in smtp.ini");
         return -1;
     }
     if (!cfg->fsync)
-        spool_api->log(NULL, UPESI_LOG_WARNING, "queue_spool: fsync = 0: "
+        spool_api->log(spool_ctx, UPESI_LOG_WARNING, "fsync = 0: "
                        "a crash can lose mail already answered 250; for "
                        "tests only");
     return spool_make_dirs(dir, err, errlen);
@@ -302,29 +303,33 @@ static void spool_batch_done(void *arg, int status)
 
     if (status < 0)             /* the host could not run it: do it here */
         spool_batch_work(batch);
-    spool_api->stat_add("SMTP.Spool.Commits", 1);
+    spool_api->stat_add(spool_ctx, "SMTP.Spool.Commits", 1);
 
     spool_item *item = batch->head;
     while (item) {
         spool_item *next = item->next;
         if (item->error == 0) {
-            spool_api->stat_add("SMTP.Spool.Messages", 1);
+            spool_api->stat_add(spool_ctx, "SMTP.Spool.Messages", 1);
             if (item->call) {
                 spool_api->reply(item->call, 250, "2.0.0",
                                  "Ok: queued as %s", item->queue_id);
                 spool_api->resume(item->call, UPESI_OK);
             } else {
-                spool_api->log(NULL, UPESI_LOG_WARNING, "queue_spool: %s "
+                spool_api->log(spool_ctx, UPESI_LOG_WARNING, "%s "
                                "committed after its session gave up on "
                                "it; the client may send it again",
                                item->queue_id);
             }
         } else {
-            spool_api->stat_add("SMTP.Spool.Errors", 1);
-            /* with a call the host names the plugin and the session */
-            spool_api->log(item->call, UPESI_LOG_ERR, "%s%s: commit failed: "
-                           "%s", item->call ? "" : "queue_spool: ",
-                           item->queue_id, strerror(item->error));
+            spool_api->stat_add(spool_ctx, "SMTP.Spool.Errors", 1);
+            /* with a call the host names the session too */
+            if (item->call)
+                spool_api->log_call(item->call, UPESI_LOG_ERR, "%s: commit "
+                                    "failed: %s", item->queue_id,
+                                    strerror(item->error));
+            else
+                spool_api->log(spool_ctx, UPESI_LOG_ERR, "%s: commit failed: "
+                               "%s", item->queue_id, strerror(item->error));
             if (item->call) {
                 spool_reply_error(item->call, item->error);
                 spool_api->resume(item->call, UPESI_DENYSOFT);
@@ -351,7 +356,7 @@ static void spool_batch_start(void)
         /* the messages stay waiting, which loses nothing: the next
          * message retries the start, or plugin_timeout cancels them and
          * the cancel removes their files */
-        spool_api->log(NULL, UPESI_LOG_ERR, "queue_spool: out of memory "
+        spool_api->log(spool_ctx, UPESI_LOG_ERR, "out of memory "
                        "starting a commit batch");
         return;
     }
@@ -370,7 +375,7 @@ static void spool_batch_start(void)
     }
 
     spool_waiting.running = 1;
-    if (spool_api->queue_work(spool_batch_work, spool_batch_done, batch) < 0)
+    if (spool_api->queue_work(spool_ctx, spool_batch_work, spool_batch_done, batch) < 0)
         spool_batch_done(batch, -1);
 }
 
@@ -533,13 +538,13 @@ static upesi_verdict spool_queue(upesi_call *call)
     const upesi_api *api = spool_api;
     const spool_config *cfg = api->config(call);
     const char *queue_id = api->queue_id(call);
-    const char *spool_dir = api->spool_dir();
+    const char *spool_dir = api->spool_dir(spool_ctx);
     int err;
 
     if (!spool_queue_id_ok(queue_id)) {
-        api->log(call, UPESI_LOG_ERR, "unusable queue id '%s'",
+        api->log_call(call, UPESI_LOG_ERR, "unusable queue id '%s'",
                  queue_id ? queue_id : "(none)");
-        api->stat_add("SMTP.Spool.Errors", 1);
+        api->stat_add(spool_ctx, "SMTP.Spool.Errors", 1);
         spool_reply_error(call, EINVAL);
         return UPESI_DENYSOFT;
     }
@@ -550,19 +555,19 @@ static upesi_verdict spool_queue(upesi_call *call)
     int rc = api->spool_envelope(call, &env, &env_len, &bad_key);
     if (rc < 0) {
         if (bad_key)
-            api->log(call, UPESI_LOG_ERR, "%s: refused: CR or "
+            api->log_call(call, UPESI_LOG_ERR, "%s: refused: CR or "
                      "LF in the %s envelope field", queue_id, bad_key);
         else
-            api->log(call, UPESI_LOG_ERR, "%s: envelope: %s", queue_id,
+            api->log_call(call, UPESI_LOG_ERR, "%s: envelope: %s", queue_id,
                      strerror(-rc));
-        api->stat_add("SMTP.Spool.Errors", 1);
+        api->stat_add(spool_ctx, "SMTP.Spool.Errors", 1);
         spool_reply_error(call, EINVAL);
         return UPESI_DENYSOFT;
     }
 
     spool_item *item = calloc(1, sizeof *item);
     if (item == NULL) {
-        free(env);
+        api->free(env);
         err = ENOMEM;
         goto fail;
     }
@@ -572,7 +577,7 @@ static upesi_verdict spool_queue(upesi_call *call)
     item->max_batch = cfg ? cfg->max_batch : 256;
     snprintf(item->queue_id, sizeof item->queue_id, "%s", queue_id);
     if (spool_item_paths(item, spool_dir) < 0) {
-        free(env);
+        api->free(env);
         spool_item_free(item);
         err = ENOMEM;
         goto fail;
@@ -581,10 +586,10 @@ static upesi_verdict spool_queue(upesi_call *call)
     off_t size = api->message_size(call);
     if (size >= 0 && size <= SPOOL_INLINE_MAX) {
         rc = spool_read_whole(call, item, env, env_len, size);
-        free(env);
+        api->free(env);
         if (rc < 0) {
             err = -rc;
-            api->log(call, UPESI_LOG_ERR, "%s: reading the message: %s",
+            api->log_call(call, UPESI_LOG_ERR, "%s: reading the message: %s",
                      queue_id, strerror(err));
             spool_item_free(item);
             goto fail;
@@ -595,18 +600,18 @@ static upesi_verdict spool_queue(upesi_call *call)
                                   sizeof dir_err);
         if (item->fd < 0) {
             err = errno;
-            api->log(call, UPESI_LOG_ERR, "%s: open %s: %s%s%s",
+            api->log_call(call, UPESI_LOG_ERR, "%s: open %s: %s%s%s",
                      queue_id, item->tmp_path, strerror(err),
                      dir_err[0] ? "; " : "", dir_err);
-            free(env);
+            api->free(env);
             spool_item_free(item);
             goto fail;
         }
         rc = spool_write_message(call, item->fd, env, env_len);
-        free(env);
+        api->free(env);
         if (rc < 0) {
             err = -rc;
-            api->log(call, UPESI_LOG_ERR, "%s: write %s: %s",
+            api->log_call(call, UPESI_LOG_ERR, "%s: write %s: %s",
                      queue_id, item->tmp_path, strerror(err));
             unlink(item->tmp_path);
             spool_item_free(item);
@@ -620,23 +625,19 @@ static upesi_verdict spool_queue(upesi_call *call)
     return UPESI_PENDING;
 
 fail:
-    api->stat_add("SMTP.Spool.Errors", 1);
+    api->stat_add(spool_ctx, "SMTP.Spool.Errors", 1);
     spool_reply_error(call, err);
     return UPESI_DENYSOFT;
 }
 
 /* ---------------------------------------------------------------------- */
 
-static int spool_init(const upesi_api *api, upesi_plugin_ref *self,
-                      char *err, size_t errlen)
+static int spool_init(upesi_ctx *ctx, const upesi_api *api, char *err,
+                      size_t errlen)
 {
-    (void)self;
-    if (api->abi_minor < UPESI_API_DURABLE_FILES_MINOR ||
-        api->size < sizeof(struct upesi_api)) {
-        snprintf(err, errlen, "host API too old (needs ABI 1.2 with "
-                 "file_commit and spool_envelope)");
-        return -1;
-    }
+    spool_ctx = ctx;
+    (void)err;
+    (void)errlen;
     spool_api = api;
     return 0;
 }

@@ -48,6 +48,7 @@
 #include "../common/settings.h"
 
 static const upesi_api *relay_api;
+static upesi_ctx *relay_ctx;
 
 #define RELAY_NOTE_ALLOWED "relay.allowed"
 /* the host lists' verdict on this connection, once known: "allow" and
@@ -242,7 +243,7 @@ static void relay_on_name(upesi_call *call, const upesi_dns_answer *a)
     } else if (a->status == UPESI_DNS_TIMEOUT ||
                a->status == UPESI_DNS_ERROR) {
         failed = 1;
-        relay_api->log(call, UPESI_LOG_NOTICE, "%s: host name lookup "
+        relay_api->log_call(call, UPESI_LOG_NOTICE, "%s: host name lookup "
                        "failed: name items in the host lists cannot match",
                        conn->remote_ip);
     }
@@ -313,8 +314,8 @@ static upesi_verdict relay_rcpt_decide(upesi_call *call, relay_host h)
         }
     for (int i = 1; i < n; i++)
         if (outcome[i] != outcome[0]) {
-            relay_api->stat_add("SMTP.Relay.Deferred", 1);
-            relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> deferred: "
+            relay_api->stat_add(relay_ctx, "SMTP.Relay.Deferred", 1);
+            relay_api->log_call(call, UPESI_LOG_INFO, "relay to <%s> deferred: "
                            "the host lists name hosts and the name of %s "
                            "could not be looked up", rcpt, conn->remote_ip);
             relay_api->reply(call, 451, "4.4.3", "Relaying temporarily "
@@ -328,16 +329,16 @@ static upesi_verdict relay_rcpt_decide(upesi_call *call, relay_host h)
              name ? " (" : "", name ? name : "", name ? ")" : "");
 
     if (outcome[0] == 1) {
-        relay_api->stat_add("SMTP.Relay.Allowed", 1);
-        relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> allowed: %s in "
+        relay_api->stat_add(relay_ctx, "SMTP.Relay.Allowed", 1);
+        relay_api->log_call(call, UPESI_LOG_INFO, "relay to <%s> allowed: %s in "
                        "%s", rcpt, host_allow ? who : domain,
                        host_allow ? "allow_hosts" : "allow_domains");
         return UPESI_OK;
     }
-    relay_api->stat_add("SMTP.Relay.Denied", 1);
+    relay_api->stat_add(relay_ctx, "SMTP.Relay.Denied", 1);
     if (outcome[0] == -1) {
         int allowed = host_allow || dom_allow;
-        relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> denied: %s in "
+        relay_api->log_call(call, UPESI_LOG_INFO, "relay to <%s> denied: %s in "
                        "%s%s", rcpt, host_deny ? who : domain,
                        host_deny ? "deny_hosts" : "deny_domains",
                        allowed ? " (deny_wins = 1)" : "");
@@ -363,11 +364,11 @@ static upesi_verdict relay_rcpt(upesi_call *call)
         return UPESI_CONT;
 
     if (conn->authenticated) {
-        relay_api->stat_add("SMTP.Relay.Allowed", 1);
+        relay_api->stat_add(relay_ctx, "SMTP.Relay.Allowed", 1);
         /* the user name only at debug (docs/auth.md) */
-        relay_api->log(call, UPESI_LOG_INFO, "relay to <%s> allowed: "
+        relay_api->log_call(call, UPESI_LOG_INFO, "relay to <%s> allowed: "
                        "authenticated session", rcpt);
-        relay_api->log(call, UPESI_LOG_DEBUG, "relay to <%s>: user %s", rcpt,
+        relay_api->log_call(call, UPESI_LOG_DEBUG, "relay to <%s>: user %s", rcpt,
                        conn->auth_user ? conn->auth_user : "?");
         return UPESI_OK;
     }
@@ -380,10 +381,10 @@ static upesi_verdict relay_rcpt(upesi_call *call)
 
 /* ---------------------------------------------------------------------- */
 
-static int relay_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
+static int relay_init(upesi_ctx *ctx, const upesi_api *api, char *err,
                       size_t errlen)
 {
-    (void)self;
+    relay_ctx = ctx;
     (void)err;
     (void)errlen;
     relay_api = api;

@@ -52,6 +52,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *snd_api;
+static upesi_ctx *snd_ctx;
 
 typedef struct snd_list {
     char **items;                /* lower case; "a@b" or a domain pattern */
@@ -256,20 +257,20 @@ static upesi_verdict snd_verdict(upesi_call *call, const char *sender,
 {
     switch (outcome) {
     case SND_VERIFIED:
-        snd_api->stat_add("SMTP.Sender.DomainVerified", 1);
-        snd_api->log(call, UPESI_LOG_DEBUG, "sender domain %s: %s", domain,
+        snd_api->stat_add(snd_ctx, "SMTP.Sender.DomainVerified", 1);
+        snd_api->log_call(call, UPESI_LOG_DEBUG, "sender domain %s: %s", domain,
                      why);
         return UPESI_CONT;
     case SND_NOT_FOUND:
-        snd_api->stat_add("SMTP.Sender.DomainNotFound", 1);
-        snd_api->log(call, UPESI_LOG_INFO, "sender <%s> refused: domain %s "
+        snd_api->stat_add(snd_ctx, "SMTP.Sender.DomainNotFound", 1);
+        snd_api->log_call(call, UPESI_LOG_INFO, "sender <%s> refused: domain %s "
                      "not found (%s)", sender, domain, why);
         snd_api->reply(call, 553, "5.1.8", "Sender address <%s> rejected: "
                        "Domain not found", sender);
         return UPESI_DENY;
     case SND_NULL_MX:
-        snd_api->stat_add("SMTP.Sender.DomainNullMX", 1);
-        snd_api->log(call, UPESI_LOG_INFO, "sender <%s> refused: domain %s "
+        snd_api->stat_add(snd_ctx, "SMTP.Sender.DomainNullMX", 1);
+        snd_api->log_call(call, UPESI_LOG_INFO, "sender <%s> refused: domain %s "
                      "has a null MX", sender, domain);
         snd_api->reply(call, 550, "5.7.27", "Sender address <%s> rejected: "
                        "Domain does not accept mail", sender);
@@ -277,8 +278,8 @@ static upesi_verdict snd_verdict(upesi_call *call, const char *sender,
     case SND_TEMP_FAIL:
         break;
     }
-    snd_api->stat_add("SMTP.Sender.DomainLookupFailed", 1);
-    snd_api->log(call, UPESI_LOG_NOTICE, "sender <%s> deferred: lookup of %s "
+    snd_api->stat_add(snd_ctx, "SMTP.Sender.DomainLookupFailed", 1);
+    snd_api->log_call(call, UPESI_LOG_NOTICE, "sender <%s> deferred: lookup of %s "
                  "failed (%s)", sender, domain, why);
     snd_api->reply(call, 451, "4.4.3", "Sender domain lookup failed, try "
                    "again later");
@@ -353,7 +354,7 @@ static void snd_on_answer(const upesi_dns_answer *a, void *arg)
 static int snd_ask(snd_lookup *lk, int type)
 {
     lk->type = type;
-    lk->query = snd_api->dns_lookup(lk->call, type, lk->domain,
+    lk->query = snd_api->dns_lookup(snd_ctx, lk->call, type, lk->domain,
                                     snd_on_answer, lk);
     return lk->query ? 0 : -1;
 }
@@ -408,8 +409,6 @@ static upesi_verdict snd_verify(upesi_call *call, const snd_config *cfg,
     if (rc < 0)
         return snd_verdict(call, sender, strrchr(sender, '@') + 1,
                            SND_NOT_FOUND, "not a domain name");
-    if (snd_api->abi_minor < 1)
-        return UPESI_CONT;      /* checked at init; belt and braces */
     snd_lookup *lk = calloc(1, sizeof *lk);
     if (lk == NULL)
         return snd_verdict(call, sender, domain, SND_TEMP_FAIL,
@@ -423,7 +422,7 @@ static upesi_verdict snd_verify(upesi_call *call, const snd_config *cfg,
         return snd_verdict(call, sender, domain, SND_TEMP_FAIL,
                            "cannot start a lookup");
     }
-    lk->timer = snd_api->timer_start((uint64_t)(cfg->timeout * 1000),
+    lk->timer = snd_api->timer_start(snd_ctx, (uint64_t)(cfg->timeout * 1000),
                                      snd_on_timer, lk);
     snd_api->on_cancel(call, snd_on_cancel, lk);
     return UPESI_PENDING;
@@ -444,19 +443,19 @@ static upesi_verdict snd_mail(upesi_call *call)
     if (why == NULL)
         return cfg->verify_domain ? snd_verify(call, cfg, sender)
                                   : UPESI_CONT;
-    snd_api->stat_add("SMTP.Sender.Denied", 1);
-    snd_api->log(call, UPESI_LOG_INFO, "sender <%s> refused: %s", sender, why);
+    snd_api->stat_add(snd_ctx, "SMTP.Sender.Denied", 1);
+    snd_api->log_call(call, UPESI_LOG_INFO, "sender <%s> refused: %s", sender, why);
     snd_api->reply(call, 554, "5.7.1", "Mail from <%s> rejected for policy "
                    "reasons", sender);
     return UPESI_DENY;
 }
 
-static int snd_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
+static int snd_init(upesi_ctx *ctx, const upesi_api *api, char *err,
                     size_t errlen)
 {
-    (void)self;
-    if (settings_need_dns(api, err, errlen) != 0)
-        return -1;
+    snd_ctx = ctx;
+    (void)err;
+    (void)errlen;
     snd_api = api;
     return 0;
 }

@@ -39,6 +39,7 @@
 #include "upesi/plugin.h"
 
 static const upesi_api *s821_api;
+static upesi_ctx *s821_ctx;
 
 typedef struct s821_config {
     int address_syntax;
@@ -93,8 +94,8 @@ static upesi_verdict s821_check_line_end(upesi_call *call,
     if (end == UPESI_LINE_CRLF)
         return UPESI_CONT;
     const char *what = end == UPESI_LINE_LF ? "bare LF" : "bare CR";
-    s821_api->stat_add("SMTP.Strict821.LineSyntax", 1);
-    s821_api->log(call, UPESI_LOG_INFO, "command ended by %s refused (%s)",
+    s821_api->stat_add(s821_ctx, "SMTP.Strict821.LineSyntax", 1);
+    s821_api->log_call(call, UPESI_LOG_INFO, "command ended by %s refused (%s)",
                   what, cfg->line_syntax ? "line_syntax = 1"
                                          : "nonstandard_line_termination = 0");
     s821_api->reply(call, 500, "5.5.2", "Syntax error: command line ended "
@@ -162,8 +163,8 @@ static upesi_verdict s821_check_path(upesi_call *call, const s821_config *cfg,
     const char *why = s821_path_problem(line, is_rcpt ? "TO" : "FROM");
     if (why == NULL)
         return UPESI_CONT;
-    s821_api->stat_add("SMTP.Strict821.AddressSyntax", 1);
-    s821_api->log(call, UPESI_LOG_INFO, "%s refused (address_syntax = 1): "
+    s821_api->stat_add(s821_ctx, "SMTP.Strict821.AddressSyntax", 1);
+    s821_api->log_call(call, UPESI_LOG_INFO, "%s refused (address_syntax = 1): "
                   "%s", is_rcpt ? "RCPT" : "MAIL", why);
     if (is_rcpt)
         s821_api->reply(call, 501, "5.1.3", "Bad recipient address syntax: "
@@ -215,8 +216,8 @@ static upesi_verdict s821_data_post(upesi_call *call)
                                           "data.bare_line_ends");
     if (bare == NULL || strcmp(bare, "1") != 0)
         return UPESI_CONT;
-    s821_api->stat_add("SMTP.Strict821.BareLineEnds", 1);
-    s821_api->log(call, UPESI_LOG_INFO, "message refused: bare CR or LF in "
+    s821_api->stat_add(s821_ctx, "SMTP.Strict821.BareLineEnds", 1);
+    s821_api->log_call(call, UPESI_LOG_INFO, "message refused: bare CR or LF in "
                   "the data (%s)", cfg->line_syntax ? "line_syntax = 1"
                   : "nonstandard_line_termination = 0");
     s821_api->reply(call, 550, "5.6.0", "Message refused: bare CR or LF "
@@ -224,10 +225,10 @@ static upesi_verdict s821_data_post(upesi_call *call)
     return UPESI_DENY;
 }
 
-static int s821_init(const upesi_api *api, upesi_plugin_ref *self, char *err,
+static int s821_init(upesi_ctx *ctx, const upesi_api *api, char *err,
                      size_t errlen)
 {
-    (void)self;
+    s821_ctx = ctx;
     (void)err;
     (void)errlen;
     s821_api = api;
