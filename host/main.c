@@ -83,10 +83,11 @@ static int control_command(int argc, char **argv)
     return rc;
 }
 
-/* `upesi plugins`: the chain in run order, like `haraka -o`. */
+/* `upesi plugins`: the chain in run order, like `haraka -o`; "needs" is
+ * the ABI the plugin declares it needs (docs/plugins.md). */
 static void list_plugins(const up_config *cfg)
 {
-    printf("%-3s %-16s %-10s %-5s %s\n", "#", "plugin", "version", "abi",
+    printf("%-3s %-16s %-10s %-5s %s\n", "#", "plugin", "version", "needs",
            "hooks");
     for (size_t i = 0; i < cfg->n_plugins; i++) {
         const upesi_plugin *d = cfg->plugins[i].mod->desc;

@@ -46,98 +46,6 @@
 static void session_process(up_session *s);
 static void read_resume(up_session *s);
 
-/* ---------------------------------------------------------------------- */
-/* small helpers                                                           */
-
-/* The date of the greeting and the Received field.  Formatted once a
- * second: localtime_r and strftime cost more than the rest of a greeting.
- * Only the loop thread calls it. */
-void session_rfc5322_date(char *buf, size_t len)
-{
-    static time_t cached_at = (time_t)-1;
-    static char cached[64];
-    time_t now = time(NULL);
-    if (now != cached_at) {
-        struct tm tm;
-        localtime_r(&now, &tm);
-        if (strftime(cached, sizeof cached, "%a, %d %b %Y %H:%M:%S %z",
-                     &tm) == 0)
-            cached[0] = '\0';
-        cached_at = now;
-    }
-    size_t n = strlen(cached);
-    if (len == 0)
-        return;
-    if (n >= len)
-        n = len - 1;
-    memcpy(buf, cached, n);
-    buf[n] = '\0';
-}
-
-/* Append the n low hex digits of v (upper case). */
-static char *put_hex(char *o, unsigned long v, int n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (int i = n - 1; i >= 0; i--)
-        o[i] = hex[(v >> (4 * (n - 1 - i))) & 15];
-    return o + n;
-}
-
-/* Join the strings of a NULL-terminated list into buf, cut to fit and
- * always terminated; returns the length.  The per-message replies and the
- * Received field are built with it: snprintf cost more than the rest. */
-size_t session_str_join(char *buf, size_t size, ...)
-{
-    va_list ap;
-    size_t len = 0;
-    const char *part;
-    if (size == 0)
-        return 0;
-    va_start(ap, size);
-    while ((part = va_arg(ap, const char *)) != NULL) {
-        size_t n = strlen(part);
-        if (n > size - 1 - len)
-            n = size - 1 - len;
-        memcpy(buf + len, part, n);
-        len += n;
-    }
-    va_end(ap);
-    buf[len] = '\0';
-    return len;
-}
-
-/* This process's id, asked once: getpid is a system call, and session and
- * queue ids want it for every session and message.  Sessions live only in
- * workers, forked by a supervisor that never calls this, and a worker
- * forks nothing that accepts sessions: the cached value is always ours. */
-static unsigned long session_pid(void)
-{
-    static unsigned long pid;
-    if (pid == 0)
-        pid = (unsigned long)getpid();
-    return pid;
-}
-
-/* 8 hex digits of seconds, 5 of microseconds, 5 of the pid, 2 of a
- * counter: "%08lX%05lX%05X%02X", formatted by hand (once a message). */
-void session_make_queue_id(char *out, size_t len)
-{
-    static unsigned counter;
-    char id[21], *o = id;
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    unsigned long sec = (unsigned long)tv.tv_sec;
-    int digits = 8;
-    while (digits < 16 && (sec >> (4 * digits)) != 0)
-        digits++;               /* %08lX: at least 8 digits */
-    o = put_hex(o, sec, digits);
-    o = put_hex(o, (unsigned long)tv.tv_usec, 5);
-    o = put_hex(o, session_pid() & 0xFFFFF, 5);
-    o = put_hex(o, counter++ & 0xFF, 2);
-    *o = '\0';
-    session_str_join(out, len, id, (const char *)NULL);
-}
-
 static uint64_t timeout_ms(const up_session *s)
 {
     double ms = UP_SERVER_TIMEOUT_MS * s->cfg->timeout_multiplier;
@@ -559,7 +467,7 @@ void session_txn_reset(up_session *s)
 static void send_greeting(up_session *s)
 {
     char date[64], text[600];
-    session_rfc5322_date(date, sizeof date);
+    up_rfc5322_date(date, sizeof date);
     const char *g = s->cfg->greeting;
     const char *pct = strstr(g, "%s");
     if (pct)
@@ -679,8 +587,7 @@ void up_session_accept(up_server *srv, uv_stream_t *listener, int kind)
     s->state = UP_ST_CONNECT;
     s->implicit_tls = implicit_tls;
     s->info.submission = kind == UP_LISTEN_SUBMISSION;
-    snprintf(s->id, sizeof s->id, "%05X%05lX",
-             (unsigned)session_pid() & 0xFFFFF, ++srv->next_session & 0xFFFFF);
+    up_session_id_make(s->id, sizeof s->id, ++srv->next_session);
     up_message_init(&s->msg, s->cfg->spool_dir);
     s->tcp.data = s->timer.data = s->hook_timer.data = s;
     s->auth_timer.data = s;

@@ -172,7 +172,7 @@ static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
             up_session_reply(s, 451, "4.3.0", "Out of memory");
         } else {
             char text[UP_MAX_ADDRESS + 32];
-            session_str_join(text, sizeof text, "Sender <", s->sender, "> ok",
+            up_str_join(text, sizeof text, "Sender <", s->sender, "> ok",
                              (const char *)NULL);
             session_reply_ok(s, r, 250, "2.1.0", text);
         }
@@ -301,7 +301,7 @@ static void on_rcpt_done(up_session *s, upesi_verdict v, const up_reply *r)
     } else {
         s->n_rcpts++;
         char text[UP_MAX_ADDRESS + 32];
-        session_str_join(text, sizeof text, "Recipient <", s->path.mailbox,
+        up_str_join(text, sizeof text, "Recipient <", s->path.mailbox,
                          "> ok", (const char *)NULL);
         session_reply_ok(s, r, 250, "2.1.5", text);
     }
@@ -346,7 +346,7 @@ static int data_sink(void *arg, const char *buf, size_t len)
 static void add_received(up_session *s)
 {
     char date[64];
-    session_rfc5322_date(date, sizeof date);
+    up_rfc5322_date(date, sizeof date);
     /* RFC 3848: ESMTPA / ESMTPSA after a successful AUTH */
     const char *proto = s->info.esmtp
         ? (s->info.tls ? (s->info.authenticated ? "ESMTPSA" : "ESMTPS")
@@ -372,7 +372,7 @@ static void add_received(up_session *s)
     char *text = malloc(size);
     if (text == NULL)
         return;
-    session_str_join(text, size, "Received: from ", helo, " (unknown [",
+    up_str_join(text, size, "Received: from ", helo, " (unknown [",
                      s->remote_ip, "])", tls, "\r\n\tby ", s->cfg->hostname,
                      version, " with ", proto, " id ", s->queue_id, for_open,
                      for_rcpt, for_close, "; ", date, "\r\n",
@@ -398,7 +398,7 @@ static void on_queue_done(up_session *s, upesi_verdict v, const up_reply *r)
 {
     if (v == UPESI_OK) {
         char text[128];
-        session_str_join(text, sizeof text, "Ok: queued as ", s->queue_id,
+        up_str_join(text, sizeof text, "Ok: queued as ", s->queue_id,
                          (const char *)NULL);
         up_log(s->id, UPESI_LOG_INFO, "queued %s from=<%s> nrcpt=%zu "
                "size=%lld by %s", s->queue_id, s->sender, s->n_rcpts,
@@ -435,7 +435,7 @@ static void on_actions_done(up_session *s, int err)
         return;
     } else {
         char text[128];
-        session_str_join(text, sizeof text, "Ok: queued as ", s->queue_id,
+        up_str_join(text, sizeof text, "Ok: queued as ", s->queue_id,
                          (const char *)NULL);
         up_session_reply(s, 250, "2.0.0", text);
         message_done(s, 1);
@@ -612,7 +612,7 @@ void session_cmd_data(up_session *s)
         data_refused(s);
         return;
     }
-    session_make_queue_id(s->queue_id, sizeof s->queue_id);
+    up_queue_id_make(s->queue_id, sizeof s->queue_id);
     up_hook_run(s, UPESI_HOOK_DATA, on_data_done);
 }
 

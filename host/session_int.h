@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format.h"
 #include "session.h"
 
 /* RFC 5321 4.5.3.2.7: the server waits 5 minutes for a command or data. */
@@ -29,20 +30,17 @@ extern const hook_reply_defaults session_reply_defaults[UPESI_HOOK_COUNT];
 
 /* session.c */
 void session_arm_idle_timer(up_session *s);
-void session_make_queue_id(char *out, size_t len);
 void session_on_connect_done(up_session *s, upesi_verdict v,
                              const up_reply *r);
 void session_reply_fmt(up_session *s, int code, const char *enhanced,
                        const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-void session_rfc5322_date(char *buf, size_t len);
 void session_send_raw(up_session *s, const char *data, size_t len);
 void session_close(up_session *s, const char *why);
 void session_continue(up_session *s);
 void session_flush(up_session *s);
 void session_input(up_session *s, const char *buf, size_t len);
 void session_received(up_session *s, const char *buf, size_t len);
-size_t session_str_join(char *buf, size_t size, ...);
 void session_txn_reset(up_session *s);
 
 /* session_reply.c */

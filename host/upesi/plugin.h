@@ -578,7 +578,8 @@ struct upesi_api {
  *   INT       int: a whole number from min to max
  *   SIZE      uint64_t: bytes from min to max; a K, M or G suffix (x1024)
  *   DURATION  double: seconds from min to max; 1.5, 30s, 500ms, 2m, 1h
- *   STRING    char *: a copy (the old one freed; free() it in config_free)
+ *   STRING    char *: the host's copy (the old one freed); api->free it in
+ *             config_free
  *   PATH      char *: as STRING, relative to the configuration directory
  *   ENUM      int: the index in choices (a NULL-ended list; any case)
  *   LIST      set(config, item) once per item: items are separated by

@@ -30,6 +30,8 @@ for my $f ('sbin/upesi', 'include/upesi/plugin.h', 'lib/pkgconfig/upesi.pc',
            'share/doc/upesi/plugins.md', 'lib/systemd/system/upesi.service') {
     ok -e "$prefix/$f", "installed: $f";
 }
+like slurp("$prefix/include/upesi/plugin.h") // '', qr/^#define UPESI_ABI_MAJOR 2$/m,
+    'the installed header is of ABI 2';
 my $ini = slurp("$prefix/etc/upesi/smtp.ini") // '';
 like $ini, qr{^plugin_dir = \Q$prefix\E/lib/upesi/plugins$}m,
     'the installed smtp.ini points at the installed plugins';
@@ -72,8 +74,9 @@ $srv->set_smtp(plugin_dir => "$prefix/lib/upesi/plugins");
     local $Upesi::Test::UPESI = "$prefix/sbin/upesi";
     ($exit, $out) = Upesi::Test::run_cmd(30, $Upesi::Test::UPESI, '-c', $srv->conf, 'plugins');
     is $exit, 0, 'upesi plugins runs';
-    like $out, qr/^1\s+hello\s+1\.0\s+1\.\d+\s+rcpt$/m, 'it lists hello with version, ABI and hooks';
-    like $out, qr/^2\s+queue_spool\s+\S+\s+1\.\d+\s+queue$/m, '... then queue_spool';
+    like $out, qr/^#\s+plugin\s+version\s+needs\s+hooks$/m, 'the columns: plugin, version, ABI needed, hooks';
+    like $out, qr/^1\s+hello\s+1\.0\s+2\.0\s+rcpt$/m, 'it lists hello with version, ABI 2.0 and hooks';
+    like $out, qr/^2\s+queue_spool\s+\S+\s+2\.0\s+queue$/m, '... then queue_spool';
     $srv->start;
     my $c = $srv->client;
     $c->cmd('EHLO sdk.test');

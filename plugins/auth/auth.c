@@ -70,7 +70,7 @@ static void auth_config_free(void *config)
         return;
     dir_table_free(cfg->table);
     hostmatch_free(cfg->require_hosts);
-    free(cfg->file);
+    auth_api->free(cfg->file);       /* the host's copy (a STRING setting) */
     free(cfg);
 }
 

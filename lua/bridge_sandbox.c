@@ -1,5 +1,5 @@
 /*
- * lua_sandbox.c - what a script can reach (docs/lua.md, "Sandbox").
+ * bridge_sandbox.c - what a script can reach (docs/lua.md, "Sandbox").
  *
  * A script runs with its own globals table whose misses fall through to
  * one shared sandbox table.  The sandbox has the safe part of the base
@@ -16,7 +16,7 @@
  */
 #include <string.h>
 
-#include "lua_plugin.h"
+#include "bridge.h"
 
 static lua_CFunction orig_load, orig_resume, orig_close;
 
@@ -44,7 +44,7 @@ static int ro_pairs(lua_State *L)
     return 3;
 }
 
-void lua_sandbox_readonly(lua_State *L)
+void luab_sandbox_readonly(lua_State *L)
 {
     lua_newtable(L);                    /* t proxy */
     lua_createtable(L, 0, 4);           /* t proxy mt */
@@ -149,7 +149,7 @@ static void copy_fields(lua_State *L, int src, const char *const *names)
     }
 }
 
-void lua_sandbox_build(lua_State *L)
+void luab_sandbox_build(lua_State *L)
 {
     static const char *const base[] = {
         "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
@@ -190,7 +190,7 @@ void lua_sandbox_build(lua_State *L)
                                         NULL };
     for (const char *const *lib = libs; *lib; lib++) {
         lua_getfield(L, g, *lib);
-        lua_sandbox_readonly(L);
+        luab_sandbox_readonly(L);
         lua_setfield(L, sb, *lib);
     }
 
@@ -210,7 +210,7 @@ void lua_sandbox_build(lua_State *L)
     lua_setfield(L, -2, "resume");
     lua_pushcfunction(L, sb_close);
     lua_setfield(L, -2, "close");
-    lua_sandbox_readonly(L);
+    luab_sandbox_readonly(L);
     lua_setfield(L, sb, "coroutine");
     lua_pop(L, 1);
 
@@ -218,14 +218,14 @@ void lua_sandbox_build(lua_State *L)
     int os = lua_gettop(L);
     lua_newtable(L);
     copy_fields(L, os, os_ok);
-    lua_sandbox_readonly(L);
+    luab_sandbox_readonly(L);
     lua_setfield(L, sb, "os");
     lua_pop(L, 1);
 
     lua_remove(L, g);                   /* leave the sandbox on top */
 }
 
-void lua_sandbox_env(lua_State *L, int sandbox_ref)
+void luab_sandbox_env(lua_State *L, int sandbox_ref)
 {
     lua_newtable(L);
     lua_createtable(L, 0, 2);

@@ -1,5 +1,5 @@
 /*
- * lua_kv.c - upesi.kv: a key-value store with expiry, one per worker
+ * bridge_kv.c - upesi.kv: a key-value store with expiry, one per worker
  * process, shared by every script and kept across SIGHUP reloads (what
  * greylisting and rate limits remember).
  *
@@ -28,7 +28,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "lua_plugin.h"
+#include "bridge.h"
 
 #define KV_KEY_MAX 1024
 #define KV_VALUE_MAX (64 * 1024)
@@ -51,7 +51,7 @@ static kv_entry **buckets;
 static size_t n_buckets, n_keys, max_keys = 100000;
 static kv_entry *oldest, *newest;
 
-void lua_kv_set_max(size_t max)
+void luab_kv_set_max(size_t max)
 {
     max_keys = max ? max : 1;
 }
@@ -369,7 +369,7 @@ static int kv_count(lua_State *S)
     return 1;
 }
 
-void lua_kv_open(lua_State *S, int upesi_table)
+void luab_kv_open(lua_State *S, int upesi_table)
 {
     static const luaL_Reg fns[] = {
         { "get", kv_get },       { "set", kv_set },
@@ -381,7 +381,7 @@ void lua_kv_open(lua_State *S, int upesi_table)
     lua_setfield(S, upesi_table, "kv");
 }
 
-void lua_kv_free_all(void)
+void luab_kv_free_all(void)
 {
     while (oldest)
         kv_remove(oldest);

@@ -1,23 +1,27 @@
 /*
- * lua_plugin.h - internals shared by the files of the lua plugin (lua.so).
+ * bridge.h - internals shared by the files of the lua plugin (lua.so).
  *
- *   lua_plugin.c   descriptor, lua.ini, script generations, the hook calls
- *                  (one coroutine each), budgets, waiting and cancelling
- *   lua_api.c      the `upesi` table scripts see: verdicts, upesi.hook,
- *                  conn, txn, log, stat, time
- *   lua_wait.c     what waits: upesi.dns.*, conn:reverse_name, upesi.sleep
- *   lua_kv.c       upesi.kv: the per-worker key-value store with expiry
- *   lua_sandbox.c  the globals a script sees (no io, os, debug, package,
- *                  bytecode, files)
+ *   bridge_plugin.c   descriptor, lua.ini, script generations, the hook
+ *                     calls (one coroutine each), budgets, waiting and
+ *                     cancelling
+ *   bridge_api.c      the `upesi` table scripts see: verdicts, upesi.hook,
+ *                     conn, txn, log, stat, time
+ *   bridge_wait.c     what waits: upesi.dns.*, conn:reverse_name, upesi.sleep
+ *   bridge_kv.c       upesi.kv: the per-worker key-value store with expiry
+ *   bridge_sandbox.c  the globals a script sees (no io, os, debug, package,
+ *                     bytecode, files)
+ *
+ * Names: the bridge's own symbols are luab_* (lua_* and LUA_* belong to
+ * Lua itself).
  *
  * One lua_State per worker process: init creates it in the supervisor and
  * every worker inherits its own copy at fork.  Each configuration
  * generation compiles its scripts into that state (new environments, new
  * handler references); config_free drops them.  Only one Lua call runs at
- * a time (the loop is single-threaded), and `lua_current` is that call.
+ * a time (the loop is single-threaded), and `luab_current` is that call.
  */
-#ifndef UPESI_LUA_PLUGIN_H
-#define UPESI_LUA_PLUGIN_H
+#ifndef UPESI_LUA_BRIDGE_H
+#define UPESI_LUA_BRIDGE_H
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -25,19 +29,19 @@
 
 #include "upesi/plugin.h"
 
-#define LUA_PLUGIN_NAME "lua"
+#define LUAB_PLUGIN_NAME "lua"
 
-extern const upesi_api *lua_host;
+extern const upesi_api *luab_host;
 extern upesi_ctx *luab_ctx;
 
 /* One handler a script registered with upesi.hook. */
-typedef struct lua_handler {
+typedef struct luab_handler {
     int fn_ref;                 /* registry reference to the function     */
     const char *script;         /* the script's name, owned by the gen    */
-} lua_handler;
+} luab_handler;
 
 /* One generation of lua.ini and its compiled scripts. */
-typedef struct lua_gen {
+typedef struct luab_gen {
     char **scripts;             /* as written in lua.ini                  */
     char **paths;               /* absolute                               */
     size_t n_scripts;
@@ -47,26 +51,26 @@ typedef struct lua_gen {
     int loaded;                 /* config_check compiled the scripts      */
     int env_refs_n;
     int *env_refs;              /* one environment per script             */
-    lua_handler *handlers[UPESI_HOOK_COUNT];
+    luab_handler *handlers[UPESI_HOOK_COUNT];
     size_t n_handlers[UPESI_HOOK_COUNT];
-} lua_gen;
+} luab_gen;
 
 /* Why a run was stopped. */
-enum { LUA_RUN_ALIVE = 0, LUA_RUN_OVER_INSTRUCTIONS, LUA_RUN_OVER_MEMORY };
+enum { LUAB_RUN_ALIVE = 0, LUAB_RUN_OVER_INSTRUCTIONS, LUAB_RUN_OVER_MEMORY };
 
 /* What a suspended coroutine waits for. */
-typedef struct lua_wait {
-    struct lua_run *run;
+typedef struct luab_wait {
+    struct luab_run *run;
     int slot;                   /* 1-based index in the results table     */
     int type;                   /* upesi_dns_type, 0 for the sleep timer  */
     upesi_dns_query *query;
     upesi_timer *timer;
-} lua_wait;
+} luab_wait;
 
 /* One hook call of the plugin (or one script's top level at load). */
-typedef struct lua_run {
+typedef struct luab_run {
     upesi_call *call;           /* NULL while a script loads              */
-    lua_gen *gen;
+    luab_gen *gen;
     upesi_hook hook;
     size_t next;                /* handler running (index)                */
     const char *script;         /* the script of that handler             */
@@ -74,50 +78,51 @@ typedef struct lua_run {
     int co_ref;
     long long used;             /* instructions so far (whole call)       */
     long long step;             /* the count hook fires every step        */
-    int killed;                 /* LUA_RUN_*                              */
+    int killed;                 /* LUAB_RUN_*                              */
     int pending;                /* returned UPESI_PENDING to the host     */
     /* async waits: one batch at a time */
-    lua_wait *waits;
+    luab_wait *waits;
     int n_waits, outstanding;
     int results_ref;            /* registry: the results table            */
-} lua_run;
+} luab_run;
 
 /* The call running now (NULL between calls). */
-extern lua_run *lua_current;
+extern luab_run *luab_current;
 
-/* lua_plugin.c */
-lua_State *lua_plugin_state(void);
-/* a batch of waits is complete: resume the coroutine with its results */
-void lua_run_wake(lua_run *run);
-
-/* lua_api.c */
-void lua_api_open(lua_State *L, int sandbox);
-/* the script being loaded registers its handlers here */
-void lua_api_set_loading(lua_gen *gen, const char *script);
-/* push the hook's arguments (conn, txn, subject) on co; returns how many */
-int lua_api_push_args(lua_State *co, lua_run *run);
+/* bridge_plugin.c */
+lua_State *luab_plugin_state(void);
 /* the call running now, or a Lua error naming `what` */
-lua_run *lua_api_need_call(lua_State *S, const char *what);
-const char *lua_hook_name(upesi_hook hook);
+luab_run *luab_need_call(lua_State *S, const char *what);
+/* the hook's name (the host's), "(top level)" outside a hook */
+const char *luab_hook_name(upesi_hook hook);
+/* a batch of waits is complete: resume the coroutine with its results */
+void luab_run_wake(luab_run *run);
 
-/* lua_wait.c */
-void lua_wait_open_dns(lua_State *S);
-int lua_wait_reverse_name(lua_State *S);
-int lua_wait_sleep(lua_State *S);
+/* bridge_api.c */
+void luab_api_open(lua_State *L, int sandbox);
+/* the script being loaded registers its handlers here */
+void luab_api_set_loading(luab_gen *gen, const char *script);
+/* push the hook's arguments (conn, txn, subject) on co; returns how many */
+int luab_api_push_args(lua_State *co, luab_run *run);
+
+/* bridge_wait.c */
+void luab_wait_open_dns(lua_State *S);
+int luab_wait_reverse_name(lua_State *S);
+int luab_wait_sleep(lua_State *S);
 /* cancel whatever run waits for (timers, DNS queries) */
-void lua_wait_cancel(lua_run *run);
+void luab_wait_cancel(luab_run *run);
 
-/* lua_kv.c */
-void lua_kv_open(lua_State *L, int upesi_table);
-void lua_kv_set_max(size_t max_keys);
-void lua_kv_free_all(void);
+/* bridge_kv.c */
+void luab_kv_open(lua_State *L, int upesi_table);
+void luab_kv_set_max(size_t max_keys);
+void luab_kv_free_all(void);
 
-/* lua_sandbox.c: builds the shared, read-mostly globals table and leaves
+/* bridge_sandbox.c: builds the shared, read-mostly globals table and leaves
  * it on the stack */
-void lua_sandbox_build(lua_State *L);
+void luab_sandbox_build(lua_State *L);
 /* replace the table on top of the stack by a read-only view of it */
-void lua_sandbox_readonly(lua_State *L);
+void luab_sandbox_readonly(lua_State *L);
 /* a fresh environment for one script (its globals), on the stack */
-void lua_sandbox_env(lua_State *L, int sandbox_ref);
+void luab_sandbox_env(lua_State *L, int sandbox_ref);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * lua_plugin.c - the lua plugin: rules written in Lua 5.4 as hook handlers
+ * bridge_plugin.c - the lua plugin: rules written in Lua 5.4 as hook handlers
  * (DESIGN.md section 8, docs/lua.md).
  *
  * lua.ini names the scripts (conf/lua/<name>) and the limits.  Each
@@ -31,24 +31,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lua_plugin.h"
+#include "bridge.h"
 
-const upesi_api *lua_host;
+const upesi_api *luab_host;
 upesi_ctx *luab_ctx;
-lua_run *lua_current;
+luab_run *luab_current;
+
+luab_run *luab_need_call(lua_State *S, const char *what)
+{
+    luab_run *r = luab_current;
+    if (r == NULL || r->call == NULL) {
+        luaL_error(S, "%s: only inside a hook handler", what);
+        return NULL;
+    }
+    return r;
+}
+
+const char *luab_hook_name(upesi_hook hook)
+{
+    const char *name = luab_host->hook_name(hook);
+    return name ? name : "(top level)";
+}
 
 static lua_State *L;
 static int sandbox_ref = LUA_NOREF;
 
 /* Defaults: a million instructions is ~10 ms of plain Lua; 64 MB covers
  * every generation's code and all waiting coroutines of a worker. */
-#define LUA_DEFAULT_INSTRUCTIONS 1000000LL
-#define LUA_DEFAULT_MEMORY (64u * 1024 * 1024)
-#define LUA_DEFAULT_KV_KEYS 100000
-#define LUA_COUNT_STEP 1000
-#define LUA_THREAD_POOL 64
+#define LUAB_DEFAULT_INSTRUCTIONS 1000000LL
+#define LUAB_DEFAULT_MEMORY (64u * 1024 * 1024)
+#define LUAB_DEFAULT_KV_KEYS 100000
+#define LUAB_COUNT_STEP 1000
+#define LUAB_THREAD_POOL 64
 
-lua_State *lua_plugin_state(void)
+lua_State *luab_plugin_state(void)
 {
     return L;
 }
@@ -60,14 +76,14 @@ static size_t mem_used;
 static struct {                 /* the last refused request */
     const void *ptr;
     size_t osize, nsize;
-    const lua_run *run;
+    const luab_run *run;
 } refused;
 
 /* Grows past max_memory are refused only while a script runs; the host's
  * own bookkeeping between calls is never refused.  Lua retries a refused
  * request once after an emergency collection: a second refusal of the
  * same request means the script itself holds the memory, and stops it. */
-static void *lua_plugin_alloc(void *ud, void *ptr, size_t osize,
+static void *luab_plugin_alloc(void *ud, void *ptr, size_t osize,
                               size_t nsize)
 {
     (void)ud;
@@ -77,12 +93,12 @@ static void *lua_plugin_alloc(void *ud, void *ptr, size_t osize,
         mem_used -= old;
         return NULL;
     }
-    lua_run *r = lua_current;
+    luab_run *r = luab_current;
     if (nsize > old && r && r->gen && r->gen->max_memory &&
         mem_used - old + nsize > r->gen->max_memory) {
         if (refused.ptr == ptr && refused.osize == osize &&
             refused.nsize == nsize && refused.run == r)
-            r->killed = r->killed ? r->killed : LUA_RUN_OVER_MEMORY;
+            r->killed = r->killed ? r->killed : LUAB_RUN_OVER_MEMORY;
         refused.ptr = ptr;
         refused.osize = osize;
         refused.nsize = nsize;
@@ -96,10 +112,10 @@ static void *lua_plugin_alloc(void *ud, void *ptr, size_t osize,
     return p;
 }
 
-static int lua_plugin_panic(lua_State *S)
+static int luab_plugin_panic(lua_State *S)
 {
     const char *msg = lua_tostring(S, -1);
-    lua_host->log(luab_ctx, UPESI_LOG_CRIT, "unprotected error (%s); "
+    luab_host->log(luab_ctx, UPESI_LOG_CRIT, "unprotected error (%s); "
                   "aborting the worker", msg ? msg : "?");
     abort();
 }
@@ -107,25 +123,25 @@ static int lua_plugin_panic(lua_State *S)
 /* ---------------------------------------------------------------------- */
 /* the instruction budget                                                  */
 
-static void lua_count_hook(lua_State *T, lua_Debug *ar)
+static void luab_count_hook(lua_State *T, lua_Debug *ar)
 {
     (void)ar;
-    lua_run *r = lua_current;
+    luab_run *r = luab_current;
     if (r == NULL)
         return;
     if (!r->killed) {
         r->used += r->step;
         if (r->used > r->gen->max_instructions)
-            r->killed = LUA_RUN_OVER_INSTRUCTIONS;
+            r->killed = LUAB_RUN_OVER_INSTRUCTIONS;
     }
     if (!r->killed)
         return;
     /* From now on every instruction lands here: an error caught by a
      * pcall inside a non-yieldable C function gets nowhere, and at the
      * first yieldable point the coroutine leaves for good. */
-    lua_sethook(T, lua_count_hook, LUA_MASKCOUNT, 1);
+    lua_sethook(T, luab_count_hook, LUA_MASKCOUNT, 1);
     if (T != r->co)
-        lua_sethook(r->co, lua_count_hook, LUA_MASKCOUNT, 1);
+        lua_sethook(r->co, luab_count_hook, LUA_MASKCOUNT, 1);
     if (lua_isyieldable(T)) {
         lua_yield(T, 0);
         return;
@@ -136,11 +152,11 @@ static void lua_count_hook(lua_State *T, lua_Debug *ar)
 /* ---------------------------------------------------------------------- */
 /* coroutines                                                              */
 
-static int pool_refs[LUA_THREAD_POOL];
-static lua_State *pool_threads[LUA_THREAD_POOL];
+static int pool_refs[LUAB_THREAD_POOL];
+static lua_State *pool_threads[LUAB_THREAD_POOL];
 static int pool_n;
 
-static void run_thread_get(lua_run *r)
+static void run_thread_get(luab_run *r)
 {
     if (pool_n > 0) {
         pool_n--;
@@ -161,11 +177,11 @@ static void run_thread_get(lua_run *r)
 /* A coroutine that ended normally is reused; one that failed, was
  * stopped or still waits is dropped for the collector (never reset: that
  * would run its pending __close handlers outside any budget). */
-static void run_thread_put(lua_run *r, int reusable)
+static void run_thread_put(luab_run *r, int reusable)
 {
     if (r->co == NULL)
         return;
-    if (reusable && pool_n < LUA_THREAD_POOL &&
+    if (reusable && pool_n < LUAB_THREAD_POOL &&
         lua_status(r->co) == LUA_OK) {
         lua_settop(r->co, 0);
         pool_threads[pool_n] = r->co;
@@ -177,9 +193,9 @@ static void run_thread_put(lua_run *r, int reusable)
     r->co_ref = LUA_NOREF;
 }
 
-static lua_run *run_new(upesi_call *call, lua_gen *g, upesi_hook hook)
+static luab_run *run_new(upesi_call *call, luab_gen *g, upesi_hook hook)
 {
-    lua_run *r = calloc(1, sizeof *r);
+    luab_run *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
     r->call = call;
@@ -187,16 +203,16 @@ static lua_run *run_new(upesi_call *call, lua_gen *g, upesi_hook hook)
     r->hook = hook;
     r->co_ref = LUA_NOREF;
     r->results_ref = LUA_NOREF;
-    r->step = g->max_instructions < LUA_COUNT_STEP ? g->max_instructions
-                                                   : LUA_COUNT_STEP;
+    r->step = g->max_instructions < LUAB_COUNT_STEP ? g->max_instructions
+                                                   : LUAB_COUNT_STEP;
     if (r->step < 1)
         r->step = 1;
     return r;
 }
 
-static void run_free(lua_run *r, int reusable)
+static void run_free(luab_run *r, int reusable)
 {
-    lua_wait_cancel(r);
+    luab_wait_cancel(r);
     run_thread_put(r, reusable);
     free(r);
 }
@@ -215,26 +231,26 @@ static void run_where(lua_State *co, char *out, size_t len)
     }
 }
 
-static upesi_verdict run_failed(lua_run *r, int status)
+static upesi_verdict run_failed(luab_run *r, int status)
 {
     char where[256];
     run_where(r->co, where, sizeof where);
-    const char *hook = lua_hook_name(r->hook);
+    const char *hook = luab_hook_name(r->hook);
     if (r->killed || status == LUA_ERRMEM) {
-        int mem = r->killed == LUA_RUN_OVER_MEMORY ||
+        int mem = r->killed == LUAB_RUN_OVER_MEMORY ||
                   (!r->killed && status == LUA_ERRMEM);
         if (mem)
-            lua_host->log_call(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
+            luab_host->log_call(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
                           "over max_memory (%zu bytes)%s%s; temporary "
                           "failure", r->script, hook, r->gen->max_memory,
                           where[0] ? " at " : "", where);
         else
-            lua_host->log_call(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
+            luab_host->log_call(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
                           "over max_instructions (%lld)%s%s; temporary "
                           "failure", r->script, hook,
                           r->gen->max_instructions, where[0] ? " at " : "",
                           where);
-        lua_host->stat_add(luab_ctx, mem ? "Lua.Stopped.Memory"
+        luab_host->stat_add(luab_ctx, mem ? "Lua.Stopped.Memory"
                                : "Lua.Stopped.Instructions", 1);
     } else {
         const char *msg;
@@ -248,24 +264,24 @@ static upesi_verdict run_failed(lua_run *r, int status)
                                   luaL_typename(r->co, -1));
         /* the message names script:line unless error() was told not to */
         if (where[0] && strncmp(msg, where, strlen(where)) != 0)
-            lua_host->log_call(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
+            luab_host->log_call(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
                           where, msg, hook);
         else if (!where[0] && strncmp(msg, r->script, strlen(r->script)))
-            lua_host->log_call(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
+            luab_host->log_call(r->call, UPESI_LOG_ERR, "%s: %s (hook %s)",
                           r->script, msg, hook);
         else
-            lua_host->log_call(r->call, UPESI_LOG_ERR, "%s (hook %s)", msg,
+            luab_host->log_call(r->call, UPESI_LOG_ERR, "%s (hook %s)", msg,
                           hook);
-        lua_host->stat_add(luab_ctx, "Lua.Errors", 1);
+        luab_host->stat_add(luab_ctx, "Lua.Errors", 1);
     }
-    lua_host->reply(r->call, 451, "4.3.0", "Temporary failure in a local "
+    luab_host->reply(r->call, 451, "4.3.0", "Temporary failure in a local "
                     "rule, try again later");
     return UPESI_DENYSOFT;
 }
 
 /* The results of a handler that returned: verdict[, text[, code[,
  * enhanced]]]. */
-static upesi_verdict run_returned(lua_run *r, int nres)
+static upesi_verdict run_returned(luab_run *r, int nres)
 {
     lua_State *co = r->co;
     int base = lua_gettop(co) - nres + 1;
@@ -285,9 +301,9 @@ static upesi_verdict run_returned(lua_run *r, int nres)
         const char *enh = nres >= 4 ? lua_tostring(co, base + 3) : NULL;
         if (text || code || enh) {
             if (text)
-                lua_host->reply(r->call, code, enh, "%s", text);
+                luab_host->reply(r->call, code, enh, "%s", text);
             else
-                lua_host->reply(r->call, code, enh, NULL);
+                luab_host->reply(r->call, code, enh, NULL);
         }
     }
     return (upesi_verdict)v;
@@ -296,23 +312,23 @@ static upesi_verdict run_returned(lua_run *r, int nres)
 /* Run (or go on running) the call's handlers until one decides, all said
  * CONT, or one waits (UPESI_PENDING).  nargs: values on r->co to resume
  * it with (-1: start the handler r->next). */
-static upesi_verdict run_steps(lua_run *r, int nargs)
+static upesi_verdict run_steps(luab_run *r, int nargs)
 {
-    const lua_gen *g = r->gen;
+    const luab_gen *g = r->gen;
     for (;;) {
         if (nargs < 0) {
-            const lua_handler *h = &g->handlers[r->hook][r->next];
+            const luab_handler *h = &g->handlers[r->hook][r->next];
             r->script = h->script;
             if (r->co == NULL)
                 run_thread_get(r);
-            lua_sethook(r->co, lua_count_hook, LUA_MASKCOUNT, (int)r->step);
+            lua_sethook(r->co, luab_count_hook, LUA_MASKCOUNT, (int)r->step);
             lua_rawgeti(r->co, LUA_REGISTRYINDEX, h->fn_ref);
-            nargs = lua_api_push_args(r->co, r);
+            nargs = luab_api_push_args(r->co, r);
         }
         int nres = 0;
-        lua_current = r;
+        luab_current = r;
         int status = lua_resume(r->co, NULL, nargs, &nres);
-        lua_current = NULL;
+        luab_current = NULL;
         upesi_verdict v;
         if (status == LUA_YIELD && !r->killed && r->outstanding > 0)
             return UPESI_PENDING;
@@ -336,14 +352,14 @@ static upesi_verdict run_steps(lua_run *r, int nargs)
 static void run_cancelled(upesi_call *call, void *arg)
 {
     (void)call;
-    lua_run *r = arg;
-    lua_host->log_call(r->call, UPESI_LOG_INFO, "script %s, hook %s: call "
+    luab_run *r = arg;
+    luab_host->log_call(r->call, UPESI_LOG_INFO, "script %s, hook %s: call "
                   "abandoned while waiting; coroutine dropped", r->script,
-                  lua_hook_name(r->hook));
+                  luab_hook_name(r->hook));
     run_free(r, 0);
 }
 
-void lua_run_wake(lua_run *r)
+void luab_run_wake(luab_run *r)
 {
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->results_ref);
     lua_xmove(L, r->co, 1);
@@ -357,25 +373,25 @@ void lua_run_wake(lua_run *r)
         return;
     upesi_call *call = r->call;
     run_free(r, 1);
-    lua_host->resume(call, v);
+    luab_host->resume(call, v);
 }
 
-static upesi_verdict lua_on_hook(upesi_call *call)
+static upesi_verdict luab_on_hook(upesi_call *call)
 {
-    lua_gen *g = lua_host->config(call);
-    upesi_hook hook = lua_host->hook(call);
+    luab_gen *g = luab_host->config(call);
+    upesi_hook hook = luab_host->hook(call);
     if (g == NULL || (unsigned)hook >= UPESI_HOOK_COUNT ||
         g->n_handlers[hook] == 0)
         return UPESI_CONT;
-    lua_run *r = run_new(call, g, hook);
+    luab_run *r = run_new(call, g, hook);
     if (r == NULL) {
-        lua_host->reply(call, 451, "4.3.0", "Out of memory");
+        luab_host->reply(call, 451, "4.3.0", "Out of memory");
         return UPESI_DENYSOFT;
     }
     upesi_verdict v = run_steps(r, -1);
     if (v == UPESI_PENDING) {
         r->pending = 1;
-        lua_host->on_cancel(call, run_cancelled, r);
+        luab_host->on_cancel(call, run_cancelled, r);
         return UPESI_PENDING;
     }
     run_free(r, 1);
@@ -385,14 +401,14 @@ static upesi_verdict lua_on_hook(upesi_call *call)
 /* ---------------------------------------------------------------------- */
 /* lua.ini                                                                 */
 
-static void *lua_config_new(void)
+static void *luab_config_new(void)
 {
-    lua_gen *g = calloc(1, sizeof *g);
+    luab_gen *g = calloc(1, sizeof *g);
     if (g == NULL)
         return NULL;
-    g->max_instructions = LUA_DEFAULT_INSTRUCTIONS;
-    g->max_memory = LUA_DEFAULT_MEMORY;
-    g->kv_max_keys = LUA_DEFAULT_KV_KEYS;
+    g->max_instructions = LUAB_DEFAULT_INSTRUCTIONS;
+    g->max_memory = LUAB_DEFAULT_MEMORY;
+    g->kv_max_keys = LUAB_DEFAULT_KV_KEYS;
     return g;
 }
 
@@ -416,7 +432,7 @@ static int parse_size(const char *v, unsigned long long *out)
     return 0;
 }
 
-static int add_script(lua_gen *g, const char *name, char *err,
+static int add_script(luab_gen *g, const char *name, char *err,
                       size_t errlen)
 {
     if (name[0] == '\0') {
@@ -425,9 +441,9 @@ static int add_script(lua_gen *g, const char *name, char *err,
     }
     char rel[4096];
     snprintf(rel, sizeof rel, "%s%s", strchr(name, '/') ? "" : "lua/", name);
-    char *host_path = lua_host->config_path(luab_ctx, rel);
+    char *host_path = luab_host->config_path(luab_ctx, rel);
     char *path = host_path ? strdup(host_path) : NULL;
-    lua_host->free(host_path);
+    luab_host->free(host_path);
     char **s = realloc(g->scripts, (g->n_scripts + 1) * sizeof *s);
     if (s)
         g->scripts = s;
@@ -446,10 +462,10 @@ static int add_script(lua_gen *g, const char *name, char *err,
     return 0;
 }
 
-static int lua_config_set(void *config, const char *section, const char *key,
+static int luab_config_set(void *config, const char *section, const char *key,
                           const char *value, char *err, size_t errlen)
 {
-    lua_gen *g = config;
+    luab_gen *g = config;
     unsigned long long n;
     if (section[0]) {
         snprintf(err, errlen, "unknown section [%s] (lua.ini has no "
@@ -531,7 +547,7 @@ static char *read_file(const char *path, size_t *len)
 }
 
 /* Compile one script and run its top level under the budget. */
-static int load_script(lua_gen *g, size_t i, char *err, size_t errlen)
+static int load_script(luab_gen *g, size_t i, char *err, size_t errlen)
 {
     const char *name = g->scripts[i], *path = g->paths[i];
     size_t len;
@@ -555,31 +571,31 @@ static int load_script(lua_gen *g, size_t i, char *err, size_t errlen)
         lua_pop(L, 1);
         return -1;
     }
-    lua_sandbox_env(L, sandbox_ref);
+    luab_sandbox_env(L, sandbox_ref);
     lua_pushvalue(L, -1);
     g->env_refs[g->env_refs_n++] = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_setupvalue(L, -2, 1);           /* the chunk's _ENV */
 
-    lua_run r = { .gen = g, .hook = UPESI_HOOK_COUNT, .script = name,
+    luab_run r = { .gen = g, .hook = UPESI_HOOK_COUNT, .script = name,
                   .co_ref = LUA_NOREF, .results_ref = LUA_NOREF };
-    r.step = g->max_instructions < LUA_COUNT_STEP ? g->max_instructions
-                                                  : LUA_COUNT_STEP;
+    r.step = g->max_instructions < LUAB_COUNT_STEP ? g->max_instructions
+                                                  : LUAB_COUNT_STEP;
     r.co = lua_newthread(L);
     r.co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_xmove(L, r.co, 1);
-    lua_sethook(r.co, lua_count_hook, LUA_MASKCOUNT, (int)r.step);
-    lua_api_set_loading(g, name);
+    lua_sethook(r.co, luab_count_hook, LUA_MASKCOUNT, (int)r.step);
+    luab_api_set_loading(g, name);
     int nres;
-    lua_current = &r;
+    luab_current = &r;
     status = lua_resume(r.co, NULL, 0, &nres);
-    lua_current = NULL;
-    lua_api_set_loading(NULL, NULL);
+    luab_current = NULL;
+    luab_api_set_loading(NULL, NULL);
     int rc = 0;
     if (status != LUA_OK || r.killed) {
         char where[256];
         run_where(r.co, where, sizeof where);
         const char *msg =
-            r.killed == LUA_RUN_OVER_INSTRUCTIONS ? "over max_instructions"
+            r.killed == LUAB_RUN_OVER_INSTRUCTIONS ? "over max_instructions"
             : r.killed || status == LUA_ERRMEM    ? "over max_memory"
             : status == LUA_YIELD ? "waits (DNS, sleep) at its top level"
             : lua_type(r.co, -1) == LUA_TSTRING ? lua_tostring(r.co, -1)
@@ -596,9 +612,9 @@ static int load_script(lua_gen *g, size_t i, char *err, size_t errlen)
     return rc;
 }
 
-static int lua_config_check(void *config, char *err, size_t errlen)
+static int luab_config_check(void *config, char *err, size_t errlen)
 {
-    lua_gen *g = config;
+    luab_gen *g = config;
     g->env_refs = calloc(g->n_scripts + 1, sizeof *g->env_refs);
     if (g->env_refs == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -608,13 +624,13 @@ static int lua_config_check(void *config, char *err, size_t errlen)
         if (load_script(g, i, err, errlen) != 0)
             return -1;
     g->loaded = 1;
-    lua_kv_set_max(g->kv_max_keys);
+    luab_kv_set_max(g->kv_max_keys);
     return 0;
 }
 
-static void lua_config_free(void *config)
+static void luab_config_free(void *config)
 {
-    lua_gen *g = config;
+    luab_gen *g = config;
     if (g == NULL)
         return;
     for (int h = 0; h < UPESI_HOOK_COUNT; h++) {
@@ -637,17 +653,17 @@ static void lua_config_free(void *config)
 /* ---------------------------------------------------------------------- */
 /* the state                                                               */
 
-static int lua_init(upesi_ctx *ctx, const upesi_api *host, char *err,
+static int luab_init(upesi_ctx *ctx, const upesi_api *host, char *err,
                     size_t errlen)
 {
     luab_ctx = ctx;
-    lua_host = host;
-    L = lua_newstate(lua_plugin_alloc, NULL);
+    luab_host = host;
+    L = lua_newstate(luab_plugin_alloc, NULL);
     if (L == NULL) {
         snprintf(err, errlen, "cannot create a Lua state");
         return -1;
     }
-    lua_atpanic(L, lua_plugin_panic);
+    lua_atpanic(L, luab_plugin_panic);
     static const luaL_Reg libs[] = {
         { LUA_GNAME, luaopen_base },      { LUA_COLIBNAME, luaopen_coroutine },
         { LUA_TABLIBNAME, luaopen_table }, { LUA_STRLIBNAME, luaopen_string },
@@ -664,46 +680,46 @@ static int lua_init(upesi_ctx *ctx, const upesi_api *host, char *err,
     lua_setfield(L, -2, "__mode");
     lua_setmetatable(L, -2);
     lua_setfield(L, LUA_REGISTRYINDEX, "upesi.threads");
-    lua_sandbox_build(L);
+    luab_sandbox_build(L);
     int sandbox = lua_gettop(L);
-    lua_api_open(L, sandbox);
+    luab_api_open(L, sandbox);
     sandbox_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     /* the generational collector keeps short-lived call garbage cheap */
     lua_gc(L, LUA_GCGEN, 0, 0);
     return 0;
 }
 
-static void lua_fini(void)
+static void luab_fini(void)
 {
     if (L)
         lua_close(L);
     L = NULL;
     pool_n = 0;
-    lua_kv_free_all();
+    luab_kv_free_all();
 }
 
 UPESI_PLUGIN = {
     UPESI_PLUGIN_HEADER,
-    .name = LUA_PLUGIN_NAME,
+    .name = LUAB_PLUGIN_NAME,
     .version = "1.0",
-    .init = lua_init,
-    .fini = lua_fini,
-    .config_new = lua_config_new,
-    .config_set = lua_config_set,
-    .config_check = lua_config_check,
-    .config_free = lua_config_free,
+    .init = luab_init,
+    .fini = luab_fini,
+    .config_new = luab_config_new,
+    .config_set = luab_config_set,
+    .config_check = luab_config_check,
+    .config_free = luab_config_free,
     .hooks = {
-        [UPESI_HOOK_CONNECT] = lua_on_hook,
-        [UPESI_HOOK_HELO] = lua_on_hook,
-        [UPESI_HOOK_MAIL] = lua_on_hook,
-        [UPESI_HOOK_RCPT] = lua_on_hook,
-        [UPESI_HOOK_DATA] = lua_on_hook,
-        [UPESI_HOOK_DATA_POST] = lua_on_hook,
-        [UPESI_HOOK_QUEUE] = lua_on_hook,
-        [UPESI_HOOK_RESET] = lua_on_hook,
-        [UPESI_HOOK_DISCONNECT] = lua_on_hook,
-        [UPESI_HOOK_UNRECOGNIZED] = lua_on_hook,
-        [UPESI_HOOK_VRFY] = lua_on_hook,
-        [UPESI_HOOK_AUTH] = lua_on_hook,
+        [UPESI_HOOK_CONNECT] = luab_on_hook,
+        [UPESI_HOOK_HELO] = luab_on_hook,
+        [UPESI_HOOK_MAIL] = luab_on_hook,
+        [UPESI_HOOK_RCPT] = luab_on_hook,
+        [UPESI_HOOK_DATA] = luab_on_hook,
+        [UPESI_HOOK_DATA_POST] = luab_on_hook,
+        [UPESI_HOOK_QUEUE] = luab_on_hook,
+        [UPESI_HOOK_RESET] = luab_on_hook,
+        [UPESI_HOOK_DISCONNECT] = luab_on_hook,
+        [UPESI_HOOK_UNRECOGNIZED] = luab_on_hook,
+        [UPESI_HOOK_VRFY] = luab_on_hook,
+        [UPESI_HOOK_AUTH] = luab_on_hook,
     },
 };

@@ -1,15 +1,15 @@
 /*
- * lua_wait.c - the upesi functions that wait (docs/lua.md, "DNS",
+ * bridge_wait.c - the upesi functions that wait (docs/lua.md, "DNS",
  * "Waiting"): upesi.dns.a/aaaa/txt/mx/ptr/lookup/batch, conn:reverse_name()
  * and upesi.sleep; and upesi.dns.ip_name, which does not.
  *
  * Each starts its work through the host (api->dns_lookup, reverse_name,
  * timer_start) as a batch of waits on the call's run, then yields the
  * call's coroutine with a continuation.  Every answer lands in a results
- * table (a registry reference); when the last one is in, lua_run_wake
+ * table (a registry reference); when the last one is in, luab_run_wake
  * resumes the coroutine with the table and the continuation turns it into
  * the function's return values.  If the host abandons the call first,
- * lua_wait_cancel cancels the queries and the timer: no callback runs for
+ * luab_wait_cancel cancels the queries and the timer: no callback runs for
  * a run that is gone.
  *
  * Only the handler's own coroutine may wait (S == run->co, yieldable), and
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "lua_plugin.h"
+#include "bridge.h"
 
 static const struct {
     const char *name;
@@ -105,12 +105,12 @@ static void push_failed(lua_State *S, const char *name, int type)
     push_answer(S, &a, type);
 }
 
-static lua_run *wait_check(lua_State *S, const char *what)
+static luab_run *wait_check(lua_State *S, const char *what)
 {
-    lua_run *r = lua_api_need_call(S, what);
+    luab_run *r = luab_need_call(S, what);
     if (r->hook == UPESI_HOOK_RESET || r->hook == UPESI_HOOK_DISCONNECT)
         luaL_error(S, "%s: the %s hook cannot wait", what,
-                   lua_hook_name(r->hook));
+                   luab_hook_name(r->hook));
     if (S != r->co)
         luaL_error(S, "%s: only in the handler's own coroutine (not inside "
                    "coroutine.create/wrap)", what);
@@ -121,12 +121,12 @@ static lua_run *wait_check(lua_State *S, const char *what)
 }
 
 /* A batch of n waits with an empty results table. */
-static void waits_end(lua_run *r);
+static void waits_end(luab_run *r);
 
-static lua_wait *waits_begin(lua_State *S, lua_run *r, int n)
+static luab_wait *waits_begin(lua_State *S, luab_run *r, int n)
 {
     waits_end(r);           /* a batch that failed to start (and was caught) */
-    lua_wait *w = calloc((size_t)n, sizeof *w);
+    luab_wait *w = calloc((size_t)n, sizeof *w);
     if (w == NULL) {
         luaL_error(S, "out of memory");
         return NULL;
@@ -143,41 +143,41 @@ static lua_wait *waits_begin(lua_State *S, lua_run *r, int n)
     return w;
 }
 
-static void waits_end(lua_run *r)
+static void waits_end(luab_run *r)
 {
     free(r->waits);
     r->waits = NULL;
     r->n_waits = 0;
     r->outstanding = 0;
     if (r->results_ref != LUA_NOREF)
-        luaL_unref(lua_plugin_state(), LUA_REGISTRYINDEX, r->results_ref);
+        luaL_unref(luab_plugin_state(), LUA_REGISTRYINDEX, r->results_ref);
     r->results_ref = LUA_NOREF;
 }
 
-void lua_wait_cancel(lua_run *r)
+void luab_wait_cancel(luab_run *r)
 {
     for (int i = 0; i < r->n_waits; i++) {
         if (r->waits[i].query)
-            lua_host->dns_cancel(r->waits[i].query);
+            luab_host->dns_cancel(r->waits[i].query);
         if (r->waits[i].timer)
-            lua_host->timer_stop(r->waits[i].timer);
+            luab_host->timer_stop(r->waits[i].timer);
         r->waits[i].query = NULL;
         r->waits[i].timer = NULL;
     }
     waits_end(r);
 }
 
-static void wait_done(lua_wait *w)
+static void wait_done(luab_wait *w)
 {
-    lua_run *r = w->run;
+    luab_run *r = w->run;
     if (--r->outstanding == 0)
-        lua_run_wake(r);        /* may free r and w */
+        luab_run_wake(r);        /* may free r and w */
 }
 
 static void dns_answered(const upesi_dns_answer *a, void *arg)
 {
-    lua_wait *w = arg;
-    lua_State *M = lua_plugin_state();
+    luab_wait *w = arg;
+    lua_State *M = luab_plugin_state();
     w->query = NULL;
     lua_rawgeti(M, LUA_REGISTRYINDEX, w->run->results_ref);
     push_answer(M, a, w->type);
@@ -188,7 +188,7 @@ static void dns_answered(const upesi_dns_answer *a, void *arg)
 
 /* Yield until the batch is answered, or, if nothing is outstanding, hand
  * the results straight to k. */
-static int waits_yield(lua_State *S, lua_run *r, lua_KFunction k)
+static int waits_yield(lua_State *S, luab_run *r, lua_KFunction k)
 {
     if (r->outstanding == 0) {
         lua_rawgeti(S, LUA_REGISTRYINDEX, r->results_ref);
@@ -200,11 +200,11 @@ static int waits_yield(lua_State *S, lua_run *r, lua_KFunction k)
 
 /* Start one lookup as wait w (the results slot is filled at once when
  * the host refuses the query). */
-static void dns_start(lua_State *S, lua_run *r, lua_wait *w, int type,
+static void dns_start(lua_State *S, luab_run *r, luab_wait *w, int type,
                       const char *name)
 {
     w->type = type;
-    w->query = lua_host->dns_lookup(luab_ctx, r->call, type, name, dns_answered, w);
+    w->query = luab_host->dns_lookup(luab_ctx, r->call, type, name, dns_answered, w);
     if (w->query) {
         r->outstanding++;
         return;
@@ -253,8 +253,8 @@ static int l_dns_typed(lua_State *S)
 {
     int type = (int)lua_tointeger(S, lua_upvalueindex(1));
     const char *name = luaL_checkstring(S, 1);
-    lua_run *r = wait_check(S, "upesi.dns");
-    lua_wait *w = waits_begin(S, r, 1);
+    luab_run *r = wait_check(S, "upesi.dns");
+    luab_wait *w = waits_begin(S, r, 1);
     dns_start(S, r, w, type, name);
     return waits_yield(S, r, k_dns_single);
 }
@@ -264,8 +264,8 @@ static int l_dns_lookup(lua_State *S)
 {
     int type = dns_type_of(S, 1);
     const char *name = luaL_checkstring(S, 2);
-    lua_run *r = wait_check(S, "upesi.dns");
-    lua_wait *w = waits_begin(S, r, 1);
+    luab_run *r = wait_check(S, "upesi.dns");
+    luab_wait *w = waits_begin(S, r, 1);
     dns_start(S, r, w, type, name);
     return waits_yield(S, r, k_dns_single);
 }
@@ -298,8 +298,8 @@ static int l_dns_batch(lua_State *S)
                               (int)i);
         lua_pop(S, 3);
     }
-    lua_run *r = wait_check(S, "upesi.dns.batch");
-    lua_wait *w = waits_begin(S, r, (int)n);
+    luab_run *r = wait_check(S, "upesi.dns.batch");
+    luab_wait *w = waits_begin(S, r, (int)n);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(S, 1, i);
         if (lua_getfield(S, -1, "type") == LUA_TNIL) {
@@ -323,7 +323,7 @@ static int l_dns_ip_name(lua_State *S)
     const char *ip = luaL_checkstring(S, 1);
     const char *zone = luaL_optstring(S, 2, NULL);
     char out[512];
-    if (lua_host->dns_ip_name(ip, zone, out, sizeof out) != 0) {
+    if (luab_host->dns_ip_name(ip, zone, out, sizeof out) != 0) {
         lua_pushnil(S);
         return 1;
     }
@@ -342,12 +342,12 @@ static int k_reverse(lua_State *S, int status, lua_KContext ctx)
     return 1;
 }
 
-int lua_wait_reverse_name(lua_State *S)
+int luab_wait_reverse_name(lua_State *S)
 {
-    lua_run *r = wait_check(S, "conn:reverse_name");
-    lua_wait *w = waits_begin(S, r, 1);
+    luab_run *r = wait_check(S, "conn:reverse_name");
+    luab_wait *w = waits_begin(S, r, 1);
     w->type = UPESI_DNS_PTR;
-    w->query = lua_host->reverse_name(r->call, dns_answered, w);
+    w->query = luab_host->reverse_name(r->call, dns_answered, w);
     if (w->query) {
         r->outstanding++;
     } else {
@@ -361,7 +361,7 @@ int lua_wait_reverse_name(lua_State *S)
 
 static void slept(void *arg)
 {
-    lua_wait *w = arg;
+    luab_wait *w = arg;
     w->timer = NULL;
     wait_done(w);
 }
@@ -375,14 +375,14 @@ static int k_sleep(lua_State *S, int status, lua_KContext ctx)
 }
 
 /* upesi.sleep(seconds): the client waits, the worker does not */
-int lua_wait_sleep(lua_State *S)
+int luab_wait_sleep(lua_State *S)
 {
     lua_Number secs = luaL_checknumber(S, 1);
     if (!(secs >= 0 && secs <= 3600))
         return luaL_error(S, "upesi.sleep: 0 to 3600 seconds");
-    lua_run *r = wait_check(S, "upesi.sleep");
-    lua_wait *w = waits_begin(S, r, 1);
-    w->timer = lua_host->timer_start(luab_ctx, (uint64_t)(secs * 1000), slept, w);
+    luab_run *r = wait_check(S, "upesi.sleep");
+    luab_wait *w = waits_begin(S, r, 1);
+    w->timer = luab_host->timer_start(luab_ctx, (uint64_t)(secs * 1000), slept, w);
     if (w->timer == NULL) {
         waits_end(r);
         return luaL_error(S, "upesi.sleep: no timer");
@@ -392,7 +392,7 @@ int lua_wait_sleep(lua_State *S)
 }
 
 /* The upesi.dns table, on the stack. */
-void lua_wait_open_dns(lua_State *S)
+void luab_wait_open_dns(lua_State *S)
 {
     lua_newtable(S);
     for (size_t i = 0; i < sizeof dns_types / sizeof *dns_types; i++) {

@@ -1,11 +1,11 @@
 /*
- * lua_api.c - the `upesi` table a script sees (docs/lua.md): verdicts,
+ * bridge_api.c - the `upesi` table a script sees (docs/lua.md): verdicts,
  * upesi.hook, the conn and txn objects handed to every handler, logging,
  * statistics, time.  DNS and sleep (the functions that wait) are in
- * lua_wait.c, upesi.kv in lua_kv.c.
+ * bridge_wait.c, upesi.kv in bridge_kv.c.
  *
  * conn and txn are two proxies made once per worker: they always speak
- * of the call running now (lua_current), so a handler pays nothing for
+ * of the call running now (luab_current), so a handler pays nothing for
  * them until it reads a field, and one kept past its call cannot reach a
  * call that is gone: outside a handler every field is an error.
  *
@@ -20,44 +20,17 @@
 #include <strings.h>
 #include <time.h>
 
-#include "lua_plugin.h"
+#include "bridge.h"
 
-static lua_gen *loading_gen;
+static luab_gen *loading_gen;
 static const char *loading_script;
 static int conn_ref = LUA_NOREF, txn_ref = LUA_NOREF;
 static int conn_notes_ref = LUA_NOREF, txn_notes_ref = LUA_NOREF;
 
-static const char *const hook_names[UPESI_HOOK_COUNT] = {
-    [UPESI_HOOK_CONNECT] = "connect", [UPESI_HOOK_HELO] = "helo",
-    [UPESI_HOOK_MAIL] = "mail", [UPESI_HOOK_RCPT] = "rcpt",
-    [UPESI_HOOK_DATA] = "data", [UPESI_HOOK_DATA_POST] = "data_post",
-    [UPESI_HOOK_QUEUE] = "queue", [UPESI_HOOK_RESET] = "reset",
-    [UPESI_HOOK_DISCONNECT] = "disconnect",
-    [UPESI_HOOK_UNRECOGNIZED] = "unrecognized", [UPESI_HOOK_VRFY] = "vrfy",
-    [UPESI_HOOK_AUTH] = "auth",
-};
-
-const char *lua_hook_name(upesi_hook hook)
-{
-    return (unsigned)hook < UPESI_HOOK_COUNT ? hook_names[hook]
-                                             : "(top level)";
-}
-
-void lua_api_set_loading(lua_gen *gen, const char *script)
+void luab_api_set_loading(luab_gen *gen, const char *script)
 {
     loading_gen = gen;
     loading_script = script;
-}
-
-/* The call running now, or a Lua error. */
-lua_run *lua_api_need_call(lua_State *S, const char *what)
-{
-    lua_run *r = lua_current;
-    if (r == NULL || r->call == NULL) {
-        luaL_error(S, "%s: only inside a hook handler", what);
-        return NULL;
-    }
-    return r;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -70,16 +43,13 @@ static int l_hook(lua_State *S)
     if (loading_gen == NULL)
         return luaL_error(S, "upesi.hook: only while the script loads (at "
                           "its top level)");
-    int hook = -1;
-    for (int i = 0; i < UPESI_HOOK_COUNT; i++)
-        if (!strcmp(name, hook_names[i]))
-            hook = i;
+    int hook = luab_host->hook_find(name);
     if (hook < 0)
         return luaL_error(S, "upesi.hook: unknown hook '%s' (connect, helo, "
                           "mail, rcpt, data, data_post, queue, reset, "
                           "disconnect, unrecognized, vrfy, auth)", name);
-    lua_gen *g = loading_gen;
-    lua_handler *h = realloc(g->handlers[hook],
+    luab_gen *g = loading_gen;
+    luab_handler *h = realloc(g->handlers[hook],
                              (g->n_handlers[hook] + 1) * sizeof *h);
     if (h == NULL)
         return luaL_error(S, "upesi.hook: out of memory");
@@ -106,12 +76,12 @@ static const struct {
 
 static void log_line(upesi_log_level level, const char *msg)
 {
-    lua_run *r = lua_current;
+    luab_run *r = luab_current;
     const char *script = r && r->script ? r->script : "?";
     if (r && r->call)
-        lua_host->log_call(r->call, level, "%s: %s", script, msg);
+        luab_host->log_call(r->call, level, "%s: %s", script, msg);
     else
-        lua_host->log(luab_ctx, level, "%s: %s", script, msg);
+        luab_host->log(luab_ctx, level, "%s: %s", script, msg);
 }
 
 /* upesi.log([level,] message) */
@@ -173,7 +143,7 @@ static int l_stat_add(lua_State *S)
 {
     char name[128];
     stat_name(S, name, sizeof name);
-    lua_host->stat_add(luab_ctx, name, (long long)luaL_optinteger(S, 2, 1));
+    luab_host->stat_add(luab_ctx, name, (long long)luaL_optinteger(S, 2, 1));
     return 0;
 }
 
@@ -181,7 +151,7 @@ static int l_stat_set(lua_State *S)
 {
     char name[128];
     stat_name(S, name, sizeof name);
-    lua_host->stat_set(luab_ctx, name, (long long)luaL_checkinteger(S, 2));
+    luab_host->stat_set(luab_ctx, name, (long long)luaL_checkinteger(S, 2));
     return 0;
 }
 
@@ -206,7 +176,7 @@ static int l_monotonic(lua_State *S)
 
 static int l_hostname(lua_State *S)
 {
-    const char *h = lua_host->hostname(luab_ctx);
+    const char *h = luab_host->hostname(luab_ctx);
     if (h)
         lua_pushstring(S, h);
     else
@@ -221,8 +191,8 @@ static int notes_index(lua_State *S)
 {
     upesi_scope scope = (upesi_scope)lua_tointeger(S, lua_upvalueindex(1));
     const char *key = luaL_checkstring(S, 2);
-    lua_run *r = lua_api_need_call(S, "notes");
-    const char *v = lua_host->note_get(r->call, scope, key);
+    luab_run *r = luab_need_call(S, "notes");
+    const char *v = luab_host->note_get(r->call, scope, key);
     if (v)
         lua_pushstring(S, v);
     else
@@ -235,9 +205,9 @@ static int notes_newindex(lua_State *S)
 {
     upesi_scope scope = (upesi_scope)lua_tointeger(S, lua_upvalueindex(1));
     const char *key = luaL_checkstring(S, 2);
-    lua_run *r = lua_api_need_call(S, "notes");
+    luab_run *r = luab_need_call(S, "notes");
     const char *v = lua_isnil(S, 3) ? "" : luaL_tolstring(S, 3, NULL);
-    if (lua_host->note_set(r->call, scope, key, v) != 0)
+    if (luab_host->note_set(r->call, scope, key, v) != 0)
         return luaL_error(S, "notes: cannot set '%s'", key);
     return 0;
 }
@@ -274,15 +244,15 @@ static int conn_index(lua_State *S)
 {
     const char *k = luaL_checkstring(S, 2);
     if (!strcmp(k, "reverse_name")) {
-        lua_pushcfunction(S, lua_wait_reverse_name);
+        lua_pushcfunction(S, luab_wait_reverse_name);
         return 1;
     }
     if (!strcmp(k, "notes")) {
         lua_rawgeti(S, LUA_REGISTRYINDEX, conn_notes_ref);
         return 1;
     }
-    lua_run *r = lua_api_need_call(S, "conn");
-    const upesi_conn_info *c = lua_host->conn(r->call);
+    luab_run *r = luab_need_call(S, "conn");
+    const upesi_conn_info *c = luab_host->conn(r->call);
     if (c == NULL)
         return push_str(S, NULL);
     if (!strcmp(k, "ip"))
@@ -314,9 +284,9 @@ static int conn_index(lua_State *S)
     if (!strcmp(k, "id"))
         return push_str(S, c->session_id);
     if (!strcmp(k, "command"))
-        return push_str(S, lua_host->command_line(r->call));
+        return push_str(S, luab_host->command_line(r->call));
     if (!strcmp(k, "hook"))
-        return push_str(S, lua_hook_name(r->hook));
+        return push_str(S, luab_hook_name(r->hook));
     return luaL_error(S, "conn has no field '%s'", k);
 }
 
@@ -326,18 +296,18 @@ static int conn_index(lua_State *S)
 static int l_txn_header(lua_State *S)
 {
     const char *name = luaL_checkstring(S, 2);
-    lua_run *r = lua_api_need_call(S, "txn:header");
-    return push_str(S, lua_host->header_get(r->call, name, 0));
+    luab_run *r = luab_need_call(S, "txn:header");
+    return push_str(S, luab_host->header_get(r->call, name, 0));
 }
 
 /* txn:headers([name]): every value of name, or every field "Name: value" */
 static int l_txn_headers(lua_State *S)
 {
     const char *name = luaL_optstring(S, 2, NULL);
-    lua_run *r = lua_api_need_call(S, "txn:headers");
+    luab_run *r = luab_need_call(S, "txn:headers");
     lua_newtable(S);
     const char *v;
-    for (size_t i = 0; (v = lua_host->header_get(r->call, name, i)); i++) {
+    for (size_t i = 0; (v = luab_host->header_get(r->call, name, i)); i++) {
         lua_pushstring(S, v);
         lua_rawseti(S, -2, (lua_Integer)i + 1);
     }
@@ -349,11 +319,11 @@ static int l_txn_add_header(lua_State *S)
     size_t name_len, value_len;
     const char *name = luaL_checklstring(S, 2, &name_len);
     const char *value = luaL_checklstring(S, 3, &value_len);
-    lua_run *r = lua_api_need_call(S, "txn:add_header");
+    luab_run *r = luab_need_call(S, "txn:add_header");
     /* a Lua string may hold NUL, which the host would see as the end:
      * refused like CR or LF, never stored cut short */
     if (strlen(name) != name_len || strlen(value) != value_len ||
-        lua_host->header_add(r->call, name, value) != 0) {
+        luab_host->header_add(r->call, name, value) != 0) {
         lua_pushnil(S);
         lua_pushliteral(S, "invalid header name or value");
         return 2;
@@ -365,8 +335,8 @@ static int l_txn_add_header(lua_State *S)
 static int l_txn_remove_header(lua_State *S)
 {
     const char *name = luaL_checkstring(S, 2);
-    lua_run *r = lua_api_need_call(S, "txn:remove_header");
-    int n = lua_host->header_remove(r->call, name);
+    luab_run *r = luab_need_call(S, "txn:remove_header");
+    int n = luab_host->header_remove(r->call, name);
     if (n < 0) {
         lua_pushnil(S);
         lua_pushstring(S, strerror(-n));
@@ -379,15 +349,15 @@ static int l_txn_remove_header(lua_State *S)
 static int l_txn_param(lua_State *S)
 {
     const char *kw = luaL_checkstring(S, 2);
-    lua_run *r = lua_api_need_call(S, "txn:param");
-    return push_str(S, lua_host->param(r->call, kw));
+    luab_run *r = luab_need_call(S, "txn:param");
+    return push_str(S, luab_host->param(r->call, kw));
 }
 
 static int l_txn_is_local(lua_State *S)
 {
     const char *addr = luaL_checkstring(S, 2);
-    lua_run *r = lua_api_need_call(S, "txn:is_local");
-    lua_pushboolean(S, lua_host->is_local_domain(r->call, addr));
+    luab_run *r = luab_need_call(S, "txn:is_local");
+    lua_pushboolean(S, luab_host->is_local_domain(r->call, addr));
     return 1;
 }
 
@@ -403,8 +373,8 @@ static int l_txn_action(lua_State *S)
     };
     int which = luaL_checkoption(S, 2, NULL, names);
     const char *arg = luaL_optstring(S, 3, NULL);
-    lua_run *r = lua_api_need_call(S, "txn:action");
-    int rc = lua_host->message_action(r->call, actions[which], arg);
+    luab_run *r = luab_need_call(S, "txn:action");
+    int rc = luab_host->message_action(r->call, actions[which], arg);
     if (rc != 0) {
         lua_pushnil(S);
         lua_pushstring(S, strerror(-rc));
@@ -431,7 +401,7 @@ static int body_line(lua_State *S, upesi_call *call, body_iter *it)
     luaL_buffinit(S, &b);
     for (;;) {
         if (it->pos == it->len) {
-            ssize_t n = lua_host->message_read(call, (off_t)it->off, it->buf,
+            ssize_t n = luab_host->message_read(call, (off_t)it->off, it->buf,
                                                sizeof it->buf);
             if (n <= 0) {
                 it->done = 1;
@@ -467,7 +437,7 @@ static int body_line(lua_State *S, upesi_call *call, body_iter *it)
 static int body_next(lua_State *S)
 {
     body_iter *it = lua_touserdata(S, lua_upvalueindex(1));
-    lua_run *r = lua_api_need_call(S, "txn:body_lines");
+    luab_run *r = luab_need_call(S, "txn:body_lines");
     while (!it->in_body && !it->done) {     /* skip the header section */
         if (!body_line(S, r->call, it))
             return 0;
@@ -481,7 +451,7 @@ static int body_next(lua_State *S)
 
 static int l_txn_body_lines(lua_State *S)
 {
-    lua_api_need_call(S, "txn:body_lines");
+    luab_need_call(S, "txn:body_lines");
     body_iter *it = lua_newuserdatauv(S, sizeof *it, 0);
     memset(it, 0, sizeof *it);
     lua_pushcclosure(S, body_next, 1);
@@ -511,26 +481,26 @@ static int txn_index(lua_State *S)
         lua_rawgeti(S, LUA_REGISTRYINDEX, txn_notes_ref);
         return 1;
     }
-    lua_run *r = lua_api_need_call(S, "txn");
+    luab_run *r = luab_need_call(S, "txn");
     if (!strcmp(k, "sender"))
-        return push_str(S, lua_host->sender(r->call));
+        return push_str(S, luab_host->sender(r->call));
     if (!strcmp(k, "recipients")) {
-        size_t n = lua_host->rcpt_count(r->call);
+        size_t n = luab_host->rcpt_count(r->call);
         lua_createtable(S, (int)n, 0);
         for (size_t i = 0; i < n; i++) {
-            push_str(S, lua_host->rcpt(r->call, i));
+            push_str(S, luab_host->rcpt(r->call, i));
             lua_rawseti(S, -2, (lua_Integer)i + 1);
         }
         return 1;
     }
     if (!strcmp(k, "rcpt_count"))
-        return lua_pushinteger(S, (lua_Integer)lua_host->rcpt_count(r->call)),
+        return lua_pushinteger(S, (lua_Integer)luab_host->rcpt_count(r->call)),
                1;
     if (!strcmp(k, "queue_id"))
-        return push_str(S, lua_host->queue_id(r->call));
+        return push_str(S, luab_host->queue_id(r->call));
     if (!strcmp(k, "size"))
         return lua_pushinteger(S,
-                               (lua_Integer)lua_host->message_size(r->call)),
+                               (lua_Integer)luab_host->message_size(r->call)),
                1;
     return luaL_error(S, "txn has no field '%s'", k);
 }
@@ -558,15 +528,15 @@ static int make_proxy(lua_State *S, const char *name, lua_CFunction index)
     return luaL_ref(S, LUA_REGISTRYINDEX);
 }
 
-int lua_api_push_args(lua_State *co, lua_run *r)
+int luab_api_push_args(lua_State *co, luab_run *r)
 {
     lua_rawgeti(co, LUA_REGISTRYINDEX, conn_ref);
     if (r->hook == UPESI_HOOK_AUTH) {
         /* function(conn, user, password, mechanism): the password is a
          * Lua string, which cannot be wiped (docs/lua.md) */
-        push_str(co, lua_host->auth_user(r->call));
-        push_str(co, lua_host->auth_password(r->call));
-        push_str(co, lua_host->auth_mechanism(r->call));
+        push_str(co, luab_host->auth_user(r->call));
+        push_str(co, luab_host->auth_password(r->call));
+        push_str(co, luab_host->auth_mechanism(r->call));
         return 4;
     }
     lua_rawgeti(co, LUA_REGISTRYINDEX, txn_ref);
@@ -576,10 +546,10 @@ int lua_api_push_args(lua_State *co, lua_run *r)
     case UPESI_HOOK_MAIL:
     case UPESI_HOOK_RCPT:
     case UPESI_HOOK_VRFY:
-        subject = lua_host->address(r->call);
+        subject = luab_host->address(r->call);
         break;
     case UPESI_HOOK_UNRECOGNIZED:
-        subject = lua_host->command_line(r->call);
+        subject = luab_host->command_line(r->call);
         break;
     default:
         break;
@@ -590,7 +560,7 @@ int lua_api_push_args(lua_State *co, lua_run *r)
 
 /* ---------------------------------------------------------------------- */
 
-void lua_api_open(lua_State *S, int sandbox)
+void luab_api_open(lua_State *S, int sandbox)
 {
     conn_ref = make_proxy(S, "conn", conn_index);
     txn_ref = make_proxy(S, "txn", txn_index);
@@ -616,7 +586,7 @@ void lua_api_open(lua_State *S, int sandbox)
     static const luaL_Reg fns[] = {
         { "hook", l_hook },           { "log", l_log },
         { "time", l_time },           { "monotonic", l_monotonic },
-        { "sleep", lua_wait_sleep },  { "hostname", l_hostname },
+        { "sleep", luab_wait_sleep },  { "hostname", l_hostname },
         { NULL, NULL },
     };
     luaL_setfuncs(S, fns, 0);
@@ -628,19 +598,19 @@ void lua_api_open(lua_State *S, int sandbox)
     lua_setfield(S, -2, "set");
     lua_setfield(S, -2, "stat");
 
-    lua_wait_open_dns(S);               /* upesi.dns */
+    luab_wait_open_dns(S);               /* upesi.dns */
     lua_setfield(S, -2, "dns");
 
-    lua_kv_open(S, lua_gettop(S));      /* upesi.kv */
+    luab_kv_open(S, lua_gettop(S));      /* upesi.kv */
 
     /* scripts share these tables: none may change them for the others */
     static const char *const subs[] = { "stat", "dns", "kv" };
     for (size_t i = 0; i < sizeof subs / sizeof *subs; i++) {
         lua_getfield(S, -1, subs[i]);
-        lua_sandbox_readonly(S);
+        luab_sandbox_readonly(S);
         lua_setfield(S, -2, subs[i]);
     }
-    lua_sandbox_readonly(S);
+    luab_sandbox_readonly(S);
     lua_setfield(S, sandbox, "upesi");
     lua_pushcfunction(S, l_print);
     lua_setfield(S, sandbox, "print");
