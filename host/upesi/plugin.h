@@ -557,7 +557,9 @@ struct upesi_api {
  * before fn (an older minor) or leaves it NULL.  A plugin tests every call
  * newer than the minor its descriptor declares before it calls it. */
 #define UPESI_API_SUPPORTED(api, fn)                                         \
-    ((api)->size >= offsetof(struct upesi_api, fn) + sizeof((api)->fn) &&    \
+    ((size_t)((const char *)&(api)->fn - (const char *)(api)) +              \
+             sizeof((api)->fn) <=                                            \
+         ((const struct upesi_api *)(api))->size &&                          \
      (api)->fn != NULL)
 
 /* ---------------------------------------------------------------------- */

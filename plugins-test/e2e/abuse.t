@@ -54,7 +54,7 @@ my $N_SLOW = $ENV{UPESI_SLOW_SESSIONS} // ($SLOW > 1 ? 1000 : 2000);
     }
 }
 
-plan skip_all => "$UPESI not built" unless -f $UPESI && -x _;
+need_built();
 deadline(200);
 
 # =============================================================================

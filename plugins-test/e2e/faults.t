@@ -25,9 +25,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use Upesi::Test;
 
-plan skip_all => "$UPESI not built" unless -f $UPESI && -x _;
-plan skip_all => 'plugins-test/plugins/crasher.so not built'
-    unless -f "$ROOT/plugins-test/plugins/crasher.so";
+need_built('plugins-test/plugins/crasher.so', 'plugins/dnsbl.so');
 deadline(150);
 
 # -- helpers --------------------------------------------------------------------
@@ -284,7 +282,6 @@ SKIP: {
 SKIP: {
     my $DNSMASQ = '/usr/sbin/dnsmasq';
     skip 'DNS: dnsmasq not installed', 14 unless -x $DNSMASQ;
-    skip 'DNS: plugins/dnsbl.so not built', 14 unless -f "$ROOT/plugins/dnsbl.so";
 
     my $u = IO::Socket::IP->new(LocalHost => '127.0.0.1', LocalPort => 0,
                                 Proto => 'udp', Type => SOCK_DGRAM) or die "udp: $@";

@@ -21,9 +21,8 @@ use Upesi::Test;
 use Upesi::Forward qw(send_msg wait_for nspool ctl);
 use File::Temp ();
 
-plan skip_all => "$UPESI not built" unless -f $UPESI && -x _;
-plan skip_all => 'plugins/queue_forward.so not built'
-    unless -f "$ROOT/plugins/queue_forward.so";
+need_built('plugins/queue_forward.so', 'plugins/queue_spool.so',
+           'plugins-test/plugins/tester.so');
 deadline(240);
 
 my $SINK = '/usr/sbin/smtp-sink';

@@ -18,6 +18,8 @@ use Test::More;
 use Upesi::Test;
 use Upesi::Forward qw(send_msg wait_for nspool);
 
+need_built('plugins/queue_forward.so', 'plugins/queue_spool.so',
+           'plugins-test/plugins/tester.so');
 deadline(180);
 
 my $data = "From: alice\@example.org\r\nSubject: generations\r\n\r\nhello\r\n";

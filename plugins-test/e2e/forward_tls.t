@@ -28,9 +28,7 @@ use Time::HiRes qw(sleep time);
 use Upesi::Test;
 use Upesi::Forward;
 
-plan skip_all => "$UPESI not built" unless -f $UPESI && -x _;
-plan skip_all => 'plugins/queue_forward.so not built'
-    unless -f "$ROOT/plugins/queue_forward.so";
+need_built('plugins/queue_forward.so');
 plan skip_all => 'openssl is not installed'
     unless system('command -v openssl >/dev/null 2>&1') == 0;
 deadline(240);

@@ -26,7 +26,7 @@ use Test::More;
 use Time::HiRes qw(time sleep);
 use Upesi::Test;
 
-plan skip_all => "$UPESI not built" unless -f $UPESI && -x _;
+need_built();
 deadline(90);
 
 # -- helpers --------------------------------------------------------------------

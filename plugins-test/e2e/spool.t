@@ -13,9 +13,7 @@ use lib "$FindBin::Bin/../lib";
 use Test::More;
 use Upesi::Test;
 
-plan skip_all => "$UPESI not built" unless -f $UPESI && -x _;
-plan skip_all => 'plugins/queue_spool.so not built'
-    unless -f "$ROOT/plugins/queue_spool.so";
+need_built('plugins/queue_spool.so');
 deadline(120);
 
 my $srv = Upesi::Test->new(

@@ -40,7 +40,7 @@ use Socket qw(SOCK_STREAM);
 use Test::More ();
 use Time::HiRes qw(time sleep);
 
-our @EXPORT = qw(deadline free_port upesi_check swaks slurp spit
+our @EXPORT = qw(deadline need_built free_port upesi_check swaks slurp spit
                  strip_received $ROOT $UPESI $SLOW);
 
 our $ROOT  = abs_path(dirname(__FILE__) . '/../../..');
@@ -53,6 +53,18 @@ my $deadline_secs;
 
 # ---------------------------------------------------------------------------
 # process-wide guards
+
+# need_built(FILE, ...): the binary and every named file (relative to the
+# repository) must exist, else the test file fails at once.  `make test`
+# builds them all, so a missing one is a broken build, never a reason to
+# skip: a test that skips there passes without testing.
+sub need_built {
+    my @missing = grep { !-e $_ } ($UPESI, map { "$ROOT/$_" } @_);
+    return unless @missing;
+    Test::More::plan(tests => 1);
+    Test::More::fail("not built: @missing (make test-build builds it)");
+    exit 1;
+}
 
 # deadline(SECONDS): the whole test file must finish by then (scaled by
 # $SLOW); past it, every server is killed and the test exits non-zero.
