@@ -313,7 +313,7 @@ static int api_header_add(upesi_call *call, const char *name,
     up_session *s = session_of(call);
     if (s == NULL || name == NULL || value == NULL)
         return -EINVAL;
-    return up_message_prepend_header(&s->msg, name, value) == 0 ? 0 : -EIO;
+    return up_message_prepend_header(&s->msg, name, value);
 }
 
 static off_t api_message_size(upesi_call *call)

@@ -368,8 +368,8 @@ struct upesi_api {
     /* -- the message (data_post and queue).  The stored message is the
      *    host's Received header, then headers added by plugins, then the
      *    data as received (dot-unstuffed, CRLF line ends).
-     *    header_add: 0, -EINVAL (NULL name or value, abandoned call),
-     *    -ENOMEM, -EIO. */
+     *    header_add: 0, -EINVAL (NULL or malformed name, CR or LF in the
+     *    value, abandoned call), -ENOMEM. */
     int (*header_add)(upesi_call *call, const char *name, const char *value);
     /* header_get: the index'th (0-based) field named name,
      * case-insensitive, its value unfolded (line ends of folded lines
@@ -477,9 +477,10 @@ struct upesi_api {
      *    accepted the connection, so the answer must not depend on that
      *    worker's memory alone (read the disk, or kick work that every
      *    worker notices).  It writes its answer with control_write; the
-     *    host closes the connection when fn returns.  Call from init.
-     *    0, -EINVAL (bad name: one word under 32 bytes), -EEXIST, -ENOSPC,
-     *    -ENOMEM. */
+     *    host closes the connection when fn returns.  Call from init; a
+     *    command registered again replaces the earlier one.
+     *    0, -EINVAL (bad name: one word under 32 bytes), -ENOSPC (the
+     *    table is full), -ENOMEM. */
     int (*control_register)(upesi_ctx *ctx, const char *command,
                             upesi_control_fn fn, void *arg);
     void (*control_write)(upesi_control *out, const char *fmt, ...)

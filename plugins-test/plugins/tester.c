@@ -45,11 +45,6 @@ typedef struct tester_settings {
     hook_rule rules[UPESI_HOOK_COUNT];
 } tester_settings;
 
-static const char *const hook_names[UPESI_HOOK_COUNT] = {
-    "connect", "helo", "mail", "rcpt", "data", "data_post", "queue",
-    "reset", "disconnect", "unrecognized", "vrfy", "auth",
-};
-
 static void *tester_config_new(void)
 {
     return calloc(1, sizeof(tester_settings));
@@ -73,10 +68,9 @@ static int tester_config_set(void *config, const char *section,
                              size_t errlen)
 {
     tester_settings *t = config;
-    hook_rule *r = NULL;
-    for (int i = 0; i < UPESI_HOOK_COUNT; i++)
-        if (!strcmp(section, hook_names[i]))
-            r = &t->rules[i];
+    int hook = api->hook_find(section);
+    hook_rule *r = hook >= 0 && hook < UPESI_HOOK_COUNT ? &t->rules[hook]
+                                                        : NULL;
     if (r == NULL) {
         snprintf(err, errlen, "unknown section [%s]", section);
         return -1;

@@ -18,11 +18,11 @@
  * the connection note "relay.allowed" = "1" (no relay plugin: every host
  * is external).
  *
- * The order is checked at `upesi -t` when the host offers
- * api->plugin_position (a later ABI minor).  Without it, the first local
- * recipient that arrives without a kind note while mode is 1 or 2 logs a
- * CRIT line once per configuration generation, and mail goes on: a server
- * that defers everything over a configuration slip would be worse.
+ * The order is checked at `upesi -t` and at every reload
+ * (api->plugin_position).  Should a recipient still arrive without a kind
+ * note while mode is 1 or 2, it logs a CRIT line once per configuration
+ * generation, and mail goes on: a server that defers everything over a
+ * configuration slip would be worse.
  *
  * Fails: never; a misordered configuration is reported as above.
  */
