@@ -624,8 +624,17 @@ static int luab_config_check(void *config, char *err, size_t errlen)
         if (load_script(g, i, err, errlen) != 0)
             return -1;
     g->loaded = 1;
-    luab_kv_set_max(g->kv_max_keys);
     return 0;
+}
+
+/* The generation is committed: its kv bound applies from now on (never in
+ * config_check: a later plugin may still refuse the generation). */
+static void luab_config_commit(upesi_ctx *ctx, void *config)
+{
+    luab_gen *g = config;
+    luab_kv_set_max(g->kv_max_keys);
+    luab_host->log(ctx, UPESI_LOG_DEBUG, "%zu scripts committed, kv_max_keys "
+                   "%zu", g->n_scripts, g->kv_max_keys);
 }
 
 static void luab_config_free(void *config)
@@ -708,6 +717,7 @@ UPESI_PLUGIN = {
     .config_set = luab_config_set,
     .config_check = luab_config_check,
     .config_free = luab_config_free,
+    .config_commit = luab_config_commit,
     .hooks = {
         [UPESI_HOOK_CONNECT] = luab_on_hook,
         [UPESI_HOOK_HELO] = luab_on_hook,
