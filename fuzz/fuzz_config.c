@@ -63,6 +63,17 @@ const upesi_setting *up_plugin_settings(const upesi_plugin *d)
     return NULL;
 }
 
+/* Nothing is loaded, so nothing is committed or started. */
+void up_plugin_start(up_plugin_mod *mod)
+{
+    (void)mod;
+}
+
+up_plugin_mod *up_plugin_first(void)
+{
+    return NULL;
+}
+
 static void fz_write(const char *path, const uint8_t *data, size_t len)
 {
     FILE *fp = fopen(path, "wb");
