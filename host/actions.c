@@ -167,7 +167,7 @@ int up_actions_take(up_session *s, const char *plugin, upesi_action action,
 int up_actions_envelope(up_session *s, char **out, size_t *out_len,
                         const char **bad_key)
 {
-    /* the reverse name is not in upesi_conn_info (ABI 1.0): the host
+    /* the reverse name is not in upesi_conn_info: the host
      * leaves it in a connection note once it has looked it up */
     up_envelope e = {
         .conn = &s->info,

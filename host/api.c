@@ -459,7 +459,7 @@ static const char *api_hostname(upesi_ctx *ctx)
     return cfg ? cfg->hostname : NULL;
 }
 
-/* -- DNS (ABI 1.1): queries belong to the call's session */
+/* -- DNS queries belong to the call's session */
 
 static void *dns_session_of(upesi_call *call, int *ok)
 {
@@ -488,7 +488,7 @@ static upesi_dns_query *api_reverse_name(upesi_call *call, upesi_dns_fn fn,
     return ok && s ? up_dns_reverse(s, s->remote_ip, fn, arg) : NULL;
 }
 
-/* -- message actions (ABI 1.1): host/actions.c */
+/* -- message actions host/actions.c */
 
 static int api_message_action(upesi_call *call, upesi_action action,
                               const char *arg)
@@ -499,7 +499,7 @@ static int api_message_action(upesi_call *call, upesi_action action,
     return up_actions_take(s, call->ctx->name, action, arg);
 }
 
-/* -- descriptor watches (ABI 1.1): uv_poll on the worker's loop.  The
+/* -- descriptor watches uv_poll on the worker's loop.  The
  *    handle is freed in its close callback, so fd_unwatch from inside fn
  *    is safe: libuv does not touch the handle after fn returns. */
 
@@ -580,7 +580,7 @@ static void api_fd_unwatch(upesi_watch *w)
     uv_close((uv_handle_t *)&w->handle, watch_closed);
 }
 
-/* -- control socket commands (ABI 1.1) */
+/* -- control socket commands */
 
 typedef struct control_cmd {
     upesi_control_fn fn;
@@ -624,7 +624,7 @@ static void api_control_write(upesi_control *out, const char *fmt, ...)
     free(n >= 0 ? text : NULL);
 }
 
-/* -- header fields (ABI 1.1): host/message.c */
+/* -- header fields host/message.c */
 
 static const char *api_header_get(upesi_call *call, const char *name,
                                   size_t index)
@@ -641,7 +641,7 @@ static int api_header_remove(upesi_call *call, const char *name)
     return up_message_header_remove(&s->msg, name);
 }
 
-/* -- SMTP AUTH (ABI 1.1): the exchange is session.c's, docs/auth.md */
+/* -- SMTP AUTH the exchange is session.c's, docs/auth.md */
 
 /* Keywords the host itself offers: a plugin cannot add them again. */
 static const char *const host_ehlo_keywords[] = {

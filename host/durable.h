@@ -1,7 +1,7 @@
 /*
  * durable.h - writing files so that they survive a crash: the one
  * implementation the host uses (actions.c, message.c) and offers to
- * plugins (api->file_write, file_commit, dir_make, dir_sync; ABI 1.2).
+ * plugins (api->file_write, file_commit, dir_make, dir_sync).
  *
  * The recipe (docs/spool-format.md): create <dir>/tmp/<name> O_EXCL 0600,
  * write it whole (up_durable_file_write), fsync, close and rename it into

@@ -39,8 +39,7 @@ up_plugin_mod *up_plugin_get(const char *dir, const char *name, char *err,
  * (for documentation: `upesi --dump-settings`).  NULL with err. */
 const upesi_plugin *up_plugin_peek(const char *dir, const char *name,
                                    char *err, size_t errlen);
-/* A descriptor's settings table, or NULL (none, or a plugin older than
- * ABI 1.3 whose descriptor ends before the field). */
+/* A descriptor's settings table, or NULL (none). */
 const upesi_setting *up_plugin_settings(const upesi_plugin *d);
 /* Call every loaded plugin's fini and unload it. */
 void up_plugin_unload_all(void);

@@ -142,7 +142,7 @@ static void on_stop_timeout(uv_timer_t *timer)
     uv_stop(timer->loop);
 }
 
-/* The loop has stopped for good: the plugins' on_worker_stop callbacks,
+/* The loop has stopped for good: the plugins' worker_stop callbacks,
  * then the loop again until their descriptor watches are gone (they
  * waited for a 221, a close) or UP_STOP_PLUGINS_MS passed.  The check
  * runs after every poll, so the exit follows the last unwatch at once. */

@@ -80,7 +80,7 @@ for my $bad (['mode = 3', qr/mode: expected a whole number from 0 to 2, got '3'/
     like $out, qr/deny_groups\.ini:2: .*$bad->[1]/, '  with deny_groups.ini:2' or diag $out;
 }
 
-# -- directory must come first (api->plugin_position, ABI 1.1) ---------------------
+# -- directory must come first (api->plugin_position) ------------------------------
 for my $order (['deny_groups', 'directory', 'queue_spool'], ['deny_groups', 'queue_spool']) {
     my $s = Upesi::Test->new(plugins => $order, ini => { 'deny_groups.ini' => "mode = 2\n" });
     my ($exit, $out) = upesi_check($s->conf);

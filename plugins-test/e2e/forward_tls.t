@@ -10,7 +10,7 @@
 #    message);
 #  a front that stops (SIGTERM) says QUIT on its pooled connection, in
 #    clear and over TLS, and the TLS one closes cleanly (the host's
-#    on_worker_stop; before it the kernel just closed the socket);
+#    worker_stop; before it the kernel just closed the socket);
 #  downstream_tls = required: no STARTTLS offered -> 451 4.4.1, nothing
 #    delivered; in spool mode the message stays queued for a retry;
 #  downstream_tls_verify: the right CA and name deliver, a wrong CA and a

@@ -1,6 +1,6 @@
 /*
  * durable.c - unit test of host/durable.c, the durable-file functions the
- * host uses and offers to plugins (ABI 1.2): mkdir -p with its modes and
+ * host uses and offers to plugins: mkdir -p with its modes and
  * edge cases, writev of many buffers, commit into place and its cleanup on
  * error, directory fsync errors.  Prints TAP.
  *

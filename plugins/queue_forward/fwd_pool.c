@@ -11,7 +11,7 @@
  * was not verified against what this generation verifies against (it
  * expires in the pool).
  *
- * When the worker stops (fwd_pool_stop, from the host's on_worker_stop)
+ * When the worker stops (fwd_pool_stop, from the descriptor's worker_stop)
  * every pooled connection says QUIT and closes on the 221, the
  * downstream's close or FWD_QUIT_WAIT_MS, whichever comes first (a TLS one
  * sends close_notify then, fwd_tls_free); the host runs the loop until

@@ -25,7 +25,7 @@
  *
  * Checked commands are those with a hook: HELO/EHLO, MAIL, RCPT, DATA, VRFY
  * (when the host's vrfy = 1) and unrecognized ones.  RSET, NOOP, QUIT and
- * HELP have no hook in ABI 1.0 and are not checked.  In DATA a bare CR or
+ * HELP have no hook and are not checked.  In DATA a bare CR or
  * LF never ends the data: the host only ends it at CRLF.CRLF.
  *
  * Fails: never; every refusal is a reply.
