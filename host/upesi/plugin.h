@@ -700,7 +700,8 @@ typedef struct upesi_plugin {
     /* Runs in each worker process that stops (SIGTERM or SIGINT, as the
      * supervisor passes them on): after its listeners are closed and its
      * sessions are done or the drain deadline (30 s) passed, on the
-     * worker's loop, before the process exits, in conf/plugins order.
+     * worker's loop, before the process exits, in the order the plugins
+     * were loaded (conf/plugins order, then those reloads added).
      * Where a plugin says goodbye: QUIT to the connections it keeps, stop
      * its timers, start nothing new.  It must not block, but it may start
      * short non-blocking work (write QUIT, wait for the 221): after the
