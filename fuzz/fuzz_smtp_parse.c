@@ -9,7 +9,10 @@
  * accepts what it produces).  The argument is also checked as a HELO name,
  * strict and lenient: a name accepted is at most 255 octets of printable
  * ASCII (it goes into the Received field as is), and strict accepts only
- * what lenient accepts.  Any violation aborts.
+ * what lenient accepts.  The argument is also parsed as BDAT's (RFC 3030):
+ * an accepted chunk size is at most UP_BDAT_MAX_SIZE and printed again
+ * (with " LAST" when it was there) gives the same size and flag; a
+ * refusal is a 501 5.5.4.  Any violation aborts.
  *
  * Build and run (from the repository root):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ihost \
@@ -91,6 +94,25 @@ static void fz_helo(const char *arg)
     }
 }
 
+/* BDAT's argument: what is accepted survives printing and parsing. */
+static void fz_bdat(const char *arg)
+{
+    unsigned long long n, n2;
+    int last, last2;
+    up_parse_error e = { 0, NULL, NULL };
+    if (up_bdat_parse(arg, &n, &last, &e) != 0) {
+        FZ_CHECK(e.code == 501 && e.enhanced && !strcmp(e.enhanced, "5.5.4"));
+        FZ_CHECK(e.text != NULL && e.text[0] != '\0');
+        return;
+    }
+    FZ_CHECK(n <= UP_BDAT_MAX_SIZE && (last == 0 || last == 1));
+    FZ_CHECK(arg[0] >= '0' && arg[0] <= '9');
+    char again[64];
+    snprintf(again, sizeof again, "%llu%s", n, last ? " LAST" : "");
+    FZ_CHECK(up_bdat_parse(again, &n2, &last2, &e) == 0);
+    FZ_CHECK(n2 == n && last2 == last);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -108,6 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (c.verb != UP_VERB_UNKNOWN)
         FZ_CHECK(strcmp(up_verb_name(c.verb), c.verb_text) == 0);
     fz_helo(c.arg);
+    fz_bdat(c.arg);
     fz_path(c.arg, 0, 0);
     fz_path(c.arg, 1, 0);
     fz_path(line, 0, 0);

@@ -440,6 +440,8 @@ static void txn_clear(up_session *s)
     s->n_rcpts = 0;
     s->queue_id[0] = '\0';
     s->data_too_big = 0;
+    s->bdat_used = 0;
+    s->body_binary = 0;
     up_message_free(&s->msg);
     up_notes_clear(&s->txn_notes);
     up_actions_clear(&s->actions);
@@ -739,7 +741,7 @@ static void handle_command(up_session *s, up_line *line)
         break;
     case UP_VERB_HELP:
         up_session_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT "
-                         "DATA RSET NOOP QUIT VRFY HELP");
+                         "DATA BDAT RSET NOOP QUIT VRFY HELP");
         break;
     case UP_VERB_STARTTLS:
         session_cmd_starttls(s);
@@ -747,7 +749,10 @@ static void handle_command(up_session *s, up_line *line)
     case UP_VERB_AUTH:
         session_cmd_auth(s, line);
         break;
-    default: /* known, not offered: EXPN, BDAT */
+    case UP_VERB_BDAT:
+        session_cmd_bdat(s);
+        break;
+    default: /* known, not offered: EXPN */
         session_reply_fmt(s, 502, "5.5.1", "Error: %s not implemented",
                           up_verb_name(s->cmd.verb));
         break;
@@ -767,6 +772,11 @@ static void session_process(up_session *s)
             up_lines_consume(&s->lines, used);
             if (done)
                 session_data_end(s);
+            continue;
+        }
+        if (s->state == UP_ST_BDAT) {
+            if (!session_bdat_feed(s))
+                break;          /* the rest of the chunk is not here yet */
             continue;
         }
         up_line line;

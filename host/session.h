@@ -40,6 +40,7 @@ typedef enum up_session_state {
     UP_ST_CONNECT,              /* connect hook / greeting delay           */
     UP_ST_COMMAND,              /* reading commands                        */
     UP_ST_DATA,                 /* reading message data                    */
+    UP_ST_BDAT,                 /* reading a BDAT chunk (RFC 3030)         */
     UP_ST_TLS_HANDSHAKE,        /* after STARTTLS or on smtps_listen       */
     UP_ST_CLOSING
 } up_session_state;
@@ -92,6 +93,13 @@ struct up_session {
     int data_discard;           /* reading a refused DATA's content, to
                                    throw it away up to its end of data    */
     up_actions actions;         /* message actions asked for at data_post */
+    /* BDAT (RFC 3030, session_bdat.c) */
+    int bdat_used;              /* a BDAT chunk began this transaction    */
+    int bdat_last;              /* the chunk being read is the LAST one   */
+    int bdat_discard;           /* the chunk being read is thrown away    */
+    uint64_t bdat_left;         /* bytes of the chunk still to read       */
+    uint64_t bdat_size;         /* the chunk's announced size             */
+    int body_binary;            /* MAIL said BODY=BINARYMIME              */
 
     /* a connect-time DENY, carried out at every MAIL (Domino style) */
     int reject_code;

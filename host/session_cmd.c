@@ -115,7 +115,7 @@ static void ehlo_reply(up_session *s)
         n += snprintf(text + n, sizeof text - (size_t)n, "\nSTARTTLS");
     n = ehlo_ext_append(s, text, sizeof text - 32, n);
     snprintf(text + n, sizeof text - (size_t)n,
-             "\n8BITMIME\nENHANCEDSTATUSCODES");
+             "\n8BITMIME\nENHANCEDSTATUSCODES\nCHUNKING\nBINARYMIME");
     up_session_reply(s, 250, NULL, text);
 }
 
@@ -166,6 +166,12 @@ static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
         session_reply_denial(s, UPESI_HOOK_MAIL, v, r, "sender");
     } else {
         s->have_mail = 1;
+        const char *body = up_path_param(&s->path, "BODY");
+        s->body_binary = body && !strcasecmp(body, "BINARYMIME");
+        if (body)               /* RFC 3030, RFC 6152: for the queue */
+            up_notes_set(&s->txn_notes, "mail.body", s->body_binary
+                         ? "BINARYMIME" : !strcasecmp(body, "8BITMIME")
+                         ? "8BITMIME" : "7BIT");
         s->sender = strdup(s->path.mailbox);
         if (s->sender == NULL) {
             s->have_mail = 0;
@@ -204,7 +210,8 @@ static int check_mail_params(up_session *s)
              * value is not trusted either */
         } else if (!strcmp(p->keyword, "BODY")) {
             if (strcasecmp(p->value, "7BIT") &&
-                strcasecmp(p->value, "8BITMIME")) {
+                strcasecmp(p->value, "8BITMIME") &&
+                strcasecmp(p->value, "BINARYMIME")) {
                 up_session_reply(s, 501, "5.5.4", "Unsupported BODY type");
                 return -1;
             }
@@ -382,7 +389,7 @@ static void add_received(up_session *s)
     free(text);
 }
 
-static void message_done(up_session *s, int accepted)
+void session_message_done(up_session *s, int accepted)
 {
     up_stats_add(accepted ? "SMTP.Messages.Accepted" :
                             "SMTP.Messages.Rejected", 1);
@@ -405,16 +412,16 @@ static void on_queue_done(up_session *s, upesi_verdict v, const up_reply *r)
                (long long)up_message_size(&s->msg),
                r->plugin ? r->plugin : "host");
         session_reply_ok(s, r, 250, "2.0.0", text);
-        message_done(s, 1);
+        session_message_done(s, 1);
     } else if (v == UPESI_CONT) {
         up_log(s->id, UPESI_LOG_ERR, "message %s not queued: no queue "
                "plugin accepted it (add queue_spool to conf/plugins)",
                s->queue_id);
         up_session_reply(s, 451, "4.3.0", "Error: no queue configured");
-        message_done(s, 0);
+        session_message_done(s, 0);
     } else {
         session_reply_denial(s, UPESI_HOOK_QUEUE, v, r, "message");
-        message_done(s, 0);
+        session_message_done(s, 0);
     }
     session_continue(s);
 }
@@ -429,7 +436,7 @@ static void on_actions_done(up_session *s, int err)
         up_session_reply(s, full ? 452 : 451, full ? "4.3.1" : "4.3.0",
                          full ? "Insufficient system storage" :
                                 "Error: local error in processing");
-        message_done(s, 0);
+        session_message_done(s, 0);
     } else if (s->actions.disposition == UP_DISP_DELIVER) {
         up_hook_run(s, UPESI_HOOK_QUEUE, on_queue_done);
         return;
@@ -438,7 +445,7 @@ static void on_actions_done(up_session *s, int err)
         up_str_join(text, sizeof text, "Ok: queued as ", s->queue_id,
                          (const char *)NULL);
         up_session_reply(s, 250, "2.0.0", text);
-        message_done(s, 1);
+        session_message_done(s, 1);
     }
     session_continue(s);
 }
@@ -448,7 +455,7 @@ static void on_data_post_done(up_session *s, upesi_verdict v,
 {
     if (session_is_denial(v)) {
         session_reply_denial(s, UPESI_HOOK_DATA_POST, v, r, "message");
-        message_done(s, 0);
+        session_message_done(s, 0);
         session_continue(s);
         return;
     }
@@ -457,7 +464,7 @@ static void on_data_post_done(up_session *s, upesi_verdict v,
                             s->actions.by };
         session_reply_denial(s, UPESI_HOOK_DATA_POST, UPESI_DENY, &reject,
                              "message");
-        message_done(s, 0);
+        session_message_done(s, 0);
         session_continue(s);
         return;
     }
@@ -478,12 +485,7 @@ void session_data_end(up_session *s)
     if (s->data.bare_lf || s->data.bare_cr)
         up_notes_set(&s->txn_notes, "data.bare_line_ends", "1");
     if (s->data_too_big) {
-        up_log(s->id, UPESI_LOG_INFO, "message %s rejected: larger than "
-               "max_message_size %llu", s->queue_id,
-               (unsigned long long)s->cfg->max_message_size);
-        up_session_reply(s, 552, "5.3.4", "Message size exceeds fixed "
-                         "maximum message size");
-        message_done(s, 0);
+        session_message_end(s);         /* 552 */
         return;
     }
     if (s->data.nul_bytes && !s->cfg->allow_nul) {
@@ -495,7 +497,24 @@ void session_data_end(up_session *s)
                (unsigned long long)s->data.nul_bytes);
         up_session_reply(s, 554, "5.6.0", "Error: message contains NUL "
                          "bytes");
-        message_done(s, 0);
+        session_message_done(s, 0);
+        return;
+    }
+    session_message_end(s);
+}
+
+/* The content is in (DATA's end of data, or BDAT LAST): refuse a message
+ * that went over max_message_size, else the Received field, data_post,
+ * the message actions and the queue. */
+void session_message_end(up_session *s)
+{
+    if (s->data_too_big) {
+        up_log(s->id, UPESI_LOG_INFO, "message %s rejected: larger than "
+               "max_message_size %llu", s->queue_id,
+               (unsigned long long)s->cfg->max_message_size);
+        up_session_reply(s, 552, "5.3.4", "Message size exceeds fixed "
+                         "maximum message size");
+        session_message_done(s, 0);
         return;
     }
     add_received(s);
@@ -506,7 +525,7 @@ void session_data_end(up_session *s)
                          s->msg.error == ENOSPC ? "4.3.1" : "4.3.0",
                          s->msg.error == ENOSPC ? "Insufficient system "
                          "storage" : "Error: local error in processing");
-        message_done(s, 0);
+        session_message_done(s, 0);
         return;
     }
     up_hook_run(s, UPESI_HOOK_DATA_POST, on_data_post_done);
@@ -599,6 +618,15 @@ void session_cmd_data(up_session *s)
         return;
     if (!s->have_mail) {
         up_session_reply(s, 503, "5.5.1", "Error: need MAIL command");
+        data_refused(s);
+        return;
+    }
+    if (s->bdat_used || s->body_binary) {
+        /* RFC 3030 2, 3: no DATA in a BDAT transaction, and BINARYMIME
+         * content only in BDAT chunks */
+        up_session_reply(s, 503, "5.5.1", s->bdat_used
+                         ? "Error: DATA after BDAT in this transaction"
+                         : "Error: BODY=BINARYMIME requires BDAT");
         data_refused(s);
         return;
     }

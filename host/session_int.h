@@ -59,8 +59,14 @@ void session_cmd_rcpt(up_session *s);
 void session_cmd_vrfy(up_session *s);
 void session_data_end(up_session *s);
 void session_ehlo_ext_clear(up_session *s);
+void session_message_done(up_session *s, int accepted);
+void session_message_end(up_session *s);
 void session_on_unrecognized_done(up_session *s, upesi_verdict v,
                                   const up_reply *r);
+
+/* session_bdat.c */
+void session_cmd_bdat(up_session *s);
+int session_bdat_feed(up_session *s);
 
 /* session_tls.c */
 void session_cmd_starttls(up_session *s);

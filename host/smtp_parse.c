@@ -457,3 +457,28 @@ const char *up_mailbox_domain(const char *mailbox)
     p = strchr(p, '@');
     return p != NULL ? p + 1 : "";
 }
+
+int up_bdat_parse(const char *arg, unsigned long long *size, int *last,
+                  up_parse_error *err)
+{
+    const char *p = arg;
+    unsigned long long v = 0;
+    *size = 0;
+    *last = 0;
+    if (*p < '0' || *p > '9')
+        return up__fail(err, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+    for (; *p >= '0' && *p <= '9'; p++) {
+        v = v * 10 + (unsigned long long)(*p - '0');
+        if (v > UP_BDAT_MAX_SIZE)
+            return up__fail(err, 501, "5.5.4", "BDAT chunk size too "
+                            "large");
+    }
+    if (*p == ' ' && up__ncaseeq(p + 1, "LAST", 4) && p[5] == '\0') {
+        *last = 1;
+        p += 5;
+    }
+    if (*p != '\0')
+        return up__fail(err, 501, "5.5.4", "Syntax: BDAT size [LAST]");
+    *size = v;
+    return 0;
+}

@@ -83,4 +83,15 @@ const char *up_mailbox_domain(const char *mailbox);
  * way).  Returns 0, or -1 with *err set (501 5.5.2). */
 int up_helo_check(const char *arg, int strict, up_parse_error *err);
 
+/* The largest BDAT chunk size the parser takes (RFC 3030 allows any
+ * 1*DIGIT; a size this large is refused before a byte of it is read). */
+#define UP_BDAT_MAX_SIZE 0xFFFFFFFFFFFFull
+
+/* Parse the argument of BDAT (RFC 3030 2): chunk-size, one space, and an
+ * optional "LAST" (any case).  Digits only (no sign, no blank, at most
+ * UP_BDAT_MAX_SIZE); nothing after LAST.  Returns 0 with *size and *last,
+ * or -1 with *err set (501 5.5.4). */
+int up_bdat_parse(const char *arg, unsigned long long *size, int *last,
+                  up_parse_error *err);
+
 #endif
