@@ -23,6 +23,8 @@ typedef struct up_listen_addr {
     char text[80];                   /* as written, for logs             */
     struct sockaddr_storage addr;
     socklen_t addrlen;
+    int proxy;                       /* "addr:port proxy": a PROXY header
+                                        (v1 or v2) comes first (proxy.h) */
 } up_listen_addr;
 
 enum {

@@ -96,11 +96,30 @@ static int set_string(char **slot, const char *value)
     return 0;
 }
 
-/* "127.0.0.1:2525", "[::1]:2525", "*:25" (all IPv4), "[::]:25" */
+/* "127.0.0.1:2525", "[::1]:2525", "*:25" (all IPv4), "[::]:25", each
+ * optionally followed by " proxy" (the PROXY protocol on that address) */
 static int parse_listen_one(const char *item, up_listen_addr *out, char *err,
                             size_t errlen)
 {
-    char host[64];
+    char host[64], addr[80];
+    int proxy = 0;
+    const char *blank = strpbrk(item, " \t");
+    if (blank) {
+        const char *word = blank + strspn(blank, " \t");
+        if (strcmp(word, "proxy") != 0) {
+            snprintf(err, errlen, "'%s': after the address only 'proxy' "
+                     "may follow", item);
+            return -1;
+        }
+        if ((size_t)(blank - item) >= sizeof addr) {
+            snprintf(err, errlen, "'%s': expected address:port", item);
+            return -1;
+        }
+        memcpy(addr, item, (size_t)(blank - item));
+        addr[blank - item] = '\0';
+        item = addr;
+        proxy = 1;
+    }
     const char *colon;
     if (item[0] == '[') {
         const char *close = strchr(item, ']');
@@ -125,7 +144,11 @@ static int parse_listen_one(const char *item, up_listen_addr *out, char *err,
     if (parse_long(colon + 1, 1, 65535, &port, err, errlen) != 0)
         return -1;
     memset(out, 0, sizeof *out);
-    snprintf(out->text, sizeof out->text, "%s", item);
+    /* item fits: it was checked against sizeof addr (= sizeof text) */
+    size_t tl = strnlen(item, sizeof out->text - 7);
+    memcpy(out->text, item, tl);
+    memcpy(out->text + tl, proxy ? " proxy" : "", proxy ? 7 : 1);
+    out->proxy = proxy;
     struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr;
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->addr;
     if (!strcmp(host, "*"))

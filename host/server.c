@@ -16,6 +16,14 @@
 #include "session.h"
 
 
+/* UP_LISTEN_PROXY when the listener was marked "proxy" */
+static int proxy_flag(up_server *srv, uv_stream_t *listener)
+{
+    size_t i = (size_t)((uv_tcp_t *)listener - srv->listeners);
+    return i < srv->n_listeners && srv->listener_proxy[i] ? UP_LISTEN_PROXY
+                                                         : 0;
+}
+
 static void on_connection(uv_stream_t *listener, int status)
 {
     up_server *srv = listener->data;
@@ -23,7 +31,8 @@ static void on_connection(uv_stream_t *listener, int status)
         up_log(NULL, UPESI_LOG_WARNING, "accept: %s", uv_strerror(status));
         return;
     }
-    up_session_accept(srv, listener, UP_LISTEN_PLAIN);
+    up_session_accept(srv, listener,
+                      UP_LISTEN_PLAIN | proxy_flag(srv, listener));
 }
 
 /* an smtps_listen address: the handshake comes before the greeting */
@@ -34,7 +43,8 @@ static void on_connection_tls(uv_stream_t *listener, int status)
         up_log(NULL, UPESI_LOG_WARNING, "accept: %s", uv_strerror(status));
         return;
     }
-    up_session_accept(srv, listener, UP_LISTEN_SMTPS);
+    up_session_accept(srv, listener,
+                      UP_LISTEN_SMTPS | proxy_flag(srv, listener));
 }
 
 /* a submission_listen address: MAIL needs AUTH first (docs/auth.md) */
@@ -45,7 +55,8 @@ static void on_connection_submission(uv_stream_t *listener, int status)
         up_log(NULL, UPESI_LOG_WARNING, "accept: %s", uv_strerror(status));
         return;
     }
-    up_session_accept(srv, listener, UP_LISTEN_SUBMISSION);
+    up_session_accept(srv, listener,
+                      UP_LISTEN_SUBMISSION | proxy_flag(srv, listener));
 }
 
 static int bind_one(up_server *srv, uv_tcp_t *tcp, const up_listen_addr *la,
@@ -69,6 +80,7 @@ static int bind_one(up_server *srv, uv_tcp_t *tcp, const up_listen_addr *la,
                uv_strerror(rc));
         return -1;
     }
+    srv->listener_proxy[tcp - srv->listeners] = (unsigned char)la->proxy;
     up_log(NULL, UPESI_LOG_INFO, "listening on %s%s", la->text,
            on_accept == on_connection_tls ? " (implicit TLS)" :
            on_accept == on_connection_submission ? " (submission)" : "");
@@ -82,7 +94,9 @@ int up_server_listen(up_server *srv, uv_loop_t *loop, up_config *cfg)
     srv->listeners = calloc(cfg->n_listen + cfg->n_smtps_listen +
                                 cfg->n_submission_listen,
                             sizeof *srv->listeners);
-    if (srv->listeners == NULL)
+    srv->listener_proxy = calloc(cfg->n_listen + cfg->n_smtps_listen +
+                                     cfg->n_submission_listen + 1, 1);
+    if (srv->listeners == NULL || srv->listener_proxy == NULL)
         return -1;
     for (size_t i = 0; i < cfg->n_listen; i++) {
         if (bind_one(srv, &srv->listeners[i], &cfg->listen[i],

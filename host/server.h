@@ -15,6 +15,7 @@ typedef struct up_server {
     uv_loop_t *loop;
     up_config *config;          /* current generation                     */
     uv_tcp_t *listeners;
+    unsigned char *listener_proxy;  /* per listener: PROXY header expected */
     size_t n_listeners;
     int sessions;               /* open sessions in this worker           */
     int worker_index;

@@ -159,6 +159,7 @@ static void on_close(uv_handle_t *handle)
     free(s->helo);
     free(s->line);
     free(s->stash);
+    free(s->proxy_buf);
     free(s->out);
     free(s->reject_text);
     session_auth_forget(s);
@@ -372,7 +373,9 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     up_stats_add("SMTP.Bytes.Received", nread);
-    if (s->tls) {               /* ciphertext: session_tls_pump decrypts it */
+    if (s->state == UP_ST_PROXY) {
+        session_proxy_input(s, buf->base, (size_t)nread);
+    } else if (s->tls) {               /* ciphertext: session_tls_pump decrypts it */
         if (up_tls_feed(s->tls, buf->base, (size_t)nread) != 0) {
             up_log(s->id, UPESI_LOG_NOTICE, "TLS: %s",
                    up_tls_error(s->tls));
@@ -526,7 +529,7 @@ void session_on_connect_done(up_session *s, upesi_verdict v,
 }
 
 
-static void session_start(up_session *s)
+static void session_start(up_session *s, int proxy)
 {
     struct sockaddr_storage ss;
     int len = sizeof ss;
@@ -568,6 +571,16 @@ static void session_start(up_session *s)
            s->info.remote_port);
     if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
         s->reading = 1;
+    if (proxy) {                /* the client's address comes first */
+        session_proxy_start(s);
+        return;
+    }
+    session_begin(s);
+}
+
+/* The connection is the client's (after the PROXY header, if any). */
+void session_begin(up_session *s)
+{
     if (s->implicit_tls) {      /* RFC 8314: the handshake comes first */
         session_tls_begin(s);
         return;
@@ -578,7 +591,7 @@ static void session_start(up_session *s)
 
 void up_session_accept(up_server *srv, uv_stream_t *listener, int kind)
 {
-    int implicit_tls = kind == UP_LISTEN_SMTPS;
+    int implicit_tls = (kind & UP_LISTEN_KIND) == UP_LISTEN_SMTPS;
     up_session *s = calloc(1, sizeof *s);
     if (s == NULL) {
         up_err("accept: out of memory");
@@ -588,7 +601,7 @@ void up_session_accept(up_server *srv, uv_stream_t *listener, int kind)
     s->cfg = up_config_ref(srv->config);
     s->state = UP_ST_CONNECT;
     s->implicit_tls = implicit_tls;
-    s->info.submission = kind == UP_LISTEN_SUBMISSION;
+    s->info.submission = (kind & UP_LISTEN_KIND) == UP_LISTEN_SUBMISSION;
     up_session_id_make(s->id, sizeof s->id, ++srv->next_session);
     up_message_init(&s->msg, s->cfg->spool_dir);
     s->tcp.data = s->timer.data = s->hook_timer.data = s;
@@ -624,7 +637,7 @@ void up_session_accept(up_server *srv, uv_stream_t *listener, int kind)
     }
     up_stats_add("SMTP.Sessions.Accepted", 1);
     up_stats_max("SMTP.Sessions.Peak", up_stats_get("SMTP.Sessions.Current"));
-    session_start(s);
+    session_start(s, (kind & UP_LISTEN_PROXY) != 0);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -634,6 +647,7 @@ void session_close(up_session *s, const char *why)
 {
     if (s->state == UP_ST_CLOSING)
         return;
+    int began = s->state != UP_ST_PROXY;    /* the connect hook ran */
     s->state = UP_ST_CLOSING;
     up_hook_cancel(s);
     if (s->reading) {
@@ -643,7 +657,8 @@ void session_close(up_session *s, const char *why)
     uv_timer_stop(&s->timer);
     uv_timer_stop(&s->auth_timer);
     session_txn_reset(s);
-    up_hook_run(s, UPESI_HOOK_DISCONNECT, notify_done);
+    if (began)
+        up_hook_run(s, UPESI_HOOK_DISCONNECT, notify_done);
     up_dns_session_end(s);      /* no DNS callback runs for s after this */
     up_log(s->id, UPESI_LOG_INFO, "disconnect %s (%s) commands=%llu "
            "messages=%llu errors=%d", s->remote_ip, why,

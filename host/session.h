@@ -35,6 +35,10 @@ enum {
 #define UP_LISTEN_PLAIN 0
 #define UP_LISTEN_SMTPS 1       /* smtps_listen: implicit TLS             */
 #define UP_LISTEN_SUBMISSION 2  /* submission_listen: MAIL needs AUTH     */
+#define UP_LISTEN_KIND 3        /* the bits above                          */
+#define UP_LISTEN_PROXY 8       /* or'ed in: a PROXY header comes first    */
+/* How long a "proxy" listener waits for the PROXY header. */
+#define UP_PROXY_TIMEOUT_MS 5000
 
 typedef enum up_session_state {
     UP_ST_CONNECT,              /* connect hook / greeting delay           */
@@ -42,7 +46,8 @@ typedef enum up_session_state {
     UP_ST_DATA,                 /* reading message data                    */
     UP_ST_BDAT,                 /* reading a BDAT chunk (RFC 3030)         */
     UP_ST_TLS_HANDSHAKE,        /* after STARTTLS or on smtps_listen       */
-    UP_ST_CLOSING
+    UP_ST_CLOSING,
+    UP_ST_PROXY                 /* waiting for the PROXY header            */
 } up_session_state;
 
 /* A reply decided by a plugin or by the host. */
@@ -133,6 +138,8 @@ struct up_session {
      * and writes what it produced */
     struct up_tls *tls;         /* NULL in plain text                      */
     int implicit_tls;           /* accepted on an smtps_listen address     */
+    unsigned char *proxy_buf;   /* the PROXY header read so far            */
+    size_t proxy_len;
     int tls_pumping;            /* decrypting: no nested pump              */
 
     /* AUTH (RFC 4954, docs/auth.md): plugins offer it in EHLO with

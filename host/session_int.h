@@ -30,6 +30,7 @@ extern const hook_reply_defaults session_reply_defaults[UPESI_HOOK_COUNT];
 
 /* session.c */
 void session_arm_idle_timer(up_session *s);
+void session_begin(up_session *s);
 void session_on_connect_done(up_session *s, upesi_verdict v,
                              const up_reply *r);
 void session_reply_fmt(up_session *s, int code, const char *enhanced,
@@ -67,6 +68,10 @@ void session_on_unrecognized_done(up_session *s, upesi_verdict v,
 /* session_bdat.c */
 void session_cmd_bdat(up_session *s);
 int session_bdat_feed(up_session *s);
+
+/* session_proxy.c */
+void session_proxy_start(up_session *s);
+void session_proxy_input(up_session *s, const char *buf, size_t len);
 
 /* session_tls.c */
 void session_cmd_starttls(up_session *s);
