@@ -17,7 +17,7 @@ DEB_BUILD := build-essential pkg-config libuv1-dev libwolfssl-dev libltdl-dev \
              liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev \
              libcrypt-dev
 DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl sslscan \
-             libnet-ssleay-perl libio-socket-inet6-perl python3
+             libnet-ssleay-perl libio-socket-inet6-perl python3 haproxy
 DEB_FUZZ  := clang libclang-rt-14-dev
 
 OPT       ?= -O2
@@ -215,6 +215,7 @@ FUZZ_DEPS_fuzz_lines       := lines
 FUZZ_DEPS_fuzz_smtp_parse  := smtp_parse
 FUZZ_DEPS_fuzz_data_reader := data_reader
 FUZZ_DEPS_fuzz_dns_answer  := dns_answer
+FUZZ_DEPS_fuzz_proxy       := proxy
 FUZZ_DEPS_fuzz_config      := config config_file config_smtp config_plugins \
                               settings log dns dns_answer stats tls \
                               tls_ticket tls_cache
