@@ -39,6 +39,8 @@ BUILD     := build
 
 HOST_SRC  := $(wildcard host/*.c)
 HOST_OBJ  := $(HOST_SRC:%.c=$(BUILD)/%.o)
+# the host list matcher plugins compile in also decides xclient_hosts
+HOST_OBJ  += $(BUILD)/plugins/common/hostmatch.o
 # objects shared with unit tests and fuzz targets (everything but main)
 HOST_LIB_OBJ := $(filter-out $(BUILD)/host/main.o,$(HOST_OBJ))
 
@@ -221,6 +223,7 @@ FUZZ_DEPS_fuzz_config      := config config_file config_smtp config_plugins \
                               tls_ticket tls_cache
 # plugin sources a target links (paths under plugins/, without .c)
 FUZZ_PLUGIN_DEPS_fuzz_hostmatch := common/hostmatch
+FUZZ_PLUGIN_DEPS_fuzz_config := common/hostmatch
 FUZZ_PLUGIN_DEPS_fuzz_directory := common/dir_table
 FUZZ_PLUGIN_DEPS_fuzz_rules     := mail_rules/rules
 FUZZ_PLUGIN_DEPS_fuzz_mime      := mail_rules/rules mail_rules/mime

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "../plugins/common/hostmatch.h"
 #include "config_int.h"
 #include "log.h"
 #include "tls.h"
@@ -163,6 +164,7 @@ void up_config_unref(up_config *cfg)
         free(cfg->local_domains[i]);
     free(cfg->local_domains);
     free(cfg->listen);
+    hostmatch_free(cfg->xclient_hosts);
     free(cfg->dir);
     free(cfg->hostname);
     free(cfg->greeting);

@@ -19,6 +19,8 @@
 #include "plugin_loader.h"
 #include "tls.h"
 
+struct hostmatch_list;
+
 typedef struct up_listen_addr {
     char text[80];                   /* as written, for logs             */
     struct sockaddr_storage addr;
@@ -104,6 +106,7 @@ typedef struct up_config {
     struct up_tls_ctx *tls;          /* built from the above, or NULL    */
 
     /* AUTH (docs/auth.md) */
+    struct hostmatch_list *xclient_hosts; /* may send XCLIENT; NULL: none */
     up_listen_addr *submission_listen; /* port 587 style: MAIL needs AUTH */
     size_t n_submission_listen;
     double auth_failure_delay;       /* seconds before the first 535     */

@@ -28,6 +28,7 @@
 
 #include "config.h"
 #include "config_int.h"
+#include "../plugins/common/hostmatch.h"
 #include "dns.h"
 #include "log.h"
 #include "settings.h"
@@ -169,9 +170,34 @@ static int parse_listen_one(const char *item, up_listen_addr *out, char *err,
     return 0;
 }
 
+/* The list splitter gives "127.0.0.1:2525 proxy" as two items: the word
+ * "proxy" marks the address before it.  1 when item was that word (0 or
+ * -1 in *rc), 0 when it is an address to add. */
+static int listen_proxy_word(const char *item, up_listen_addr *list, size_t n,
+                             int *rc, char *err, size_t errlen)
+{
+    if (strcmp(item, "proxy") != 0)
+        return 0;
+    if (n == 0 || list[n - 1].proxy) {
+        snprintf(err, errlen, "'proxy' must follow an address "
+                 "(addr:port proxy)");
+        *rc = -1;
+        return 1;
+    }
+    up_listen_addr *la = &list[n - 1];
+    size_t tl = strnlen(la->text, sizeof la->text - 7);
+    memcpy(la->text + tl, " proxy", 7);
+    la->proxy = 1;
+    *rc = 0;
+    return 1;
+}
+
 static int add_listen(void *arg, const char *item, char *err, size_t errlen)
 {
     up_config *cfg = arg;
+    int rc;
+    if (listen_proxy_word(item, cfg->listen, cfg->n_listen, &rc, err, errlen))
+        return rc;
     up_listen_addr *grown = realloc(cfg->listen,
                                     (cfg->n_listen + 1) * sizeof *grown);
     if (grown == NULL)
@@ -187,6 +213,10 @@ static int add_smtps_listen(void *arg, const char *item, char *err,
                             size_t errlen)
 {
     up_config *cfg = arg;
+    int rc;
+    if (listen_proxy_word(item, cfg->smtps_listen, cfg->n_smtps_listen, &rc,
+                          err, errlen))
+        return rc;
     up_listen_addr *grown = realloc(cfg->smtps_listen,
                                     (cfg->n_smtps_listen + 1) * sizeof *grown);
     if (grown == NULL)
@@ -203,6 +233,10 @@ static int add_submission_listen(void *arg, const char *item, char *err,
                                  size_t errlen)
 {
     up_config *cfg = arg;
+    int rc;
+    if (listen_proxy_word(item, cfg->submission_listen,
+                          cfg->n_submission_listen, &rc, err, errlen))
+        return rc;
     up_listen_addr *grown = realloc(cfg->submission_listen,
                                     (cfg->n_submission_listen + 1) *
                                         sizeof *grown);
@@ -461,6 +495,20 @@ static int set_tls_ciphers(void *arg, const char *value, char *err,
     return set_string(&cfg->tls_ciphers, value);
 }
 
+/* several lines add up; addresses only (the right is decided before
+ * any DNS lookup) */
+static int set_xclient_hosts(void *arg, const char *value, char *err,
+                             size_t errlen)
+{
+    up_config *cfg = arg;
+    if (cfg->xclient_hosts == NULL &&
+        (cfg->xclient_hosts = hostmatch_new(HOSTMATCH_ADDRESSES)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return hostmatch_add(cfg->xclient_hosts, value, err, errlen);
+}
+
 static int set_log_level(void *arg, const char *value, char *err,
                          size_t errlen)
 {
@@ -491,7 +539,11 @@ static const char *const improper_pipelining_actions[] = { "ignore",
 static const upesi_setting smtp_settings[] = {
     { "listen", UPESI_SETTING_LIST, 0, 0, 0, NULL, add_listen,
       "127.0.0.1:2525", "addresses to listen on, `addr:port`; IPv6 as "
-      "`[::1]:2525`; `*:25` = all IPv4; repeated lines add" },
+      "`[::1]:2525`; `*:25` = all IPv4; repeated lines add. An address "
+      "followed by the word `proxy` (`127.0.0.1:2525 proxy`) expects the "
+      "PROXY protocol (v1 or v2) first, within 5 s (see admin.md, "
+      "\"Behind a load balancer\"); so do `smtps_listen` and "
+      "`submission_listen` addresses" },
     { "hostname", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_hostname,
       "(the system's host name)", "used in replies and the Received header" },
     { "greeting", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_greeting,
@@ -623,6 +675,13 @@ static const upesi_setting smtp_settings[] = {
     { "submission_listen", UPESI_SETTING_LIST, 0, 0, 0, NULL,
       add_submission_listen, NULL, "submission listeners (RFC 6409, port "
       "587 style): MAIL before AUTH gets `530 5.7.0` (see auth.md)" },
+    { "xclient_hosts", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
+      set_xclient_hosts, NULL, "hosts that may send XCLIENT (Postfix's: "
+      "`NAME ADDR PORT PROTO HELO LOGIN`) and see it in EHLO: addresses, "
+      "CIDR ranges, IPv4 wildcards; lines add up; decided on the address "
+      "the session began with (after a PROXY header); others get `550 "
+      "5.7.0`, counted in `SMTP.Command.Invalid` (see admin.md, \"Behind a "
+      "load balancer\")" },
     { "auth_failure_delay", UPESI_SETTING_DURATION, CFG(auth_failure_delay),
       0, 60, NULL, NULL, "1", "wait before a failed AUTH's `535`; doubles "
       "with each failure of the session, at most 8 times this (see "

@@ -581,6 +581,10 @@ static void session_start(up_session *s, int proxy)
 /* The connection is the client's (after the PROXY header, if any). */
 void session_begin(up_session *s)
 {
+    /* the client as the connection (or its PROXY header) says: XCLIENT
+     * later does not change who may send XCLIENT */
+    s->xclient_ok = session_xclient_allowed(s);
+    memcpy(s->xclient_peer, s->remote_ip, sizeof s->xclient_peer);
     if (s->implicit_tls) {      /* RFC 8314: the handshake comes first */
         session_tls_begin(s);
         return;
@@ -682,6 +686,7 @@ static const char *const command_stat[UP_VERB_COUNT] = {
     [UP_VERB_HELP] = "SMTP.Command.HELP",
     [UP_VERB_STARTTLS] = "SMTP.Command.STARTTLS",
     [UP_VERB_AUTH] = "SMTP.Command.AUTH", [UP_VERB_BDAT] = "SMTP.Command.BDAT",
+    [UP_VERB_XCLIENT] = "SMTP.Command.XCLIENT",
 };
 
 static void handle_command(up_session *s, up_line *line)
@@ -766,6 +771,9 @@ static void handle_command(up_session *s, up_line *line)
         break;
     case UP_VERB_BDAT:
         session_cmd_bdat(s);
+        break;
+    case UP_VERB_XCLIENT:
+        session_cmd_xclient(s);
         break;
     default: /* known, not offered: EXPN */
         session_reply_fmt(s, 502, "5.5.1", "Error: %s not implemented",

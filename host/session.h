@@ -138,6 +138,8 @@ struct up_session {
      * and writes what it produced */
     struct up_tls *tls;         /* NULL in plain text                      */
     int implicit_tls;           /* accepted on an smtps_listen address     */
+    int xclient_ok;             /* the peer is in xclient_hosts            */
+    char xclient_peer[64];      /* who may send XCLIENT (the first client) */
     unsigned char *proxy_buf;   /* the PROXY header read so far            */
     size_t proxy_len;
     int tls_pumping;            /* decrypting: no nested pump              */

@@ -113,6 +113,9 @@ static void ehlo_reply(up_session *s)
         n += snprintf(text + n, sizeof text - (size_t)n, "\nVRFY");
     if (s->cfg->tls && !s->tls)
         n += snprintf(text + n, sizeof text - (size_t)n, "\nSTARTTLS");
+    if (s->xclient_ok)          /* only to hosts that may use it */
+        n += snprintf(text + n, sizeof text - (size_t)n,
+                      "\nXCLIENT NAME ADDR PORT PROTO HELO LOGIN");
     n = ehlo_ext_append(s, text, sizeof text - 32, n);
     snprintf(text + n, sizeof text - (size_t)n,
              "\n8BITMIME\nENHANCEDSTATUSCODES\nCHUNKING\nBINARYMIME");

@@ -73,6 +73,10 @@ int session_bdat_feed(up_session *s);
 void session_proxy_start(up_session *s);
 void session_proxy_input(up_session *s, const char *buf, size_t len);
 
+/* session_xclient.c */
+void session_cmd_xclient(up_session *s);
+int session_xclient_allowed(const up_session *s);
+
 /* session_tls.c */
 void session_cmd_starttls(up_session *s);
 void session_tls_begin(up_session *s);

@@ -36,6 +36,7 @@ static const char *const up_verb_names[UP_VERB_COUNT] = {
     [UP_VERB_VRFY] = "VRFY", [UP_VERB_EXPN] = "EXPN",
     [UP_VERB_HELP] = "HELP", [UP_VERB_STARTTLS] = "STARTTLS",
     [UP_VERB_AUTH] = "AUTH", [UP_VERB_BDAT] = "BDAT",
+    [UP_VERB_XCLIENT] = "XCLIENT",
 };
 
 /* ASCII only: the C library's versions follow the locale, SMTP does not. */
