@@ -367,7 +367,10 @@ struct upesi_api {
 
     /* -- the message (data_post and queue).  The stored message is the
      *    host's Received header, then headers added by plugins, then the
-     *    data as received (dot-unstuffed, CRLF line ends).
+     *    data as received: after DATA dot-unstuffed with CRLF line ends;
+     *    after BDAT (txn note "data.bdat" = "1") the chunks byte for
+     *    byte, which may hold bare CR or LF (and NUL with BODY=BINARYMIME,
+     *    txn note "mail.body").
      *    header_add: 0, -EINVAL (NULL or malformed name, CR or LF in the
      *    value, abandoned call), -ENOMEM. */
     int (*header_add)(upesi_call *call, const char *name, const char *value);

@@ -60,7 +60,7 @@ typedef struct fwd_conn {
     /* body */
     off_t body_off;
     int at_line_start;
-    int last_was_lf;
+    int pending_cr;             /* a CR ended the last chunk read      */
     char *chunk;
     int in_event;                   /* inside fwd_conn_on_event: free later */
     int dead;

@@ -475,6 +475,18 @@ static upesi_verdict fwd_queue_hook(upesi_call *call)
     fwd_config *cfg = fwd_api->config(call);
     if (cfg == NULL)
         return UPESI_DENYSOFT;
+    /* BODY=BINARYMIME (RFC 3030 3) may only travel in BDAT chunks, and
+     * this client sends DATA: refused now, at the client's end of data,
+     * rather than accepted and then mangled or bounced */
+    const char *body = fwd_api->note_get(call, UPESI_SCOPE_TXN, "mail.body");
+    if (body && !strcmp(body, "BINARYMIME")) {
+        fwd_api->log_call(call, UPESI_LOG_NOTICE, "%s: refused: BINARYMIME "
+                          "cannot be forwarded (the downstream gets DATA)",
+                          fwd_api->queue_id(call));
+        fwd_api->reply(call, 554, "5.6.3", "BINARYMIME content cannot be "
+                       "relayed from here; send it as 8BITMIME");
+        return UPESI_DENY;
+    }
     return cfg->mode == FWD_MODE_SPOOL ? spool_mode(call, cfg)
                                        : direct_mode(call, cfg);
 }

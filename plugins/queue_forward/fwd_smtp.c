@@ -12,7 +12,14 @@
  * DATA when any recipient got a 4xx, so nothing is half-sent.  The message
  * goes out dot-stuffed (a line that starts with "." gets another one, and
  * so does one whose first byte that is no control byte is a "."),
- * 64 KiB at a time, then ".".  SMTP has one final reply for all accepted
+ * 64 KiB at a time, then ".".  Line ends go out as CRLF whatever the
+ * stored message holds: a message received by DATA is CRLF already, but
+ * one received in BDAT chunks is stored as sent and may hold a bare LF or
+ * CR; sent as they are, a downstream that takes a bare LF or CR for a
+ * line end could find an end of data inside it ("\n.\n").  So each bare
+ * LF or CR becomes CRLF (and the line after it is dot-stuffed like any
+ * line): the DATA downstream gets what a DATA client would have sent.
+ * SMTP has one final reply for all accepted
  * recipients, LMTP one per accepted recipient (RFC 2033 4.2).
  *
  * STARTTLS (downstream_tls, RFC 3207): after EHLO, when the downstream
@@ -104,10 +111,10 @@ int fwd_send_envelope(fwd_conn *c)
 }
 
 /* A byte a downstream might drop: a control byte (NUL above all), not
- * the LF that ends the line. */
+ * the CR or LF that end a line. */
 static int fwd_droppable(unsigned char ch)
 {
-    return (ch < 0x20 && ch != '\n') || ch == 0x7f;
+    return (ch < 0x20 && ch != '\n' && ch != '\r') || ch == 0x7f;
 }
 
 /* Whether the line that starts at p needs a leading dot: it starts with
@@ -160,32 +167,62 @@ int fwd_body_fill(fwd_conn *c)
             return -1;
         }
         c->body_off += n;
-        /* worst case every byte is a line-leading dot */
-        if (fwd_out_reserve(c, 2 * (size_t)n) < 0) {
+        /* worst case: every byte a bare line end (CRLF) after a dot */
+        if (fwd_out_reserve(c, 3 * (size_t)n + 2) < 0) {
             fwd_conn_fail(c, "out of memory");
             return -1;
         }
         char *o = c->out + c->out_len;
         for (const char *p = c->chunk, *end = c->chunk + n; p < end;) {
+            if (c->pending_cr) {        /* a CR ended the last chunk */
+                c->pending_cr = 0;
+                *o++ = '\r';
+                *o++ = '\n';
+                c->at_line_start = 1;
+                if (*p == '\n') {
+                    p++;
+                    continue;
+                }
+            }
             if (c->at_line_start &&
                 (*p == '.' || (fwd_droppable((unsigned char)*p) &&
                                fwd_line_needs_dot(&job->src, p, end,
                                                   c->body_off))))
                 *o++ = '.';
-            const char *nl = memchr(p, '\n', (size_t)(end - p));
-            const char *stop = nl ? nl + 1 : end;
-            memcpy(o, p, (size_t)(stop - p));
-            o += stop - p;
-            c->at_line_start = nl != NULL;
-            p = stop;
+            const char *q = p;
+            while (q < end && *q != '\r' && *q != '\n')
+                q++;
+            memcpy(o, p, (size_t)(q - p));
+            o += q - p;
+            if (q == end) {
+                c->at_line_start = 0;
+                p = q;
+            } else if (*q == '\n' || q + 1 < end) {
+                /* CRLF, or a bare LF or CR: each becomes CRLF */
+                *o++ = '\r';
+                *o++ = '\n';
+                c->at_line_start = 1;
+                p = q + 1 + (*q == '\r' && q[1] == '\n');
+            } else {
+                c->pending_cr = 1;      /* CRLF or bare CR: the next read */
+                c->at_line_start = 0;
+                p = q + 1;
+            }
         }
-        c->last_was_lf = c->chunk[n - 1] == '\n';
         c->out_len = (size_t)(o - c->out);
+    }
+    if (c->body_off >= job->src.size && c->pending_cr) {
+        c->pending_cr = 0;
+        if (fwd_out_append(c, "\r\n", 2) < 0) {
+            fwd_conn_fail(c, "out of memory");
+            return -1;
+        }
+        c->at_line_start = 1;
     }
     if (c->body_off >= job->src.size && c->state == ST_BODY) {
         /* the stored message ends with CRLF; if it somehow did not, the
          * end of data must still start on a line of its own */
-        int rc = (job->src.size > 0 && !c->last_was_lf)
+        int rc = (job->src.size > 0 && !c->at_line_start)
                      ? fwd_out_append(c, "\r\n.\r\n", 5)
                      : fwd_out_append(c, ".\r\n", 3);
         if (rc < 0) {
@@ -519,7 +556,7 @@ static void on_reply(fwd_conn *c)
         c->job->data_started = 1;
         c->body_off = 0;
         c->at_line_start = 1;
-        c->last_was_lf = 1;
+        c->pending_cr = 0;
         fwd_conn_timer(c, c->cfg->data_timeout_ms);
         if (fwd_body_fill(c) < 0 || fwd_conn_flush(c) < 0)
             return;
