@@ -573,7 +573,8 @@ static const upesi_setting smtp_settings[] = {
     { "allow_nul", UPESI_SETTING_BOOL, CFG(allow_nul), 0, 0, NULL, NULL, "0",
       "off: a message whose data holds a NUL byte is refused whole with "
       "`554 5.6.0` after its end of data (counted in "
-      "`SMTP.Messages.NUL`); on keeps NUL bytes" },
+      "`SMTP.Messages.NUL`); on keeps NUL bytes.  DATA only: BDAT content "
+      "is counted, never scanned (see CHUNKING below)" },
     { "helo_strict", UPESI_SETTING_BOOL, CFG(helo_strict), 0, 0, NULL, NULL,
       "1", "the EHLO/HELO argument is never over 255 octets nor holds a "
       "control byte, space, DEL or 8-bit byte (`501 5.5.2`); on: it must "
@@ -596,8 +597,8 @@ static const upesi_setting smtp_settings[] = {
       "`500 5.5.2` (SMTPMaxCommandLength); at least 512 (RFC 5321)" },
     { "max_message_size", UPESI_SETTING_SIZE, CFG(max_message_size), 0,
       1099511627776.0, NULL, NULL, "26214400", "advertised in EHLO SIZE; "
-      "larger gets `552 5.3.4` at MAIL SIZE= or at end of data; `0` = no "
-      "limit" },
+      "larger gets `552 5.3.4` at MAIL SIZE=, at end of data or at the "
+      "BDAT chunk that goes over it; `0` = no limit" },
     { "max_sessions", UPESI_SETTING_INT, CFG(max_sessions), 1, 1000000, NULL,
       NULL, "1000", "concurrent sessions per worker; more get `421 4.7.0` "
       "and are closed (SMTPMaxSessions)" },
