@@ -805,7 +805,9 @@ static void session_process(up_session *s)
         up_line line;
         if (!up_lines_next(&s->lines, &line))
             break;
-        if (!s->cfg->pipelining && !s->info.early_talker) {
+        if (!s->cfg->pipelining && !s->info.early_talker &&
+            strncasecmp(line.text, "BDAT ", 5) != 0) {
+            /* (a BDAT chunk's bytes follow its command at once) */
             size_t pending;
             up_lines_pending(&s->lines, &pending);
             if (pending) {

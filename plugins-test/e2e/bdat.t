@@ -54,10 +54,10 @@ EOF
 
 my $n = 0;
 sub exchange {
-    my ($steps) = @_;
+    my ($steps, $port) = @_;
     my $file = "$tmp/steps" . $n++;
     spit($file, $steps);
-    my ($exit, $out) = Upesi::Test::run_cmd(30, 'python3', "$tmp/bdat.py", $srv->port, $file);
+    my ($exit, $out) = Upesi::Test::run_cmd(30, 'python3', "$tmp/bdat.py", $port // $srv->port, $file);
     my @r = grep { !/^GREETING/ } split /\n/, $out;
     return @r;
 }
@@ -142,6 +142,19 @@ is $body, "S: b\r\n\r\n\0\r\xff\n", 'binary content stored as sent';
 # a BDAT line without a size: 501 and the connection is closed
 @r = exchange(q{[(b'EHLO py.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<bob@example.com>\r\nBDAT x\r\nQUIT\r\n', 5)]});
 is codes(@r), '250,250,250,501,EOF', 'BDAT with no usable size: 501, closed' or diag join "\n", @r;
+
+# without PIPELINING offered, the chunk's bytes right after its BDAT line
+# are not "sending ahead" (early_talker_action = drop would close)
+my $np = Upesi::Test->new(
+    smtp => { local_domains => 'example.com', pipelining => 0,
+              early_talker_action => 'drop' });
+$np->start;
+@r = exchange(q{[(b'EHLO py.test\r\n', 1), (b'MAIL FROM:<a@example.org>\r\n', 1),
+                (b'RCPT TO:<bob@example.com>\r\n', 1), (b'BDAT 13 LAST\r\nSubject: np\r\n', 1),
+                (b'QUIT\r\n', 1)]}, $np->port);
+is codes(@r), '250,250,250,250,221', 'PIPELINING off: BDAT and its bytes in one write are no early talking'
+    or diag join "\n", @r;
+$np->stop_ok('the server without PIPELINING');
 
 $srv->stop_ok;
 done_testing;
