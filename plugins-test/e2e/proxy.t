@@ -26,10 +26,17 @@ my $haproxy = `sh -c 'command -v haproxy'`;
 chomp $haproxy;
 plan skip_all => 'haproxy is not installed (make deps-test)' unless $haproxy;
 
-my ($plain, $marked) = (free_port(), free_port());
+my ($plain, $marked, $smtps) = (free_port(), free_port(), free_port());
+my $certdir = Upesi::Test->new->tmp;
+my ($ce, $co) = Upesi::Test::run_cmd(60, 'openssl', 'req', '-x509', '-newkey',
+    'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=mx.test.example',
+    '-keyout', "$certdir/key.pem", '-out', "$certdir/cert.pem");
+die "openssl req failed: $co" if $ce;
 my $srv = Upesi::Test->new(
     smtp    => { local_domains => 'example.com',
-                 listen => "127.0.0.1:$plain, 127.0.0.1:$marked proxy" },
+                 listen => "127.0.0.1:$plain, 127.0.0.1:$marked proxy",
+                 smtps_listen => "127.0.0.1:$smtps proxy",
+                 tls_cert => "$certdir/cert.pem", tls_key => "$certdir/key.pem" },
     plugins => ['private_lists', 'queue_spool'],
     ini     => { 'private_lists.ini' => "[blacklist]\nhosts = 198.51.100.7\n"
                                       . "action = reject\nmessage = Host %s is blacklisted here\n" });
@@ -37,7 +44,7 @@ $srv->{port} = $plain;          # the address start() waits for
 $srv->start;
 my $tmp = $srv->tmp;
 
-my ($p1, $p2, $p3) = (free_port(), free_port(), free_port());
+my ($p1, $p2, $p3, $p4) = (free_port(), free_port(), free_port(), free_port());
 spit("$tmp/haproxy.cfg", <<"EOF");
 global
     maxconn 100
@@ -64,6 +71,12 @@ frontend v2six
     default_backend to_v2six
 backend to_v2six
     server upesi 127.0.0.1:$marked send-proxy-v2
+frontend tls
+    bind 127.0.0.1:$p4
+    tcp-request connection set-src ipv4(203.0.113.5)
+    default_backend to_smtps
+backend to_smtps
+    server upesi 127.0.0.1:$smtps send-proxy-v2
 EOF
 my ($cexit, $cout) = Upesi::Test::run_cmd(20, $haproxy, '-c', '-f', "$tmp/haproxy.cfg");
 is $cexit, 0, 'haproxy accepts the test configuration' or diag $cout;
@@ -78,7 +91,7 @@ if ($hp == 0) {
 END { local $?; if ($hp) { kill 'TERM', $hp; waitpid($hp, 0) } }
 # wait until haproxy listens on its three ports
 my $until = time + 10 * $SLOW;
-for my $p ($p1, $p2, $p3) {
+for my $p ($p1, $p2, $p3, $p4) {
     sleep 0.05 until IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $p)
                      || time > $until;
 }
@@ -116,6 +129,31 @@ $c = Upesi::Test::Client->new(port => $p3);
 like $c->cmd('EHLO six.test')->{text}, qr/\[2001:db8::25\]/, 'v2 IPv6: EHLO names the proxied client';
 is $c->cmd('MAIL FROM:<a@client.test>')->{code}, 250, 'v2 IPv6: not blacklisted';
 $c->cmd('QUIT');
+
+# implicit TLS behind the header: haproxy passes the TLS bytes through
+SKIP: {
+    skip 'python3 is not installed', 2
+        unless system('sh', '-c', 'command -v python3 >/dev/null') == 0;
+    spit("$tmp/tls.py", <<'PY');
+import socket, ssl, sys
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10))
+f = s.makefile('rb')
+print(f.readline().decode().rstrip())
+s.sendall(b'EHLO tls.test\r\n')
+while True:
+    l = f.readline().decode().rstrip()
+    print(l)
+    if l[3:4] != '-':
+        break
+s.sendall(b'QUIT\r\n')
+PY
+    my ($te, $to) = Upesi::Test::run_cmd(30, 'python3', "$tmp/tls.py", $p4);
+    like $to, qr/^220 /m, 'smtps marked proxy, through haproxy: the TLS greeting' or diag $to;
+    like $to, qr/Hello tls\.test \[203\.0\.113\.5\]/, 'smtps: the proxied client inside TLS';
+}
 
 # no header on the marked address: refused within the 5 s deadline
 my $t0 = time;
