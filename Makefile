@@ -12,12 +12,13 @@
 
 CC        ?= gcc
 SANITIZE  ?= 0
-PKGS      := libuv wolfssl lua5.4 libcares inih
+PKGS      := libuv wolfssl lua5.4 libcares inih lmdb hiredis
 DEB_BUILD := build-essential pkg-config libuv1-dev libwolfssl-dev libltdl-dev \
              liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev \
-             libcrypt-dev
+             libcrypt-dev liblmdb-dev libhiredis-dev
 DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl sslscan \
-             libnet-ssleay-perl libio-socket-inet6-perl python3 haproxy
+             libnet-ssleay-perl libio-socket-inet6-perl python3 haproxy \
+             redis-server redis-tools
 DEB_FUZZ  := clang libclang-rt-14-dev
 
 OPT       ?= -O2
@@ -104,7 +105,7 @@ PLUGIN_LIBS_auth := -lcrypt
 $(foreach d,$(PLUGIN_DIRS),$(if $(PLUGIN_PKGS_$(notdir $(d))),$(eval \
   $(BUILD)/$(d)/%.o: PKG_CFLAGS += $$(shell pkg-config --cflags $(PLUGIN_PKGS_$(notdir $(d)))))))
 
-plugins/lua.so: $(LUA_PLUGIN_OBJ)
+plugins/lua.so: $(LUA_PLUGIN_OBJ) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -shared -o $@ $^ $(shell pkg-config --libs lua5.4)
 
 plugins-test/plugins/%.so: $(BUILD)/plugins-test/plugins/%.o
@@ -124,6 +125,7 @@ UNIT_PLUGIN_DEPS_hostmatch := common/hostmatch
 UNIT_DEPS_durable     := durable
 UNIT_DEPS_tls_ticket  := tls_ticket
 UNIT_DEPS_plugin_loader := plugin_loader
+UNIT_DEPS_store       := store store_url store_lmdb store_redis log stats durable
 unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ)) \
             $(patsubst %,$(BUILD)/plugins/%.o,$(UNIT_PLUGIN_DEPS_$(1)))
 $(BUILD)/unit/%.t: $(BUILD)/plugins-test/unit/%.o $$(call unit_objs,$$*)
@@ -220,7 +222,8 @@ FUZZ_DEPS_fuzz_dns_answer  := dns_answer
 FUZZ_DEPS_fuzz_proxy       := proxy
 FUZZ_DEPS_fuzz_config      := config config_file config_smtp config_plugins \
                               settings log dns dns_answer stats tls \
-                              tls_ticket tls_cache
+                              tls_ticket tls_cache store_url
+FUZZ_DEPS_fuzz_store_url   := store_url
 # plugin sources a target links (paths under plugins/, without .c)
 FUZZ_PLUGIN_DEPS_fuzz_hostmatch := common/hostmatch
 FUZZ_PLUGIN_DEPS_fuzz_config := common/hostmatch

@@ -28,6 +28,7 @@
 #include "plugin_loader.h"
 #include "session.h"
 #include "stats.h"
+#include "store.h"
 
 static uv_loop_t *api_loop;        /* NULL in the supervisor */
 
@@ -715,6 +716,76 @@ static const char *api_auth_password(upesi_call *call)
     return s ? s->auth_secret : NULL;
 }
 
+/* -- the store (ABI 2.1): the plugin's name is the key prefix */
+
+static const char *store_owner(upesi_ctx *ctx)
+{
+    return ctx ? ctx->name : NULL;
+}
+
+static upesi_store_op *api_store_get(upesi_ctx *ctx, const char *key,
+                                     upesi_store_fn fn, void *arg)
+{
+    return up_store_get(store_owner(ctx), key, fn, arg);
+}
+
+static upesi_store_op *api_store_mget(upesi_ctx *ctx,
+                                      const char *const *keys, size_t n,
+                                      upesi_store_fn fn, void *arg)
+{
+    return up_store_mget(store_owner(ctx), keys, n, fn, arg);
+}
+
+static upesi_store_op *api_store_set(upesi_ctx *ctx, const char *key,
+                                     const void *data, size_t len,
+                                     long long ttl_ms, upesi_store_fn fn,
+                                     void *arg)
+{
+    return up_store_set(store_owner(ctx), key, data, len, ttl_ms, fn, arg);
+}
+
+static upesi_store_op *api_store_del(upesi_ctx *ctx, const char *key,
+                                     upesi_store_fn fn, void *arg)
+{
+    return up_store_del(store_owner(ctx), key, fn, arg);
+}
+
+static upesi_store_op *api_store_incr(upesi_ctx *ctx,
+                                      const char *key, long long by,
+                                      long long ttl_ms, upesi_store_fn fn,
+                                      void *arg)
+{
+    return up_store_incr(store_owner(ctx), key, by, ttl_ms, fn, arg);
+}
+
+static upesi_store_op *api_store_mincr(upesi_ctx *ctx,
+                                       const char *const *keys,
+                                       const long long *by, size_t n,
+                                       long long ttl_ms, upesi_store_fn fn,
+                                       void *arg)
+{
+    return up_store_mincr(store_owner(ctx), keys, by, n, ttl_ms, fn, arg);
+}
+
+static upesi_store_op *api_store_expire(upesi_ctx *ctx,
+                                        const char *key, long long ttl_ms,
+                                        upesi_store_fn fn, void *arg)
+{
+    return up_store_expire(store_owner(ctx), key, ttl_ms, fn, arg);
+}
+
+static upesi_store_op *api_store_ttl(upesi_ctx *ctx, const char *key,
+                                     upesi_store_fn fn, void *arg)
+{
+    return up_store_ttl(store_owner(ctx), key, fn, arg);
+}
+
+static upesi_store_op *api_store_count(upesi_ctx *ctx,
+                                       upesi_store_fn fn, void *arg)
+{
+    return up_store_count(store_owner(ctx), fn, arg);
+}
+
 static const upesi_api api_table = {
     .abi_major = UPESI_ABI_MAJOR,
     .abi_minor = UPESI_ABI_MINOR,
@@ -782,6 +853,16 @@ static const upesi_api api_table = {
     .file_commit = up_durable_file_commit,
     .dir_make = up_durable_dir_make,
     .dir_sync = up_durable_dir_sync,
+    .store_get = api_store_get,
+    .store_mget = api_store_mget,
+    .store_set = api_store_set,
+    .store_del = api_store_del,
+    .store_incr = api_store_incr,
+    .store_mincr = api_store_mincr,
+    .store_expire = api_store_expire,
+    .store_ttl = api_store_ttl,
+    .store_cancel = up_store_cancel,
+    .store_count = api_store_count,
 };
 
 const upesi_api *up_api_table(void)

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "plugin_loader.h"
+#include "store.h"
 #include "tls.h"
 
 struct hostmatch_list;
@@ -110,6 +111,11 @@ typedef struct up_config {
     up_listen_addr *submission_listen; /* port 587 style: MAIL needs AUTH */
     size_t n_submission_listen;
     double auth_failure_delay;       /* seconds before the first 535     */
+
+    /* the store (docs/store.md) */
+    up_store_url store;              /* parsed; lmdb path absolute       */
+    int store_timeout;               /* ms, every store call             */
+    uint64_t store_size;             /* bytes, the lmdb map              */
 
     up_plugin_inst *plugins;         /* run order                        */
     size_t n_plugins;

@@ -373,6 +373,13 @@ static int add_dns_server(void *arg, const char *item, char *err,
 /* ---------------------------------------------------------------------- */
 /* the keys that need more than a type                                     */
 
+/* store = lmdb:PATH | redis://... | redis+unix://... (host/store_url.c) */
+static int set_store(void *arg, const char *value, char *err, size_t errlen)
+{
+    up_config *cfg = arg;
+    return up_store_url_parse(value, &cfg->store, err, errlen);
+}
+
 static int set_hostname(void *arg, const char *value, char *err,
                         size_t errlen)
 {
@@ -687,6 +694,20 @@ static const upesi_setting smtp_settings[] = {
       0, 60, NULL, NULL, "1", "wait before a failed AUTH's `535`; doubles "
       "with each failure of the session, at most 8 times this (see "
       "auth.md)" },
+    { "store", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_store,
+      "lmdb:store", "where plugins keep shared state (rate limits, "
+      "greylisting, `upesi.kv`, Bayes tokens): `lmdb:PATH` (a relative path "
+      "is under `spool_dir`), `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` "
+      "or `redis+unix://[[USER]:PASSWORD@]/PATH[?db=N]` (see store.md); "
+      "read at start only" },
+    { "store_timeout", UPESI_SETTING_INT, CFG(store_timeout), 10, 60000,
+      NULL, NULL, "1000", "milliseconds a store call may take; then the "
+      "plugin gets an error and its `store_failure` decides; keep it below "
+      "`plugin_timeout`" },
+    { "store_size", UPESI_SETTING_SIZE, CFG(store_size), 1048576,
+      1099511627776.0, NULL, NULL, "1G", "the LMDB file's limit; when "
+      "full, writes fail with a log line naming this key; read at start "
+      "only (see store.md)" },
     { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
 };
 #undef CFG
@@ -789,6 +810,11 @@ int config_finish(up_config *cfg, const char *file)
                "plugin_timeout (%gs): a slow DNS server will make plugins "
                "time out instead of failing open", file, cfg->dns_timeout,
                cfg->plugin_timeout);
+    if ((double)cfg->store_timeout >= cfg->plugin_timeout * 1000)
+        up_log(NULL, UPESI_LOG_WARNING, "%s: store_timeout (%d ms) is not "
+               "below plugin_timeout (%gs): a slow store will make plugins "
+               "time out instead of applying their store_failure", file,
+               cfg->store_timeout, cfg->plugin_timeout);
     if (cfg->n_local_domains == 0)
         up_log(NULL, UPESI_LOG_WARNING, "%s: no local_domains: every "
                "recipient will be refused unless a plugin accepts it", file);
@@ -798,6 +824,23 @@ int config_finish(up_config *cfg, const char *file)
     if (cfg->plugin_dir == NULL &&
         (cfg->plugin_dir = strdup(UPESI_PLUGIN_DIR)) == NULL)
         return -1;
+    /* the store: lmdb:store under spool_dir by default; a relative lmdb
+     * path is under spool_dir too (state lives beside the spool) */
+    if (cfg->store.kind == 0) {
+        cfg->store.kind = UP_STORE_LMDB;
+        strcpy(cfg->store.path, "store");
+    }
+    if (cfg->store.kind == UP_STORE_LMDB && cfg->store.path[0] != '/') {
+        char abs[sizeof cfg->store.path];
+        int n = snprintf(abs, sizeof abs, "%s/%s", cfg->spool_dir,
+                         cfg->store.path);
+        if (n < 0 || (size_t)n >= sizeof abs) {
+            up_log(NULL, UPESI_LOG_ERR, "%s: store: the path is too long",
+                   file);
+            return -1;
+        }
+        strcpy(cfg->store.path, abs);
+    }
     return config_finish_tls(cfg, file);
 }
 

@@ -33,6 +33,7 @@
 #include "plugin_loader.h"
 #include "settings.h"
 #include "stats.h"
+#include "store.h"
 #include "tls.h"
 #include "version.h"
 #include "worker.h"
@@ -200,6 +201,12 @@ int main(int argc, char **argv)
     }
     up_log_set_level(cfg->log_level);
     int rc = 0;
+    if (!command && !show_config) {
+        up_store_params sp = { .url = cfg->store,
+                               .timeout_ms = (uint64_t)cfg->store_timeout,
+                               .size = cfg->store_size };
+        up_store_probe(&sp);    /* a warning only: mail keeps flowing */
+    }
     if (show_config) {
         rc = up_config_show(cfg, argc - optind == 2 ? argv[optind + 1]
                                                     : NULL);

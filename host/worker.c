@@ -30,6 +30,7 @@
 #include "log.h"
 #include "server.h"
 #include "stats.h"
+#include "store.h"
 #include "worker.h"
 
 /* Sessions get this long to finish after SIGTERM. */
@@ -46,6 +47,13 @@ static int stop_now;                /* a second SIGTERM: no more waiting */
 static uv_check_t stop_check;
 static uv_timer_t stop_timer;
 static const char *worker_conf_dir;
+
+static up_store_params store_params(const up_config *cfg, int index)
+{
+    up_store_params p = { .url = cfg->store, .timeout_ms = (uint64_t)cfg->store_timeout,
+                          .size = cfg->store_size, .worker_index = index };
+    return p;
+}
 
 void up_worker_sessions_stat(int index, char *name, size_t len)
 {
@@ -93,6 +101,8 @@ static void on_reload(uv_signal_t *handle, int signum)
     up_log_set_level(cfg->log_level);
     up_dns_configure(&(up_dns_settings){ cfg->dns_servers, cfg->dns_timeout,
                                          cfg->dns_cache_size });
+    up_store_params sp = store_params(cfg, server.worker_index);
+    up_store_reload(&sp);
     up_server_reload(&server, cfg);
     up_config_commit(cfg);
     up_config_unref(cfg);
@@ -216,6 +226,10 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
     uv_signal_start(&sig_term, on_term, SIGTERM);
     uv_signal_init(loop, &sig_int);
     uv_signal_start(&sig_int, on_term, SIGINT);
+    /* the store after the fork and as the final user: LMDB forbids an
+     * environment carried across fork, and its files belong to `user` */
+    up_store_params sp = store_params(cfg, index);
+    up_store_worker_start(loop, &sp);
     up_log(NULL, UPESI_LOG_INFO, "worker %d started (pid %d)", index,
            (int)getpid());
     /* plugins' background work: the generation was committed in the
@@ -226,6 +240,8 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
         up_plugin_start(cfg->plugins[i].mod);
     uv_run(loop, UV_RUN_DEFAULT);
     stop_plugins(loop);
+    up_store_worker_stop();
+    uv_run(loop, UV_RUN_NOWAIT);    /* the store's handles finish closing */
     up_dns_shutdown();
     up_control_close();
     up_log(NULL, UPESI_LOG_INFO, "worker %d stopped", index);

@@ -7,7 +7,8 @@
  *   bridge_api.c      the `upesi` table scripts see: verdicts, upesi.hook,
  *                     conn, txn, log, stat, time
  *   bridge_wait.c     what waits: upesi.dns.*, conn:reverse_name, upesi.sleep
- *   bridge_kv.c       upesi.kv: the per-worker key-value store with expiry
+ *   bridge_kv.c       upesi.kv: the key-value store with expiry, backed by
+ *                     the host's store (shared by workers and hosts)
  *   bridge_sandbox.c  the globals a script sees (no io, os, debug, package,
  *                     bytecode, files)
  *
@@ -32,7 +33,7 @@
 #define LUAB_PLUGIN_NAME "lua"
 
 extern const upesi_api *luab_host;
-extern upesi_ctx *luab_ctx;
+extern upesi_ctx *luab_ctx;           /* also the store's key prefix "lua:" */
 
 /* One handler a script registered with upesi.hook. */
 typedef struct luab_handler {
@@ -47,7 +48,8 @@ typedef struct luab_gen {
     size_t n_scripts;
     long long max_instructions;
     size_t max_memory;
-    size_t kv_max_keys;
+    size_t kv_max_keys;         /* accepted, unused (store_size bounds) */
+    int store_failure;          /* STORE_FAILURE_*                        */
     int loaded;                 /* config_check compiled the scripts      */
     int env_refs_n;
     int *env_refs;              /* one environment per script             */
@@ -65,6 +67,7 @@ typedef struct luab_wait {
     int type;                   /* upesi_dns_type, 0 for the sleep timer  */
     upesi_dns_query *query;
     upesi_timer *timer;
+    upesi_store_op *store;      /* upesi.kv                               */
 } luab_wait;
 
 /* One hook call of the plugin (or one script's top level at load). */
@@ -84,6 +87,8 @@ typedef struct luab_run {
     luab_wait *waits;
     int n_waits, outstanding;
     int results_ref;            /* registry: the results table            */
+    int store_tempfail;         /* a kv call failed, store_failure =
+                                   tempfail: stop with 451 at the wake   */
 } luab_run;
 
 /* The call running now (NULL between calls). */
@@ -109,13 +114,19 @@ int luab_api_push_args(lua_State *co, luab_run *run);
 void luab_wait_open_dns(lua_State *S);
 int luab_wait_reverse_name(lua_State *S);
 int luab_wait_sleep(lua_State *S);
-/* cancel whatever run waits for (timers, DNS queries) */
+/* cancel whatever run waits for (timers, DNS queries, store calls) */
 void luab_wait_cancel(luab_run *run);
+/* for the other waiting functions (bridge_kv.c): the run that may wait
+ * (else a Lua error naming what), a batch of n waits with an empty
+ * results table, one wait answered, and the yield (k gets the results
+ * table on top of the stack) */
+luab_run *luab_wait_check(lua_State *S, const char *what);
+luab_wait *luab_wait_begin(lua_State *S, luab_run *r, int n);
+void luab_wait_done(luab_wait *w);
+int luab_wait_yield(lua_State *S, luab_run *r, lua_KFunction k);
 
 /* bridge_kv.c */
 void luab_kv_open(lua_State *L, int upesi_table);
-void luab_kv_set_max(size_t max_keys);
-void luab_kv_free_all(void);
 
 /* bridge_sandbox.c: builds the shared, read-mostly globals table and leaves
  * it on the stack */

@@ -1,372 +1,331 @@
 /*
- * bridge_kv.c - upesi.kv: a key-value store with expiry, one per worker
- * process, shared by every script and kept across SIGHUP reloads (what
- * greylisting and rate limits remember).
+ * bridge_kv.c - upesi.kv: a key-value store with expiry, backed by the
+ * host's store (docs/store.md): shared by every worker of the host (lmdb)
+ * and by every host of a fleet (redis), kept across reloads and restarts.
+ * Keys live under "lua:" in the store.
  *
  *   upesi.kv.get(key)               value, or nil
- *   upesi.kv.set(key, value[, ttl]) value: string, number, boolean; nil
- *                                   deletes.  ttl in seconds, none =
+ *   upesi.kv.set(key, value[, ttl]) true.  value: string, number, boolean;
+ *                                   nil deletes.  ttl in seconds, none =
  *                                   never expires (set replaces the ttl)
- *   upesi.kv.incr(key[, by[, ttl]]) add (default 1) and return the new
- *                                   value; a new key starts at 0 and
- *                                   takes ttl, an existing one keeps its
- *                                   own (a fixed window)
+ *   upesi.kv.incr(key[, by[, ttl]]) add a whole number (default 1) and
+ *                                   return the new value; a new key starts
+ *                                   at 0; a key without an expiry takes
+ *                                   ttl, one with an expiry keeps it (a
+ *                                   fixed window)
  *   upesi.kv.del(key)               true if it was there
  *   upesi.kv.ttl(key)               seconds left, -1 = never, nil = absent
  *   upesi.kv.expire(key, ttl)       true if the key exists
- *   upesi.kv.count()                live keys
+ *   upesi.kv.count()                live keys under lua: (lmdb only)
  *
- * The store lives outside the Lua heap (malloc), so it does not count
- * against max_memory; lua.ini kv_max_keys bounds it instead.  When full,
- * expired keys are swept, then the oldest written key goes.  Expiry uses
- * the monotonic clock: a change of the wall clock expires nothing.
+ * Every call waits for the store like a DNS lookup: the coroutine yields
+ * and the worker serves other sessions meanwhile.  A call the store cannot
+ * answer (down, timed out, full) returns nil and an error string, Lua's
+ * convention; with lua.ini store_failure = tempfail the handler is stopped
+ * there instead and the client gets 451 4.3.0.
  *
- * Fails: a bad key or value raises a Lua error; out of memory too.
+ * How values are stored, so that Redis's INCRBY works on counters and a
+ * value reads back with its type: a whole number as its decimal text
+ * ("42"); anything else with a type letter in front: "s" + the string,
+ * "n" + a number that is not whole ("n1.5"), "b1" / "b0".  A value some
+ * other program wrote without a letter reads back as a string.
+ *
+ * Fails: a bad key or value, incr of a value that is not a whole number,
+ * a call where nothing may wait (top level, reset, disconnect) raise a Lua
+ * error.
  */
-#include <stdint.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "bridge.h"
+#include "../plugins/common/store_failure.h"
 
-#define KV_KEY_MAX 1024
 #define KV_VALUE_MAX (64 * 1024)
 
-typedef struct kv_entry {
-    struct kv_entry *hnext;         /* hash chain                         */
-    struct kv_entry *older, *newer; /* write order                        */
-    double expires;                 /* monotonic seconds, 0 = never       */
-    int type;                       /* LUA_TNUMBER, LUA_TSTRING, LUA_TBOOLEAN */
-    int isint;
-    lua_Integer i;
-    lua_Number n;
-    char *str;
-    size_t slen;
+enum { KV_GET = 1, KV_SET, KV_INCR, KV_DEL, KV_TTL, KV_EXPIRE, KV_COUNT };
+
+static const char *const kv_names[] = {
+    [KV_GET] = "upesi.kv.get",   [KV_SET] = "upesi.kv.set",
+    [KV_INCR] = "upesi.kv.incr", [KV_DEL] = "upesi.kv.del",
+    [KV_TTL] = "upesi.kv.ttl",   [KV_EXPIRE] = "upesi.kv.expire",
+    [KV_COUNT] = "upesi.kv.count",
+};
+
+static const char *check_key(lua_State *S)
+{
     size_t klen;
-    char key[];
-} kv_entry;
-
-static kv_entry **buckets;
-static size_t n_buckets, n_keys, max_keys = 100000;
-static kv_entry *oldest, *newest;
-
-void luab_kv_set_max(size_t max)
-{
-    max_keys = max ? max : 1;
-}
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t kv_hash(const char *k, size_t len)
-{
-    uint64_t h = 1469598103934665603ULL;    /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
-}
-
-static void order_unlink(kv_entry *e)
-{
-    if (e->older)
-        e->older->newer = e->newer;
-    else
-        oldest = e->newer;
-    if (e->newer)
-        e->newer->older = e->older;
-    else
-        newest = e->older;
-    e->older = e->newer = NULL;
-}
-
-static void order_append(kv_entry *e)
-{
-    e->older = newest;
-    e->newer = NULL;
-    if (newest)
-        newest->newer = e;
-    else
-        oldest = e;
-    newest = e;
-}
-
-static void kv_remove(kv_entry *e)
-{
-    kv_entry **p = &buckets[kv_hash(e->key, e->klen) & (n_buckets - 1)];
-    while (*p != e)
-        p = &(*p)->hnext;
-    *p = e->hnext;
-    order_unlink(e);
-    free(e->str);
-    free(e);
-    n_keys--;
-}
-
-static kv_entry *kv_find(const char *key, size_t klen)
-{
-    if (n_buckets == 0)
-        return NULL;
-    kv_entry *e = buckets[kv_hash(key, klen) & (n_buckets - 1)];
-    for (; e; e = e->hnext)
-        if (e->klen == klen && !memcmp(e->key, key, klen))
-            break;
-    if (e && e->expires && e->expires <= now_mono()) {
-        kv_remove(e);
-        return NULL;
-    }
-    return e;
-}
-
-static void kv_sweep(void)
-{
-    double now = now_mono();
-    for (kv_entry *e = oldest, *next; e; e = next) {
-        next = e->newer;
-        if (e->expires && e->expires <= now)
-            kv_remove(e);
-    }
-}
-
-static int kv_grow(void)
-{
-    size_t nb = n_buckets ? n_buckets * 2 : 1024;
-    kv_entry **nbk = calloc(nb, sizeof *nbk);
-    if (nbk == NULL)
-        return -1;
-    for (size_t i = 0; i < n_buckets; i++) {
-        for (kv_entry *e = buckets[i], *next; e; e = next) {
-            next = e->hnext;
-            size_t b = kv_hash(e->key, e->klen) & (nb - 1);
-            e->hnext = nbk[b];
-            nbk[b] = e;
-        }
-    }
-    free(buckets);
-    buckets = nbk;
-    n_buckets = nb;
-    return 0;
-}
-
-/* luaL_error does not return (it longjmps), but is not declared so. */
-static _Noreturn void kv_oom(lua_State *S)
-{
-    luaL_error(S, "upesi.kv: out of memory");
-    abort();                        /* not reached */
-}
-
-/* A new, empty entry for key (the caller knows it is absent). */
-static kv_entry *kv_create(lua_State *S, const char *key, size_t klen)
-{
-    if (n_keys >= max_keys)
-        kv_sweep();
-    while (n_keys >= max_keys && oldest)
-        kv_remove(oldest);
-    if (n_keys + 1 > n_buckets && kv_grow() != 0)
-        kv_oom(S);
-    kv_entry *e = calloc(1, sizeof *e + klen + 1);
-    if (e == NULL)
-        kv_oom(S);
-    memcpy(e->key, key, klen);
-    e->klen = klen;
-    size_t b = kv_hash(key, klen) & (n_buckets - 1);
-    e->hnext = buckets[b];
-    buckets[b] = e;
-    order_append(e);
-    n_keys++;
-    return e;
-}
-
-static const char *check_key(lua_State *S, size_t *klen)
-{
-    const char *key = luaL_checklstring(S, 1, klen);
-    if (*klen == 0 || *klen > KV_KEY_MAX)
-        luaL_error(S, "upesi.kv: keys are 1 to %d bytes", KV_KEY_MAX);
+    const char *key = luaL_checklstring(S, 1, &klen);
+    if (klen == 0 || klen > UPESI_STORE_KEY_MAX || strlen(key) != klen)
+        luaL_error(S, "upesi.kv: keys are 1 to %d bytes, without NUL",
+                   UPESI_STORE_KEY_MAX);
     return key;
 }
 
-/* ttl at idx: 0 = none; otherwise an absolute monotonic time */
-static double check_ttl(lua_State *S, int idx)
+/* ttl at idx in ms: 0 = none */
+static long long check_ttl(lua_State *S, int idx)
 {
     if (lua_isnoneornil(S, idx))
         return 0;
     lua_Number ttl = luaL_checknumber(S, idx);
     if (!(ttl > 0 && ttl < 1e9))
         luaL_error(S, "upesi.kv: ttl is a number of seconds above 0");
-    return now_mono() + ttl;
+    long long ms = (long long)(ttl * 1000 + 0.5);
+    return ms ? ms : 1;
 }
 
-static void push_value(lua_State *S, const kv_entry *e)
+/* a stored value, as the Lua value it was */
+static void push_decoded(lua_State *S, const char *data, size_t len)
 {
-    switch (e->type) {
-    case LUA_TSTRING:
-        lua_pushlstring(S, e->str, e->slen);
-        break;
-    case LUA_TBOOLEAN:
-        lua_pushboolean(S, (int)e->i);
-        break;
-    default:
-        if (e->isint)
-            lua_pushinteger(S, e->i);
-        else
-            lua_pushnumber(S, e->n);
+    long long n;
+    char *end;
+    if (len && len < 24 && (data[0] == '-' || (data[0] >= '0' &&
+                                                 data[0] <= '9'))) {
+        errno = 0;
+        n = strtoll(data, &end, 10);
+        if (!errno && end == data + len) {
+            lua_pushinteger(S, (lua_Integer)n);
+            return;
+        }
     }
+    if (len >= 1 && data[0] == 's') {
+        lua_pushlstring(S, data + 1, len - 1);
+    } else if (len == 2 && data[0] == 'b' && (data[1] == '0' ||
+                                               data[1] == '1')) {
+        lua_pushboolean(S, data[1] == '1');
+    } else if (len >= 2 && data[0] == 'n') {
+        double d = strtod(data + 1, &end);
+        if (end == data + len)
+            lua_pushnumber(S, d);
+        else
+            lua_pushlstring(S, data, len);
+    } else {
+        lua_pushlstring(S, data, len);  /* written by someone else */
+    }
+}
+
+/* the value at idx, encoded into a Lua buffer left on the stack */
+static void push_encoded(lua_State *S, int idx)
+{
+    int t = lua_type(S, idx);
+    if (t == LUA_TNUMBER && lua_isinteger(S, idx)) {
+        lua_pushfstring(S, "%I", (LUAI_UACINT)lua_tointeger(S, idx));
+    } else if (t == LUA_TNUMBER) {
+        char buf[40];
+        snprintf(buf, sizeof buf, "n%.17g", (double)lua_tonumber(S, idx));
+        lua_pushstring(S, buf);
+    } else if (t == LUA_TBOOLEAN) {
+        lua_pushstring(S, lua_toboolean(S, idx) ? "b1" : "b0");
+    } else if (t == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(S, idx, &len);
+        if (len > KV_VALUE_MAX)
+            luaL_error(S, "upesi.kv: values are at most %d bytes",
+                       KV_VALUE_MAX);
+        luaL_Buffer b;
+        luaL_buffinit(S, &b);
+        luaL_addchar(&b, 's');
+        luaL_addlstring(&b, s, len);
+        luaL_pushresult(&b);
+    } else {
+        luaL_error(S, "upesi.kv: values are strings, numbers or booleans, "
+                   "not %s", lua_typename(S, t));
+    }
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case -ETIMEDOUT:
+        return "store: timed out";
+    case -ECONNREFUSED:
+        return "store: unavailable";
+    case -ENOSPC:
+        return "store: full";
+    case -ENOTSUP:
+        return "store: not supported by this backend";
+    default:
+        return "store: error";
+    }
+}
+
+/* The store's answer into the results table: [1] the value, or .err (a
+ * failure the script sees) or .raise (the script's own mistake). */
+static void kv_answered(const upesi_store_result *res, void *arg)
+{
+    luab_wait *w = arg;
+    luab_run *r = w->run;
+    lua_State *M = luab_plugin_state();
+    w->store = NULL;
+    lua_rawgeti(M, LUA_REGISTRYINDEX, r->results_ref);
+    if (res->status == -EINVAL) {
+        lua_pushstring(M, w->type == KV_INCR
+                              ? "upesi.kv.incr: the value is not a whole "
+                                "number"
+                              : "upesi.kv: refused by the store");
+        lua_setfield(M, -2, "raise");
+    } else if (res->status != 0) {
+        lua_pushstring(M, status_text(res->status));
+        lua_setfield(M, -2, "err");
+        if (res->status != -ENOTSUP &&
+            store_failure_note(luab_host, luab_ctx, r->call,
+                               r->gen->store_failure,
+                               res->status, "Lua.Store.Failures",
+                               kv_names[w->type]) !=
+                UPESI_CONT)
+            r->store_tempfail = 1;
+    } else {
+        const upesi_store_value *v = &res->values[0];
+        switch (w->type) {
+        case KV_GET:
+            if (v->found)
+                push_decoded(M, v->data, v->len);
+            else
+                lua_pushnil(M);
+            break;
+        case KV_SET:
+            lua_pushboolean(M, 1);
+            break;
+        case KV_INCR:
+            lua_pushinteger(M, (lua_Integer)v->num);
+            break;
+        case KV_DEL:
+        case KV_EXPIRE:
+            lua_pushboolean(M, v->found);
+            break;
+        case KV_TTL:
+            if (!v->found)
+                lua_pushnil(M);
+            else if (v->num < 0)
+                lua_pushinteger(M, -1);
+            else
+                lua_pushnumber(M, (lua_Number)v->num / 1000.0);
+            break;
+        case KV_COUNT:
+            lua_pushinteger(M, (lua_Integer)v->num);
+            break;
+        }
+        lua_rawseti(M, -2, 1);
+    }
+    lua_pop(M, 1);
+    luab_wait_done(w);
+}
+
+/* value  or  nil, error */
+static int k_kv(lua_State *S, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    int t = lua_gettop(S);
+    if (!lua_istable(S, t))
+        return luaL_error(S, "upesi.kv: resumed without an answer");
+    if (lua_getfield(S, t, "raise") == LUA_TSTRING)
+        return lua_error(S);
+    lua_pop(S, 1);
+    if (lua_getfield(S, t, "err") == LUA_TSTRING) {
+        lua_pushnil(S);
+        lua_insert(S, -2);
+        return 2;
+    }
+    lua_pop(S, 1);
+    lua_rawgeti(S, t, 1);
+    return 1;
+}
+
+/* Start the store call `start` made for wait w, then yield. */
+static int kv_wait(lua_State *S, luab_run *r, luab_wait *w, int type,
+                   upesi_store_op *op)
+{
+    w->type = type;
+    w->store = op;
+    if (op == NULL) {
+        lua_rawgeti(S, LUA_REGISTRYINDEX, r->results_ref);
+        lua_pushstring(S, "store: cannot start the call");
+        lua_setfield(S, -2, "err");
+        lua_pop(S, 1);
+    } else {
+        r->outstanding++;
+    }
+    return luab_wait_yield(S, r, k_kv);
 }
 
 static int kv_get(lua_State *S)
 {
-    size_t klen;
-    const char *key = check_key(S, &klen);
-    kv_entry *e = kv_find(key, klen);
-    if (e == NULL)
-        lua_pushnil(S);
-    else
-        push_value(S, e);
-    return 1;
+    const char *key = check_key(S);
+    luab_run *r = luab_wait_check(S, kv_names[KV_GET]);
+    luab_wait *w = luab_wait_begin(S, r, 1);
+    return kv_wait(S, r, w, KV_GET,
+                   luab_host->store_get(luab_ctx, key, kv_answered, w));
 }
 
 static int kv_set(lua_State *S)
 {
-    size_t klen, slen = 0;
-    const char *key = check_key(S, &klen);
-    int t = lua_type(S, 2);
-    double expires = check_ttl(S, 3);
-    if (t == LUA_TNIL || t == LUA_TNONE) {
-        kv_entry *e = kv_find(key, klen);
-        if (e)
-            kv_remove(e);
-        return 0;
+    const char *key = check_key(S);
+    long long ttl = check_ttl(S, 3);
+    if (lua_isnoneornil(S, 2)) {
+        luab_run *r = luab_wait_check(S, kv_names[KV_DEL]);
+        luab_wait *w = luab_wait_begin(S, r, 1);
+        return kv_wait(S, r, w, KV_DEL,
+                       luab_host->store_del(luab_ctx, key, kv_answered, w));
     }
-    if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)
-        return luaL_error(S, "upesi.kv: values are strings, numbers or "
-                          "booleans, not %s", lua_typename(S, t));
-    const char *value = NULL;
-    if (t == LUA_TSTRING) {
-        value = lua_tolstring(S, 2, &slen);
-        if (slen > KV_VALUE_MAX)
-            return luaL_error(S, "upesi.kv: values are at most %d bytes",
-                              KV_VALUE_MAX);
-    }
-    /* the entry first: kv_create raises a Lua error on out of memory,
-     * which must not leave a value copy behind */
-    kv_entry *e = kv_find(key, klen);
-    int created = 0;
-    if (e) {
-        order_unlink(e);
-        order_append(e);
-    } else {
-        e = kv_create(S, key, klen);
-        created = 1;
-    }
-    char *copy = NULL;
-    if (value) {
-        copy = malloc(slen + 1);
-        if (copy == NULL) {
-            if (created)
-                kv_remove(e);
-            return luaL_error(S, "upesi.kv: out of memory");
-        }
-        memcpy(copy, value, slen);
-        copy[slen] = '\0';
-    }
-    free(e->str);
-    e->str = copy;
-    e->slen = slen;
-    e->type = t;
-    e->expires = expires;
-    if (t == LUA_TBOOLEAN) {
-        e->i = lua_toboolean(S, 2);
-    } else if (t == LUA_TNUMBER) {
-        e->isint = lua_isinteger(S, 2);
-        e->i = lua_tointeger(S, 2);
-        e->n = lua_tonumber(S, 2);
-    }
-    lua_pushboolean(S, 1);
-    return 1;
+    push_encoded(S, 2);
+    size_t len;
+    const char *data = lua_tolstring(S, -1, &len);
+    luab_run *r = luab_wait_check(S, kv_names[KV_SET]);
+    luab_wait *w = luab_wait_begin(S, r, 1);
+    return kv_wait(S, r, w, KV_SET,
+                   luab_host->store_set(luab_ctx, key, data, len, ttl,
+                                       kv_answered, w));
 }
 
 static int kv_incr(lua_State *S)
 {
-    size_t klen;
-    const char *key = check_key(S, &klen);
-    lua_settop(S, 3);
-    if (lua_isnil(S, 2)) {
-        lua_pushinteger(S, 1);
-        lua_replace(S, 2);
-    } else {
-        luaL_checknumber(S, 2);
-    }
-    int by_int = lua_isinteger(S, 2);
-    double expires = check_ttl(S, 3);
-    kv_entry *e = kv_find(key, klen);
-    if (e && e->type != LUA_TNUMBER)
-        return luaL_error(S, "upesi.kv.incr: '%s' holds a %s", key,
-                          lua_typename(S, e->type));
-    if (e == NULL) {
-        e = kv_create(S, key, klen);
-        e->type = LUA_TNUMBER;
-        e->isint = 1;
-        e->expires = expires;
-    }
-    if (e->isint && by_int) {
-        e->i += lua_tointeger(S, 2);
-        e->n = (lua_Number)e->i;
-    } else {
-        e->n = (e->isint ? (lua_Number)e->i : e->n) + lua_tonumber(S, 2);
-        e->isint = 0;
-    }
-    push_value(S, e);
-    return 1;
+    const char *key = check_key(S);
+    lua_Integer by = luaL_optinteger(S, 2, 1);
+    long long ttl = check_ttl(S, 3);
+    luab_run *r = luab_wait_check(S, kv_names[KV_INCR]);
+    luab_wait *w = luab_wait_begin(S, r, 1);
+    return kv_wait(S, r, w, KV_INCR,
+                   luab_host->store_incr(luab_ctx, key, (long long)by, ttl,
+                                        kv_answered, w));
 }
 
 static int kv_del(lua_State *S)
 {
-    size_t klen;
-    const char *key = check_key(S, &klen);
-    kv_entry *e = kv_find(key, klen);
-    if (e)
-        kv_remove(e);
-    lua_pushboolean(S, e != NULL);
-    return 1;
+    const char *key = check_key(S);
+    luab_run *r = luab_wait_check(S, kv_names[KV_DEL]);
+    luab_wait *w = luab_wait_begin(S, r, 1);
+    return kv_wait(S, r, w, KV_DEL,
+                   luab_host->store_del(luab_ctx, key, kv_answered, w));
 }
 
 static int kv_ttl(lua_State *S)
 {
-    size_t klen;
-    const char *key = check_key(S, &klen);
-    kv_entry *e = kv_find(key, klen);
-    if (e == NULL)
-        lua_pushnil(S);
-    else if (e->expires == 0)
-        lua_pushinteger(S, -1);
-    else
-        lua_pushnumber(S, e->expires - now_mono());
-    return 1;
+    const char *key = check_key(S);
+    luab_run *r = luab_wait_check(S, kv_names[KV_TTL]);
+    luab_wait *w = luab_wait_begin(S, r, 1);
+    return kv_wait(S, r, w, KV_TTL,
+                   luab_host->store_ttl(luab_ctx, key, kv_answered, w));
 }
 
 static int kv_expire(lua_State *S)
 {
-    size_t klen;
-    const char *key = check_key(S, &klen);
-    double expires = check_ttl(S, 2);
-    kv_entry *e = kv_find(key, klen);
-    if (e)
-        e->expires = expires;
-    lua_pushboolean(S, e != NULL);
-    return 1;
+    const char *key = check_key(S);
+    long long ttl = check_ttl(S, 2);
+    luab_run *r = luab_wait_check(S, kv_names[KV_EXPIRE]);
+    luab_wait *w = luab_wait_begin(S, r, 1);
+    return kv_wait(S, r, w, KV_EXPIRE,
+                   luab_host->store_expire(luab_ctx, key, ttl, kv_answered,
+                                          w));
 }
 
 static int kv_count(lua_State *S)
 {
-    kv_sweep();
-    lua_pushinteger(S, (lua_Integer)n_keys);
-    return 1;
+    luab_run *r = luab_wait_check(S, kv_names[KV_COUNT]);
+    luab_wait *w = luab_wait_begin(S, r, 1);
+    return kv_wait(S, r, w, KV_COUNT,
+                   luab_host->store_count(luab_ctx, kv_answered, w));
 }
 
 void luab_kv_open(lua_State *S, int upesi_table)
@@ -379,13 +338,4 @@ void luab_kv_open(lua_State *S, int upesi_table)
     };
     luaL_newlib(S, fns);
     lua_setfield(S, upesi_table, "kv");
-}
-
-void luab_kv_free_all(void)
-{
-    while (oldest)
-        kv_remove(oldest);
-    free(buckets);
-    buckets = NULL;
-    n_buckets = 0;
 }

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "bridge.h"
+#include "../plugins/common/store_failure.h"
 
 const upesi_api *luab_host;
 upesi_ctx *luab_ctx;
@@ -361,6 +362,17 @@ static void run_cancelled(upesi_call *call, void *arg)
 
 void luab_run_wake(luab_run *r)
 {
+    if (r->store_tempfail) {
+        /* store_failure = tempfail: the handler does not go on without
+         * the state it asked for (the reply is set already) */
+        upesi_call *call = r->call;
+        luab_host->log_call(call, UPESI_LOG_INFO, "script %s, hook %s: "
+                            "stopped by a store failure (store_failure = "
+                            "tempfail)", r->script, luab_hook_name(r->hook));
+        run_free(r, 0);
+        luab_host->resume(call, UPESI_DENYSOFT);
+        return;
+    }
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->results_ref);
     lua_xmove(L, r->co, 1);
     luaL_unref(L, LUA_REGISTRYINDEX, r->results_ref);
@@ -504,9 +516,11 @@ static int luab_config_set(void *config, const char *section, const char *key,
             return -1;
         }
         g->kv_max_keys = (size_t)n;
+    } else if (!strcmp(key, "store_failure")) {
+        return store_failure_parse(value, &g->store_failure, err, errlen);
     } else {
         snprintf(err, errlen, "unknown key '%s' (scripts, max_instructions, "
-                 "max_memory, kv_max_keys)", key);
+                 "max_memory, store_failure, kv_max_keys)", key);
         return -1;
     }
     return 0;
@@ -627,14 +641,13 @@ static int luab_config_check(void *config, char *err, size_t errlen)
     return 0;
 }
 
-/* The generation is committed: its kv bound applies from now on (never in
- * config_check: a later plugin may still refuse the generation). */
+/* The generation is committed (upesi.kv needs nothing here: the store
+ * is the host's, bounded by smtp.ini store_size). */
 static void luab_config_commit(upesi_ctx *ctx, void *config)
 {
     luab_gen *g = config;
-    luab_kv_set_max(g->kv_max_keys);
-    luab_host->log(ctx, UPESI_LOG_DEBUG, "%zu scripts committed, kv_max_keys "
-                   "%zu", g->n_scripts, g->kv_max_keys);
+    luab_host->log(ctx, UPESI_LOG_DEBUG, "%zu scripts committed",
+                   g->n_scripts);
 }
 
 static void luab_config_free(void *config)
@@ -704,11 +717,10 @@ static void luab_fini(void)
         lua_close(L);
     L = NULL;
     pool_n = 0;
-    luab_kv_free_all();
 }
 
 UPESI_PLUGIN = {
-    UPESI_PLUGIN_HEADER,
+    UPESI_PLUGIN_HEADER_NEEDS(UPESI_API_STORE_MINOR),   /* upesi.kv */
     .name = LUAB_PLUGIN_NAME,
     .version = "1.0",
     .init = luab_init,

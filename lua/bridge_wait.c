@@ -105,7 +105,7 @@ static void push_failed(lua_State *S, const char *name, int type)
     push_answer(S, &a, type);
 }
 
-static luab_run *wait_check(lua_State *S, const char *what)
+luab_run *luab_wait_check(lua_State *S, const char *what)
 {
     luab_run *r = luab_need_call(S, what);
     if (r->hook == UPESI_HOOK_RESET || r->hook == UPESI_HOOK_DISCONNECT)
@@ -123,7 +123,7 @@ static luab_run *wait_check(lua_State *S, const char *what)
 /* A batch of n waits with an empty results table. */
 static void waits_end(luab_run *r);
 
-static luab_wait *waits_begin(lua_State *S, luab_run *r, int n)
+luab_wait *luab_wait_begin(lua_State *S, luab_run *r, int n)
 {
     waits_end(r);           /* a batch that failed to start (and was caught) */
     luab_wait *w = calloc((size_t)n, sizeof *w);
@@ -161,13 +161,16 @@ void luab_wait_cancel(luab_run *r)
             luab_host->dns_cancel(r->waits[i].query);
         if (r->waits[i].timer)
             luab_host->timer_stop(r->waits[i].timer);
+        if (r->waits[i].store)
+            luab_host->store_cancel(r->waits[i].store);
+        r->waits[i].store = NULL;
         r->waits[i].query = NULL;
         r->waits[i].timer = NULL;
     }
     waits_end(r);
 }
 
-static void wait_done(luab_wait *w)
+void luab_wait_done(luab_wait *w)
 {
     luab_run *r = w->run;
     if (--r->outstanding == 0)
@@ -183,12 +186,12 @@ static void dns_answered(const upesi_dns_answer *a, void *arg)
     push_answer(M, a, w->type);
     lua_rawseti(M, -2, w->slot);
     lua_pop(M, 1);
-    wait_done(w);
+    luab_wait_done(w);
 }
 
 /* Yield until the batch is answered, or, if nothing is outstanding, hand
  * the results straight to k. */
-static int waits_yield(lua_State *S, luab_run *r, lua_KFunction k)
+int luab_wait_yield(lua_State *S, luab_run *r, lua_KFunction k)
 {
     if (r->outstanding == 0) {
         lua_rawgeti(S, LUA_REGISTRYINDEX, r->results_ref);
@@ -253,10 +256,10 @@ static int l_dns_typed(lua_State *S)
 {
     int type = (int)lua_tointeger(S, lua_upvalueindex(1));
     const char *name = luaL_checkstring(S, 1);
-    luab_run *r = wait_check(S, "upesi.dns");
-    luab_wait *w = waits_begin(S, r, 1);
+    luab_run *r = luab_wait_check(S, "upesi.dns");
+    luab_wait *w = luab_wait_begin(S, r, 1);
     dns_start(S, r, w, type, name);
-    return waits_yield(S, r, k_dns_single);
+    return luab_wait_yield(S, r, k_dns_single);
 }
 
 /* upesi.dns.lookup(type, name) */
@@ -264,10 +267,10 @@ static int l_dns_lookup(lua_State *S)
 {
     int type = dns_type_of(S, 1);
     const char *name = luaL_checkstring(S, 2);
-    luab_run *r = wait_check(S, "upesi.dns");
-    luab_wait *w = waits_begin(S, r, 1);
+    luab_run *r = luab_wait_check(S, "upesi.dns");
+    luab_wait *w = luab_wait_begin(S, r, 1);
     dns_start(S, r, w, type, name);
-    return waits_yield(S, r, k_dns_single);
+    return luab_wait_yield(S, r, k_dns_single);
 }
 
 /* upesi.dns.batch{ {"a", name}, {type="txt", name=...}, ... }: all at
@@ -298,8 +301,8 @@ static int l_dns_batch(lua_State *S)
                               (int)i);
         lua_pop(S, 3);
     }
-    luab_run *r = wait_check(S, "upesi.dns.batch");
-    luab_wait *w = waits_begin(S, r, (int)n);
+    luab_run *r = luab_wait_check(S, "upesi.dns.batch");
+    luab_wait *w = luab_wait_begin(S, r, (int)n);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(S, 1, i);
         if (lua_getfield(S, -1, "type") == LUA_TNIL) {
@@ -314,7 +317,7 @@ static int l_dns_batch(lua_State *S)
         dns_start(S, r, &w[i - 1], type, lua_tostring(S, -1));
         lua_pop(S, 3);
     }
-    return waits_yield(S, r, k_dns_batch);
+    return luab_wait_yield(S, r, k_dns_batch);
 }
 
 /* upesi.dns.ip_name(ip[, zone]): "7.2.0.192.zone" (no query) */
@@ -344,8 +347,8 @@ static int k_reverse(lua_State *S, int status, lua_KContext ctx)
 
 int luab_wait_reverse_name(lua_State *S)
 {
-    luab_run *r = wait_check(S, "conn:reverse_name");
-    luab_wait *w = waits_begin(S, r, 1);
+    luab_run *r = luab_wait_check(S, "conn:reverse_name");
+    luab_wait *w = luab_wait_begin(S, r, 1);
     w->type = UPESI_DNS_PTR;
     w->query = luab_host->reverse_name(r->call, dns_answered, w);
     if (w->query) {
@@ -356,14 +359,14 @@ int luab_wait_reverse_name(lua_State *S)
         lua_rawseti(S, -2, 1);
         lua_pop(S, 1);
     }
-    return waits_yield(S, r, k_reverse);
+    return luab_wait_yield(S, r, k_reverse);
 }
 
 static void slept(void *arg)
 {
     luab_wait *w = arg;
     w->timer = NULL;
-    wait_done(w);
+    luab_wait_done(w);
 }
 
 static int k_sleep(lua_State *S, int status, lua_KContext ctx)
@@ -380,15 +383,15 @@ int luab_wait_sleep(lua_State *S)
     lua_Number secs = luaL_checknumber(S, 1);
     if (!(secs >= 0 && secs <= 3600))
         return luaL_error(S, "upesi.sleep: 0 to 3600 seconds");
-    luab_run *r = wait_check(S, "upesi.sleep");
-    luab_wait *w = waits_begin(S, r, 1);
+    luab_run *r = luab_wait_check(S, "upesi.sleep");
+    luab_wait *w = luab_wait_begin(S, r, 1);
     w->timer = luab_host->timer_start(luab_ctx, (uint64_t)(secs * 1000), slept, w);
     if (w->timer == NULL) {
         waits_end(r);
         return luaL_error(S, "upesi.sleep: no timer");
     }
     r->outstanding++;
-    return waits_yield(S, r, k_sleep);
+    return luab_wait_yield(S, r, k_sleep);
 }
 
 /* The upesi.dns table, on the stack. */

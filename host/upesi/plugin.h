@@ -60,9 +60,10 @@ extern "C" {
 #endif
 
 #define UPESI_ABI_MAJOR 2
-#define UPESI_ABI_MINOR 0              /* 2.0: the plugin context, one error
+#define UPESI_ABI_MINOR 1              /* 2.0: the plugin context, one error
                                           convention, generations adopted
-                                          on commit (docs/plugins.md) */
+                                          on commit (docs/plugins.md);
+                                          2.1: the store (store_get ...) */
 #define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
 
 /* The symbol the host looks up in every plugin. */
@@ -264,6 +265,49 @@ typedef void (*upesi_watch_fn)(upesi_watch *watch, int events, void *arg);
 typedef struct upesi_control upesi_control;
 typedef void (*upesi_control_fn)(const char *args, upesi_control *out,
                                  void *arg);
+
+/* -- the store (ABI 2.1, docs/store.md): state shared by every worker
+ *    (lmdb) and every host (redis).  Keys are C strings of 1 to 400 bytes
+ *    (no NUL); the host puts "<plugin name>:" in front of each, so plugins
+ *    never see each other's keys.  Values are bytes with a length (at most
+ *    UPESI_STORE_VALUE_MAX); counters are the value's decimal text, so a
+ *    value written by store_incr reads back as "42". */
+#define UPESI_STORE_KEY_MAX 400
+#define UPESI_STORE_VALUE_MAX (1024 * 1024)
+#define UPESI_STORE_BATCH_MAX 10000
+
+/* One key's answer.  Host-owned, valid during the callback only. */
+typedef struct upesi_store_value {
+    int found;                   /* the key exists (get, del, expire, ttl)   */
+    const void *data;            /* get/mget: the value (NUL-terminated for
+                                    convenience, len excludes the NUL)       */
+    size_t len;
+    long long num;               /* incr/mincr: the new value; ttl: ms left,
+                                    -1 = no expiry; get: the value as a whole
+                                    decimal number, 0 when it is none        */
+} upesi_store_value;
+
+/* A call's answer.  status is 0 or a negative errno:
+ *   -ETIMEDOUT     no answer within smtp.ini store_timeout
+ *   -ECONNREFUSED  the backend is down (redis unreachable, reconnecting)
+ *   -ENOSPC        the store is full (lmdb: store_size)
+ *   -EINVAL        incr of a value that is not a whole number, a bad key
+ *   -EIO           any other backend error (logged by the host)
+ * count is the number of keys the call named (0 for set); values[i]
+ * answers key i, and is valid only when status is 0. */
+typedef struct upesi_store_result {
+    int status;
+    size_t count;
+    const upesi_store_value *values;
+} upesi_store_result;
+
+/* A store call in flight: valid from the call until its callback has
+ * returned or store_cancel was called, whichever comes first. */
+typedef struct upesi_store_op upesi_store_op;
+
+/* Runs on the loop, never from inside the store call, exactly once per
+ * call unless it was cancelled (then never). */
+typedef void (*upesi_store_fn)(const upesi_store_result *result, void *arg);
 
 struct upesi_api {
     uint16_t abi_major;
@@ -554,7 +598,62 @@ struct upesi_api {
      * durable.  0 or a negative errno. */
     int (*dir_sync)(const char *path);
 
-    /* ABI 2.1 and later append here. */
+    /* -- ABI 2.1: the store (docs/store.md).  Every call names the plugin
+     *    by its context (ctx), whose name is the key prefix.  It returns
+     *    the operation, or NULL when it could not start (a bad key or
+     *    argument, no store in this process: the supervisor, -t; out of
+     *    memory): then fn never runs.  Only on a
+     *    worker's loop (hooks, timers, completions, worker-start
+     *    callbacks).  ttl_ms 0 means no expiry.
+     *    store_get: one key; values[0].data/len, found. */
+    upesi_store_op *(*store_get)(upesi_ctx *ctx, const char *key,
+                                 upesi_store_fn fn, void *arg);
+    /* n keys in one round trip (lmdb: one read transaction; redis: MGET);
+     * values[i] answers keys[i].  1 <= n <= UPESI_STORE_BATCH_MAX. */
+    upesi_store_op *(*store_mget)(upesi_ctx *ctx,
+                                  const char *const *keys, size_t n,
+                                  upesi_store_fn fn, void *arg);
+    /* Write a value (replacing the old one and its expiry). */
+    upesi_store_op *(*store_set)(upesi_ctx *ctx, const char *key,
+                                 const void *data, size_t len,
+                                 long long ttl_ms, upesi_store_fn fn,
+                                 void *arg);
+    /* values[0].found: the key was there. */
+    upesi_store_op *(*store_del)(upesi_ctx *ctx, const char *key,
+                                 upesi_store_fn fn, void *arg);
+    /* Add by to a whole-number value, atomically across workers and
+     * hosts; values[0].num is the result.  An absent key starts at 0.
+     * A key without an expiry (a new one) takes ttl_ms (0: none); a key
+     * that has one keeps it (a fixed window).  -EINVAL when the value is
+     * not a whole number or the sum would overflow. */
+    upesi_store_op *(*store_incr)(upesi_ctx *ctx, const char *key,
+                                  long long by, long long ttl_ms,
+                                  upesi_store_fn fn, void *arg);
+    /* n increments in one round trip (lmdb: one write transaction; redis:
+     * one script); by[i] for keys[i], values[i].num the results.  All
+     * or nothing. */
+    upesi_store_op *(*store_mincr)(upesi_ctx *ctx,
+                                   const char *const *keys,
+                                   const long long *by, size_t n,
+                                   long long ttl_ms, upesi_store_fn fn,
+                                   void *arg);
+    /* A new expiry for an existing key (ttl_ms 0: never expires);
+     * values[0].found: the key exists. */
+    upesi_store_op *(*store_expire)(upesi_ctx *ctx, const char *key,
+                                    long long ttl_ms, upesi_store_fn fn,
+                                    void *arg);
+    /* values[0].found, and .num: ms left, -1 without expiry. */
+    upesi_store_op *(*store_ttl)(upesi_ctx *ctx, const char *key,
+                                 upesi_store_fn fn, void *arg);
+    /* Forget a call: its callback will not run (the operation itself may
+     * still happen).  Not after the callback ran. */
+    void (*store_cancel)(upesi_store_op *op);
+    /* Live keys under this plugin's prefix in values[0].num, or status
+     * -ENOTSUP when the backend cannot tell cheaply (redis).  lmdb walks
+     * the prefix: meant for tests and small namespaces. */
+    upesi_store_op *(*store_count)(upesi_ctx *ctx,
+                                   upesi_store_fn fn, void *arg);
+    /* ABI 2.2 and later append here. */
 };
 
 /* Does this host have api call `fn`?  False on a host whose table ends
@@ -565,6 +664,11 @@ struct upesi_api {
              sizeof((api)->fn) <=                                            \
          ((const struct upesi_api *)(api))->size &&                          \
      (api)->fn != NULL)
+
+/* The minor that brought the store: a plugin using it declares
+ * UPESI_PLUGIN_HEADER_NEEDS(UPESI_API_STORE_MINOR), or tests
+ * UPESI_API_SUPPORTED(api, store_get) first. */
+#define UPESI_API_STORE_MINOR 1
 
 /* ---------------------------------------------------------------------- */
 /* Settings tables                                                        */

@@ -5,9 +5,11 @@
 -- within `window`) passes, and the triplet is then known for `lifetime`:
 -- real mail servers retry, most spam engines do not.
 --
--- State lives in upesi.kv (per worker process: with workers > 1 a retry
--- can land on another worker and wait again; run one worker, or accept
--- that).  Authenticated clients are never greylisted.
+-- State lives in upesi.kv, the store: every worker of the host sees it,
+-- and every host of a fleet that shares one Redis (a retry may reach
+-- another MX and still pass).  Authenticated clients are never
+-- greylisted.  When the store cannot answer, mail is not greylisted
+-- (lua.ini store_failure = tempfail answers 451 instead).
 --
 -- lua.ini:   scripts = greylist.lua
 -- counters:  Lua.Greylist.Deferred, Lua.Greylist.Early, Lua.Greylist.Passed
@@ -29,7 +31,8 @@ upesi.hook("rcpt", function(conn, txn, rcpt)
   local key = ("grey:%s/%s/%s"):format(network(conn.ip),
                                        (txn.sender or ""):lower(),
                                        rcpt:lower())
-  local first = upesi.kv.get(key)
+  local first, err = upesi.kv.get(key)
+  if err then return upesi.CONT end       -- the store is down: let it pass
   local now = upesi.time()
   if first == "passed" then
     upesi.kv.expire(key, lifetime)
