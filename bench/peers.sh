@@ -102,6 +102,10 @@ fi
 # CPU time of each server (all its processes) per message, in µs: far
 # less moved by other load on the machine than the rates are
 declare -A rates cpu
+# with several workers, how evenly the kernel spreads the connections over
+# them: each worker's share of the workers' CPU time over all runs
+declare -A wcpu0=()
+for w in $(worker_pids "$upesi_pid"); do wcpu0[$w]=$(cpu_ns "$w"); done
 for scenario in new reuse; do
     flag=(); [[ $scenario == reuse ]] && flag=(-d)
     for srv in "${servers[@]}"; do      # one untimed warm-up each
@@ -164,6 +168,14 @@ for scenario in new reuse; do
         printf "target peers-%s upesi/smtp-sink %s >= 0.8, upesi/Haraka %s >= 5 (workers=%s): %s\n",
                s, r, h, w, (w != 1 ? "(targets are for one worker)" : ok ? "met" : "MISSED") }')")
 done
+if (( WORKERS > 1 )); then
+    shares=$(for w in "${!wcpu0[@]}"; do
+                 c=$(cpu_ns "$w" 2>/dev/null || echo 0); echo $(( c - ${wcpu0[$w]} ))
+             done | sort -rn | awk '{ v[NR] = $1; t += $1 }
+                 END { for (i = 1; i <= NR; i++) printf "%s%.0f%%", (i > 1 ? " / " : ""), (t ? 100 * v[i] / t : 0) }')
+    printf 'upesi workers'"'"' shares of their CPU time (busiest first): %s\n' "$shares"
+    result+=" worker_shares=${shares// /}"
+fi
 printf '%s\n' "${targets[@]}"
 mkdir -p "$(dirname "$OUT")"
 echo "$result sessions=$SESSIONS messages=$MESSAGES runs=$RUNS" >>"$OUT"

@@ -69,6 +69,10 @@ typedef struct up_config {
     int max_sessions;
     int error_limit;
     double timeout_multiplier;
+    double command_deadline;         /* seconds x multiplier, 0 = none   */
+    double data_deadline;            /* seconds x multiplier, 0 = none   */
+    double stop_timeout;             /* seconds transactions may take to
+                                        finish after SIGTERM             */
     double plugin_timeout;           /* seconds                          */
     double greeting_delay;           /* seconds (postscreen-style wait)  */
     int early_talker_action;         /* UP_EARLY_TALKER_*                */

@@ -550,7 +550,10 @@ static const upesi_setting smtp_settings[] = {
       "followed by the word `proxy` (`127.0.0.1:2525 proxy`) expects the "
       "PROXY protocol (v1 or v2) first, within 5 s (see admin.md, "
       "\"Behind a load balancer\"); so do `smtps_listen` and "
-      "`submission_listen` addresses" },
+      "`submission_listen` addresses. Bound once by the supervisor for all "
+      "its workers; an address another program listens on stops the start "
+      "with `cannot listen on ADDR: Address already in use` (admin.md, "
+      "\"One server per address\")" },
     { "hostname", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_hostname,
       "(the system's host name)", "used in replies and the Received header" },
     { "greeting", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_greeting,
@@ -595,7 +598,9 @@ static const upesi_setting smtp_settings[] = {
       "spool", "where queue plugins keep mail; large messages being "
       "received spill here too" },
     { "control_socket", UPESI_SETTING_PATH, CFG(control_socket), 0, 0, NULL,
-      NULL, "upesi.sock", "unix socket for `upesi stat` (mode 0600)" },
+      NULL, "upesi.sock", "unix socket for `upesi stat` (mode 0600); a "
+      "server already answering on it stops the start of another; released "
+      "at once on SIGTERM" },
     { "plugin_dir", UPESI_SETTING_PATH, CFG(plugin_dir), 0, 0, NULL, NULL,
       "(the install's plugin directory)", "where `<name>.so` files are "
       "looked up" },
@@ -614,8 +619,27 @@ static const upesi_setting smtp_settings[] = {
       "more gets `421 4.7.0` and the session is closed (SMTPErrorLimit)" },
     { "timeout_multiplier", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
       set_timeout_multiplier, "1", "a number from 0.001 to 100: the RFC "
-      "5321 4.5.3.2 server timeout (5 minutes) times this "
-      "(SMTPTimeoutMultiplier)" },
+      "5321 4.5.3.2 server timeout (5 minutes, restarted by every read) "
+      "times this, and `command_deadline` and `data_deadline` too "
+      "(SMTPTimeoutMultiplier); past the timeout `421 4.4.2`, closed, "
+      "counted in `SMTP.Sessions.Timeout`" },
+    { "command_deadline", UPESI_SETTING_DURATION, CFG(command_deadline), 0,
+      86400, NULL, NULL, "300", "times `timeout_multiplier`: a command line "
+      "must be complete this long after its first byte, however often "
+      "bytes come; past it `421 4.4.2`, the session is closed, counted in "
+      "`SMTP.Sessions.Deadline`; `0` = no deadline (admin.md, \"Slow "
+      "clients\")" },
+    { "data_deadline", UPESI_SETTING_DURATION, CFG(data_deadline), 0, 86400,
+      NULL, NULL, "600", "times `timeout_multiplier`: the message content "
+      "must be complete this long after the `354` (RFC 5321 4.5.3.2's 10 "
+      "minutes as the scale); past it `421 4.4.2`, closed, counted in "
+      "`SMTP.Sessions.Deadline`; `0` = no deadline. 25 MB in 10 minutes "
+      "needs about 350 kbit/s: raise it if large messages come over slow "
+      "links" },
+    { "stop_timeout", UPESI_SETTING_DURATION, CFG(stop_timeout), 0, 3600,
+      NULL, NULL, "30", "after SIGTERM, transactions in progress may take "
+      "this long to finish; then `421 4.3.2` and closed. Sessions without "
+      "a transaction are closed at once (admin.md, \"Stopping\")" },
     { "plugin_timeout", UPESI_SETTING_DURATION, CFG(plugin_timeout), 0.01,
       3600, NULL, NULL, "30", "time a plugin may take to answer a hook; "
       "then `451 4.3.0`" },

@@ -19,8 +19,20 @@
  * session_reply.c verdicts to replies, session_tls.c STARTTLS and
  * implicit TLS, session_auth.c SMTP AUTH (shared: session_int.h).
  *
+ * Timeouts: the idle timeout (5 minutes x timeout_multiplier) restarts
+ * with every read; a command line must also be complete within
+ * command_deadline of its first byte, and the message content within
+ * data_deadline of the 354 (both x timeout_multiplier), so that a client
+ * sending a byte now and then cannot keep a session for ever.  One timer
+ * runs to whichever comes first.
+ *
+ * Stopping (SIGTERM, worker.c): a session with no transaction in progress
+ * gets 421 4.3.2 and is closed, at once or as soon as its transaction
+ * ends; stop_timeout cuts the rest (up_session_stop_cut).
+ *
  * Fails: every bad input is answered (5xx/4xx) and counted towards
- * error_limit; allocation failure closes the session with 421.
+ * error_limit; allocation failure closes the session with 421; a client
+ * past the idle timeout or a deadline gets 421 4.4.2 and is closed.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -50,6 +62,13 @@ static uint64_t timeout_ms(const up_session *s)
 {
     double ms = UP_SERVER_TIMEOUT_MS * s->cfg->timeout_multiplier;
     return ms < 1 ? 1 : (uint64_t)ms;
+}
+
+/* command_deadline or data_deadline, in ms, 0 = none */
+static uint64_t deadline_ms(const up_session *s, double seconds)
+{
+    double ms = seconds * 1000 * s->cfg->timeout_multiplier;
+    return seconds <= 0 ? 0 : ms < 1 ? 1 : (uint64_t)ms;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -145,6 +164,12 @@ static void on_close(uv_handle_t *handle)
     up_session *s = handle->data;
     if (--s->handles_open > 0)
         return;
+    if (s->srv_prev)
+        s->srv_prev->srv_next = s->srv_next;
+    else
+        s->server->session_list = s->srv_next;
+    if (s->srv_next)
+        s->srv_next->srv_prev = s->srv_prev;
     s->server->sessions--;
     up_stats_add("SMTP.Sessions.Current", -1);
     up_stats_add(s->server->sessions_stat, -1);
@@ -265,17 +290,66 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 static void on_idle_timeout(uv_timer_t *timer)
 {
     up_session *s = timer->data;
+    if (s->timer_for_deadline) {
+        const char *what = s->deadline_data ? "message content"
+                                            : "command line";
+        up_stats_add("SMTP.Sessions.Deadline", 1);
+        up_log(s->id, UPESI_LOG_NOTICE, "%s not complete within %gs "
+               "(%s x timeout_multiplier)", what,
+               (s->deadline_data ? s->cfg->data_deadline
+                                 : s->cfg->command_deadline) *
+                   s->cfg->timeout_multiplier,
+               s->deadline_data ? "data_deadline" : "command_deadline");
+        session_reply_fmt(s, 421, "4.4.2", "%s Error: %s not complete "
+                          "within its deadline", s->cfg->hostname, what);
+        session_close(s, s->deadline_data ? "data deadline"
+                                          : "command deadline");
+        return;
+    }
     up_stats_add("SMTP.Sessions.Timeout", 1);
     session_reply_fmt(s, 421, "4.4.2", "%s Error: timeout exceeded",
                       s->cfg->hostname);
     session_close(s, "timeout");
 }
 
+/* The idle timeout from now, or the running deadline if that comes
+ * first (a tie is an idle timeout: the client was silent throughout). */
 void session_arm_idle_timer(up_session *s)
 {
     /* a handshake has its own deadline, which input does not extend */
-    if (s->state != UP_ST_CLOSING && s->state != UP_ST_TLS_HANDSHAKE)
-        uv_timer_start(&s->timer, on_idle_timeout, timeout_ms(s), 0);
+    if (s->state == UP_ST_CLOSING || s->state == UP_ST_TLS_HANDSHAKE)
+        return;
+    uint64_t now = uv_now(s->server->loop);
+    uint64_t ms = timeout_ms(s);
+    s->timer_for_deadline = s->deadline_at && s->deadline_at < now + ms;
+    if (s->timer_for_deadline)
+        ms = s->deadline_at > now ? s->deadline_at - now : 0;
+    uv_timer_start(&s->timer, on_idle_timeout, ms, 0);
+}
+
+/* The message content's deadline starts with the 354 (session_cmd.c);
+ * 0 stops it at the end of data. */
+void session_data_deadline(up_session *s, int start)
+{
+    uint64_t ms = start ? deadline_ms(s, s->cfg->data_deadline) : 0;
+    s->deadline_at = ms ? uv_now(s->server->loop) + ms : 0;
+    s->deadline_data = start;
+}
+
+/* After input in command state: a command line that has begun and is not
+ * complete runs against command_deadline from the read that brought its
+ * first byte (session_process stops it when the line is taken). */
+static void command_deadline_update(up_session *s)
+{
+    if (s->state != UP_ST_COMMAND || s->deadline_data)
+        return;
+    size_t pending;
+    up_lines_pending(&s->lines, &pending);
+    uint64_t ms = deadline_ms(s, s->cfg->command_deadline);
+    if ((pending == 0 && s->stash_len == 0) || ms == 0)
+        s->deadline_at = 0;
+    else if (s->deadline_at == 0)
+        s->deadline_at = uv_now(s->server->loop) + ms;
 }
 
 /* Give input to the line reader; what does not fit waits in the stash. */
@@ -357,9 +431,11 @@ void session_received(up_session *s, const char *buf, size_t len)
 {
     if (!s->greeted && !s->info.early_talker)
         early_talker(s, "sent data before the greeting");
-    if (s->greeted)             /* before it, the timer is the delay's */
-        session_arm_idle_timer(s);
     session_input(s, buf, len);
+    if (s->greeted) {           /* before it, the timer is the delay's */
+        command_deadline_update(s);
+        session_arm_idle_timer(s);
+    }
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -610,6 +686,10 @@ void up_session_accept(up_server *srv, uv_stream_t *listener, int kind)
     up_message_init(&s->msg, s->cfg->spool_dir);
     s->tcp.data = s->timer.data = s->hook_timer.data = s;
     s->auth_timer.data = s;
+    s->srv_next = srv->session_list;
+    if (srv->session_list)
+        srv->session_list->srv_prev = s;
+    srv->session_list = s;
     uv_tcp_init(srv->loop, &s->tcp);
     uv_timer_init(srv->loop, &s->timer);
     uv_timer_init(srv->loop, &s->hook_timer);
@@ -673,6 +753,44 @@ void session_close(up_session *s, const char *why)
         s->close_after_write = 1;
     else
         close_handles(s);
+}
+
+/* ---------------------------------------------------------------------- */
+/* stopping (SIGTERM)                                                      */
+
+static void stop_close(up_session *s, const char *why)
+{
+    /* no plain text into a TLS handshake: the client could not read it */
+    if (s->state != UP_ST_TLS_HANDSHAKE)
+        session_reply_fmt(s, 421, "4.3.2", "%s Service shutting down, "
+                          "closing connection", s->cfg->hostname);
+    up_stats_add("SMTP.Sessions.Stopped", 1);
+    session_close(s, why);
+}
+
+/* The worker stops and s has no transaction in progress (no MAIL accepted
+ * and not being finished): 421 4.3.2 and close.  1 if it did.  A MAIL
+ * whose hook chain still runs is no transaction yet: it is cancelled. */
+static int stop_if_idle(up_session *s)
+{
+    if (!s->server->stopping || s->state == UP_ST_CLOSING || s->have_mail)
+        return 0;
+    stop_close(s, "shutting down");
+    return 1;
+}
+
+void up_session_stop(up_session *s)
+{
+    stop_if_idle(s);
+}
+
+void up_session_stop_cut(up_session *s)
+{
+    if (s->state == UP_ST_CLOSING)
+        return;
+    up_log(s->id, UPESI_LOG_NOTICE, "transaction still in progress after "
+           "stop_timeout %gs; closing", s->server->config->stop_timeout);
+    stop_close(s, "stop_timeout");
 }
 
 /* The per-command counters, by verb: no name is formatted per command
@@ -786,6 +904,8 @@ static void session_process(up_session *s)
 {
     while (s->state != UP_ST_CLOSING && s->state != UP_ST_TLS_HANDSHAKE &&
            !s->busy && s->greeted) {
+        if (stop_if_idle(s))
+            return;             /* a stop: no new transaction */
         if (s->state == UP_ST_DATA) {
             size_t len, used = 0;
             const char *p = up_lines_pending(&s->lines, &len);
@@ -805,6 +925,7 @@ static void session_process(up_session *s)
         up_line line;
         if (!up_lines_next(&s->lines, &line))
             break;
+        s->deadline_at = 0;     /* the line is complete */
         if (!s->cfg->pipelining && !s->info.early_talker &&
             strncasecmp(line.text, "BDAT ", 5) != 0) {
             /* (a BDAT chunk's bytes follow its command at once) */
@@ -818,4 +939,5 @@ static void session_process(up_session *s)
         }
         handle_command(s, &line);
     }
+    stop_if_idle(s);
 }

@@ -64,7 +64,9 @@ typedef void (*up_hook_done)(up_session *s, upesi_verdict v,
 
 struct up_session {
     uv_tcp_t tcp;
-    uv_timer_t timer;           /* idle timeout, greeting delay            */
+    up_session *srv_prev, *srv_next; /* the server's session_list        */
+    uv_timer_t timer;           /* idle timeout and deadlines, greeting
+                                   delay, TLS handshake                   */
     uv_timer_t hook_timer;      /* plugin_timeout of the pending call      */
     up_server *server;
     up_config *cfg;             /* the generation this session started on  */
@@ -84,6 +86,11 @@ struct up_session {
     size_t stash_len;
     int reading;                /* uv_read_start active                    */
     int greeted;
+    /* the deadline of the command line or the message content being
+     * received (session.c, command_deadline and data_deadline), loop ms */
+    uint64_t deadline_at;       /* 0 = none running                        */
+    int deadline_data;          /* it is the message content's             */
+    int timer_for_deadline;     /* s->timer runs to deadline_at            */
 
     /* the transaction */
     int have_mail;
@@ -167,6 +174,14 @@ struct up_session {
 /* Accept one connection from a listener. */
 void up_session_accept(up_server *srv, uv_stream_t *listener,
                        int kind);   /* UP_LISTEN_* */
+
+/* The worker is stopping (SIGTERM): a session with no transaction in
+ * progress gets 421 4.3.2 and is closed now; one in a transaction goes on
+ * and is closed the same way when the transaction ends (session.c checks
+ * before every command and after every reply). */
+void up_session_stop(up_session *s);
+/* stop_timeout passed: 421 4.3.2 and close, whatever the session does. */
+void up_session_stop_cut(up_session *s);
 
 /* Queue a reply.  text may hold '\n' for a multi-line reply; enhanced may
  * be NULL.  Counts towards error_limit when code >= 400 and counts is set. */

@@ -50,6 +50,7 @@ static void bdat_store(up_session *s, const char *buf, size_t len)
 static void bdat_chunk_end(up_session *s)
 {
     s->state = UP_ST_COMMAND;
+    session_data_deadline(s, 0);
     if (s->bdat_discard) {
         s->bdat_discard = 0;
         up_log(s->id, UPESI_LOG_INFO, "threw away a refused BDAT chunk "
@@ -90,6 +91,8 @@ static void bdat_begin(up_session *s, int discard)
 {
     s->bdat_discard = discard;
     s->state = UP_ST_BDAT;
+    /* each chunk, like DATA's content, within data_deadline of its BDAT */
+    session_data_deadline(s, 1);
 }
 
 /* The chunk is refused: its bytes are still read (and thrown away). */

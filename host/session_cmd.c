@@ -478,6 +478,7 @@ static void on_data_post_done(up_session *s, upesi_verdict v,
 void session_data_end(up_session *s)
 {
     s->state = UP_ST_COMMAND;
+    session_data_deadline(s, 0);
     if (s->data_discard) {
         s->data_discard = 0;
         up_log(s->id, UPESI_LOG_NOTICE, "improper pipelining: threw away "
@@ -557,6 +558,7 @@ static void data_refused(up_session *s)
         return;
     s->data_discard = 1;
     s->state = UP_ST_DATA;
+    session_data_deadline(s, 1);    /* thrown away, but not for ever */
     up_data_init(&s->data, data_discard_sink, s);
 }
 
@@ -609,6 +611,7 @@ static void on_data_done(up_session *s, upesi_verdict v, const up_reply *r)
     } else {
         up_session_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
         s->state = UP_ST_DATA;
+        session_data_deadline(s, 1);
         up_data_init(&s->data, data_sink, s);
     }
     session_continue(s);

@@ -31,6 +31,7 @@ extern const hook_reply_defaults session_reply_defaults[UPESI_HOOK_COUNT];
 /* session.c */
 void session_arm_idle_timer(up_session *s);
 void session_begin(up_session *s);
+void session_data_deadline(up_session *s, int start);
 void session_on_connect_done(up_session *s, upesi_verdict v,
                              const up_reply *r);
 void session_reply_fmt(up_session *s, int code, const char *enhanced,

@@ -16,9 +16,17 @@
  * to 1 s once a worker lived a minute (a crash loop must not spin the CPU,
  * one crash must not cost a minute).
  *
- * Fails: if the control socket cannot be bound, upesi does not start
- * (exit 1).  SIGTERM: every worker gets SIGTERM; after the grace period
- * the rest get SIGKILL; the supervisor exits 0.
+ * The supervisor binds the listening sockets and the control socket
+ * before the first fork, and every worker (a restarted one too) serves
+ * those same descriptors: no other process can join them (server.c).
+ *
+ * Fails: if the control socket or a listening address cannot be bound,
+ * upesi does not start (exit 1, the address and the reason logged).
+ * SIGTERM: the supervisor closes its copies of the listening sockets and
+ * of the control socket and removes the socket file at once (a new server
+ * may start while this one drains), every worker gets SIGTERM (worker.c:
+ * idle sessions end, transactions get stop_timeout); after stop_timeout
+ * and a margin the rest get SIGKILL; the supervisor exits 0.
  */
 #include <errno.h>
 #include <ftw.h>
@@ -36,6 +44,7 @@
 
 #include "control.h"
 #include "log.h"
+#include "server.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -43,8 +52,9 @@
 #define UP_BACKOFF_MIN_MS 1000
 #define UP_BACKOFF_MAX_MS 30000
 #define UP_HEALTHY_MS 60000
-/* a little more than a worker's own grace period */
-#define UP_STOP_GRACE_MS 35000
+/* after SIGTERM, a worker gets stop_timeout and this much more (its
+ * plugins' goodbyes, the last 421s) before SIGKILL */
+#define UP_STOP_MARGIN_MS 5000
 
 typedef struct worker_slot {
     pid_t pid;                  /* 0 = not running                        */
@@ -74,6 +84,8 @@ static int make_dir(const char *path)
 
 static pid_t supervisor_pid;
 
+static up_listen_set listeners;  /* bound here, served by every worker */
+
 static void start_worker(int i, up_config *cfg, const char *conf_dir,
                          int control_fd, const sigset_t *old_mask)
 {
@@ -97,7 +109,7 @@ static void start_worker(int i, up_config *cfg, const char *conf_dir,
         sigaddset(&wmask, SIGHUP);
         sigaddset(&wmask, SIGUSR1);
         sigprocmask(SIG_SETMASK, &wmask, NULL);
-        _exit(up_worker_run(cfg, conf_dir, i, control_fd));
+        _exit(up_worker_run(cfg, conf_dir, i, control_fd, &listeners));
     }
     slots[i].pid = pid;
     slots[i].started_ms = now_ms();
@@ -196,6 +208,13 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
     int control_fd = up_control_bind(cfg->control_socket);
     if (control_fd < 0)
         return 1;
+    /* before any fork: a port in use ends the start here, and only our
+     * workers ever hold these sockets */
+    if (up_listen_bind(cfg, &listeners) != 0) {
+        close(control_fd);
+        unlink(cfg->control_socket);
+        return 1;
+    }
     if (geteuid() == 0) {
         if (cfg->uid == (uid_t)-1) {
             up_log(NULL, UPESI_LOG_WARNING, "running as root: set user = "
@@ -209,6 +228,7 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
                    "socket to user %s: %s", cfg->user, strerror(errno));
             close(control_fd);
             unlink(cfg->control_socket);
+            up_listen_close(&listeners);
             return 1;
         }
     }
@@ -224,7 +244,9 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
     if (sfd < 0) {
         up_log(NULL, UPESI_LOG_ERR, "signalfd: %s", strerror(errno));
+        close(control_fd);
         unlink(cfg->control_socket);
+        up_listen_close(&listeners);
         return 1;
     }
     /* the pid an admin signals: the workers' pids appear on every
@@ -253,10 +275,12 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
                     timeout = (int)(slots[i].restart_at_ms - now);
             }
         if (stopping && now >= stop_deadline) {
-            up_log(NULL, UPESI_LOG_WARNING, "workers still running after "
-                   "%ds; killing them", UP_STOP_GRACE_MS / 1000);
+            up_log(NULL, UPESI_LOG_WARNING, "workers still running %gs "
+                   "after SIGTERM (stop_timeout %gs); killing them",
+                   current->stop_timeout + UP_STOP_MARGIN_MS / 1000.0,
+                   current->stop_timeout);
             signal_workers(SIGKILL);
-            stop_deadline = now + UP_STOP_GRACE_MS;
+            stop_deadline = now + UP_STOP_MARGIN_MS;
         }
         struct pollfd pfd = { .fd = sfd, .events = POLLIN };
         if (poll(&pfd, 1, timeout) <= 0)
@@ -299,11 +323,22 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
         default: /* SIGTERM, SIGINT */
             if (!stopping) {
                 up_log(NULL, UPESI_LOG_NOTICE, "%s: stopping (no new "
-                       "sessions; open sessions may finish)",
-                       si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+                       "sessions; transactions in progress may finish "
+                       "within stop_timeout %gs)",
+                       si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM",
+                       current->stop_timeout);
                 stopping = 1;
-                stop_deadline = now_ms() + UP_STOP_GRACE_MS;
+                stop_deadline = now_ms() +
+                                (uint64_t)(current->stop_timeout * 1000) +
+                                UP_STOP_MARGIN_MS;
                 signal_workers(SIGTERM);
+                /* the address and the control socket are free at once: a
+                 * new server may start while this one drains (its
+                 * workers close their copies as they take the signal) */
+                up_listen_close(&listeners);
+                close(control_fd);
+                control_fd = -1;
+                unlink(cfg->control_socket);
             } else {
                 signal_workers(SIGKILL);  /* a second signal: now */
             }
@@ -311,8 +346,6 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
         }
     }
     close(sfd);
-    close(control_fd);
-    unlink(cfg->control_socket);
     up_config_unref(current);
     up_log(NULL, UPESI_LOG_NOTICE, "upesi stopped");
     return 0;

@@ -1,18 +1,24 @@
 /*
  * worker.c - one worker process (see worker.h).
  *
- * The worker owns its event loop: listeners bound with SO_REUSEPORT (the
- * kernel spreads connections over workers), the shared control socket,
- * the resolver, and its signal handlers: SIGUSR1 (from the supervisor,
- * which has checked it) reloads the configuration into a new generation;
- * SIGHUP is passed to the supervisor (an admin signalled the wrong pid);
- * SIGTERM stops accepting and lets open sessions
- * finish for up to UP_SHUTDOWN_GRACE_MS, then the plugins' stop callbacks
- * run and get up to UP_STOP_PLUGINS_MS of loop for what they start (a
- * QUIT and its 221) before the process exits.  A second SIGTERM stops the
+ * The worker owns its event loop: the listening sockets and the control
+ * socket the supervisor bound (every worker waits on the same ones; the
+ * kernel hands each connection to one), the resolver, and its signal
+ * handlers: SIGUSR1 (from the supervisor, which has checked it) reloads
+ * the configuration into a new generation; SIGHUP is passed to the
+ * supervisor (an admin signalled the wrong pid).
+ *
+ * SIGTERM (docs/admin.md, "Stopping"): the listeners and the control
+ * socket are closed at once; a session with no transaction in progress
+ * gets 421 4.3.2 and is closed at once, one in a transaction finishes it
+ * and is then closed the same way (session.c); sessions still open after
+ * stop_timeout get 421 4.3.2 and are closed, and UP_CUT_GRACE_MS later
+ * the loop stops whatever is left.  Then the plugins' stop callbacks run
+ * and get up to UP_STOP_PLUGINS_MS of loop for what they start (a QUIT
+ * and its 221) before the process exits.  A second SIGTERM stops the
  * loop at once, and the callbacks run without that wait.
  *
- * Fails: a listener that cannot be bound ends the worker with status 1
+ * Fails: a listener that cannot be served ends the worker with status 1
  * (the supervisor logs it and retries with backoff); a failed reload is
  * logged and the running generation stays.
  */
@@ -33,16 +39,18 @@
 #include "store.h"
 #include "worker.h"
 
-/* Sessions get this long to finish after SIGTERM. */
-#define UP_SHUTDOWN_GRACE_MS 30000
+/* Sessions cut at stop_timeout get this long to have their 421 written
+ * and be closed. */
+#define UP_CUT_GRACE_MS 500
 /* Then the plugins' stop callbacks this long for their goodbyes: the
- * supervisor's own grace (35 s) covers both. */
+ * supervisor's margin past stop_timeout (5 s) covers both. */
 #define UP_STOP_PLUGINS_MS 1000
 
 static up_server server;
 static uv_signal_t sig_hup, sig_reload, sig_term, sig_int;
 static uv_timer_t shutdown_timer;
 static uint64_t shutdown_started;
+static uint64_t sessions_cut_at;    /* 0 = stop_timeout not reached yet */
 static int stop_now;                /* a second SIGTERM: no more waiting */
 static uv_check_t stop_check;
 static uv_timer_t stop_timer;
@@ -111,12 +119,21 @@ static void on_reload(uv_signal_t *handle, int signum)
 
 static void on_shutdown_tick(uv_timer_t *timer)
 {
-    if (server.sessions == 0 ||
-        uv_now(timer->loop) - shutdown_started > UP_SHUTDOWN_GRACE_MS) {
-        if (server.sessions)
-            up_log(NULL, UPESI_LOG_WARNING, "shutdown: %d sessions still "
-                   "open after %ds; closing", server.sessions,
-                   UP_SHUTDOWN_GRACE_MS / 1000);
+    uint64_t now = uv_now(timer->loop);
+    double limit_ms = server.config->stop_timeout * 1000;
+    if (server.sessions == 0) {
+        uv_stop(timer->loop);
+    } else if (sessions_cut_at == 0 &&
+               (double)(now - shutdown_started) >= limit_ms) {
+        up_log(NULL, UPESI_LOG_WARNING, "shutdown: %d session%s still in a "
+               "transaction after stop_timeout %gs; closing", server.sessions,
+               server.sessions == 1 ? "" : "s", server.config->stop_timeout);
+        sessions_cut_at = now;
+        up_server_cut_sessions(&server);
+    } else if (sessions_cut_at && now - sessions_cut_at >= UP_CUT_GRACE_MS) {
+        up_log(NULL, UPESI_LOG_WARNING, "shutdown: %d session%s not closed "
+               "%d ms after their 421; exiting", server.sessions,
+               server.sessions == 1 ? "" : "s", UP_CUT_GRACE_MS);
         uv_stop(timer->loop);
     }
 }
@@ -129,13 +146,16 @@ static void on_term(uv_signal_t *handle, int signum)
         return;
     }
     up_log(NULL, UPESI_LOG_INFO, "%s: worker stopping (no new sessions; "
-           "open sessions may finish)", signum == SIGINT ? "SIGINT"
-                                                         : "SIGTERM");
+           "transactions in progress may finish within stop_timeout %gs)",
+           signum == SIGINT ? "SIGINT" : "SIGTERM",
+           server.config->stop_timeout);
     up_server_stop_listening(&server);
     up_control_close();
+    up_server_stop_sessions(&server);   /* the idle ones close now */
     shutdown_started = uv_now(handle->loop);
     uv_timer_init(handle->loop, &shutdown_timer);
-    uv_timer_start(&shutdown_timer, on_shutdown_tick, 0, 100);
+    /* 0: a worker with nothing in progress stops on the next turn */
+    uv_timer_start(&shutdown_timer, on_shutdown_tick, 0, 50);
 }
 
 static void on_stop_check(uv_check_t *check)
@@ -191,7 +211,7 @@ static int drop_privileges(const up_config *cfg)
 }
 
 int up_worker_run(up_config *cfg, const char *conf_dir, int index,
-                  int control_fd)
+                  int control_fd, const up_listen_set *listeners)
 {
     worker_conf_dir = conf_dir;
     signal(SIGPIPE, SIG_IGN);
@@ -199,7 +219,7 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
     server.worker_index = index;
     up_worker_sessions_stat(index, server.sessions_stat,
                             sizeof server.sessions_stat);
-    if (up_server_listen(&server, loop, cfg) != 0)
+    if (up_server_listen(&server, loop, cfg, listeners) != 0)
         return 1;
     if (drop_privileges(cfg) != 0)
         return 1;

@@ -7,12 +7,14 @@
 
 #include "config.h"
 
-/* Run worker `index` until SIGTERM; control_fd is the control socket the
- * supervisor bound.  Returns the process exit status. */
+/* Run worker `index` until SIGTERM; control_fd is the control socket and
+ * listeners the listening sockets the supervisor bound.  Returns the
+ * process exit status. */
+struct up_listen_set;
 int up_worker_run(up_config *cfg, const char *conf_dir, int index,
-                  int control_fd);
+                  int control_fd, const struct up_listen_set *listeners);
 
-/* Bind the control socket, start cfg->workers workers (0 = one per core),
+/* Bind the control socket and the listeners, start cfg->workers workers (0 = one per core),
  * restart any that dies (with backoff), forward SIGHUP and SIGTERM.
  * Returns the process exit status. */
 int up_supervisor_run(up_config *cfg, const char *conf_dir);

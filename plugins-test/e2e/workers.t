@@ -3,7 +3,8 @@
 # processes that share the listeners; statistics are summed; a worker killed
 # with SIGKILL is logged and restarted while the other serves, and its
 # sessions leave SMTP.Sessions.Current; SIGTERM stops accepting but lets an
-# open session finish its message; the supervisor then exits 0.  The start
+# open session finish its message (then 421 4.3.2 and closed); the
+# supervisor then exits 0 (stop.t has the rest of a stop).  The start
 # line names the supervisor's pid as the one to signal, and a SIGHUP sent
 # to a worker by mistake is passed to the supervisor, which reloads all.
 use strict;
@@ -111,7 +112,10 @@ is $open->cmd('RCPT TO:<bob@example.com>')->{code}, 250, 'the open session goes 
 is $open->cmd('DATA')->{code}, 354, 'DATA';
 is $open->send_data("Subject: last\r\n\r\nlast one")->{code}, 250,
     'its message is accepted';
-is $open->cmd('QUIT')->{code}, 221, 'QUIT';
+my $bye = $open->read_reply(5);
+is $bye && "$bye->{code} $bye->{enhanced}", '421 4.3.2',
+    'then 421 4.3.2: no new transaction while stopping (docs/admin.md)';
+ok $open->closed(2), '... and the session is closed';
 my $until = time + 10;
 sleep 0.1 while $srv->running && time < $until;
 ok !$srv->running, 'the supervisor exits once the session ended';

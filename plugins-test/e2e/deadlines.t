@@ -1,0 +1,103 @@
+#!/usr/bin/perl
+# deadlines.t - trickling clients (issue 22 item 6, docs/config.md
+# command_deadline and data_deadline).
+#
+# The idle timeout is per read: a client that sends one byte more often
+# than it kept its session for ever.  A command line must now be complete
+# within command_deadline (300 s) from its first byte, and the message
+# content within data_deadline (600 s) from the 354, both times
+# timeout_multiplier; past a deadline the client gets 421 4.4.2 and the
+# session is closed within a second, counted in SMTP.Sessions.Deadline.
+# With timeout_multiplier = 0.01: idle timeout 3 s, command deadline 3 s,
+# data deadline 6 s; the clients here send a byte every second.
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Test::More;
+use Time::HiRes qw(time sleep);
+use Upesi::Test;
+
+deadline(120);
+
+my $srv = Upesi::Test->new(smtp => { timeout_multiplier => 0.01,
+                                     local_domains => 'example.com' });
+$srv->start;
+
+# trickle($c, $bytes, $every, $max): one byte every $every seconds until the
+# server answers or $max seconds passed; returns (reply, seconds from the
+# first byte to the reply)
+sub trickle {
+    my ($c, $bytes, $every, $max) = @_;
+    my $t0 = time;
+    my $i = 0;
+    while (time - $t0 < $max) {
+        $c->send_raw(substr($bytes, $i++ % length($bytes), 1)) or last;
+        my $r = $c->read_reply($every);
+        return ($r, time - $t0) if $r;
+        last if $c->{eof};
+    }
+    return (undef, time - $t0);
+}
+
+# -- a command line trickled a byte a second ------------------------------------
+{
+    my $c = $srv->client(timeout => 20);
+    is $c->cmd('EHLO trickle.test')->{code}, 250, 'EHLO';
+    my ($r, $took) = trickle($c, 'NOOP and more and more ', 1, 12);
+    is $r && "$r->{code} $r->{enhanced}", '421 4.4.2',
+        'a command line trickled a byte a second gets 421 4.4.2';
+    like $r ? $r->{text} : '', qr/deadline/i, '... saying the deadline passed';
+    cmp_ok $took, '>=', 3 - 0.05, sprintf('... not before the 3 s deadline (%.2f s)', $took);
+    cmp_ok $took, '<', 3 + 1 * $SLOW, '... within a second of it';
+    ok $c->closed(2), '... and the session is closed';
+}
+
+# -- message content trickled a byte a second -----------------------------------
+{
+    my $c = $srv->client(timeout => 20);
+    $c->cmd('EHLO trickle.test');
+    $c->cmd('MAIL FROM:<a@example.org>');
+    $c->cmd('RCPT TO:<bob@example.com>');
+    is $c->cmd('DATA')->{code}, 354, 'DATA';
+    my ($r, $took) = trickle($c, "Subject: slow\r\n\r\nline\r\n", 1, 15);
+    is $r && "$r->{code} $r->{enhanced}", '421 4.4.2',
+        'message content trickled a byte a second gets 421 4.4.2';
+    cmp_ok $took, '>=', 6 - 0.05, sprintf('... not before the 6 s deadline (%.2f s)', $took);
+    cmp_ok $took, '<', 6 + 1 * $SLOW, '... within a second of it';
+    ok $c->closed(2), '... and the session is closed';
+}
+
+# -- slow but within the deadlines: each command and message on its own clock ----
+{
+    my $c = $srv->client(timeout => 20);
+    my $t0 = time;
+    my $ok = 1;
+    for my $cmd ('EHLO patient.test', 'MAIL FROM:<a@example.org>',
+                 'RCPT TO:<bob@example.com>', 'DATA') {
+        # each line in two halves, 2 s apart: under the 3 s deadline each,
+        # 8 s in all
+        my $half = int(length($cmd) / 2);
+        $c->send_raw(substr($cmd, 0, $half));
+        sleep 2;
+        my $r = $c->cmd(substr($cmd, $half));
+        $ok &&= $r && $r->{code} =~ /^[23]/;
+        diag "$cmd: " . ($r ? $r->{raw} : 'no reply') unless $r && $r->{code} =~ /^[23]/;
+    }
+    ok $ok, sprintf('four commands sent slowly (%.1f s in all) are each answered', time - $t0);
+    # the message in three pieces, 2 s apart: 4 s, under the 6 s deadline
+    $c->send_raw("Subject: patient\r\n");
+    sleep 2;
+    $c->send_raw("\r\nbody\r\n");
+    sleep 2;
+    my $r = $c->send_data('');
+    is $r && $r->{code}, 250, 'a message sent in pieces within the data deadline is accepted';
+    is $c->cmd('QUIT')->{code}, 221, 'QUIT';
+}
+
+my $st = $srv->stat('SMTP.Sessions.');
+is $st && $st->{'SMTP.Sessions.Deadline'}, 2, 'SMTP.Sessions.Deadline counts the two';
+is $st && ($st->{'SMTP.Sessions.Timeout'} // 0), 0, '... and they are not idle timeouts';
+$srv->stop_ok;
+
+done_testing;
