@@ -10,8 +10,11 @@
  * second server started by mistake silently took most new connections.
  * Without it, a second bind of the address fails with EADDRINUSE, for
  * every process.  The workers all wait on the one socket; the kernel
- * wakes them and whichever is free first accepts (bench/README.md gives
- * the spreading measured against per-worker SO_REUSEPORT sockets).
+ * wakes them and whichever is free first accepts.  With several workers
+ * each accepts one connection at a time (uv_tcp_simultaneous_accepts off)
+ * so that a burst is not taken whole by the first one awake
+ * (bench/README.md gives the spreading measured against per-worker
+ * SO_REUSEPORT sockets).
  *
  * SO_REUSEADDR is set (as every server does) so that a restart is not
  * refused for connections of the previous run still in TIME_WAIT or still
@@ -149,7 +152,8 @@ void up_listen_close(up_listen_set *set)
     set->n = 0;
 }
 
-static int serve_one(up_server *srv, uv_tcp_t *tcp, const up_listen_socket *ls)
+static int serve_one(up_server *srv, uv_tcp_t *tcp, const up_listen_socket *ls,
+                     int set_shared)
 {
     static const uv_connection_cb callbacks[] = {
         [UP_LISTEN_PLAIN] = on_connection,
@@ -160,6 +164,11 @@ static int serve_one(up_server *srv, uv_tcp_t *tcp, const up_listen_socket *ls)
     if (rc == 0) {
         tcp->data = srv;
         rc = uv_tcp_open(tcp, ls->fd);
+        /* with other workers on the socket: accept one connection, yield,
+         * then the next, instead of all that wait (libuv's own knob for
+         * processes sharing a listener) */
+        if (rc == 0 && set_shared)
+            rc = uv_tcp_simultaneous_accepts(tcp, 0);
         if (rc == 0)
             rc = uv_listen((uv_stream_t *)tcp, 1024, callbacks[ls->kind]);
         if (rc != 0)
@@ -187,7 +196,7 @@ int up_server_listen(up_server *srv, uv_loop_t *loop, up_config *cfg,
         return -1;
     for (size_t i = 0; i < set->n; i++) {
         srv->listener_proxy[i] = (unsigned char)set->v[i].proxy;
-        if (serve_one(srv, &srv->listeners[i], &set->v[i]) != 0)
+        if (serve_one(srv, &srv->listeners[i], &set->v[i], set->shared) != 0)
             return -1;
         srv->n_listeners++;
     }

@@ -39,6 +39,7 @@ typedef struct up_listen_socket {
 typedef struct up_listen_set {
     up_listen_socket *v;
     size_t n;
+    int shared;                 /* more than one worker serves them        */
 } up_listen_set;
 
 /* Bind and listen on every address of listen, smtps_listen and

@@ -290,6 +290,11 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 static void on_idle_timeout(uv_timer_t *timer)
 {
     up_session *s = timer->data;
+    if (s->timer_for_deadline &&
+        (s->deadline_at == 0 || s->deadline_at > uv_now(timer->loop))) {
+        session_arm_idle_timer(s);  /* that deadline ended meanwhile */
+        return;
+    }
     if (s->timer_for_deadline) {
         const char *what = s->deadline_data ? "message content"
                                             : "command line";

@@ -210,6 +210,7 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
         return 1;
     /* before any fork: a port in use ends the start here, and only our
      * workers ever hold these sockets */
+    listeners.shared = n_workers > 1;
     if (up_listen_bind(cfg, &listeners) != 0) {
         close(control_fd);
         unlink(cfg->control_socket);

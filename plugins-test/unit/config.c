@@ -76,7 +76,7 @@ static void expect_error(const char *smtp_ini, const char *message,
 
 int main(void)
 {
-    plan(57);
+    plan(64);
     up_log_init("upesi-test", UPESI_LOG_INFO, 0);
     up_stats_init(256);
     snprintf(dir, sizeof dir, "/tmp/upesi-config-XXXXXX");
@@ -119,6 +119,9 @@ int main(void)
         ok(cfg->timeout_multiplier > 0.009 && cfg->timeout_multiplier < 0.011,
            "a fractional timeout_multiplier");
         is_int(cfg->workers, 0, "workers = auto is 0");
+        ok(cfg->stop_timeout == 30 && cfg->command_deadline == 300 &&
+           cfg->data_deadline == 600, "stop_timeout 30 s, command_deadline "
+           "300 s and data_deadline 600 s by default");
         is_str(cfg->spool_dir, "/var/tmp/sp", "an absolute path stays");
         up_config_unref(cfg);
     }
@@ -132,6 +135,13 @@ int main(void)
     expect_error("\nmax_command_length = 100\n",
                  "2: max_command_length: expected a whole number from 512 to 65536, got '100'",
                  "max_command_length below RFC 5321's 512");
+    expect_error("stop_timeout = 3601\n",
+                 "1: 3601 is out of range (0 to 3600)", "stop_timeout bounds");
+    expect_error("data_deadline = soon\n",
+                 "1: 'soon' is not a number", "a word for data_deadline");
+    expect_error("command_deadline = -1\n",
+                 "1: -1 is out of range (0 to 86400)",
+                 "a negative command_deadline");
     expect_error("listen = example.com:25\n",
                  "1: listen: 'example.com' is not an IP address", "a name in listen");
     expect_error("listen = 127.0.0.1:99999\n",
