@@ -24,7 +24,9 @@
 # median of RUNS) and the same ratios on it (peer's CPU / upesi's: above 1, upesi
 # needs less): on a loaded machine the rates swing by 2x from run to run,
 # the CPU per message much less, so that line says more about upesi
-# itself.  The client's CPU is in neither.
+# itself.  The client's CPU is in neither.  With WORKERS > 1, each upesi
+# worker's share of the workers' CPU time over all runs: how evenly the
+# connections were spread over them.
 #
 # Haraka is installed from the npm registry (`npm install Haraka@3`) into
 # HARAKA_DIR (default bench/out/haraka, not in git) the first time, and
