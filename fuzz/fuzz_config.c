@@ -118,6 +118,9 @@ static void fz_check(const up_config *cfg)
     FZ_CHECK(cfg->timeout_multiplier >= 0.001 &&
              cfg->timeout_multiplier <= 100);
     FZ_CHECK(cfg->plugin_timeout >= 0.01 && cfg->plugin_timeout <= 3600);
+    FZ_CHECK(cfg->command_deadline >= 0 && cfg->command_deadline <= 86400);
+    FZ_CHECK(cfg->data_deadline >= 0 && cfg->data_deadline <= 86400);
+    FZ_CHECK(cfg->stop_timeout >= 0 && cfg->stop_timeout <= 3600);
     FZ_CHECK(cfg->greeting_delay >= 0 && cfg->greeting_delay <= 60);
     FZ_CHECK(cfg->dns_timeout > 0 && cfg->dns_timeout <= 300);
     FZ_CHECK(cfg->workers >= 0 && cfg->workers <= 256);
