@@ -769,7 +769,6 @@ static void stop_close(up_session *s, const char *why)
     if (s->state != UP_ST_TLS_HANDSHAKE)
         session_reply_fmt(s, 421, "4.3.2", "%s Service shutting down, "
                           "closing connection", s->cfg->hostname);
-    up_stats_add("SMTP.Sessions.Stopped", 1);
     session_close(s, why);
 }
 
