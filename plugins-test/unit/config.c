@@ -136,11 +136,12 @@ int main(void)
                  "2: max_command_length: expected a whole number from 512 to 65536, got '100'",
                  "max_command_length below RFC 5321's 512");
     expect_error("stop_timeout = 3601\n",
-                 "1: 3601 is out of range (0 to 3600)", "stop_timeout bounds");
+                 "1: stop_timeout: expected a duration from 0 to 3600 seconds", "stop_timeout bounds");
     expect_error("data_deadline = soon\n",
-                 "1: 'soon' is not a number", "a word for data_deadline");
+                 "1: data_deadline: expected a duration from 0 to 86400 seconds", "a word for data_deadline");
     expect_error("command_deadline = -1\n",
-                 "1: -1 is out of range (0 to 86400)",
+                 "1: command_deadline: expected a duration from 0 to 86400 "
+                 "seconds",
                  "a negative command_deadline");
     expect_error("listen = example.com:25\n",
                  "1: listen: 'example.com' is not an IP address", "a name in listen");
