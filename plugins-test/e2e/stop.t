@@ -22,8 +22,7 @@ use Time::HiRes qw(time sleep);
 use Upesi::Test;
 use Upesi::Forward qw(send_msg wait_for nspool);
 
-plan skip_all => 'plugins/queue_forward.so not built'
-    unless -f "$ROOT/plugins/queue_forward.so";
+need_built('plugins/queue_forward.so', 'plugins/queue_spool.so');
 deadline(180);
 
 my $BOUND = 2;                  # docs/admin.md: exit within 2 s when idle
