@@ -631,8 +631,8 @@ static const upesi_setting smtp_settings[] = {
       "clients\")" },
     { "data_deadline", UPESI_SETTING_DURATION, CFG(data_deadline), 0, 86400,
       NULL, NULL, "600", "times `timeout_multiplier`: the message content "
-      "must be complete this long after the `354` (RFC 5321 4.5.3.2's 10 "
-      "minutes as the scale); past it `421 4.4.2`, closed, counted in "
+      "must be complete this long after the `354` (a BDAT chunk: after its "
+      "command; RFC 5321 4.5.3.2's 10 minutes as the scale); past it `421 4.4.2`, closed, counted in "
       "`SMTP.Sessions.Deadline`; `0` = no deadline. 25 MB in 10 minutes "
       "needs about 350 kbit/s: raise it if large messages come over slow "
       "links" },

@@ -9,7 +9,8 @@
 # timeout_multiplier; past a deadline the client gets 421 4.4.2 and the
 # session is closed within a second, counted in SMTP.Sessions.Deadline.
 # With timeout_multiplier = 0.01: idle timeout 3 s, command deadline 3 s,
-# data deadline 6 s; the clients here send a byte every second.
+# data deadline 6 s (a BDAT chunk has it too); the clients here send a
+# byte every second.
 use strict;
 use warnings;
 use FindBin;
@@ -68,6 +69,21 @@ sub trickle {
     ok $c->closed(2), '... and the session is closed';
 }
 
+# -- a BDAT chunk trickled a byte a second: the same data deadline ----------------
+{
+    my $c = $srv->client(timeout => 20);
+    $c->cmd('EHLO trickle.test');
+    $c->cmd('MAIL FROM:<a@example.org>');
+    $c->cmd('RCPT TO:<bob@example.com>');
+    $c->send_raw("BDAT 100 LAST\r\n");
+    my ($r, $took) = trickle($c, "Subject: slow chunk\r\n", 1, 15);
+    is $r && "$r->{code} $r->{enhanced}", '421 4.4.2',
+        'a BDAT chunk trickled a byte a second gets 421 4.4.2';
+    cmp_ok $took, '>=', 6 - 0.05, sprintf('... not before the 6 s deadline (%.2f s)', $took);
+    cmp_ok $took, '<', 6 + 1 * $SLOW, '... within a second of it';
+    ok $c->closed(2), '... and the session is closed';
+}
+
 # -- slow but within the deadlines: each command and message on its own clock ----
 {
     my $c = $srv->client(timeout => 20);
@@ -96,7 +112,7 @@ sub trickle {
 }
 
 my $st = $srv->stat('SMTP.Sessions.');
-is $st && $st->{'SMTP.Sessions.Deadline'}, 2, 'SMTP.Sessions.Deadline counts the two';
+is $st && $st->{'SMTP.Sessions.Deadline'}, 3, 'SMTP.Sessions.Deadline counts the three';
 is $st && ($st->{'SMTP.Sessions.Timeout'} // 0), 0, '... and they are not idle timeouts';
 $srv->stop_ok;
 
