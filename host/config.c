@@ -11,9 +11,11 @@
  * Fails: never exits; every problem is logged as "file:line: message" and
  * the load returns NULL, leaving the running generation untouched.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "../plugins/common/hostmatch.h"
@@ -89,6 +91,18 @@ up_config *up_config_load(const char *dir)
     int failed = (cfg->dir = strdup(dir)) == NULL ||
                  (smtp_ini = up_config_path(dir, "smtp.ini")) == NULL ||
                  config_defaults(cfg) != 0;
+    struct stat dst;
+    if (!failed && stat(dir, &dst) != 0) {
+        /* said of the directory, not as "smtp.ini:0": the usual cause
+         * is a mistyped -c */
+        up_log(NULL, UPESI_LOG_ERR, "configuration directory %s: %s", dir,
+               strerror(errno));
+        failed = 1;
+    } else if (!failed && !S_ISDIR(dst.st_mode)) {
+        up_log(NULL, UPESI_LOG_ERR, "configuration directory %s: not a "
+               "directory", dir);
+        failed = 1;
+    }
     if (!failed && up_config_check_not_world_writable(dir, "configuration "
                                                       "directory") != 0)
         failed = 1;

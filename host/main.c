@@ -21,16 +21,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <getopt.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "actions.h"
 #include "api.h"
 #include "config.h"
+#include "config_lint.h"
 #include "config_show.h"
 #include "hooks.h"
 #include "control.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "plugins_list.h"
 #include "settings.h"
 #include "stats.h"
 #include "store.h"
@@ -50,11 +55,14 @@ static void usage(FILE *out)
             "usage: upesi [-c DIR]                run the server\n"
             "       upesi [-c DIR] -t             check the configuration\n"
             "       upesi [-c DIR] stat [PREFIX]  show statistics\n"
-            "       upesi [-c DIR] plugins        list the plugin chain\n"
+            "       upesi [-c DIR] plugins [--available]  the live chain, or\n"
+            "                                     what plugin_dir holds\n"
             "       upesi [-c DIR] config [KEY]   the effective configuration\n"
             "       upesi [-c DIR] release QUEUEID  send a held message on\n"
             "       upesi [-c DIR] COMMAND ...    other control commands\n"
             "       upesi --dump-settings [PLUGIN_DIR]  the key reference\n"
+            "       upesi help | --help | -h      this text\n"
+            "       upesi --version | -V          the version and plugin ABI\n"
             "  -c DIR  configuration directory (default: %s)\n"
             "  -o KEY=VALUE  an smtp.ini setting that overrides the file's\n"
             "          (may repeat; kept across reloads)\n",
@@ -84,25 +92,26 @@ static int control_command(int argc, char **argv)
     return rc;
 }
 
-/* `upesi plugins`: the chain in run order, like `haraka -o`; "needs" is
- * the ABI the plugin declares it needs (docs/plugins.md). */
-static void list_plugins(const up_config *cfg)
+static void print_line(const char *text, void *arg)
 {
-    printf("%-3s %-16s %-10s %-5s %s\n", "#", "plugin", "version", "needs",
-           "hooks");
-    for (size_t i = 0; i < cfg->n_plugins; i++) {
-        const upesi_plugin *d = cfg->plugins[i].mod->desc;
-        char hooks[256] = "";
-        size_t len = 0;
-        for (int h = 0; h < UPESI_HOOK_COUNT; h++)
-            if (d->hooks[h] && len < sizeof hooks)
-                len += (size_t)snprintf(hooks + len, sizeof hooks - len,
-                                        "%s%s", len ? "," : "",
-                                        up_hook_name((upesi_hook)h));
-        printf("%-3zu %-16s %-10s %u.%-3u %s\n", i + 1, d->name,
-               d->version ? d->version : "-", d->abi_major, d->abi_minor,
-               len ? hooks : "-");
-    }
+    (void)arg;
+    printf("%s\n", text);
+}
+
+/* Is a server answering on the control socket?  (`upesi plugins` shows
+ * its live chain then, else the configuration's.) */
+static int server_running(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (path == NULL || strlen(path) >= sizeof sa.sun_path)
+        return 0;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int up = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+    close(fd);
+    return up;
 }
 
 static int is_plugin_file(const struct dirent *e)
@@ -143,14 +152,59 @@ static int dump_settings(const char *plugin_dir)
     return rc;
 }
 
+static void print_version(void)
+{
+    printf("upesi %s (plugin ABI %d.%d)\n", UPESI_VERSION, UPESI_ABI_MAJOR,
+           UPESI_ABI_MINOR);
+}
+
+/* `upesi plugins [--available]` */
+static int plugins_command(int argc, char **argv)
+{
+    int available = argc == 2 && !strcmp(argv[1], "--available");
+    if (argc > 2 || (argc == 2 && !available)) {
+        fprintf(stderr, "usage: upesi [-c DIR] plugins [--available]\n");
+        return 2;
+    }
+    if (!available) {
+        char *sock = up_config_control_socket(conf_dir);
+        int live = server_running(sock);
+        int rc = live ? up_control_request(sock, "plugins") : 0;
+        free(sock);
+        if (live)
+            return rc == 0 ? 0 : 1;
+    }
+    up_config *cfg = up_config_load(conf_dir);
+    if (cfg == NULL) {
+        fprintf(stderr, "upesi: configuration %s has errors\n", conf_dir);
+        return 1;
+    }
+    int rc = 0;
+    if (available) {
+        rc = up_plugins_available(cfg->plugin_dir, stdout);
+    } else {
+        printf("(no server answers on the control socket: the chain of "
+               "%s)\n", conf_dir);
+        up_plugins_list(cfg, print_line, NULL);
+    }
+    up_config_unref(cfg);
+    up_plugin_unload_all();
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int check_only = 0, opt;
+    static const struct option long_opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
     if (argc >= 2 && !strcmp(argv[1], "--dump-settings"))
         return dump_settings(argc >= 3 ? argv[2] : "plugins");
     if (access("conf/smtp.ini", F_OK) != 0)
         conf_dir = UPESI_CONF_DIR;
-    while ((opt = getopt(argc, argv, "+c:o:thV")) != -1) {
+    while ((opt = getopt_long(argc, argv, "+c:o:thV", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             conf_dir = optarg;
@@ -165,8 +219,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         case 'V':
-            printf("upesi %s (plugin ABI %d.%d)\n", UPESI_VERSION,
-                   UPESI_ABI_MAJOR, UPESI_ABI_MINOR);
+            print_version();
             return 0;
         default:
             usage(stderr);
@@ -174,6 +227,14 @@ int main(int argc, char **argv)
         }
     }
     const char *command = optind < argc ? argv[optind] : NULL;
+    if (command && !strcmp(command, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (command && !strcmp(command, "version")) {
+        print_version();
+        return 0;
+    }
     up_log_init("upesi", UPESI_LOG_INFO, 0);
     if (up_stats_init(16384) != 0)
         up_fatal("cannot create the statistics table");
@@ -185,12 +246,14 @@ int main(int argc, char **argv)
         }
         return up_actions_release(conf_dir, argv[optind + 1]);
     }
+    if (command && !strcmp(command, "plugins"))
+        return plugins_command(argc - optind, argv + optind);
     int show_config = command && !strcmp(command, "config");
     if (show_config && argc - optind > 2) {
         fprintf(stderr, "usage: upesi [-c DIR] config [KEY]\n");
         return 2;
     }
-    if (command && strcmp(command, "plugins") != 0 && !show_config)
+    if (command && !show_config)
         return control_command(argc - optind, argv + optind);
 
     up_plugin_loader_init(up_api_table());
@@ -210,11 +273,14 @@ int main(int argc, char **argv)
     if (show_config) {
         rc = up_config_show(cfg, argc - optind == 2 ? argv[optind + 1]
                                                     : NULL);
-    } else if (command) {
-        list_plugins(cfg);
     } else if (check_only) {
-        fprintf(stderr, "upesi: configuration %s ok (%zu plugins)\n",
-                conf_dir, cfg->n_plugins);
+        rc = up_config_lint(cfg);
+        if (rc == 0)
+            fprintf(stderr, "upesi: configuration %s ok (%zu plugins)\n",
+                    conf_dir, cfg->n_plugins);
+        else
+            fprintf(stderr, "upesi: configuration %s has errors\n",
+                    conf_dir);
     } else {
         /* before any worker is forked: they share the ticket key */
         if (up_tls_seed() != 0)

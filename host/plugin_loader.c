@@ -118,6 +118,19 @@ static lt_dlhandle open_checked(const char *dir, const char *name,
                  "change what upesi runs; chmod o-w %s)", file, file);
         return NULL;
     }
+    /* libltdl says "file not found" of a file that is there but is no
+     * shared object (a text file, a script): say what is wrong */
+    char magic[4] = { 0 };
+    FILE *f = fopen(file, "rb");
+    size_t got = f ? fread(magic, 1, sizeof magic, f) : 0;
+    if (f)
+        fclose(f);
+    if (S_ISREG(st.st_mode) && (got != sizeof magic ||
+                                memcmp(magic, "\x7f" "ELF", 4) != 0)) {
+        snprintf(err, errlen, "%s: not a shared object (no ELF header; "
+                 "plugins are built with `make`)", file);
+        return NULL;
+    }
     lt_dlhandle h = lt_dlopen(file);
     if (h == NULL) {
         snprintf(err, errlen, "%s: cannot load: %s", file, lt_dlerror());
