@@ -32,6 +32,7 @@
 
 #include "api.h"
 #include "control.h"
+#include "plugins_list.h"
 #include "dns.h"
 #include "log.h"
 #include "server.h"
@@ -210,6 +211,19 @@ static int drop_privileges(const up_config *cfg)
     return 0;
 }
 
+static void ctl_plugins_line(const char *text, void *arg)
+{
+    up_control_write(arg, "%s\n", text);
+}
+
+/* control "plugins": the chain this worker runs now (the live one, after
+ * the reloads it took) */
+static void ctl_plugins(const char *args, up_control_reply *reply)
+{
+    (void)args;
+    up_plugins_list(server.config, ctl_plugins_line, reply);
+}
+
 int up_worker_run(up_config *cfg, const char *conf_dir, int index,
                   int control_fd, const up_listen_set *listeners)
 {
@@ -228,6 +242,7 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
                "socket", index);
         return 1;
     }
+    up_control_register("plugins", ctl_plugins);
     if (up_dns_init(loop, &(up_dns_settings){ cfg->dns_servers,
                                               cfg->dns_timeout,
                                               cfg->dns_cache_size }) != 0)
