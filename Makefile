@@ -12,13 +12,13 @@
 
 CC        ?= gcc
 SANITIZE  ?= 0
-PKGS      := libuv wolfssl lua5.4 libcares inih lmdb hiredis
+PKGS      := libuv wolfssl lua5.4 libcares inih lmdb hiredis libsystemd
 DEB_BUILD := build-essential pkg-config libuv1-dev libwolfssl-dev libltdl-dev \
              liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev \
-             libcrypt-dev liblmdb-dev libhiredis-dev
+             libcrypt-dev liblmdb-dev libhiredis-dev libsystemd-dev
 DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl sslscan \
              libnet-ssleay-perl libio-socket-inet6-perl python3 haproxy \
-             redis-server redis-tools
+             redis-server redis-tools prometheus curl
 DEB_FUZZ  := clang libclang-rt-14-dev
 
 OPT       ?= -O2

@@ -100,6 +100,8 @@ typedef struct up_config {
     char *tls_ciphers;               /* NULL = up_tls_default_ciphers    */
     up_tls_sni *tls_sni;             /* certificates chosen by SNI       */
     size_t n_tls_sni;
+    up_listen_addr metrics_listen;   /* Prometheus /metrics (metrics.c)  */
+    int has_metrics;                 /* metrics_listen is set            */
     up_listen_addr *smtps_listen;    /* implicit TLS (RFC 8314)          */
     size_t n_smtps_listen;
     int require_tls;                 /* MAIL before STARTTLS: 530        */

@@ -453,6 +453,20 @@ static int set_workers(void *arg, const char *value, char *err,
     return parse_int(value, 1, 256, &cfg->workers, err, errlen);
 }
 
+/* metrics_listen = ADDR:PORT (one address; empty: off) */
+static int set_metrics_listen(void *arg, const char *value, char *err,
+                              size_t errlen)
+{
+    up_config *cfg = arg;
+    cfg->has_metrics = 0;
+    if (*value == '\0')
+        return 0;
+    if (parse_listen_one(value, &cfg->metrics_listen, err, errlen) != 0)
+        return -1;
+    cfg->has_metrics = 1;
+    return 0;
+}
+
 /* a line replaces the list (unlike listen, which adds up) */
 static int set_dns_servers(void *arg, const char *value, char *err,
                            size_t errlen)
@@ -656,6 +670,11 @@ static const upesi_setting smtp_settings[] = {
       "worker processes, 1 to 256; `auto` = one per core" },
     { "log_level", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_log_level,
       "info", "one of `crit`, `err`, `warning`, `notice`, `info`, `debug`" },
+    { "metrics_listen", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
+      set_metrics_listen, "(off)", "`ADDR:PORT` where the supervisor serves "
+      "every statistic at `/metrics` in the Prometheus text format, summed "
+      "over workers (docs/admin.md, Monitoring); keep it on loopback or "
+      "behind a firewall: it has no authentication" },
     { "log_syslog", UPESI_SETTING_BOOL, CFG(log_syslog), 0, 0, NULL, NULL,
       "0", "also log to syslog (mail facility)" },
     { "user", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, set_user, NULL,

@@ -44,6 +44,8 @@
 
 #include "control.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "server.h"
 #include "stats.h"
 #include "worker.h"
@@ -109,6 +111,8 @@ static void start_worker(int i, up_config *cfg, const char *conf_dir,
         sigaddset(&wmask, SIGHUP);
         sigaddset(&wmask, SIGUSR1);
         sigprocmask(SIG_SETMASK, &wmask, NULL);
+        up_notify_worker_start();
+        up_metrics_worker_start();
         _exit(up_worker_run(cfg, conf_dir, i, control_fd, &listeners));
     }
     slots[i].pid = pid;
@@ -243,8 +247,9 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
     sigaddset(&mask, SIGINT);
     sigprocmask(SIG_BLOCK, &mask, &old_mask);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
-    if (sfd < 0) {
-        up_log(NULL, UPESI_LOG_ERR, "signalfd: %s", strerror(errno));
+    if (sfd < 0 || up_notify_open() != 0 || up_metrics_open(cfg) != 0) {
+        if (sfd < 0)
+            up_log(NULL, UPESI_LOG_ERR, "signalfd: %s", strerror(errno));
         close(control_fd);
         unlink(cfg->control_socket);
         up_listen_close(&listeners);
@@ -283,8 +288,24 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
             signal_workers(SIGKILL);
             stop_deadline = now + UP_STOP_MARGIN_MS;
         }
-        struct pollfd pfd = { .fd = sfd, .events = POLLIN };
-        if (poll(&pfd, 1, timeout) <= 0)
+        int wait = up_notify_tick(now, workers_alive());
+        if (wait >= 0 && wait < timeout)
+            timeout = wait;
+        wait = up_metrics_timeout(now);
+        if (wait >= 0 && wait < timeout)
+            timeout = wait;
+        struct pollfd pfd[2 + UP_METRICS_POLLFDS] = {
+            { .fd = sfd, .events = POLLIN },
+            { .fd = up_notify_fd(), .events = POLLIN },
+        };
+        int nm = up_metrics_pollfds(pfd + 2, UP_METRICS_POLLFDS);
+        if (poll(pfd, (nfds_t)(2 + nm), timeout) <= 0)
+            continue;
+        if (pfd[1].revents)
+            up_notify_read(n_workers);
+        if (nm)
+            up_metrics_poll(pfd + 2, nm, now_ms());
+        if (!(pfd[0].revents & POLLIN))
             continue;
         struct signalfd_siginfo si;
         if (read(sfd, &si, sizeof si) != sizeof si)
@@ -298,8 +319,10 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
              * Workers then reload themselves; the supervisor keeps the new
              * generation for workers it starts later. */
             up_log(NULL, UPESI_LOG_NOTICE, "SIGHUP: reloading %s", conf_dir);
+            up_notify_reloading(workers_alive());
             up_config *next = up_config_load(conf_dir);
             if (next == NULL) {
+                up_notify_reload_refused();
                 up_log(NULL, UPESI_LOG_ERR, "reload failed; keeping the "
                        "running configuration");
                 up_stats_add("Upesi.Reload.Failed", 1);
@@ -329,6 +352,8 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
                        si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM",
                        current->stop_timeout);
                 stopping = 1;
+                up_notify_stopping();
+                up_metrics_close();
                 stop_deadline = now_ms() +
                                 (uint64_t)(current->stop_timeout * 1000) +
                                 UP_STOP_MARGIN_MS;
@@ -347,6 +372,8 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
         }
     }
     close(sfd);
+    up_notify_close();
+    up_metrics_close();
     up_config_unref(current);
     up_log(NULL, UPESI_LOG_NOTICE, "upesi stopped");
     return 0;

@@ -32,6 +32,7 @@
 
 #include "api.h"
 #include "control.h"
+#include "notify.h"
 #include "plugins_list.h"
 #include "dns.h"
 #include "log.h"
@@ -105,6 +106,7 @@ static void on_reload(uv_signal_t *handle, int signum)
         up_log(NULL, UPESI_LOG_ERR, "worker reload failed; keeping the "
                "running configuration");
         up_stats_add("Upesi.Reload.WorkerFailed", 1);
+        up_notify_worker_reloaded();
         return;
     }
     up_log_set_level(cfg->log_level);
@@ -116,6 +118,7 @@ static void on_reload(uv_signal_t *handle, int signum)
     up_config_commit(cfg);
     up_config_unref(cfg);
     up_log(NULL, UPESI_LOG_NOTICE, "reload done");
+    up_notify_worker_reloaded();
 }
 
 static void on_shutdown_tick(uv_timer_t *timer)
@@ -273,6 +276,7 @@ int up_worker_run(up_config *cfg, const char *conf_dir, int index,
     up_plugin_set_running();
     for (size_t i = 0; i < cfg->n_plugins; i++)
         up_plugin_start(cfg->plugins[i].mod);
+    up_notify_worker_listening();
     uv_run(loop, UV_RUN_DEFAULT);
     stop_plugins(loop);
     up_store_worker_stop();
