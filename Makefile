@@ -291,6 +291,7 @@ PLUGINDIR     ?= $(LIBDIR)/upesi/plugins
 CONFDIR       ?= $(SYSCONFDIR)/upesi
 SPOOLDIR      ?= $(LOCALSTATEDIR)/spool/upesi
 SYSTEMDDIR    ?= $(LIBDIR)/systemd/system
+SYSUSERSDIR   ?= $(LIBDIR)/sysusers.d
 ABI_VERSION    = $(shell sed -n 's/^\#define UPESI_ABI_MAJOR \([0-9]*\).*/\1/p' host/upesi/plugin.h).$(shell sed -n 's/^\#define UPESI_ABI_MINOR \([0-9]*\).*/\1/p' host/upesi/plugin.h)
 VERSION        = $(shell sed -n 's/^\#define UPESI_VERSION "\(.*\)"/\1/p' host/version.h)
 INSTALL_SED    = -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@PLUGINDIR@|$(PLUGINDIR)|g' \
@@ -302,16 +303,24 @@ D := $(DESTDIR)
 .PHONY: install install-files
 install: all
 	$(MAKE) install-files
+	@# the upesi account, on a real install only (a DESTDIR build is a
+	@# package: its postinst runs systemd-sysusers)
+	@if [ -z "$(DESTDIR)" ] && command -v systemd-sysusers >/dev/null; then \
+	  systemd-sysusers $(SYSUSERSDIR)/upesi.conf; \
+	else echo "create the upesi account: systemd-sysusers $(SYSUSERSDIR)/upesi.conf"; fi
 
 install-files:
 	install -d $(D)$(PREFIX)/sbin $(D)$(PLUGINDIR) $(D)$(PREFIX)/include/upesi \
 	  $(D)$(LIBDIR)/pkgconfig $(D)$(CONFDIR) $(D)$(PREFIX)/share/man/man8 \
-	  $(D)$(PREFIX)/share/doc/upesi $(D)$(SYSTEMDDIR)
+	  $(D)$(PREFIX)/share/doc/upesi $(D)$(SYSTEMDDIR) $(D)$(SYSUSERSDIR) \
+	  $(D)$(PREFIX)/share/upesi
 	install -m 0755 upesi $(D)$(PREFIX)/sbin/upesi
 	install -m 0755 $(PLUGINS) $(D)$(PLUGINDIR)/
 	install -m 0644 host/upesi/plugin.h $(D)$(PREFIX)/include/upesi/plugin.h
 	sed $(INSTALL_SED) dist/upesi.pc.in > $(D)$(LIBDIR)/pkgconfig/upesi.pc
 	sed $(INSTALL_SED) dist/upesi.service.in > $(D)$(SYSTEMDDIR)/upesi.service
+	sed $(INSTALL_SED) dist/upesi.sysusers > $(D)$(SYSUSERSDIR)/upesi.conf
+	install -m 0644 dist/grafana-upesi.json $(D)$(PREFIX)/share/upesi/grafana-upesi.json
 	install -m 0644 docs/upesi.8 $(D)$(PREFIX)/share/man/man8/upesi.8
 	install -m 0644 README.md docs/*.md $(D)$(PREFIX)/share/doc/upesi/
 	@# the configuration: an admin's files are never overwritten

@@ -52,6 +52,9 @@ static void notify(const char *state)
     if (rc < 0)
         up_log(NULL, UPESI_LOG_DEBUG, "sd_notify(%s): %s", state,
                strerror(-rc));
+    else if (rc > 0 && strncmp(state, "WATCHDOG", 8) != 0)
+        up_log(NULL, UPESI_LOG_INFO, "told systemd %.*s", (int)strcspn(state,
+               "\n"), state);
 }
 
 int up_notify_open(void)

@@ -38,6 +38,16 @@ like $ini, qr{^plugin_dir = \Q$prefix\E/lib/upesi/plugins$}m,
 my $unit = slurp("$prefix/lib/systemd/system/upesi.service") // '';
 like $unit, qr{^ExecReload=/bin/kill -HUP \$MAINPID$}m, 'systemd: reload is SIGHUP';
 like $unit, qr{^ProtectSystem=strict$}m, 'systemd: sandboxed';
+like $unit, qr{^Type=notify$}m, 'systemd: Type=notify (sd_notify READY=1)';
+like $unit, qr{^WatchdogSec=\d+$}m, 'systemd: a watchdog';
+like $unit, qr{^RuntimeDirectory=upesi$}m, 'systemd: /run/upesi for the control socket';
+like $unit, qr{^ExecStart=\S+/sbin/upesi -c \S+ -o user=upesi$}m, 'systemd: workers run as upesi';
+my $sysusers = slurp("$prefix/lib/sysusers.d/upesi.conf") // '';
+like $sysusers, qr{^u upesi - "[^"]+" \Q$prefix\E/var/spool/upesi /usr/sbin/nologin$}m,
+    'the sysusers file creates the upesi account';
+ok -e "$prefix/share/upesi/grafana-upesi.json", 'installed: the Grafana dashboard';
+like slurp("$prefix/etc/upesi/smtp.ini") // '', qr{^control_socket = /run/upesi/upesi\.sock$}m,
+    'the installed control socket is under /run/upesi';
 
 # an admin's edit survives a second install
 spit("$prefix/etc/upesi/smtp.ini", "$ini; edited by the admin\n");
