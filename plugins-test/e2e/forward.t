@@ -221,9 +221,9 @@ my ($qid) = ($r && $r->{text} =~ /queued as (\S+)/) ? ($1) : ('none');
 ok(wait_for(10, sub { ctl($fs, 'queue') =~ /^\Q$qid\E .*attempts=[1-9]/m }),
    'spool: the first attempt failed and `queue` says so');
 my $q = ctl($fs, 'queue');
-like($q, qr/^\Q$qid\E\s+age=\d+s\s+state=deferred\s+attempts=[1-9]\d*\s+from=<alice\@example\.org>\s+to=<bob\@example\.com>\s+next=\d+s\s+last_error=.*connect/m,
-     '`queue`: id, age, state, attempts, sender, recipients, next, last error');
-like($q, qr/^-- 1 message in the queue/m, '`queue`: a total line');
+like($q, qr/^\Q$qid\E\s+age=\d+s\s+size=\d+\s+state=deferred\s+rcpts=1\s+from=<alice\@example\.org>\s+attempts=[1-9]\d*\s+next=\d+s\s+last_error=.*connect/m,
+     '`queue`: id, age, size, state, recipients, sender, attempts, next, last error');
+like($q, qr/^-- 1 message: 1 queued, 0 active, 0 held, 0 dead$/m, '`queue`: a total line');
 $down2->start;
 sleep 1;
 is(nspool($down2), 0, 'not retried before its time (backoff)');

@@ -1,8 +1,9 @@
 /*
- * fwd_control.c - the queue's control commands.  `upesi queue` lists
- * every message in queue/, active/<pid>/ and dead/: its age, state,
- * attempts, sender and recipients, and from its retry state the next
- * attempt and the last error.  `upesi flush` touches <spool_dir>/flush:
+ * fwd_control.c - the queue's control commands.  `upesi queue list|show|
+ * delete|hold|release|flush` is plugins/common/queue_tools.c; this file
+ * adds what only this queue knows: from a message's retry state its
+ * attempts, next attempt and last error in the list, a released message
+ * made due at once, a deleted one's retry state removed.  `upesi flush` touches <spool_dir>/flush:
  * every message last tried before that stamp is due at once (fwd_queue.c),
  * and a scan is asked for now.
  *
@@ -19,93 +20,45 @@
 #include <unistd.h>
 
 #include "fwd_queue.h"
+#include "../common/queue_tools.h"
 
 /* ---------------------------------------------------------------------- */
-/* control: queue, flush                                                  */
+/* control: queue (plugins/common/queue_tools.c), flush                   */
 
-static void list_dir(upesi_control *out, const char *spool, const char *sub,
-                     const char *state_name, long long now, int *count)
+/* list: a message tried before is "deferred"; its attempts, next try and
+ * last error from its retry state */
+static void annotate(const char *spool, const char *id, const char **state,
+                     char *more, size_t morelen)
 {
-    char dir[4400];
-    snprintf(dir, sizeof dir, "%s/%s", spool, sub);
-    DIR *d = opendir(dir);
-    if (d == NULL)
+    fwd_state st;
+    if (fwd_state_read(spool, id, &st) != 0)
         return;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (!fwd_id_ok(e->d_name))
-            continue;
-        char path[4700];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        char buf[65536];
-        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-        close(fd);
-        if (n <= 0)
-            continue;
-        buf[n] = '\0';
-        char *end = strstr(buf, "\n\n");
-        fwd_env env;
-        if (end == NULL || fwd_env_parse(buf, (size_t)(end - buf) + 1,
-                                         &env) < 0)
-            continue;
-        fwd_state st;
-        int have_state = fwd_state_read(spool, e->d_name, &st) == 0;
-        const char *state = state_name;
-        if (!strcmp(state_name, "queued") && have_state)
-            state = "deferred";
-        long long arrival = fwd_parse_arrival(env.arrival);
-        long long age = arrival > 0 ? now / 1000 - arrival : 0;
-        fwd_api->control_write(out, "%s  age=%llds  state=%s  attempts=%ld"
-                               "  from=<%s>  to=", e->d_name, age, state,
-                               have_state ? st.attempts : 0L,
-                               strcmp(env.sender, "<>") ? env.sender : "");
-        for (size_t i = 0; i < env.n_rcpts; i++)
-            fwd_api->control_write(out, "%s<%s>", i ? "," : "", env.rcpts[i]);
-        if (have_state && st.next_ms > now && !strcmp(state, "deferred"))
-            fwd_api->control_write(out, "  next=%llds",
-                                   (st.next_ms - now + 999) / 1000);
-        if (have_state && st.error[0])
-            fwd_api->control_write(out, "  last_error=%s", st.error);
-        fwd_api->control_write(out, "\n");
-        fwd_env_free(&env);
-        (*count)++;
-    }
-    closedir(d);
+    long long now = fwd_now_ms();
+    size_t at = 0;
+    if (!strcmp(*state, "queued"))
+        *state = "deferred";
+    at += (size_t)snprintf(more, morelen, "attempts=%ld", st.attempts);
+    if (at < morelen && st.next_ms > now && !strcmp(*state, "deferred"))
+        at += (size_t)snprintf(more + at, morelen - at, "  next=%llds",
+                               (st.next_ms - now + 999) / 1000);
+    if (at < morelen && st.error[0])
+        snprintf(more + at, morelen - at, "  last_error=%s", st.error);
 }
 
-static void ctl_queue(const char *args, upesi_control *out, void *arg)
+/* a released message is due now, whatever its retry state said */
+static void released(const char *spool, const char *id)
 {
-    (void)args;
-    (void)arg;
-    const char *spool = fwd_api->spool_dir(fwd_ctx);
-    if (spool == NULL) {
-        fwd_api->control_write(out, "error: no spool_dir\n");
-        return;
+    fwd_state st;
+    if (fwd_state_read(spool, id, &st) == 0) {
+        st.next_ms = 0;
+        fwd_state_write(spool, id, &st);
     }
-    long long now = fwd_now_ms();
-    int queued = 0, active = 0, dead = 0;
-    list_dir(out, spool, "queue", "queued", now, &queued);
-    char adir[4200];
-    snprintf(adir, sizeof adir, "%s/active", spool);
-    DIR *d = opendir(adir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char sub[300];
-            snprintf(sub, sizeof sub, "active/%s", e->d_name);
-            list_dir(out, spool, sub, "active", now, &active);
-        }
-        closedir(d);
-    }
-    list_dir(out, spool, "dead", "dead", now, &dead);
-    fwd_api->control_write(out, "-- %d message%s in the queue (%d active), "
-                           "%d dead\n", queued + active,
-                           queued + active == 1 ? "" : "s", active, dead);
+    fwd_scan_schedule(0);
+}
+
+static void deleted(const char *spool, const char *id)
+{
+    fwd_state_remove(spool, id);
 }
 
 static void ctl_flush(const char *args, upesi_control *out, void *arg)
@@ -144,9 +97,17 @@ static void ctl_flush(const char *args, upesi_control *out, void *arg)
                            "retried now\n", n, n == 1 ? "" : "s");
 }
 
+static const queue_tools_ops fwd_queue_ops = {
+    .plugin = "queue_forward",
+    .annotate = annotate,
+    .released = released,
+    .deleted = deleted,
+    .flush = ctl_flush,
+};
+
 int fwd_queue_register_commands(void)
 {
-    int rc = fwd_api->control_register(fwd_ctx, "queue", ctl_queue, NULL);
+    int rc = queue_tools_register(fwd_api, fwd_ctx, &fwd_queue_ops);
     if (rc == 0)
         rc = fwd_api->control_register(fwd_ctx, "flush", ctl_flush, NULL);
     return rc;

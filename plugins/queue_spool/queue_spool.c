@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "upesi/plugin.h"
+#include "../common/queue_tools.h"
 #include "../common/settings.h"
 
 #define SPOOL_CHUNK (64 * 1024)          /* message_read size          */
@@ -632,13 +633,22 @@ fail:
 
 /* ---------------------------------------------------------------------- */
 
+static const queue_tools_ops spool_queue_ops = {
+    .plugin = "queue_spool",
+};
+
 static int spool_init(upesi_ctx *ctx, const upesi_api *api, char *err,
                       size_t errlen)
 {
     spool_ctx = ctx;
-    (void)err;
-    (void)errlen;
     spool_api = api;
+    /* `upesi queue ...`: queue/ and hold/ are this plugin's to show */
+    int rc = queue_tools_register(api, ctx, &spool_queue_ops);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot register the queue command: %s",
+                 api->strerror(rc));
+        return -1;
+    }
     return 0;
 }
 
