@@ -31,6 +31,7 @@
 #include "durable.h"
 #include "envelope.h"
 #include "log.h"
+#include "simulate.h"
 #include "session.h"
 #include "stats.h"
 
@@ -376,9 +377,13 @@ void up_actions_run(up_session *s, up_actions_done done)
         w->kinds[w->n_kinds++] = "journal";
     if (a->disposition == UP_DISP_HOLD || a->disposition == UP_DISP_QUARANTINE)
         w->kinds[w->n_kinds++] = disposition_dir[a->disposition];
-    if (w->n_kinds == 0) {
+    if (w->n_kinds == 0 || up_simulating()) {
+        for (int i = 0; i < w->n_kinds; i++)
+            up_simulate_trace("data_post: action %s -> not written (-bh)",
+                              w->kinds[i]);
         work_free(w);
-        log_outcome(s, 0);
+        if (!up_simulating())
+            log_outcome(s, 0);
         done(s, 0);
         return;
     }

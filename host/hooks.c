@@ -16,6 +16,7 @@
 
 #include "hooks.h"
 #include "log.h"
+#include "simulate.h"
 #include "stats.h"
 
 static const char *const hook_names[UPESI_HOOK_COUNT] = {
@@ -101,6 +102,16 @@ static int chain_verdict(up_session *s, struct upesi_call *call,
 {
     if (v != UPESI_CONT && v != UPESI_PENDING)
         count_decision(call, v);
+    if (up_simulating() && v >= UPESI_CONT && v < UPESI_PENDING) {
+        char code[24] = "";
+        if (call->code)
+            snprintf(code, sizeof code, " %d", call->code);
+        up_simulate_trace("%s: %s -> %s%s%s%s%s%s", up_hook_name(call->hook),
+                          call->plugin, up_verdict_name(v), code,
+                          call->enhanced[0] ? " " : "", call->enhanced,
+                          call->text ? " " : "",
+                          call->text ? call->text : "");
+    }
     if (v == UPESI_PENDING) {
         /* notification hooks cannot wait: give up on the call now */
         up_log(s->id, UPESI_LOG_WARNING, "plugin %s returned PENDING from "
@@ -137,6 +148,8 @@ static void on_hook_timeout(uv_timer_t *timer)
            "temporary failure", call->plugin, up_hook_name(call->hook),
            s->cfg->plugin_timeout);
     up_stats_add("SMTP.Plugin.Timeouts", 1);
+    up_simulate_trace("%s: %s -> no answer within plugin_timeout (451 "
+                      "4.3.0)", up_hook_name(call->hook), call->plugin);
     const char *plugin = call->plugin;
     cancel_call(call);
     up_reply reply = { 451, "4.3.0", "Temporary plugin failure, try again "
@@ -147,9 +160,37 @@ static void on_hook_timeout(uv_timer_t *timer)
     done(s, UPESI_DENYSOFT, &reply);
 }
 
+/* -bh: the queue hook is reported, not run; a queue plugin's OK is
+ * assumed (without one, the chain ends CONT: 451, as in a real server) */
+static int simulated_queue(up_session *s)
+{
+    const up_config *cfg = s->cfg;
+    const char *queue = NULL;
+    for (size_t i = 0; i < cfg->n_plugins; i++)
+        if (cfg->plugins[i].mod->desc->hooks[UPESI_HOOK_QUEUE]) {
+            up_simulate_trace("queue: %s -> not run (-bh: nothing is "
+                              "queued)", cfg->plugins[i].mod->name);
+            if (queue == NULL)
+                queue = cfg->plugins[i].mod->name;
+        }
+    up_reply reply = { 250, "2.0.0", "Ok: not queued (session simulation)",
+                       queue };
+    up_hook_done done = s->hook_done;
+    s->hook_done = NULL;
+    s->busy = 0;
+    if (queue == NULL)
+        up_simulate_trace("queue: no plugin has a queue hook (a server "
+                          "answers 451)");
+    done(s, queue ? UPESI_OK : UPESI_CONT, &reply);
+    return 1;
+}
+
 static void chain_step(up_session *s)
 {
     const up_config *cfg = s->cfg;
+    if (s->hook == UPESI_HOOK_QUEUE && s->hook_next == 0 && up_simulating()
+        && simulated_queue(s))
+        return;
     while (s->hook_next < cfg->n_plugins) {
         const up_plugin_inst *inst = &cfg->plugins[s->hook_next++];
         upesi_hook_fn fn = inst->mod->desc->hooks[s->hook];

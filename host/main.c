@@ -37,6 +37,7 @@
 #include "plugin_loader.h"
 #include "plugins_list.h"
 #include "settings.h"
+#include "simulate.h"
 #include "stats.h"
 #include "store.h"
 #include "tls.h"
@@ -54,10 +55,15 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: upesi [-c DIR]                run the server\n"
             "       upesi [-c DIR] -t             check the configuration\n"
+            "       upesi [-c DIR] -bh IP [HELO] [--write]  a session from\n"
+            "                                     stdin as if from IP, each\n"
+            "                                     plugin's decision on stderr\n"
             "       upesi [-c DIR] stat [PREFIX]  show statistics\n"
             "       upesi [-c DIR] plugins [--available]  the live chain, or\n"
             "                                     what plugin_dir holds\n"
             "       upesi [-c DIR] config [KEY]   the effective configuration\n"
+            "       upesi [-c DIR] queue list|show ID|delete ID|hold ID|\n"
+            "                      release ID|flush   the queue plugin's queue\n"
             "       upesi [-c DIR] release QUEUEID  send a held message on\n"
             "       upesi [-c DIR] COMMAND ...    other control commands\n"
             "       upesi --dump-settings [PLUGIN_DIR]  the key reference\n"
@@ -194,17 +200,18 @@ static int plugins_command(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    int check_only = 0, opt;
+    int check_only = 0, opt, simulate = 0, write_store = 0;
     static const struct option long_opts[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
+        { "write", no_argument, NULL, 'W' },
         { NULL, 0, NULL, 0 },
     };
     if (argc >= 2 && !strcmp(argv[1], "--dump-settings"))
         return dump_settings(argc >= 3 ? argv[2] : "plugins");
     if (access("conf/smtp.ini", F_OK) != 0)
         conf_dir = UPESI_CONF_DIR;
-    while ((opt = getopt_long(argc, argv, "+c:o:thV", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+b:c:o:thV", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             conf_dir = optarg;
@@ -214,6 +221,17 @@ int main(int argc, char **argv)
             break;
         case 't':
             check_only = 1;
+            break;
+        case 'b':               /* -bh, as Exim spells it */
+            if (strcmp(optarg, "h") != 0) {
+                fprintf(stderr, "upesi: unknown option -b%s (-bh IP "
+                        "simulates a session)\n", optarg);
+                return 2;
+            }
+            simulate = 1;
+            break;
+        case 'W':
+            write_store = 1;
             break;
         case 'h':
             usage(stdout);
@@ -225,6 +243,42 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+    if (simulate) {
+        /* -bh IP [HELO] [--write] */
+        const char *pos[2] = { NULL, NULL };
+        int npos = 0;
+        for (int i = optind; i < argc; i++) {
+            if (!strcmp(argv[i], "--write"))
+                write_store = 1;
+            else if (npos < 2)
+                pos[npos++] = argv[i];
+            else
+                npos = 3;
+        }
+        if (npos < 1 || npos > 2) {
+            fprintf(stderr, "usage: upesi [-c DIR] -bh IP [HELO] [--write] "
+                    "< session.txt\n");
+            return 2;
+        }
+        up_log_init("upesi", UPESI_LOG_WARNING, 0);
+        /* this process's own table: a running server's stay as they are */
+        if (up_stats_init(16384) != 0)
+            up_fatal("cannot create the statistics table");
+        up_config *cfg = up_config_load(conf_dir);
+        if (cfg == NULL) {
+            fprintf(stderr, "upesi: configuration %s has errors\n",
+                    conf_dir);
+            return 1;
+        }
+        if (cfg->log_level > UPESI_LOG_WARNING)
+            up_log_set_level(UPESI_LOG_WARNING);
+        else
+            up_log_set_level(cfg->log_level);
+        int rc = up_simulate_run(cfg, pos[0], pos[1], write_store);
+        fflush(stdout);
+        /* no teardown: plugins' handles may still be on the loop */
+        _exit(rc);
     }
     const char *command = optind < argc ? argv[optind] : NULL;
     if (command && !strcmp(command, "help")) {

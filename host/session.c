@@ -49,6 +49,7 @@
 #include "dns.h"
 #include "hooks.h"
 #include "log.h"
+#include "simulate.h"
 #include "session.h"
 #include "session_int.h"
 #include "stats.h"
@@ -635,6 +636,10 @@ static void session_start(up_session *s, int proxy)
             uv_ip4_name(a, s->remote_ip, sizeof s->remote_ip);
             s->info.remote_port = ntohs(a->sin_port);
         }
+    }
+    if (up_simulate_ip()) {     /* -bh IP: the client it pretends to be */
+        snprintf(s->remote_ip, sizeof s->remote_ip, "%s", up_simulate_ip());
+        s->info.remote_is_ipv6 = strchr(s->remote_ip, ':') != NULL;
     }
     len = sizeof ss;
     if (uv_tcp_getsockname(&s->tcp, (struct sockaddr *)&ss, &len) == 0) {
