@@ -38,7 +38,10 @@ for my $args (['--version'], ['-V'], ['version']) {
     my $man = slurp("$ROOT/docs/upesi.8") // '';
     $man =~ s/\\-/-/g;
     $man =~ s/\\f[BIRP]//g;
-    my %item = map { $_ => 1 } $man =~ /^\.TP\n\.(?:B|BI|BR)\s+"?([^\s"]+)/mg;
+    my %item;
+    for my $tag ($man =~ /^\.TP\n\.(?:B|BI|BR)\s+([^\n]+)/mg) {
+        $item{$_} = 1 for grep { length } split /[\s",|\[\]]+/, $tag;
+    }
     for my $o (qw(-c -o -t -h -V --help --version --dump-settings -bh)) {
         ok $item{$o}, "upesi.8 has an item for the option $o";
     }
@@ -114,12 +117,18 @@ for my $args (['--version'], ['-V'], ['version']) {
     like $out, qr/^1\s+relay\s.*\n2\s+max_rcpt\s.*\n3\s+queue_spool\s/m, '... and the new one after a reload' or diag $out;
     $s->stop_ok;
 
+    # a plugin_dir with the shipped plugins only (the test plugins include
+    # some that are broken on purpose)
+    my $avail = $s->tmp . '/avail';
+    mkdir $avail;
+    symlink($_, "$avail/" . (split m{/}, $_)[-1]) for glob("$ROOT/plugins/*.so");
+    $s->set_smtp(plugin_dir => $avail);
     ($exit, $out) = Upesi::Test::run_cmd(10, $UPESI, '-c', $s->conf, 'plugins', '--available');
     is $exit, 0, 'plugins --available exits 0' or diag $out;
     for my $p (qw(queue_spool queue_forward relay max_rcpt lua)) {
         like $out, qr/^\Q$p\E\s+\S+\s+\d+\.\d+\s+\S/m, "... lists $p with version and ABI";
     }
-    spit($s->plugdir . '/broken.so', "text\n");
+    spit("$avail/broken.so", "text\n");
     ($exit, $out) = Upesi::Test::run_cmd(10, $UPESI, '-c', $s->conf, 'plugins', '--available');
     is $exit, 1, 'a file that does not load makes --available exit 1';
     like $out, qr/^broken\s.*not a shared object/m, '... and is listed with the reason' or diag $out;
