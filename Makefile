@@ -220,6 +220,7 @@ FUZZ_DEPS_fuzz_smtp_parse  := smtp_parse
 FUZZ_DEPS_fuzz_data_reader := data_reader
 FUZZ_DEPS_fuzz_dns_answer  := dns_answer
 FUZZ_DEPS_fuzz_proxy       := proxy
+FUZZ_DEPS_fuzz_metrics     := metrics stats log
 FUZZ_DEPS_fuzz_config      := config config_file config_smtp config_plugins \
                               settings log dns dns_answer stats tls \
                               tls_ticket tls_cache store_url
