@@ -244,6 +244,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* every path that loads plugins: -t, config, plugins, -bh, the server */
+    up_plugin_loader_init(up_api_table());
     if (simulate) {
         /* -bh IP [HELO] [--write] */
         const char *pos[2] = { NULL, NULL };
@@ -275,6 +277,7 @@ int main(int argc, char **argv)
             up_log_set_level(UPESI_LOG_WARNING);
         else
             up_log_set_level(cfg->log_level);
+        up_config_commit(cfg);      /* plugins adopt it, as in a server */
         int rc = up_simulate_run(cfg, pos[0], pos[1], write_store);
         fflush(stdout);
         /* no teardown: plugins' handles may still be on the loop */
@@ -310,7 +313,6 @@ int main(int argc, char **argv)
     if (command && !show_config)
         return control_command(argc - optind, argv + optind);
 
-    up_plugin_loader_init(up_api_table());
     up_config *cfg = up_config_load(conf_dir);
     if (cfg == NULL) {
         fprintf(stderr, "upesi: configuration %s has errors\n", conf_dir);

@@ -35,8 +35,9 @@ void up_plugins_list(const up_config *cfg,
                      void (*line)(const char *text, void *arg), void *arg)
 {
     char text[512];
+    /* "needs": the ABI the plugin declares it needs (docs/plugins.md) */
     snprintf(text, sizeof text, "%-3s %-16s %-10s %-5s %s", "#", "plugin",
-             "version", "abi", "hooks");
+             "version", "needs", "hooks");
     line(text, arg);
     for (size_t i = 0; i < cfg->n_plugins; i++) {
         const upesi_plugin *d = cfg->plugins[i].mod->desc;
@@ -63,7 +64,7 @@ int up_plugins_available(const char *dir, FILE *out)
         return 1;
     }
     int rc = 0;
-    fprintf(out, "%-16s %-10s %-5s %s\n", "plugin", "version", "abi",
+    fprintf(out, "%-16s %-10s %-5s %s\n", "plugin", "version", "needs",
             "hooks");
     for (int i = 0; i < n; i++) {
         char name[256], err[512];

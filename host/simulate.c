@@ -33,10 +33,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "dns.h"
 #include "log.h"
 #include "server.h"
 #include "simulate.h"
+#include "worker.h"
 
 static int sim_on;
 static int sim_write_store;
@@ -216,8 +218,11 @@ int up_simulate_run(up_config *cfg, const char *ip, const char *helo,
 
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t *loop = uv_default_loop();
-    snprintf(sim_server.sessions_stat, sizeof sim_server.sessions_stat,
-             "Upesi.Worker.0.Sessions");
+    /* the loop plugins' timers and work run on; no plugin background
+     * work is started (up_plugin_start): the forward queue stays put */
+    up_api_set_loop(loop);
+    up_worker_sessions_stat(0, sim_server.sessions_stat,
+                            sizeof sim_server.sessions_stat);
     if (up_server_listen(&sim_server, loop, cfg) != 0)
         return 1;
     struct sockaddr_storage ss;
