@@ -48,13 +48,14 @@ static uint64_t mono_ms(void)
 
 static void notify(const char *state)
 {
+    /* logged first, so the log line is there when systemd acts on it */
+    if (getenv("NOTIFY_SOCKET") && strncmp(state, "WATCHDOG", 8) != 0)
+        up_log(NULL, UPESI_LOG_INFO, "telling systemd %.*s",
+               (int)strcspn(state, "\n"), state);
     int rc = sd_notify(0, state);
     if (rc < 0)
         up_log(NULL, UPESI_LOG_DEBUG, "sd_notify(%s): %s", state,
                strerror(-rc));
-    else if (rc > 0 && strncmp(state, "WATCHDOG", 8) != 0)
-        up_log(NULL, UPESI_LOG_INFO, "told systemd %.*s", (int)strcspn(state,
-               "\n"), state);
 }
 
 int up_notify_open(void)
@@ -114,6 +115,8 @@ void up_notify_reloading(int expected_workers)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     unsigned long long usec = (unsigned long long)ts.tv_sec * 1000000ULL +
                               (unsigned long long)ts.tv_nsec / 1000;
+    if (getenv("NOTIFY_SOCKET"))
+        up_log(NULL, UPESI_LOG_INFO, "telling systemd RELOADING=1");
     int rc = sd_notifyf(0, "RELOADING=1\nSTATUS=reloading\n"
                            "MONOTONIC_USEC=%llu", usec);
     if (rc < 0)

@@ -45,6 +45,8 @@ my $before = $s->stat;
 sub bh {
     my ($ip, $helo, $input, @more) = @_;
     my $err = gensym;
+    # upesi may exit before reading its input (a bad IP): no SIGPIPE here
+    local $SIG{PIPE} = 'IGNORE';
     my $pid = open3(my $in, my $out, $err, $UPESI, '-c', $s->conf, '-bh', $ip,
                     defined $helo ? ($helo) : (), @more);
     print $in $input;

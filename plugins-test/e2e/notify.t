@@ -48,7 +48,7 @@ sub states { map { my $m = $_; $m =~ s/\n(?:STATUS|MONOTONIC_USEC)=[^\n]*//g; $m
 my @m = messages(10, sub { $_[0] =~ /^READY=1/m });
 is_deeply [states(@m)], ['READY=1'], 'start: READY=1' or diag explain \@m;
 my $log = $s->log_text;
-my $ready_at = index($log, 'told systemd READY=1');
+my $ready_at = index($log, 'telling systemd READY=1');
 ok $ready_at > 0, 'the log says when READY=1 went';
 my $n = () = substr($log, 0, $ready_at > 0 ? $ready_at : 0) =~ /worker \d started/g;
 is $n, 2, '... after both workers listen and serve';
@@ -75,7 +75,7 @@ ok defined $usec && $usec >= $t0 && $usec <= $t1, '... the CLOCK_MONOTONIC time 
     my $new = substr($s->log_text, $log_before);
     my @done = ();
     push @done, $-[0] while $new =~ /reload done/g;
-    my $ready = index($new, 'told systemd READY=1');
+    my $ready = index($new, 'telling systemd READY=1');
     is scalar(@done), 2, '... both workers reloaded' or diag $new;
     ok $ready > 0 && @done == 2 && $ready > $done[1], '... and READY=1 came after both' or diag $new;
 }
@@ -99,6 +99,6 @@ my $t = Upesi::Test->new;
     $t->start;
 }
 $t->stop_ok;
-unlike $t->log_text, qr/told systemd|sd_notify/, 'without NOTIFY_SOCKET: no notification';
+unlike $t->log_text, qr/telling systemd|sd_notify/, 'without NOTIFY_SOCKET: no notification';
 
 done_testing();

@@ -291,6 +291,17 @@ static const char *t_spool_dir(upesi_ctx *ctx)
     return t_spool;
 }
 
+/* queue_spool registers `upesi queue` at init (queue_tools.c); the
+ * command itself is tested end to end (queue_tools.t) */
+static int t_control_register(upesi_ctx *ctx, const char *command,
+                              upesi_control_fn fn, void *arg)
+{
+    (void)ctx;
+    (void)fn;
+    (void)arg;
+    return strcmp(command, "queue") == 0 ? 0 : -EINVAL;
+}
+
 static upesi_api t_api = {
     .abi_major = UPESI_ABI_MAJOR, .abi_minor = UPESI_ABI_MINOR,
     .size = sizeof(upesi_api),
@@ -301,7 +312,7 @@ static upesi_api t_api = {
     .rcpt = t_rcpt, .queue_id = t_queue_id, .note_get = t_note_get,
     .message_size = t_message_size, .message_read = t_message_read,
     .stat_add = t_stat_add, .queue_work = t_queue_work,
-    .spool_dir = t_spool_dir,
+    .spool_dir = t_spool_dir, .control_register = t_control_register,
     /* the host's own durable-file functions (host/durable.c) */
     .file_write = up_durable_file_write,
     .file_commit = up_durable_file_commit,
