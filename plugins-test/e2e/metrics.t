@@ -53,13 +53,15 @@ is scalar(@samples), $n_stat, "every statistic is served ($n_stat)";
 my %sample = map { /^(\S+) (-?\d+)$/ ? ($1 => $2) : () } @samples;
 is $sample{upesi_smtp_sessions_accepted_total}, $stat->{'SMTP.Sessions.Accepted'},
     'upesi_smtp_sessions_accepted_total is SMTP.Sessions.Accepted';
-is $stat->{'SMTP.Sessions.Accepted'}, 4, '... 4 sessions, over two workers';
+is $stat->{'SMTP.Sessions.Accepted'}, 4, '... 4 sessions (two workers, one table)';
 is $sample{'upesi_smtp_command_total{verb="EHLO"}'}, 4, 'upesi_smtp_command_total{verb="EHLO"} 4';
 is $sample{'upesi_smtp_command_total{verb="RCPT"}'}, 8, '... RCPT 8';
 is $sample{'upesi_smtp_plugin_verdicts_total{plugin="max_rcpt",hook="rcpt",verdict="DENY"}'}, 4,
     'a plugin verdict with plugin, hook and verdict labels';
-ok exists $sample{'upesi_worker_sessions{worker="0"}'} && exists $sample{'upesi_worker_sessions{worker="1"}'},
-    'per worker sessions with a worker label';
+# (a worker's gauge exists once it had a session; the kernel may have
+# given all four to one worker)
+my @per_worker = grep { /^upesi_worker_sessions\{worker="[01]"\}$/ } keys %sample;
+ok @per_worker >= 1, 'per worker sessions with a worker label (' . scalar(@per_worker) . ')';
 is $sample{upesi_workers}, 2, 'upesi_workers 2';
 
 like $body, qr/^# HELP upesi_smtp_command_total SMTP\.Command\.<VERB>/m, 'HELP lines name the statistic';
