@@ -125,7 +125,8 @@ UNIT_PLUGIN_DEPS_hostmatch := common/hostmatch
 UNIT_DEPS_durable     := durable
 UNIT_DEPS_tls_ticket  := tls_ticket
 UNIT_DEPS_plugin_loader := plugin_loader
-UNIT_DEPS_store       := store store_url store_lmdb store_redis log stats durable
+UNIT_DEPS_store       := store store_url store_lmdb store_redis log stats durable \
+                         simulate_state
 unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ)) \
             $(patsubst %,$(BUILD)/plugins/%.o,$(UNIT_PLUGIN_DEPS_$(1)))
 $(BUILD)/unit/%.t: $(BUILD)/plugins-test/unit/%.o $$(call unit_objs,$$*)

@@ -38,38 +38,8 @@
 #include "log.h"
 #include "server.h"
 #include "simulate.h"
+#include "store.h"
 #include "worker.h"
-
-static int sim_on;
-static int sim_write_store;
-static char sim_ip[64];
-
-int up_simulating(void)
-{
-    return sim_on;
-}
-
-const char *up_simulate_ip(void)
-{
-    return sim_on ? sim_ip : NULL;
-}
-
-int up_simulate_store_writes(void)
-{
-    return !sim_on || sim_write_store;
-}
-
-void up_simulate_trace(const char *fmt, ...)
-{
-    if (!sim_on)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    fflush(stderr);
-}
 
 /* ------------------------------------------------------------------ */
 /* the client thread                                                    */
@@ -197,9 +167,7 @@ int up_simulate_run(up_config *cfg, const char *ip, const char *helo,
         fprintf(stderr, "upesi: -bh: '%s' is not an IP address\n", ip);
         return 2;
     }
-    sim_on = 1;
-    sim_write_store = write_store;
-    snprintf(sim_ip, sizeof sim_ip, "%s", ip);
+    up_simulate_begin(ip, write_store);
 
     /* one listener, on loopback, on a port the kernel picks */
     up_listen_addr *la = calloc(1, sizeof *la);
@@ -230,6 +198,12 @@ int up_simulate_run(up_config *cfg, const char *ip, const char *helo,
     if (uv_tcp_getsockname(&sim_server.listeners[0], (struct sockaddr *)&ss,
                            &len) != 0)
         return 1;
+    /* the store, as a worker that does no upkeep (no sweep: -1); writes
+     * are not made without --write (store.c asks up_simulate_store_writes) */
+    up_store_params sp = { .url = cfg->store,
+                           .timeout_ms = (uint64_t)cfg->store_timeout,
+                           .size = cfg->store_size, .worker_index = -1 };
+    up_store_worker_start(loop, &sp);
     if (up_dns_init(loop, &(up_dns_settings){ cfg->dns_servers,
                                               cfg->dns_timeout,
                                               cfg->dns_cache_size }) != 0)

@@ -7,8 +7,9 @@
  * written; the statistics are this process's own table, so a running
  * server's counters do not move.
  *
- * The store (shared state, when the host has one) must ask
- * up_simulate_store_writes() before a write: 0 unless `-bh --write`.
+ * The store is read for real; store.c asks up_simulate_store_writes()
+ * before a write: none is made unless `-bh --write` (an incr answers the
+ * sum it would have stored).
  */
 #ifndef UPESI_SIMULATE_H
 #define UPESI_SIMULATE_H
@@ -24,6 +25,9 @@ int up_simulate_store_writes(void);
 /* Trace one line to stderr: "hook: plugin -> VERDICT code text" */
 void up_simulate_trace(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+
+/* This process is a simulation from now on (simulate_state.c). */
+void up_simulate_begin(const char *ip, int write_store);
 
 /* Run the session; returns the exit status (0, or 1 on a setup error).
  * helo: if not NULL, "EHLO helo" is sent before stdin's lines. */

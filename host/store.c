@@ -24,6 +24,7 @@
 
 #include "log.h"
 #include "stats.h"
+#include "simulate.h"
 #include "store_int.h"
 
 static uv_loop_t *store_loop;
@@ -196,6 +197,13 @@ static void answer(upesi_store_op *op, int status)
                  : op->kind == UP_STORE_SET ? 0 : op->n,
         .values = op->values,
     };
+    /* -bh without --write: an incr was sent as a read; answer what the
+     * incr would have answered */
+    for (size_t i = 0; op->sim_incr && status == 0 && i < op->n; i++) {
+        op->values[i].num = (op->values[i].found ? op->values[i].num : 0) +
+                            op->by[i];
+        op->values[i].found = 1;
+    }
     op->fn(&r, op->arg);
 }
 
@@ -224,6 +232,19 @@ static upesi_store_op *submit(upesi_store_op *op)
     if (waiting_head == op)
         deadline_arm();
     op->with_backend = 1;
+    if (!up_simulate_store_writes()) {
+        /* -bh without --write: reads are real, writes are not made.  An
+         * incr reads and answers the sum it would have stored; set, del
+         * and expire answer success, later, as the backend would */
+        if (op->kind == UP_STORE_MINCR) {
+            op->kind = UP_STORE_MGET;
+            op->sim_incr = 1;
+        } else if (op->kind == UP_STORE_SET || op->kind == UP_STORE_DEL ||
+                   op->kind == UP_STORE_EXPIRE) {
+            up_store_done_later(op, 0);
+            return op;
+        }
+    }
     backend->submit(op);
     return op;
 }

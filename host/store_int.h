@@ -47,6 +47,7 @@ struct upesi_store_op {
     int cancelled;
     int with_backend;           /* submitted, not yet done              */
     int backend_flags;          /* the backend's own                    */
+    int sim_incr;               /* -bh: an incr sent as a read (answer) */
     struct upesi_store_op *prev, *next;     /* the front's waiting list */
     struct upesi_store_op *qnext;           /* a backend's own queue    */
 };

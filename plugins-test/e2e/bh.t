@@ -100,6 +100,30 @@ like $e, qr/^mail: lua -> DENY 553 5\.7\.1 not eve$/m, '... stderr names it';
 my $r = $s->swaks_send('--from', 'eve@example.org', '--to', 'bob@example.com');
 like $r->{out}, qr/<-  250 2\.0\.0 Ok: queued/, 'the running server still runs the old rules';
 
+# -- the store: read for real, written only with --write ----------------------
+# (the running server holds the same LMDB store; -bh opens it beside it)
+spit($s->conf . '/lua/rules.lua', $lua . <<'LUA');
+upesi.hook("mail", function(conn, txn, sender)
+  local n = upesi.kv.incr("seen:" .. tostring(sender), 1)
+  upesi.kv.set("last", tostring(sender))
+  if n > 1 then return upesi.DENY, "seen " .. n .. " times", 550, "5.7.1" end
+  return upesi.CONT
+end)
+LUA
+my $mail = "MAIL FROM:<kv\@example.org>\nQUIT\n";
+for my $i (1, 2) {
+    ($x, $o, $e) = bh('192.0.2.1', 'c.example.net', $mail);
+    like $o, qr/^250 2\.1\.0 /m, "without --write, run $i: the counter never moves (incr answers 1)" or diag "$o$e";
+}
+($x, $o, $e) = bh('192.0.2.1', 'c.example.net', $mail, '--write');
+like $o, qr/^250 2\.1\.0 /m, 'with --write: the first run counts 1';
+($x, $o, $e) = bh('192.0.2.1', 'c.example.net', $mail, '--write');
+like $o, qr/^550 5\.7\.1 seen 2 times$/m, '... the second 2: written for real' or diag "$o$e";
+($x, $o, $e) = bh('192.0.2.1', 'c.example.net', $mail);
+like $o, qr/^550 5\.7\.1 seen 3 times$/m, 'without --write the store is still read (2 + 1 answered, not stored)' or diag "$o$e";
+($x, $o, $e) = bh('192.0.2.1', 'c.example.net', $mail);
+like $o, qr/^550 5\.7\.1 seen 3 times$/m, '... and again 3: nothing was written' or diag "$o$e";
+
 # -- refusals ---------------------------------------------------------------
 ($x, $o, $e) = bh('not-an-ip', undef, "QUIT\n");
 is $x, 2, '-bh with no IP address: exit 2';
