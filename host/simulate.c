@@ -191,12 +191,13 @@ int up_simulate_run(up_config *cfg, const char *ip, const char *helo,
     up_api_set_loop(loop);
     up_worker_sessions_stat(0, sim_server.sessions_stat,
                             sizeof sim_server.sessions_stat);
-    if (up_server_listen(&sim_server, loop, cfg) != 0)
+    static up_listen_set set;
+    if (up_listen_bind(cfg, &set) != 0 || set.n != 1 ||
+        up_server_listen(&sim_server, loop, cfg, &set) != 0)
         return 1;
     struct sockaddr_storage ss;
-    int len = sizeof ss;
-    if (uv_tcp_getsockname(&sim_server.listeners[0], (struct sockaddr *)&ss,
-                           &len) != 0)
+    socklen_t len = sizeof ss;
+    if (getsockname(set.v[0].fd, (struct sockaddr *)&ss, &len) != 0)
         return 1;
     /* the store, as a worker that does no upkeep (no sweep: -1); writes
      * are not made without --write (store.c asks up_simulate_store_writes) */
