@@ -365,7 +365,12 @@ def report(outdir, foldfile, filters):
     # scores that tie a lot make AUC coarse: say so
     for flt in filters:
         if flt in res:
-            out.append(f"note {flt}: {res[flt]['distinct']} distinct scores over {len(cls_of)} messages")
+            pairs = res[flt]["pairs"]
+            top = max(sc for sc, _ in pairs)
+            n_top = sum(1 for sc, y in pairs if sc == top and y)
+            h_top = sum(1 for sc, y in pairs if sc == top and not y)
+            out.append(f"note {flt}: {res[flt]['distinct']} distinct scores over {len(cls_of)} messages; "
+                       f"its highest, {top:g}, given to {n_top} spam and {h_top} ham")
     text = "\n".join(out) + "\n"
     sys.stdout.write(text)
     with open(os.path.join(outdir, "results.txt"), "w") as f:
