@@ -99,6 +99,10 @@ $(addsuffix .so,$(PLUGIN_DIRS)): %.so: $$(call plugin_dir_objs,$$*) $(COMMON_LIB
 # pkg-config packages (cflags for its objects, libs for its .so),
 # PLUGIN_LIBS_<name> adds plain linker flags.
 PLUGIN_PKGS_mail_rules := gmime-3.0
+PLUGIN_PKGS_bayes := gmime-3.0
+# bayes keeps its counts in an LMDB file of its own on a host without the
+# store service
+PLUGIN_LIBS_bayes := -llmdb -lm
 PLUGIN_PKGS_queue_forward := wolfssl
 # auth checks crypt(3) hashes with libxcrypt (crypt_rn, crypt_checksalt)
 PLUGIN_LIBS_auth := -lcrypt
@@ -124,6 +128,13 @@ UNIT_DEPS_hostmatch   := log
 UNIT_PLUGIN_DEPS_hostmatch := common/hostmatch
 UNIT_DEPS_durable     := durable
 UNIT_DEPS_tls_ticket  := tls_ticket
+# the bayes plugin's tokenizer, features and arithmetic, with GMime
+UNIT_DEPS_bayes       := log
+BAYES_UNIT_OBJ := $(patsubst %,$(BUILD)/plugins/bayes/%.o,bayes_tokenize \
+                  bayes_features bayes_classify)
+$(BUILD)/unit/bayes.t: $(BAYES_UNIT_OBJ)
+$(BUILD)/unit/bayes.t: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
+$(BUILD)/plugins-test/unit/bayes.o: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 UNIT_DEPS_plugin_loader := plugin_loader
 UNIT_DEPS_store       := store store_url store_lmdb store_redis log stats durable \
                          simulate_state
@@ -238,6 +249,9 @@ $(BUILD)/fuzz/fuzz_rules: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 $(BUILD)/fuzz/fuzz_rules: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
 $(BUILD)/fuzz/fuzz_mime: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 $(BUILD)/fuzz/fuzz_mime: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
+FUZZ_PLUGIN_DEPS_fuzz_bayes_tokenize := bayes/bayes_tokenize bayes/bayes_features
+$(BUILD)/fuzz/fuzz_bayes_tokenize $(BUILD)/fuzz/plugins/bayes/%.o: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
+$(BUILD)/fuzz/fuzz_bayes_tokenize: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
 fuzz_objs = $(patsubst %,$(BUILD)/fuzz/host/%.o,$(FUZZ_DEPS_$(1))) \
             $(patsubst %,$(BUILD)/fuzz/plugins/%.o,$(FUZZ_PLUGIN_DEPS_$(1)))
 

@@ -19,6 +19,7 @@
 
 #include "actions.h"
 #include "api.h"
+#include "cli.h"
 #include "control.h"
 #include "dns.h"
 #include "dns_answer.h"
@@ -863,6 +864,8 @@ static const upesi_api api_table = {
     .store_ttl = api_store_ttl,
     .store_cancel = up_store_cancel,
     .store_count = api_store_count,
+    .cli_register = up_cli_register,
+    .cli_wait = up_cli_wait,
 };
 
 const upesi_api *up_api_table(void)

@@ -6,6 +6,8 @@
  *   upesi [-c DIR] stat [PREFIX]    statistics of the running server
  *   upesi [-c DIR] release QUEUEID  move hold/QUEUEID into queue/ (on the
  *                                   spool files: host/actions.c)
+ *   upesi [-c DIR] COMMAND ...      a plugin's subcommand (cli.c), else a
+ *                                   command for the running server
  *   upesi [-c DIR] config [KEY]     every key with its value and where it
  *                                   was set (config_show.c), like postconf
  *   upesi --dump-settings [PLUGIN_DIR]  the key reference of smtp.ini and
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "actions.h"
+#include "cli.h"
 #include "api.h"
 #include "config.h"
 #include "config_lint.h"
@@ -65,7 +68,8 @@ static void usage(FILE *out)
             "       upesi [-c DIR] queue list|show ID|delete ID|hold ID|\n"
             "                      release ID|flush   the queue plugin's queue\n"
             "       upesi [-c DIR] release QUEUEID  send a held message on\n"
-            "       upesi [-c DIR] COMMAND ...    other control commands\n"
+            "       upesi [-c DIR] COMMAND ...    a plugin's command, or a\n"
+            "                                     control command\n"
             "       upesi --dump-settings [PLUGIN_DIR]  the key reference\n"
             "       upesi help | --help | -h      this text\n"
             "       upesi --version | -V          the version and plugin ABI\n"
@@ -192,6 +196,7 @@ static int plugins_command(int argc, char **argv)
         printf("(no server answers on the control socket: the chain of "
                "%s)\n", conf_dir);
         up_plugins_list(cfg, print_line, NULL);
+        up_cli_usage(stdout);    /* the plugins' own subcommands */
     }
     up_config_unref(cfg);
     up_plugin_unload_all();
@@ -309,6 +314,24 @@ int main(int argc, char **argv)
     if (show_config && argc - optind > 2) {
         fprintf(stderr, "usage: upesi [-c DIR] config [KEY]\n");
         return 2;
+    }
+    if (command && !show_config && strcmp(command, "stat") != 0) {
+        /* A plugin's own subcommand (`bayes learn ...`) needs the
+         * configuration and the plugins; anything else is for the server.
+         * A configuration that does not load leaves the server's commands
+         * working (the server may run an older, good one). */
+        up_log_set_level(UPESI_LOG_WARNING);
+        up_config *cfg = up_config_load(conf_dir);
+        if (cfg && up_cli_has(command)) {
+            up_log_set_level(cfg->log_level < UPESI_LOG_NOTICE
+                                 ? cfg->log_level : UPESI_LOG_NOTICE);
+            int rc = up_cli_run(cfg, argc - optind, argv + optind);
+            up_config_unref(cfg);
+            up_plugin_unload_all();
+            return rc;
+        }
+        if (cfg)
+            up_config_unref(cfg);
     }
     if (command && !show_config)
         return control_command(argc - optind, argv + optind);

@@ -361,6 +361,19 @@ static int l_txn_is_local(lua_State *S)
     return 1;
 }
 
+/* txn:bayes_vote("spam" | "ham"): the bayes plugin learns the message
+ * when the transaction ends (its note bayes.vote). */
+static int l_txn_bayes_vote(lua_State *S)
+{
+    static const char *const names[] = { "spam", "ham", NULL };
+    int which = luaL_checkoption(S, 2, NULL, names);
+    luab_run *r = luab_need_call(S, "txn:bayes_vote");
+    if (luab_host->note_set(r->call, UPESI_SCOPE_TXN, "bayes.vote",
+                           names[which]) != 0)
+        return luaL_error(S, "txn:bayes_vote: cannot set the note");
+    return 0;
+}
+
 static int l_txn_action(lua_State *S)
 {
     static const char *const names[] = { "quarantine", "journal", "hold",
@@ -469,6 +482,7 @@ static int txn_index(lua_State *S)
         { "param", l_txn_param },
         { "is_local", l_txn_is_local },
         { "action", l_txn_action },
+        { "bayes_vote", l_txn_bayes_vote },
         { NULL, NULL },
     };
     const char *k = luaL_checkstring(S, 2);
@@ -498,6 +512,22 @@ static int txn_index(lua_State *S)
                1;
     if (!strcmp(k, "queue_id"))
         return push_str(S, luab_host->queue_id(r->call));
+    if (!strcmp(k, "bayes")) {
+        /* the bayes plugin's verdict (its notes), nil before it or
+         * without one: { prob = 0.9931, class = "spam" } */
+        const char *p = luab_host->note_get(r->call, UPESI_SCOPE_TXN,
+                                           "bayes.prob");
+        const char *c = luab_host->note_get(r->call, UPESI_SCOPE_TXN,
+                                           "bayes.class");
+        if (p == NULL || c == NULL)
+            return push_str(S, NULL);
+        lua_createtable(S, 0, 2);
+        lua_pushnumber(S, strtod(p, NULL));
+        lua_setfield(S, -2, "prob");
+        lua_pushstring(S, c);
+        lua_setfield(S, -2, "class");
+        return 1;
+    }
     if (!strcmp(k, "size"))
         return lua_pushinteger(S,
                                (lua_Integer)luab_host->message_size(r->call)),

@@ -60,10 +60,11 @@ extern "C" {
 #endif
 
 #define UPESI_ABI_MAJOR 2
-#define UPESI_ABI_MINOR 1              /* 2.0: the plugin context, one error
+#define UPESI_ABI_MINOR 2              /* 2.0: the plugin context, one error
                                           convention, generations adopted
                                           on commit (docs/plugins.md);
-                                          2.1: the store (store_get ...) */
+                                          2.1: the store (store_get ...);
+                                          2.2: cli_register, cli_wait */
 #define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
 
 /* The symbol the host looks up in every plugin. */
@@ -308,6 +309,11 @@ typedef struct upesi_store_op upesi_store_op;
 /* Runs on the loop, never from inside the store call, exactly once per
  * call unless it was cancelled (then never). */
 typedef void (*upesi_store_fn)(const upesi_store_result *result, void *arg);
+/* A command-line subcommand (ABI 2.2, see cli_register): config is the
+ * plugin's settings of the loaded configuration (what config_new made,
+ * NULL for a plugin without settings), argv[0] the command's name.
+ * Returns the process's exit status. */
+typedef int (*upesi_cli_fn)(void *config, int argc, char **argv, void *arg);
 
 struct upesi_api {
     uint16_t abi_major;
@@ -653,7 +659,28 @@ struct upesi_api {
      * the prefix: meant for tests and small namespaces. */
     upesi_store_op *(*store_count)(upesi_ctx *ctx,
                                    upesi_store_fn fn, void *arg);
-    /* ABI 2.2 and later append here. */
+
+    /* -- ABI 2.2: a subcommand of the command line, `upesi -c DIR
+     *    <command> args...`, run in the process that typed it, not in the
+     *    server: the host loads the configuration and the plugins (init,
+     *    settings), finds the command and calls fn, then exits with what
+     *    fn returned.  No worker runs; the host's services that answer on
+     *    a loop answer while fn waits in cli_wait.  usage is one line
+     *    shown by `upesi -c DIR plugins` ("bayes learn|classify ...").  A
+     *    command a plugin registers here takes precedence over a
+     *    control-socket command of the same name.  Call from init.
+     *    0, -EINVAL (fn NULL, a name that is not one word of a-z 0-9 - _
+     *    under 32 bytes, or one the host uses), -EEXIST, -ENOMEM. */
+    int (*cli_register)(upesi_ctx *ctx, const char *command,
+                        upesi_cli_fn fn, const char *usage, void *arg);
+    /* -- ABI 2.2: inside a cli_register command only: run the host's loop
+     *    (where the host's asynchronous services answer) until *done is
+     *    non-zero: a command line starts an asynchronous call and waits
+     *    here.  0, or -EINVAL outside a command (in a worker a plugin
+     *    never waits: it returns PENDING). */
+    int (*cli_wait)(volatile int *done);
+
+    /* ABI 2.3 and later append here. */
 };
 
 /* Does this host have api call `fn`?  False on a host whose table ends
@@ -669,6 +696,9 @@ struct upesi_api {
  * UPESI_PLUGIN_HEADER_NEEDS(UPESI_API_STORE_MINOR), or tests
  * UPESI_API_SUPPORTED(api, store_get) first. */
 #define UPESI_API_STORE_MINOR 1
+
+/* The minor that brought cli_register and cli_wait. */
+#define UPESI_API_CLI_MINOR 2
 
 /* ---------------------------------------------------------------------- */
 /* Settings tables                                                        */

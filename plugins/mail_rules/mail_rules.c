@@ -137,6 +137,7 @@ typedef struct mr_ctx {
     int built[MR_F_COUNT];
     mr_strv values[MR_F_COUNT];  /* per text field, folded              */
     long long numbers[MR_F_COUNT];
+    unsigned char no_number[MR_F_COUNT];  /* no value: no condition holds */
     int oom;
 } mr_ctx;
 
@@ -270,6 +271,22 @@ static void build_values(mr_ctx *c, mr_field f)
             add(c, v, tag);
         break;
     }
+    case MR_F_BAYES_CLASS: {
+        const char *cls = api->note_get(c->call, UPESI_SCOPE_TXN,
+                                        "bayes.class");
+        if (cls && *cls)
+            add(c, v, cls);
+        break;
+    }
+    case MR_F_BAYES_PROBABILITY: {
+        /* no verdict (bayes not run, or under min_learns): no number */
+        const char *p = api->note_get(c->call, UPESI_SCOPE_TXN, "bayes.prob");
+        if (p && *p)
+            c->numbers[f] = (long long)(strtod(p, NULL) * 10000.0 + 0.5);
+        else
+            c->no_number[f] = 1;
+        break;
+    }
     case MR_F_SIZE:
         c->numbers[f] = (long long)api->message_size(c->call);
         break;
@@ -333,6 +350,8 @@ static int eval(mr_ctx *c, const mr_expr *e)
     }
     if (!mr_field_is_number(e->field))
         return list_match(e->op, &c->values[e->field], e->text);
+    if (c->no_number[e->field])
+        return 0;
     long long n = c->numbers[e->field];
     switch (e->op) {
     case MR_OP_IS:
@@ -377,6 +396,11 @@ static int run_actions(mr_ctx *c, const mr_rule *r)
             used += (size_t)n;
         if (a->kind == MR_A_STOP) {
             stop = 1;
+            continue;
+        }
+        if (a->kind == MR_A_VOTE) {
+            /* the bayes plugin learns it when the transaction ends */
+            api->note_set(c->call, UPESI_SCOPE_TXN, "bayes.vote", a->arg);
             continue;
         }
         char reason[300];

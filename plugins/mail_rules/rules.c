@@ -44,12 +44,15 @@ static const char *const field_names[MR_F_COUNT] = {
     [MR_F_ANY_RECIPIENT] = "any_recipient",
     [MR_F_BLACKLIST_TAG] = "blacklist_tag",
     [MR_F_WHITELIST_TAG] = "whitelist_tag", [MR_F_HEADER] = "header",
+    [MR_F_BAYES_CLASS] = "bayes_class",
+    [MR_F_BAYES_PROBABILITY] = "bayes_probability",
 };
 
 static const char *const action_names[MR_A_COUNT] = {
     [MR_A_QUARANTINE] = "quarantine", [MR_A_JOURNAL] = "journal",
     [MR_A_REJECT] = "reject", [MR_A_DROP] = "drop", [MR_A_HOLD] = "hold",
     [MR_A_COPY_TO] = "copy_to", [MR_A_TAG] = "tag", [MR_A_STOP] = "stop",
+    [MR_A_VOTE] = "vote",
 };
 
 static const char *const action_stats[MR_A_COUNT] = {
@@ -61,6 +64,7 @@ static const char *const action_stats[MR_A_COUNT] = {
     [MR_A_COPY_TO] = "SMTP.Rules.Action.CopyTo",
     [MR_A_TAG] = "SMTP.Rules.Action.Tag",
     [MR_A_STOP] = "SMTP.Rules.Action.Stop",
+    [MR_A_VOTE] = "SMTP.Rules.Action.Vote",
 };
 
 const char *mr_field_name(mr_field field)
@@ -81,7 +85,7 @@ const char *mr_action_stat(mr_action_kind kind)
 int mr_field_is_number(mr_field field)
 {
     return field == MR_F_SIZE || field == MR_F_ATTACHMENT_COUNT ||
-           field == MR_F_RECIPIENT_COUNT;
+           field == MR_F_RECIPIENT_COUNT || field == MR_F_BAYES_PROBABILITY;
 }
 
 char *mr_fold(const char *s, size_t len)
@@ -435,8 +439,8 @@ static mr_expr *parse_condition(parser *ps)
         goto bad;
     }
     if (!numeric && (e->op == MR_OP_LESS || e->op == MR_OP_GREATER)) {
-        fail(ps, "%s is text: < and > need size, attachment_count or "
-             "recipient_count", field_names[field]);
+        fail(ps, "%s is text: < and > need size, attachment_count, "
+             "recipient_count or bayes_probability", field_names[field]);
         goto bad;
     }
     if (numeric) {
@@ -446,6 +450,14 @@ static mr_expr *parse_condition(parser *ps)
             parse_number(s, len, &e->number) != 0) {
             expected(ps, "a number (like 100, 10K, 5M)");
             goto bad;
+        }
+        if (field == MR_F_BAYES_PROBABILITY) {
+            /* a percentage; the verdict has four decimals */
+            if (e->number > 100) {
+                fail(ps, "bayes_probability is a percentage (0 to 100)");
+                goto bad;
+            }
+            e->number *= 100;
         }
     } else {
         if (ps->kind != T_STRING) {
@@ -584,11 +596,22 @@ static int parse_action(parser *ps, mr_rule *r)
     if (kind == MR_A_COUNT) {
         char buf[64];
         fail(ps, "unknown action %s (quarantine, journal, reject, drop, "
-             "hold, copy_to, tag, stop)", tok_show(ps, buf, sizeof buf));
+             "hold, copy_to, tag, stop, vote)", tok_show(ps, buf, sizeof buf));
         return -1;
     }
     next(ps);
     char *arg = NULL;
+    if (kind == MR_A_VOTE) {
+        if (!is_word(ps, "spam") && !is_word(ps, "ham")) {
+            expected(ps, "spam or ham after vote");
+            return -1;
+        }
+        if ((arg = strdup(is_word(ps, "spam") ? "spam" : "ham")) == NULL) {
+            fail(ps, "out of memory");
+            return -1;
+        }
+        next(ps);
+    }
     if (kind == MR_A_REJECT || kind == MR_A_COPY_TO || kind == MR_A_TAG) {
         if (ps->kind == T_STRING) {
             if ((arg = strdup(ps->str)) == NULL) {

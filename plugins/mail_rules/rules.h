@@ -42,6 +42,8 @@ typedef enum mr_field {
     MR_F_BLACKLIST_TAG,
     MR_F_WHITELIST_TAG,
     MR_F_HEADER,
+    MR_F_BAYES_CLASS,            /* note bayes.class: spam, ham, unsure   */
+    MR_F_BAYES_PROBABILITY,      /* note bayes.prob, in percent           */
     MR_F_COUNT
 } mr_field;
 
@@ -68,7 +70,8 @@ typedef struct mr_expr {
     mr_op op;
     char *header;                /* MR_F_HEADER: the name, folded          */
     char *text;                  /* the value, folded (text fields)        */
-    long long number;            /* the value (number fields)              */
+    long long number;            /* the value (number fields; bayes_
+                                    probability in 1/100 of a percent)     */
 } mr_expr;
 
 typedef enum mr_action_kind {
@@ -80,12 +83,14 @@ typedef enum mr_action_kind {
     MR_A_COPY_TO,
     MR_A_TAG,
     MR_A_STOP,
+    MR_A_VOTE,                   /* vote spam|ham: the bayes plugin learns */
     MR_A_COUNT
 } mr_action_kind;
 
 typedef struct mr_action {
     mr_action_kind kind;
-    char *arg;                   /* reject text, copy_to address, tag      */
+    char *arg;                   /* reject text, copy_to address, tag,
+                                    vote: "spam" or "ham"                  */
 } mr_action;
 
 typedef struct mr_rule {

@@ -1,0 +1,50 @@
+/*
+ * bayes_features.h - tokens into the 64-bit feature ids the filter counts.
+ *
+ * Each token is a feature, and so is each orthogonal sparse bigram (OSB,
+ * Siefkes et al. 2004, as rspamd): the token paired with each of the
+ * BAYES_OSB_WINDOW - 1 tokens before it in the same field, with the
+ * distance between them as part of the pair ("free ... money @2").
+ * Ids are a 64-bit hash, so a count store never sees the words.  A
+ * message's ids are sorted and unique: a word said ten times counts once
+ * (Graham, Robinson, bogofilter).
+ *
+ * Fails only for want of memory (-ENOMEM).
+ */
+#ifndef BAYES_FEATURES_H
+#define BAYES_FEATURES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BAYES_OSB_WINDOW 5
+#define BAYES_MAX_FEATURES 20000     /* per message, the rest is ignored  */
+
+typedef struct bayes_features {
+    uint64_t *ids;
+    size_t n, cap;
+    /* the sliding window of the current field: hashes of the last tokens */
+    uint64_t window[BAYES_OSB_WINDOW];
+    size_t in_window;
+    int osb;                         /* 0: single tokens only             */
+} bayes_features;
+
+void bayes_features_init(bayes_features *f, int osb);
+void bayes_features_free(bayes_features *f);
+/* A bayes_token_fn: arg is the bayes_features. */
+void bayes_features_token(const char *tok, size_t len, void *arg);
+/* Sort and unique the ids; after it f->ids[0..n) is the message. */
+void bayes_features_finish(bayes_features *f);
+/* The whole path: message bytes to ids.  0 or -ENOMEM. */
+int bayes_features_message(bayes_features *f, const char *msg, size_t len);
+/* The 64-bit hash of bytes (for message digests of the learned record
+ * as well: two different seeds give a 128-bit digest). */
+uint64_t bayes_hash64(const void *data, size_t len, uint64_t seed);
+
+/* A message's identity for the learned record (16 bytes): its
+ * Message-ID when it has one, else its body (what follows the header
+ * section), so that headers added in transit (Received, X-Spam-Bayes) do
+ * not make it another message. */
+void bayes_message_digest(const char *msg, size_t len, unsigned char *out);
+
+#endif
