@@ -102,7 +102,7 @@ PLUGIN_PKGS_mail_rules := gmime-3.0
 PLUGIN_PKGS_bayes := gmime-3.0
 # bayes keeps its counts in an LMDB file of its own on a host without the
 # store service
-PLUGIN_LIBS_bayes := -llmdb -lm
+PLUGIN_LIBS_bayes := -lm
 PLUGIN_PKGS_queue_forward := wolfssl
 # auth checks crypt(3) hashes with libxcrypt (crypt_rn, crypt_checksalt)
 PLUGIN_LIBS_auth := -lcrypt

@@ -14,9 +14,7 @@
 
 #include "cli.h"
 #include "plugin_loader.h"
-#ifdef UPESI_STORE_BATCH_MAX
 #include "store.h"
-#endif
 
 typedef struct cli_cmd {
     char name[32];
@@ -115,18 +113,13 @@ static int run_with_loop(const up_config *cfg, cli_cmd *c, void *settings,
         return 1;
     }
     cli_loop = &loop;
-#ifdef UPESI_STORE_BATCH_MAX
     /* a worker's store, without the sweep of worker 0 */
-    up_store_params sp = {.url = cfg->store, .timeout_ms = cfg->store_timeout,
+    up_store_params sp = {.url = cfg->store,
+                          .timeout_ms = (uint64_t)cfg->store_timeout,
                           .size = cfg->store_size, .worker_index = -1};
     up_store_worker_start(&loop, &sp);
-#else
-    (void)cfg;
-#endif
     int rc = c->fn(settings, argc, argv, c->arg);
-#ifdef UPESI_STORE_BATCH_MAX
     up_store_worker_stop();
-#endif
     uv_run(&loop, UV_RUN_NOWAIT);
     cli_loop = NULL;
     uv_loop_close(&loop);

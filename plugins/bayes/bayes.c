@@ -13,7 +13,7 @@
  *
  * How it fails: a store that cannot answer follows store_failure (accept:
  * the message goes on without a verdict, logged and counted in
- * SMTP.Store.Errors; tempfail: 451 4.3.0).  A message that cannot be read
+ * SMTP.Bayes.Store.Failures; tempfail: 451 4.3.0).  A message that cannot be read
  * is let through without a verdict, logged.
  */
 #include <errno.h>
@@ -24,6 +24,7 @@
 #include "bayes.h"
 #include "bayes_features.h"
 #include "bayes_tokenize.h"
+#include "../common/store_failure.h"
 
 #define BAYES_HEADER "X-Spam-Bayes"
 
@@ -48,42 +49,17 @@ bayes_verdict_class bayes_class_of(const bayes_settings *s, double prob)
     return BAYES_V_UNSURE;
 }
 
-/* One store per process: opened after the fork (LMDB handles must not
- * cross one), on first use. */
-static bayes_store *proc_store;
-static char *proc_store_path;
-
+/* The host's store, asked through this process's handle (made on
+ * first use). */
 static bayes_store *host_store;
 
 bayes_store *bayes_store_for(const bayes_settings *s, char *err,
                              size_t errlen)
 {
-    if (host_store == NULL)
-        host_store = bayes_store_open_host();
-    if (host_store)
-        return host_store;
-    if (proc_store && strcmp(proc_store_path, s->store_path) == 0)
-        return proc_store;
-    bayes_store *st;
-    int rc = bayes_api->dir_make(s->store_path);
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot create %s: %s", s->store_path,
-                 strerror(-rc));
-        return NULL;
-    }
-    if (bayes_store_open_lmdb(s->store_path, &st, err, errlen) != 0)
-        return NULL;
-    char *path = strdup(s->store_path);
-    if (path == NULL) {
-        bayes_store_close(st);
+    (void)s;
+    if (host_store == NULL && (host_store = bayes_store_open_host()) == NULL)
         snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    bayes_store_close(proc_store);
-    free(proc_store_path);
-    proc_store = st;
-    proc_store_path = path;
-    return st;
+    return host_store;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -125,7 +101,7 @@ static void autolearn_done(int status, bayes_learn_result result, void *arg)
     if (status != 0) {
         bayes_api->log(bayes_ctx, UPESI_LOG_WARNING, "autolearn failed: %s",
                        strerror(-status));
-        bayes_api->stat_add(bayes_ctx, "SMTP.Store.Errors", 1);
+        bayes_api->stat_add(bayes_ctx, "SMTP.Bayes.Store.Failures", 1);
     } else if (result == BAYES_LEARNED || result == BAYES_MOVED) {
         bayes_api->stat_add(bayes_ctx, "SMTP.Bayes.Autolearned", 1);
     }
@@ -191,17 +167,13 @@ static upesi_verdict apply_action(verdict_ctx *v, bayes_verdict_class c,
     return UPESI_CONT;
 }
 
-static upesi_verdict store_failed(verdict_ctx *v, const char *why)
+/* store_failure (plugins/common/store_failure.c): logged at most once a
+ * minute, counted, and accept (no verdict) or 451 4.3.0 */
+static upesi_verdict store_failed(verdict_ctx *v, int status)
 {
-    bayes_api->log_call(v->call, UPESI_LOG_WARNING, "store: %s%s", why,
-                   v->s->store_failure_tempfail ? "" : ", no verdict");
-    bayes_api->stat_add(bayes_ctx, "SMTP.Store.Errors", 1);
-    if (v->s->store_failure_tempfail) {
-        bayes_api->reply(v->call, 451, "4.3.0",
-                         "Temporary failure, try again later");
-        return UPESI_DENYSOFT;
-    }
-    return UPESI_CONT;
+    return store_failure_note(bayes_api, bayes_ctx, v->call,
+                              v->s->store_failure, status,
+                              "SMTP.Bayes.Store.Failures", "lookup");
 }
 
 static upesi_verdict judge(verdict_ctx *v, const bayes_count *counts,
@@ -252,9 +224,8 @@ static void lookup_done(int status, const bayes_count *counts, size_t n,
         ctx_free(v);
         return;
     }
-    char why[64];
-    snprintf(why, sizeof why, "%s", status ? strerror(-status) : "");
-    v->verdict = status ? store_failed(v, why) : judge(v, counts, n, totals);
+    v->verdict = status ? store_failed(v, status)
+                        : judge(v, counts, n, totals);
     v->done = 1;
     if (!v->in_call) {
         bayes_api->resume(v->call, v->verdict);
@@ -325,7 +296,8 @@ static upesi_verdict bayes_data_post(upesi_call *call)
     char err[256];
     bayes_store *st = bayes_store_for(s, err, sizeof err);
     if (st == NULL) {
-        upesi_verdict r = store_failed(v, err);
+        bayes_api->log_call(call, UPESI_LOG_WARNING, "%s, no verdict", err);
+        upesi_verdict r = store_failed(v, -ENOMEM);
         ctx_free(v);
         return r;
     }
@@ -333,7 +305,7 @@ static upesi_verdict bayes_data_post(upesi_call *call)
     rc = bayes_store_lookup(st, v->f.ids, v->f.n, lookup_done, v);
     v->in_call = 0;
     if (rc != 0) {
-        upesi_verdict r = store_failed(v, strerror(-rc));
+        upesi_verdict r = store_failed(v, rc);
         ctx_free(v);
         return r;
     }
@@ -359,7 +331,7 @@ static void vote_done(int status, bayes_learn_result result, void *arg)
     if (status != 0) {
         bayes_api->log(bayes_ctx, UPESI_LOG_WARNING, "vote on %s not learned: %s",
                        qid, strerror(-status));
-        bayes_api->stat_add(bayes_ctx, "SMTP.Store.Errors", 1);
+        bayes_api->stat_add(bayes_ctx, "SMTP.Bayes.Store.Failures", 1);
         free(qid);
         return;
     }
@@ -444,15 +416,12 @@ static void bayes_fini(void)
 {
     bayes_store_close(host_store);
     host_store = NULL;
-    bayes_store_close(proc_store);
-    proc_store = NULL;
-    free(proc_store_path);
-    proc_store_path = NULL;
     bayes_tokenize_shutdown();
 }
 
 UPESI_PLUGIN = {
-    UPESI_PLUGIN_HEADER_NEEDS(1),    /* cli_register, cli_wait */
+    UPESI_PLUGIN_HEADER_NEEDS(UPESI_API_CLI_MINOR), /* the store (2.1),
+                                                      cli_register (2.2) */
     .name = "bayes",
     .version = "1.0",
     .init = bayes_init,

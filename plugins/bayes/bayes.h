@@ -35,8 +35,7 @@ typedef struct bayes_settings {
     size_t max_size;             /* bytes of a message read              */
     int osb;
     bayes_params params;
-    char *store_path;            /* absolute, after config_check          */
-    int store_failure_tempfail;
+    int store_failure;           /* STORE_FAILURE_ACCEPT | _TEMPFAIL     */
     char **autolearn_spam, **autolearn_ham;  /* note names, NULL-ended   */
     double autolearn_balance;
 } bayes_settings;
@@ -55,10 +54,8 @@ int bayes_settings_set(void *config, const char *section, const char *key,
 int bayes_settings_check(void *config, char *err, size_t errlen);
 void bayes_settings_free(void *config);
 
-/* The store of this process: the host's store service when the host has
- * one, else the LMDB file at s->store_path (opened on first use, after
- * the fork; reopened when a reload names another path).  NULL with a
- * sentence in err. */
+/* The store of this process: the host's store service (smtp.ini
+ * `store`).  NULL with a sentence in err. */
 bayes_store *bayes_store_for(const bayes_settings *s, char *err,
                              size_t errlen);
 
@@ -70,8 +67,8 @@ bayes_verdict_class bayes_class_of(const bayes_settings *s, double prob);
 int bayes_learn_message(bayes_store *st, const bayes_settings *s,
                         const char *msg, size_t len, bayes_class cls,
                         int unlearn, bayes_learn_result *result);
-/* Classify one message synchronously (needs a store whose answers are
- * ready at once, as the LMDB one).  0 or a negative errno. */
+/* Classify one message, waiting for the store's answer (command line
+ * only: cli_wait).  0 or a negative errno. */
 int bayes_classify_message(bayes_store *st, const bayes_settings *s,
                            const char *msg, size_t len, double *prob,
                            bayes_totals *totals);

@@ -48,8 +48,8 @@ static void learn_done(int status, bayes_learn_result result, void *arg)
     o->done = 1;
 }
 
-/* Wait for a store call of the command line: the LMDB file has answered
- * already, the host's store answers while the host's loop runs. */
+/* Wait for a store call of the command line: the host's store answers
+ * while the host's loop runs. */
 static int wait_for(volatile int *done)
 {
     if (*done)
@@ -500,7 +500,7 @@ static void stats_done(int status, bayes_totals t, void *arg)
 
 static int stats(run *r)
 {
-    if (r->out && bayes_store_async(r->st)) {
+    if (r->out) {
         say(r, stdout, "bayes stats: ask the command line, `upesi -c DIR "
             "bayes stats`\n");
         return 2;
@@ -529,8 +529,7 @@ static int stats(run *r)
         (long long)t.spam >= r->s->min_learns &&
                 (long long)t.ham >= r->s->min_learns
             ? "verdicts given" : "no verdict yet",
-        bayes_store_async(r->st) ? "the host's store (smtp.ini store)"
-                                 : r->s->store_path);
+        "the host's store (smtp.ini store)");
     return 0;
 }
 
@@ -569,7 +568,7 @@ static int run_command(run *r, int argc, char **argv)
         say(r, stderr, "%s", usage);
         return 2;
     }
-    if (r->fn == learn_one && r->out && bayes_store_async(r->st)) {
+    if (r->fn == learn_one && r->out) {
         if ((r->bg = calloc(1, sizeof *r->bg)) == NULL) {
             say(r, stderr, "bayes: out of memory\n");
             return 1;
@@ -587,20 +586,11 @@ static int run_command(run *r, int argc, char **argv)
             bg_report(r->bg);
         return r->unreadable ? 1 : 0;
     }
-    int rc = r->fn == learn_one ? bayes_store_batch(r->st, 1) : 0;
+    int rc = 0;
     for (int i = first; i < argc && rc == 0; i++)
         rc = walk_path(r, argv[i], 0);
-    if (r->fn == learn_one) {
-        int sync = bayes_store_batch(r->st, 0);
-        if (sync == 0)
-            sync = bayes_store_sync(r->st);
-        if (rc == 0 && sync != 0) {
-            say(r, stderr, "bayes: %s: %s\n", r->s->store_path,
-                strerror(-sync));
-            rc = sync;
-        }
+    if (r->fn == learn_one)
         learn_summary(r);
-    }
     return rc < 0 || r->unreadable || r->failed ? 1 : 0;
 }
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "bayes.h"
+#include "../common/store_failure.h"
 
 void *bayes_settings_new(void)
 {
@@ -56,7 +57,6 @@ void bayes_settings_free(void *config)
     free(s->reject_text);
     free(s->tempfail_text);
     free(s->tag_subject);
-    free(s->store_path);
     free_list(s->autolearn_spam);
     free_list(s->autolearn_ham);
     free(s);
@@ -198,24 +198,8 @@ int bayes_settings_set(void *config, const char *section, const char *key,
     } else if (strcmp(key, "robinson_x") == 0) {
         if (parse_double(value, 0.01, 0.99, &s->params.x) == 0)
             return 0;
-    } else if (strcmp(key, "store_path") == 0) {
-        char *hp = bayes_api->config_path(bayes_ctx, value);
-        char *p = hp ? strdup(hp) : NULL;
-        bayes_api->free(hp);
-        if (p == NULL)
-            return snprintf(err, errlen, "out of memory"), -1;
-        free(s->store_path);
-        s->store_path = p;
-        return 0;
     } else if (strcmp(key, "store_failure") == 0) {
-        if (strcasecmp(value, "accept") == 0 ||
-            strcasecmp(value, "tempfail") == 0) {
-            s->store_failure_tempfail = strcasecmp(value, "tempfail") == 0;
-            return 0;
-        }
-        snprintf(err, errlen, "store_failure = %s: accept or tempfail",
-                 value);
-        return -1;
+        return store_failure_parse(value, &s->store_failure, err, errlen);
     } else if (strcmp(key, "autolearn_spam") == 0 ||
                strcmp(key, "autolearn_ham") == 0) {
         if (parse_list(value, key[10] == 's' ? &s->autolearn_spam
@@ -241,18 +225,6 @@ int bayes_settings_check(void *config, char *err, size_t errlen)
         snprintf(err, errlen, "ham_threshold (%g) is above spam_threshold "
                  "(%g)", s->ham_threshold, s->spam_threshold);
         return -1;
-    }
-    if (s->store_path == NULL) {
-        const char *spool = bayes_api->spool_dir(bayes_ctx);
-        if (spool == NULL) {
-            snprintf(err, errlen, "no spool_dir for the bayes store: set "
-                     "store_path");
-            return -1;
-        }
-        size_t n = strlen(spool) + 8;
-        if ((s->store_path = malloc(n)) == NULL)
-            return snprintf(err, errlen, "out of memory"), -1;
-        snprintf(s->store_path, n, "%s/bayes", spool);
     }
     bayes_current_settings = s;
     return 0;

@@ -29,22 +29,13 @@
 #include "bayes.h"
 #include "bayes_store.h"
 
-#ifndef UPESI_STORE_BATCH_MAX
-
-bayes_store *bayes_store_open_host(void)
-{
-    return NULL;                 /* built against a header without it */
-}
-
-#else
-
 #define SPAM_ONE (1LL << 32)
 #define KEY_LEN 20               /* "t:" + 16 hex + NUL, rounded          */
 #define MAX_IDS (UPESI_STORE_BATCH_MAX - 1)
 
-typedef struct host_store {
-    bayes_store base;
-} host_store;
+struct bayes_store {
+    int unused;                  /* the host's store holds all the state */
+};
 
 static uint32_t spam_of(long long v)
 {
@@ -126,7 +117,7 @@ static void lookup_done(const upesi_store_result *r, void *arg)
     free(op);
 }
 
-static int host_lookup(bayes_store *st, const uint64_t *ids, size_t n,
+int bayes_store_lookup(bayes_store *st, const uint64_t *ids, size_t n,
                        bayes_lookup_fn fn, void *arg)
 {
     (void)st;
@@ -245,7 +236,7 @@ static void record_read(const upesi_store_result *r, void *arg)
         learn_finish(op, -EIO);
 }
 
-static int host_learn(bayes_store *st, const uint64_t *ids, size_t n,
+int bayes_store_learn(bayes_store *st, const uint64_t *ids, size_t n,
                       const unsigned char *digest, bayes_class cls,
                       int unlearn, bayes_learn_fn fn, void *arg)
 {
@@ -309,7 +300,7 @@ static void totals_done(const upesi_store_result *r, void *arg)
     }
 }
 
-static int host_stats(bayes_store *st, bayes_stats_fn fn, void *arg)
+int bayes_store_stats(bayes_store *st, bayes_stats_fn fn, void *arg)
 {
     (void)st;
     stats_op *op = calloc(1, sizeof *op);
@@ -325,44 +316,12 @@ static int host_stats(bayes_store *st, bayes_stats_fn fn, void *arg)
     return 0;
 }
 
-/* the host's store makes its own writes durable */
-static int host_sync(bayes_store *st)
-{
-    (void)st;
-    return 0;
-}
-
-static int host_batch(bayes_store *st, int on)
-{
-    (void)st;
-    (void)on;
-    return 0;
-}
-
-static void host_close(bayes_store *st)
+void bayes_store_close(bayes_store *st)
 {
     free(st);
 }
 
-static const bayes_store_ops host_ops = {
-    .async = 1,
-    .close = host_close,
-    .sync = host_sync,
-    .batch = host_batch,
-    .lookup = host_lookup,
-    .learn = host_learn,
-    .stats = host_stats,
-};
-
 bayes_store *bayes_store_open_host(void)
 {
-    if (!UPESI_API_SUPPORTED(bayes_api, store_mget))
-        return NULL;
-    host_store *st = calloc(1, sizeof *st);
-    if (st == NULL)
-        return NULL;
-    st->base.ops = &host_ops;
-    return &st->base;
+    return calloc(1, sizeof(bayes_store));
 }
-
-#endif
