@@ -34,6 +34,7 @@
  */
 #include <errno.h>
 #include <lmdb.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,52 +120,104 @@ static int put(MDB_txn *txn, const char *key, size_t klen, uint64_t expires,
     return 0;
 }
 
+/* Sort order of a batch's keys: by key, then by position, so that the
+ * occurrences of one key are adjacent and in call order. */
+static int key_order(const void *a, const void *b, void *arg)
+{
+    const upesi_store_op *op = arg;
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    size_t li = op->klens[i], lj = op->klens[j];
+    int c = memcmp(op->keys[i], op->keys[j], li < lj ? li : lj);
+    if (c == 0 && li != lj)
+        c = li < lj ? -1 : 1;
+    if (c == 0)
+        c = i < j ? -1 : 1;
+    return c;
+}
+
+/* prev[i]: the position of key i's previous occurrence in the batch, or
+ * SIZE_MAX; last[i]: no later occurrence.  One sort of positions, so a
+ * batch of n keys costs O(n log n) (comparing every pair was 17 ms of
+ * CPU for 1,000 keys).  0 or -ENOMEM. */
+static int find_duplicates(const upesi_store_op *op, size_t *prev,
+                           unsigned char *last)
+{
+    size_t n = op->n;
+    for (size_t i = 0; i < n; i++) {
+        prev[i] = SIZE_MAX;
+        last[i] = 1;
+    }
+    if (n < 2)
+        return 0;
+    size_t *order = malloc(n * sizeof *order);
+    if (order == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        order[i] = i;
+    qsort_r(order, n, sizeof *order, key_order, (void *)op);
+    for (size_t k = 1; k < n; k++) {
+        size_t a = order[k - 1], b = order[k];
+        if (op->klens[a] == op->klens[b] &&
+            !memcmp(op->keys[a], op->keys[b], op->klens[a])) {
+            prev[b] = a;
+            last[a] = 0;
+        }
+    }
+    free(order);
+    return 0;
+}
+
 /* All keys read and checked first, then all written: a value that is no
  * whole number (or would overflow) fails the call before anything
- * changed, without spoiling the batch's transaction. */
+ * changed, without spoiling the batch's transaction.  A key twice in one
+ * batch adds to its earlier sum and is written once. */
 static int do_incr(MDB_txn *txn, upesi_store_op *op, uint64_t now)
 {
     uint64_t *expires = malloc(op->n * sizeof *expires);
-    if (expires == NULL)
-        return -ENOMEM;
-    int st = 0;
+    size_t *prev = malloc(op->n * sizeof *prev);
+    unsigned char *last = malloc(op->n);
+    int st = expires && prev && last ? find_duplicates(op, prev, last)
+                                     : -ENOMEM;
     for (size_t i = 0; i < op->n && st == 0; i++) {
         MDB_val v;
         long long cur = 0;
-        expires[i] = op->ttl_ms ? now + (uint64_t)op->ttl_ms : 0;
-        int rc = live_get(txn, op->keys[i], op->klens[i], &v, now);
-        if (rc == 0) {
-            /* a key with an expiry keeps it (a fixed window); one
-             * without takes ttl_ms, as Redis's PEXPIRE NX does */
-            if (head_get(&v) || !op->ttl_ms)
-                expires[i] = head_get(&v);
-            if (up_store_parse_num((char *)v.mv_data + LMDB_HEAD,
-                                   v.mv_size - LMDB_HEAD, &cur) != 0)
-                st = -EINVAL;
-        } else if (rc != MDB_NOTFOUND) {
-            st = lmdb_error(rc, "read");
-        }
-        /* a key twice in one batch: the earlier sum is the base */
-        for (size_t j = 0; j < i && st == 0; j++)
-            if (op->klens[j] == op->klens[i] &&
-                !memcmp(op->keys[j], op->keys[i], op->klens[i])) {
-                cur = op->values[j].num;
-                expires[i] = expires[j];
+        if (prev[i] != SIZE_MAX) {
+            /* a key twice in one batch: the earlier sum is the base */
+            cur = op->values[prev[i]].num;
+            expires[i] = expires[prev[i]];
+        } else {
+            expires[i] = op->ttl_ms ? now + (uint64_t)op->ttl_ms : 0;
+            int rc = live_get(txn, op->keys[i], op->klens[i], &v, now);
+            if (rc == 0) {
+                /* a key with an expiry keeps it (a fixed window); one
+                 * without takes ttl_ms, as Redis's PEXPIRE NX does */
+                if (head_get(&v) || !op->ttl_ms)
+                    expires[i] = head_get(&v);
+                if (up_store_parse_num((char *)v.mv_data + LMDB_HEAD,
+                                       v.mv_size - LMDB_HEAD, &cur) != 0)
+                    st = -EINVAL;
+            } else if (rc != MDB_NOTFOUND) {
+                st = lmdb_error(rc, "read");
             }
+        }
         if (st == 0 && __builtin_add_overflow(cur, op->by[i],
                                               &op->values[i].num))
             st = -EINVAL;
     }
     for (size_t i = 0; i < op->n && st == 0; i++) {
+        op->values[i].found = 1;
+        if (!last[i])
+            continue;
         char text[24];
         int n = snprintf(text, sizeof text, "%lld", op->values[i].num);
         int rc = put(txn, op->keys[i], op->klens[i], expires[i], text,
                      (size_t)n);
         if (rc != 0)
             st = lmdb_error(rc, "write");
-        op->values[i].found = 1;
     }
     free(expires);
+    free(prev);
+    free(last);
     return st;
 }
 

@@ -110,7 +110,7 @@ static void t_full_child(void)
 
 int main(void)
 {
-    plan(49);
+    plan(56);
     loop = uv_default_loop();
     uv_timer_t keepalive;
     uv_timer_init(loop, &keepalive);
@@ -236,6 +236,57 @@ int main(void)
        "mget of no keys does not start");
     ok(up_store_mget("t", keys, UPESI_STORE_BATCH_MAX + 1, t_answered,
                      t_reset()) == NULL, "nor one over the batch limit");
+
+    /* a key more than once in one batch: each occurrence adds to the
+     * sum before it (in call order), the key holds the last sum, and a
+     * new key's expiry is the one its first occurrence gave it */
+    t_wait(up_store_incr("t", "dupA", 100, 0, t_answered, t_reset()));
+    const char *dups[5] = { "dupA", "dupB", "dupA", "dupA", "dupB" };
+    long long dby[5] = { 1, 10, 2, 4, 20 };
+    t_wait(up_store_mincr("t", dups, dby, 5, 60000, t_answered, t_reset()));
+    ok(ans.status == 0 && ans.count == 5 && ans.num[0] == 101 &&
+       ans.num[1] == 10 && ans.num[2] == 103 && ans.num[3] == 107 &&
+       ans.num[4] == 30, "mincr with keys twice: running sums in call order "
+       "(%lld %lld %lld %lld %lld)", ans.num[0], ans.num[1], ans.num[2],
+       ans.num[3], ans.num[4]);
+    t_wait(up_store_get("t", "dupA", t_answered, t_reset()));
+    ok(ans.found[0] && ans.num[0] == 107, "... the key holds the last sum");
+    t_wait(up_store_get("t", "dupB", t_answered, t_reset()));
+    ok(ans.found[0] && ans.num[0] == 30, "... a new key too");
+    t_wait(up_store_ttl("t", "dupB", t_answered, t_reset()));
+    ok(ans.found[0] && ans.num[0] > 50000 && ans.num[0] <= 60000,
+       "... and the new key took ttl_ms once");
+    t_wait(up_store_ttl("t", "dupA", t_answered, t_reset()));
+    ok(ans.found[0] && ans.num[0] > 50000 && ans.num[0] <= 60000,
+       "... an old key without expiry took it too, once");
+    /* T_BATCH keys over 7 names, in an order a sort must not disturb */
+    static char dnames[T_BATCH][16];
+    const char *dkeys[T_BATCH];
+    long long dones[T_BATCH];
+    long long want[7] = { 0 };
+    for (int i = 0; i < T_BATCH; i++) {
+        int k = (i * 5 + i / 7) % 7;
+        snprintf(dnames[i], sizeof dnames[i], "many%d", k);
+        dkeys[i] = dnames[i];
+        dones[i] = i + 1;
+    }
+    t_wait(up_store_mincr("t", dkeys, dones, T_BATCH, 0, t_answered,
+                          t_reset()));
+    good = ans.status == 0 && ans.count == T_BATCH;
+    for (int i = 0; good && i < T_BATCH; i++) {
+        int k = (i * 5 + i / 7) % 7;
+        want[k] += i + 1;
+        good = ans.num[i] == want[k];
+    }
+    ok(good, "mincr of %d keys over 7 names: every running sum right",
+       T_BATCH);
+    const char *seven[7] = { "many0", "many1", "many2", "many3", "many4",
+                             "many5", "many6" };
+    t_wait(up_store_mget("t", seven, 7, t_answered, t_reset()));
+    good = ans.status == 0;
+    for (int k = 0; good && k < 7; k++)
+        good = ans.found[k] && ans.num[k] == want[k];
+    ok(good, "... and each name holds its total");
 
     /* several calls in one loop turn: one transaction, in order */
     t_answer a1 = { 0 }, a2 = { 0 }, a3 = { 0 };
