@@ -305,8 +305,12 @@ like $m, qr/^X-Spam-Bayes: not enough learned \(22 spam, 21 ham of 500 each\)\r$
 $srv->stop_ok;
 
 # -- bad settings: refused at -t with file, line and what is allowed -------
-for my $case (["spam_action = explode\n", qr/bayes\.ini:1: .*spam_action = explode: none, tag, quarantine, reject or tempfail/],
-              ["min_learns = 20\nspam_threshold = 1.5\n", qr/bayes\.ini:2: .*spam_threshold = 1\.5/],
+for my $case (["spam_action = explode\n", qr/bayes\.ini:1: spam_action: expected one of none, tag, quarantine, reject, tempfail, got 'explode'/],
+              ["min_learns = 20\nspam_threshold = 1.5\n", qr/bayes\.ini:2: spam_threshold: expected a number from 0 to 1, got '1\.5'/],
+              ["osb = maybe\n", qr/bayes\.ini:1: osb: expected a boolean .*got 'maybe'/],
+              ["max_size = 10\n", qr/bayes\.ini:1: max_size: expected .*got '10'/],
+              ["reject_text =\n", qr/bayes\.ini:1: reject_text: expected one line of text/],
+              ["store_failure = drop\n", qr/bayes\.ini:1: store_failure: expected one of accept, tempfail, got 'drop'/],
               ["spam_threshold = 0.3\nham_threshold = 0.5\n", qr/ham_threshold \(0\.5\) is above spam_threshold \(0\.3\)/],
               ["colour = blue\n", qr/bayes\.ini:1: .*unknown key colour/]) {
     my $bad = Upesi::Test->new(plugins => [ 'bayes', 'queue_spool' ],

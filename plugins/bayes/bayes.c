@@ -185,7 +185,7 @@ static upesi_verdict judge(verdict_ctx *v, const bayes_count *counts,
     if ((long long)totals.spam < s->min_learns ||
         (long long)totals.ham < s->min_learns) {
         snprintf(value, sizeof value,
-                 "not enough learned (%llu spam, %llu ham of %ld each)",
+                 "not enough learned (%llu spam, %llu ham of %d each)",
                  (unsigned long long)totals.spam,
                  (unsigned long long)totals.ham, s->min_learns);
         bayes_api->header_add(call, BAYES_HEADER, value);
@@ -428,6 +428,7 @@ UPESI_PLUGIN = {
     .fini = bayes_fini,
     .config_new = bayes_settings_new,
     .config_set = bayes_settings_set,
+    .settings = bayes_settings_table,
     .config_check = bayes_settings_check,
     .config_free = bayes_settings_free,
     .hooks = {[UPESI_HOOK_DATA_POST] = bayes_data_post,

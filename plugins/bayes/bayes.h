@@ -6,6 +6,7 @@
 #define BAYES_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "upesi/plugin.h"
 
@@ -29,10 +30,10 @@ typedef enum bayes_verdict_class {
 
 typedef struct bayes_settings {
     double spam_threshold, ham_threshold;
-    long min_learns;
-    bayes_action action[BAYES_CLASSES];
+    int min_learns;
+    int action[BAYES_CLASSES];   /* bayes_action, by verdict class      */
     char *reject_text, *tempfail_text, *tag_subject;
-    size_t max_size;             /* bytes of a message read              */
+    uint64_t max_size;           /* bytes of a message read              */
     int osb;
     bayes_params params;
     int store_failure;           /* STORE_FAILURE_ACCEPT | _TEMPFAIL     */
@@ -49,6 +50,7 @@ extern const bayes_settings *bayes_current_settings;
 
 /* bayes_settings.c: the plugin's config_new/set/check/free */
 void *bayes_settings_new(void);
+extern const upesi_setting bayes_settings_table[];
 int bayes_settings_set(void *config, const char *section, const char *key,
                        const char *value, char *err, size_t errlen);
 int bayes_settings_check(void *config, char *err, size_t errlen);

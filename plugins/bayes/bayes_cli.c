@@ -447,7 +447,7 @@ static int classify_one(run *r, const char *msg, size_t len,
     if (r->seen++ == 0 && ((long long)t.spam < r->s->min_learns ||
                            (long long)t.ham < r->s->min_learns))
         fprintf(stderr, "bayes: only %llu spam and %llu ham learned, "
-                "min_learns is %ld: the server gives no verdict yet\n",
+                "min_learns is %d: the server gives no verdict yet\n",
                 (unsigned long long)t.spam, (unsigned long long)t.ham,
                 r->s->min_learns);
     printf("%.4f %s %s\n", prob,
@@ -523,7 +523,7 @@ static int stats(run *r)
         snprintf(features, sizeof features, "%llu",
                  (unsigned long long)t.tokens);
     say(r, stdout, "spam learned: %llu\nham learned: %llu\nfeatures: %s\n"
-        "min_learns: %ld (%s)\nstore: %s\n",
+        "min_learns: %d (%s)\nstore: %s\n",
         (unsigned long long)t.spam, (unsigned long long)t.ham, features,
         r->s->min_learns,
         (long long)t.spam >= r->s->min_learns &&

@@ -1,19 +1,20 @@
 /*
  * bayes_settings.c - conf/bayes.ini (docs/plugins/bayes.md).
  *
- * Every key has a default; a bad value is refused with the key, the value
- * and what is allowed (the host adds file and line).  Booleans take
- * 0/1/yes/no/on/off/true/false and lists are comma or space separated, as
- * everywhere in upesi.
+ * The keys are a settings table (bayes_settings_table: the host parses,
+ * applies defaults and documents them in docs/config.md); fractions and
+ * one-line texts are the table's custom entries, with the same message
+ * shape as the host's ("KEY: expected ..., got 'x'", after file:line).
+ * The defaults of the custom entries are set in bayes_settings_new.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "bayes.h"
-#include "../common/store_failure.h"
 
 void *bayes_settings_new(void)
 {
@@ -22,15 +23,11 @@ void *bayes_settings_new(void)
         return NULL;
     s->spam_threshold = 0.95;
     s->ham_threshold = 0.20;
-    s->min_learns = 200;
-    s->action[BAYES_V_SPAM] = BAYES_ACT_NONE;
-    s->action[BAYES_V_UNSURE] = BAYES_ACT_NONE;
-    s->action[BAYES_V_HAM] = BAYES_ACT_NONE;
+    /* min_learns, the actions, max_size, osb, store_failure: the host
+     * applies the table's defaults */
     s->reject_text = strdup("Message rejected as spam");
     s->tempfail_text = strdup("Message looks like spam, try again later");
     s->tag_subject = strdup("");
-    s->max_size = 1024 * 1024;
-    s->osb = 1;
     s->params = (bayes_params)BAYES_PARAMS_DEFAULT;
     s->autolearn_balance = 3.0;
     if (!s->reject_text || !s->tempfail_text || !s->tag_subject) {
@@ -62,159 +59,191 @@ void bayes_settings_free(void *config)
     free(s);
 }
 
-static int parse_double(const char *value, double lo, double hi, double *out)
+/* A number from lo to hi (the table has no type for fractions); the
+ * host puts "KEY: " before the message. */
+static int set_double(const char *value, double lo, double hi, double *out,
+                      char *err, size_t errlen)
 {
     char *end;
     errno = 0;
     double d = strtod(value, &end);
-    if (errno || end == value || *end || d < lo || d > hi)
+    if (errno || end == value || *end || !(d >= lo && d <= hi)) {
+        snprintf(err, errlen, "expected a number from %g to %g, got '%s'",
+                 lo, hi, value);
         return -1;
+    }
     *out = d;
     return 0;
 }
 
-static int parse_long(const char *value, long lo, long hi, long *out)
+#define DOUBLE_SETTER(fn, field, lo, hi)                                    \
+    static int fn(void *config, const char *value, char *err,              \
+                  size_t errlen)                                           \
+    {                                                                      \
+        return set_double(value, lo, hi, &((bayes_settings *)config)->field, \
+                          err, errlen);                                    \
+    }
+DOUBLE_SETTER(set_spam_threshold, spam_threshold, 0, 1)
+DOUBLE_SETTER(set_ham_threshold, ham_threshold, 0, 1)
+DOUBLE_SETTER(set_min_dev, params.min_dev, 0, 0.5)
+DOUBLE_SETTER(set_robinson_s, params.s, 0.0001, 100)
+DOUBLE_SETTER(set_robinson_x, params.x, 0.01, 0.99)
+DOUBLE_SETTER(set_autolearn_balance, autolearn_balance, 1, 1000)
+
+static int set_max_tokens(void *config, const char *value, char *err,
+                          size_t errlen)
 {
-    char *end;
-    errno = 0;
-    long v = strtol(value, &end, 10);
-    if (errno || end == value || *end || v < lo || v > hi)
+    double d;
+    if (set_double(value, 1, 100000, &d, err, errlen) != 0 ||
+        d != (double)(size_t)d) {
+        snprintf(err, errlen, "expected a whole number from 1 to 100000, "
+                 "got '%s'", value);
         return -1;
-    *out = v;
+    }
+    ((bayes_settings *)config)->params.max_tokens = (size_t)d;
     return 0;
 }
 
-static int parse_bool(const char *v, int *out)
+/* one line of text, for an SMTP reply or a Subject */
+static int set_text(char **slot, const char *value, int empty_ok, char *err,
+                    size_t errlen)
 {
-    static const char *const yes[] = {"1", "yes", "on", "true", NULL};
-    static const char *const no[] = {"0", "no", "off", "false", NULL};
-    for (int i = 0; yes[i]; i++)
-        if (strcasecmp(v, yes[i]) == 0)
-            return *out = 1, 0;
-    for (int i = 0; no[i]; i++)
-        if (strcasecmp(v, no[i]) == 0)
-            return *out = 0, 0;
-    return -1;
-}
-
-static int parse_action(const char *v, bayes_action *out)
-{
-    static const char *const names[] = {"none", "tag", "quarantine", "reject",
-                                        "tempfail", NULL};
-    for (int i = 0; names[i]; i++)
-        if (strcasecmp(v, names[i]) == 0)
-            return *out = (bayes_action)i, 0;
-    return -1;
-}
-
-static int set_string(char **slot, const char *value)
-{
-    char *c = strdup(value);
-    if (c == NULL)
+    if ((!empty_ok && !*value) || strpbrk(value, "\r\n")) {
+        snprintf(err, errlen, "expected one line of text, got '%s'", value);
         return -1;
+    }
+    char *c = strdup(value);
+    if (c == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     free(*slot);
     *slot = c;
     return 0;
 }
 
-static int parse_list(const char *value, char ***out)
+static int set_reject_text(void *config, const char *value, char *err,
+                           size_t errlen)
+{
+    return set_text(&((bayes_settings *)config)->reject_text, value, 0, err,
+                    errlen);
+}
+
+static int set_tempfail_text(void *config, const char *value, char *err,
+                             size_t errlen)
+{
+    return set_text(&((bayes_settings *)config)->tempfail_text, value, 0, err,
+                    errlen);
+}
+
+static int set_tag_subject(void *config, const char *value, char *err,
+                           size_t errlen)
+{
+    return set_text(&((bayes_settings *)config)->tag_subject, value, 1, err,
+                    errlen);
+}
+
+/* a list item: one more note name (repeated lines add) */
+static int list_add(char ***list, const char *item, char *err, size_t errlen)
 {
     size_t n = 0;
-    char **v = calloc(strlen(value) / 2 + 2, sizeof *v);
-    char *copy = strdup(value);
-    if (v == NULL || copy == NULL) {
-        free(v);
-        free(copy);
+    while (*list && (*list)[n])
+        n++;
+    char **v = realloc(*list, (n + 2) * sizeof *v);
+    if (v == NULL || (v[n] = strdup(item)) == NULL) {
+        if (v)
+            *list = v;
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    char *save = NULL;
-    for (char *t = strtok_r(copy, ", \t", &save); t;
-         t = strtok_r(NULL, ", \t", &save))
-        if ((v[n++] = strdup(t)) == NULL) {
-            free(copy);
-            free_list(v);
-            return -1;
-        }
-    free(copy);
-    free_list(*out);
-    *out = n ? v : (free(v), NULL);
+    v[n + 1] = NULL;
+    *list = v;
     return 0;
 }
 
+static int add_autolearn_spam(void *config, const char *item, char *err,
+                              size_t errlen)
+{
+    return list_add(&((bayes_settings *)config)->autolearn_spam, item, err,
+                    errlen);
+}
+
+static int add_autolearn_ham(void *config, const char *item, char *err,
+                             size_t errlen)
+{
+    return list_add(&((bayes_settings *)config)->autolearn_ham, item, err,
+                    errlen);
+}
+
+static const char *const action_names[] = {"none", "tag", "quarantine",
+                                           "reject", "tempfail", NULL};
+static const char *const failure_names[] = {"accept", "tempfail", NULL};
+
+#define OFF(f) offsetof(bayes_settings, f)
+#define CUSTOM(name, fn, def, help)                                         \
+    { name, UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, fn, def, help }
+
+const upesi_setting bayes_settings_table[] = {
+    CUSTOM("spam_threshold", set_spam_threshold, "0.95",
+           "a probability at or above it is `spam` (0 to 1)"),
+    CUSTOM("ham_threshold", set_ham_threshold, "0.20",
+           "at or below it is `ham`; between the two, `unsure`; not above "
+           "`spam_threshold`"),
+    { "min_learns", UPESI_SETTING_INT, OFF(min_learns), 0, 1000000000, NULL,
+      NULL, "200", "messages of each class to learn before any verdict" },
+    { "spam_action", UPESI_SETTING_ENUM, OFF(action[BAYES_V_SPAM]), 0, 0,
+      action_names, NULL, "none", "what to do with `spam`" },
+    { "unsure_action", UPESI_SETTING_ENUM, OFF(action[BAYES_V_UNSURE]), 0, 0,
+      action_names, NULL, "none", "what to do with `unsure`" },
+    { "ham_action", UPESI_SETTING_ENUM, OFF(action[BAYES_V_HAM]), 0, 0,
+      action_names, NULL, "none", "what to do with `ham`" },
+    CUSTOM("reject_text", set_reject_text, "Message rejected as spam",
+           "the text of `reject`'s 554 5.7.1 (one line)"),
+    CUSTOM("tempfail_text", set_tempfail_text,
+           "Message looks like spam, try again later",
+           "the text of `tempfail`'s 451 4.7.1 (one line)"),
+    CUSTOM("tag_subject", set_tag_subject, NULL,
+           "with `tag`: a prefix for the Subject, like `[SPAM]`; empty leaves "
+           "it alone"),
+    { "max_size", UPESI_SETTING_SIZE, OFF(max_size), 1024, 64 << 20, NULL,
+      NULL, "1M", "bytes of a message read; the rest is not judged" },
+    { "osb", UPESI_SETTING_BOOL, OFF(osb), 0, 0, NULL, NULL, "yes",
+      "pairs of words (orthogonal sparse bigrams) as features besides single "
+      "words" },
+    CUSTOM("min_dev", set_min_dev, "0.1",
+           "features whose f(w) is closer than this to 0.5 are ignored "
+           "(0 to 0.5)"),
+    CUSTOM("max_tokens", set_max_tokens, "150",
+           "features combined at most, the strongest (1 to 100000)"),
+    CUSTOM("robinson_s", set_robinson_s, "1.0",
+           "Robinson's strength of the prior (0.0001 to 100)"),
+    CUSTOM("robinson_x", set_robinson_x, "0.5",
+           "the f(w) of a feature never seen (0.01 to 0.99)"),
+    { "store_failure", UPESI_SETTING_ENUM, OFF(store_failure), 0, 0,
+      failure_names, NULL, "accept",
+      "the store does not answer: `accept` (no verdict) or `tempfail` "
+      "(451 4.3.0)" },
+    { "autolearn_spam", UPESI_SETTING_LIST, 0, 0, 0, NULL,
+      add_autolearn_spam, NULL,
+      "note names that mark a message as spam: autolearn it as spam" },
+    { "autolearn_ham", UPESI_SETTING_LIST, 0, 0, 0, NULL, add_autolearn_ham,
+      NULL, "note names that mark a message as ham: autolearn it as ham" },
+    CUSTOM("autolearn_balance", set_autolearn_balance, "3",
+           "autolearn learns a class only while its count + 1 is at most "
+           "this times the other's + 1"),
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
+
+/* every key of the file is in the table: what reaches here is not */
 int bayes_settings_set(void *config, const char *section, const char *key,
                        const char *value, char *err, size_t errlen)
 {
-    bayes_settings *s = config;
-    long l;
-    int b;
-    if (section && *section) {
+    (void)config;
+    (void)value;
+    if (section && *section)
         snprintf(err, errlen, "unknown section [%s]", section);
-        return -1;
-    }
-    if (strcmp(key, "spam_threshold") == 0) {
-        if (parse_double(value, 0, 1, &s->spam_threshold) == 0)
-            return 0;
-    } else if (strcmp(key, "ham_threshold") == 0) {
-        if (parse_double(value, 0, 1, &s->ham_threshold) == 0)
-            return 0;
-    } else if (strcmp(key, "min_learns") == 0) {
-        if (parse_long(value, 0, 1000000000L, &s->min_learns) == 0)
-            return 0;
-    } else if (strcmp(key, "spam_action") == 0 ||
-               strcmp(key, "unsure_action") == 0 ||
-               strcmp(key, "ham_action") == 0) {
-        int c = key[0] == 's' ? BAYES_V_SPAM : key[0] == 'u' ? BAYES_V_UNSURE
-                                                              : BAYES_V_HAM;
-        if (parse_action(value, &s->action[c]) == 0)
-            return 0;
-        snprintf(err, errlen, "%s = %s: none, tag, quarantine, reject or "
-                 "tempfail", key, value);
-        return -1;
-    } else if (strcmp(key, "reject_text") == 0 ||
-               strcmp(key, "tempfail_text") == 0) {
-        if (!*value || strpbrk(value, "\r\n")) {
-            snprintf(err, errlen, "%s: one line of text", key);
-            return -1;
-        }
-        return set_string(key[0] == 'r' ? &s->reject_text
-                                        : &s->tempfail_text, value);
-    } else if (strcmp(key, "tag_subject") == 0) {
-        return set_string(&s->tag_subject, value);
-    } else if (strcmp(key, "max_size") == 0) {
-        if (parse_long(value, 1024, 64L * 1024 * 1024, &l) == 0)
-            return s->max_size = (size_t)l, 0;
-    } else if (strcmp(key, "osb") == 0) {
-        if (parse_bool(value, &b) == 0)
-            return s->osb = b, 0;
-    } else if (strcmp(key, "min_dev") == 0) {
-        if (parse_double(value, 0, 0.5, &s->params.min_dev) == 0)
-            return 0;
-    } else if (strcmp(key, "max_tokens") == 0) {
-        if (parse_long(value, 1, 100000, &l) == 0)
-            return s->params.max_tokens = (size_t)l, 0;
-    } else if (strcmp(key, "robinson_s") == 0) {
-        if (parse_double(value, 0.0001, 100, &s->params.s) == 0)
-            return 0;
-    } else if (strcmp(key, "robinson_x") == 0) {
-        if (parse_double(value, 0.01, 0.99, &s->params.x) == 0)
-            return 0;
-    } else if (strcmp(key, "store_failure") == 0) {
-        return store_failure_parse(value, &s->store_failure, err, errlen);
-    } else if (strcmp(key, "autolearn_spam") == 0 ||
-               strcmp(key, "autolearn_ham") == 0) {
-        if (parse_list(value, key[10] == 's' ? &s->autolearn_spam
-                                             : &s->autolearn_ham) == 0)
-            return 0;
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    } else if (strcmp(key, "autolearn_balance") == 0) {
-        if (parse_double(value, 1, 1000, &s->autolearn_balance) == 0)
-            return 0;
-    } else {
+    else
         snprintf(err, errlen, "unknown key %s", key);
-        return -1;
-    }
-    snprintf(err, errlen, "%s = %s: not a valid value", key, value);
     return -1;
 }
 
