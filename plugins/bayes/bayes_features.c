@@ -107,28 +107,45 @@ static int cmp_u64(const void *a, const void *b)
 
 /* LSD radix sort, 8 bits a pass: a message's thousand ids sort in a tenth
  * of qsort's time (it was an eighth of a verdict's cost). */
+/* Ids are hashes, spread evenly: one counting pass on their top bits
+ * puts each in a bucket of about one, and an insertion pass finishes the
+ * few out of order.  O(n) expected; an eight-pass radix sort was a
+ * quarter of a message's tokenizing. */
 static void sort_ids(uint64_t *ids, size_t n)
 {
+    if (n < 2)
+        return;
+    unsigned bits = 1;
+    while (((size_t)1 << bits) < n && bits < 20)
+        bits++;
+    size_t nb = (size_t)1 << bits;
+    size_t *count = calloc(nb + 1, sizeof *count);
     uint64_t *tmp = malloc(n * sizeof *tmp);
-    if (tmp == NULL) {
+    if (count == NULL || tmp == NULL) {
+        free(count);
+        free(tmp);
         qsort(ids, n, sizeof *ids, cmp_u64);
         return;
     }
-    uint64_t *src = ids, *dst = tmp;
-    for (unsigned shift = 0; shift < 64; shift += 8) {
-        size_t count[257] = {0};
-        for (size_t i = 0; i < n; i++)
-            count[((src[i] >> shift) & 0xff) + 1]++;
-        for (int b = 0; b < 256; b++)
-            count[b + 1] += count[b];
-        for (size_t i = 0; i < n; i++)
-            dst[count[(src[i] >> shift) & 0xff]++] = src[i];
-        uint64_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    /* eight passes: the sorted ids are back in ids */
+    unsigned shift = 64 - bits;
+    for (size_t i = 0; i < n; i++)
+        count[(ids[i] >> shift) + 1]++;
+    for (size_t b = 0; b < nb; b++)
+        count[b + 1] += count[b];
+    memcpy(tmp, ids, n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++)
+        ids[count[tmp[i] >> shift]++] = tmp[i];
+    free(count);
     free(tmp);
+    for (size_t i = 1; i < n; i++) {
+        uint64_t v = ids[i];
+        size_t j = i;
+        while (j > 0 && ids[j - 1] > v) {
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ids[j] = v;
+    }
 }
 
 void bayes_features_finish(bayes_features *f)

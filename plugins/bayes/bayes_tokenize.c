@@ -516,9 +516,50 @@ static void headers(walk *w, GMimeMessage *msg)
     }
 }
 
+/* The decoded text of a part whose bytes are already what
+ * g_mime_text_part_get_text would make: UTF-8 declared and valid, or
+ * ASCII (no charset, us-ascii) and all ASCII.  Skips the charset
+ * converter (two iconv passes, UTF-8 to UCS-4 and back, for text that
+ * needs none).  NULL: convert the usual way. */
+static char *text_as_is(GMimeTextPart *part)
+{
+    const char *cs = g_mime_object_get_content_type_parameter(
+        GMIME_OBJECT(part), "charset");
+    int utf8 = cs && (g_ascii_strcasecmp(cs, "utf-8") == 0 ||
+                      g_ascii_strcasecmp(cs, "utf8") == 0);
+    if (cs && !utf8 && g_ascii_strcasecmp(cs, "us-ascii") != 0)
+        return NULL;
+    GMimeDataWrapper *dw = g_mime_part_get_content(GMIME_PART(part));
+    if (dw == NULL)
+        return NULL;
+    GMimeStream *mem = g_mime_stream_mem_new();
+    if (mem == NULL)
+        return NULL;
+    char *text = NULL;
+    if (g_mime_data_wrapper_write_to_stream(dw, mem) >= 0) {
+        GByteArray *ba = g_mime_stream_mem_get_byte_array(
+            GMIME_STREAM_MEM(mem));
+        const char *d = (const char *)ba->data;
+        size_t n = ba->len;
+        int ok = 1;
+        if (utf8) {
+            ok = g_utf8_validate(d, (gssize)n, NULL);
+        } else {
+            for (size_t i = 0; i < n && ok; i++)
+                ok = (unsigned char)d[i] < 0x80;
+        }
+        if (ok)
+            text = g_strndup(d, n);
+    }
+    g_object_unref(mem);
+    return text;
+}
+
 static void text_part(walk *w, GMimeTextPart *part, int html)
 {
-    char *text = g_mime_text_part_get_text(part);
+    char *text = text_as_is(part);
+    if (text == NULL)
+        text = g_mime_text_part_get_text(part);
     if (text == NULL)
         return;
     size_t len = strlen(text);
