@@ -149,6 +149,11 @@ static void auth_fail(up_session *s, upesi_verdict v, const up_reply *r,
     double factor = n >= 4 ? 8 : (double)(1u << (n - 1));
     uint64_t ms = (uint64_t)(s->cfg->auth_failure_delay * factor * 1000);
     up_stats_add("SMTP.Auth.Failure", 1);
+    /* for plugins that count failures across sessions (limit, karma):
+     * conn notes "auth.failures" and "auth.failed_user" (ABI 2.1) */
+    session_note_count(s, "auth.failures");
+    up_notes_set(&s->conn_notes, "auth.failed_user",
+                 s->auth_try_user ? s->auth_try_user : "");
     s->auth_fail_code = 535;
     snprintf(s->auth_fail_enhanced, sizeof s->auth_fail_enhanced, "5.7.8");
     if (r && r->code && session_code_fits(UPESI_DENY, r->code)) {

@@ -283,12 +283,14 @@ void session_cmd_mail(up_session *s)
 static void on_rcpt_done(up_session *s, upesi_verdict v, const up_reply *r)
 {
     if (session_is_denial(v)) {
+        session_note_count(s, "rcpt.rejected");
         session_reply_denial(s, UPESI_HOOK_RCPT, v, r, "recipient");
         session_continue(s);
         return;
     }
     if (v == UPESI_CONT && !up_config_is_local(s->cfg, s->path.mailbox)) {
         up_reply relay = { 550, "5.7.1", "Relaying denied", NULL };
+        session_note_count(s, "rcpt.rejected");
         session_reply_denial(s, UPESI_HOOK_RCPT, UPESI_DENY, &relay,
                              "recipient");
         session_continue(s);

@@ -44,6 +44,9 @@ void session_flush(up_session *s);
 void session_input(up_session *s, const char *buf, size_t len);
 void session_received(up_session *s, const char *buf, size_t len);
 void session_txn_reset(up_session *s);
+/* Add one to the integer conn note key (absent counts as 0): what the host
+ * tells plugins about refusals ("rcpt.rejected", "auth.failures"). */
+void session_note_count(up_session *s, const char *key);
 
 /* session_reply.c */
 int session_code_fits(upesi_verdict v, int code);

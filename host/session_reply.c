@@ -105,6 +105,14 @@ void session_reply_denial(up_session *s, upesi_hook hook, upesi_verdict v,
         session_close(s, "plugin disconnect");
 }
 
+void session_note_count(up_session *s, const char *key)
+{
+    const char *old = up_notes_get(&s->conn_notes, key);
+    char buf[24];
+    snprintf(buf, sizeof buf, "%lld", (old ? atoll(old) : 0) + 1);
+    up_notes_set(&s->conn_notes, key, buf);
+}
+
 int session_is_denial(upesi_verdict v)
 {
     return v == UPESI_DENY || v == UPESI_DENYSOFT ||

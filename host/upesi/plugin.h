@@ -892,6 +892,19 @@ typedef struct upesi_plugin {
  *   conn "remote.name"    the client's forward-confirmed name
  *                         (connection_checks, relay)
  *   txn  "data.bare_line_ends"  "1" when the data had bare CR or LF
+ *   conn "improper_pipelining"  "1" when the client pipelined without
+ *                         PIPELINING
+ * Set by the host from ABI 2.1, so that plugins learn of refusals made by
+ * other plugins or the host (limit, karma):
+ *   conn "rcpt.rejected"  recipients refused so far in the connection
+ *   conn "auth.failures"  AUTH attempts refused so far (535), after the
+ *                         auth chain ended: a plugin sees the count at its
+ *                         next hook call (the next AUTH, MAIL, disconnect)
+ *   conn "auth.failed_user"  the user name of the last refused AUTH
+ * Set by plugins of this tree:
+ *   conn "dns.score"      the weighted DNS lists' sum (dnsbl, dnswl)
+ *   conn "greylist.passed"  "1" when a recipient passed greylisting
+ *   conn "karma.score"    the client's reputation (karma)
  */
 
 #ifdef __cplusplus
