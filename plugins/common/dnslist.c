@@ -174,9 +174,113 @@ static int dnslist_add_range(void *arg, char *item, char *err, size_t errlen)
     return 0;
 }
 
+/* One octet of a postscreen filter: "7", "[2..11]", "[10;11]" into up to
+ * 256 flags; returns the end of it or NULL. */
+static const char *dnslist_octet(const char *p, unsigned char set[256])
+{
+    char *end;
+    memset(set, 0, 256);
+    if (*p != '[') {
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 255)
+            return NULL;
+        set[v] = 1;
+        return end;
+    }
+    p++;
+    for (;;) {
+        long lo = strtol(p, &end, 10), hi;
+        if (end == p || lo < 0 || lo > 255)
+            return NULL;
+        p = end;
+        hi = lo;
+        if (p[0] == '.' && p[1] == '.') {
+            hi = strtol(p + 2, &end, 10);
+            if (end == p + 2 || hi < lo || hi > 255)
+                return NULL;
+            p = end;
+        }
+        for (long v = lo; v <= hi; v++)
+            set[v] = 1;
+        if (*p == ']')
+            return p + 1;
+        if (*p != ';')
+            return NULL;
+        p++;
+    }
+}
+
+/* postscreen's reply filter "127.0.0.[2..11]" as ranges of z */
+static int dnslist_add_filter(dnslist_zone *z, const char *f, char *err,
+                              size_t errlen)
+{
+    unsigned char set[4][256];
+    const char *p = f;
+    for (int i = 0; i < 4; i++) {
+        if (i && *p++ != '.')
+            p = NULL;
+        if (p == NULL || (p = dnslist_octet(p, set[i])) == NULL)
+            break;
+    }
+    if (p == NULL || *p || !set[0][127]) {
+        snprintf(err, errlen, "'%s' is not a reply filter inside 127/8 "
+                 "(127.0.0.2, 127.0.0.[2..11], 127.0.0.[4;5;10])", f);
+        return -1;
+    }
+    for (unsigned b = 0; b < 256; b++) {
+        if (!set[1][b])
+            continue;
+        for (unsigned c = 0; c < 256; c++) {
+            if (!set[2][c])
+                continue;
+            for (unsigned d = 0; d < 256; d++) {
+                if (!set[3][d])
+                    continue;
+                unsigned e = d;
+                while (e + 1 < 256 && set[3][e + 1])
+                    e++;
+                dnslist_range r = { 127u << 24 | b << 16 | c << 8 | d,
+                                    127u << 24 | b << 16 | c << 8 | e };
+                if (set[0][127] != 1 || z->nranges > 4096)
+                    goto big;
+                dnslist_range *grown = realloc(z->ranges,
+                                               (z->nranges + 1) * sizeof r);
+                if (grown == NULL)
+                    return -1;
+                z->ranges = grown;
+                z->ranges[z->nranges++] = r;
+                d = e;
+            }
+        }
+    }
+    for (unsigned a = 0; a < 256; a++)
+        if (set[0][a] && a != 127)
+            goto big;
+    return 0;
+big:
+    snprintf(err, errlen, "'%s': a reply filter is inside 127/8 and names "
+             "at most 4096 ranges", f);
+    return -1;
+}
+
 static int dnslist_add_zone(void *arg, char *item, char *err, size_t errlen)
 {
     dnslist_config *c = arg;
+    int weight = 1, weighted = 0;
+    char *star = strrchr(item, '*');
+    if (star) {
+        char *end;
+        long w = strtol(star + 1, &end, 10);
+        if (end == star + 1 || *end || w < -1000 || w > 1000 || w == 0) {
+            snprintf(err, errlen, "'%s': a weight is a whole number from "
+                     "-1000 to 1000, not 0", star);
+            return -1;
+        }
+        *star = '\0';
+        weight = (int)w;
+        weighted = 1;
+        c->weighted = 1;
+    }
     char *answers = strchr(item, '=');
     if (answers)
         *answers++ = '\0';
@@ -189,9 +293,10 @@ static int dnslist_add_zone(void *arg, char *item, char *err, size_t errlen)
         snprintf(err, errlen, "'%s' is not a zone name", item);
         return -1;
     }
-    for (size_t i = 0; i < c->nzones; i++)
+    for (size_t i = 0; i < c->nzones && !weighted; i++)
         if (!strcasecmp(c->zones[i].name, item)) {
-            snprintf(err, errlen, "zone %s is listed twice", item);
+            snprintf(err, errlen, "zone %s is listed twice (only weighted "
+                     "zones, zone=answers*weight, may be)", item);
             return -1;
         }
     dnslist_zone *grown = realloc(c->zones, (c->nzones + 1) * sizeof *grown);
@@ -204,11 +309,47 @@ static int dnslist_add_zone(void *arg, char *item, char *err, size_t errlen)
         return -1;
     for (char *p = z->name; *p; p++)
         *p = (char)tolower((unsigned char)*p);
+    z->weight = weight;
     c->nzones++;
+    if (answers && strchr(answers, '['))
+        return dnslist_add_filter(z, answers, err, errlen);
     if (answers &&
         dnslist_each_item(answers, ";", dnslist_add_range, z, err, errlen) != 0)
         return -1;
     return 0;
+}
+
+int dnslist_config_check(dnslist_config *c, char *err, size_t errlen)
+{
+    if (!c->weighted) {
+        if (c->cache_ttl > 0 || c->allow_threshold) {
+            snprintf(err, errlen, "%s: only with weighted zones "
+                     "(zone*weight)", c->cache_ttl > 0 ? "cache_ttl"
+                                                       : "allow_threshold");
+            return -1;
+        }
+        return 0;
+    }
+    for (size_t i = 0; i < c->nzones; i++)   /* a zone given twice: one
+                                                 weight each, or none */
+        for (size_t j = i + 1; j < c->nzones; j++)
+            if (!strcmp(c->zones[i].name, c->zones[j].name) &&
+                (c->zones[i].nranges == 0 || c->zones[j].nranges == 0)) {
+                snprintf(err, errlen, "zone %s is listed twice and one of "
+                         "them accepts every answer: give each its reply "
+                         "filter", c->zones[i].name);
+                return -1;
+            }
+    if (c->cache_ttl > 0 && !UPESI_API_SUPPORTED(dnslist_api, store_get)) {
+        snprintf(err, errlen, "cache_ttl: this host has no store");
+        return -1;
+    }
+    return 0;
+}
+
+int dnslist_config_check_any(void *config, char *err, size_t errlen)
+{
+    return dnslist_config_check(config, err, errlen);
 }
 
 /* [zone] sections: answers only. */
@@ -284,6 +425,10 @@ static void dnslist_cancel_all(dnslist_lookup *lk)
         dnslist_api->dns_cancel(lk->extra);
         lk->extra = NULL;
     }
+    if (lk->cache_op) {
+        dnslist_api->store_cancel(lk->cache_op);
+        lk->cache_op = NULL;
+    }
 }
 
 /* The host gave up on the call (plugin_timeout, disconnect). */
@@ -335,10 +480,78 @@ static void dnslist_listed(dnslist_lookup *lk, size_t i)
     dnslist_kind_of->listed(lk, zone, lk->slots[i].answer);
 }
 
+static void dnslist_ignore(const upesi_store_result *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+}
+
+/* Weighted mode: the sum of this plugin's zones (from the DNS, or from the
+ * pass cache when from_cache) is known. */
+static void dnslist_weighed(dnslist_lookup *lk, long long score,
+                            int from_cache)
+{
+    const dnslist_config *c = lk->cfg;
+    upesi_call *call = lk->call;
+    long long total = dnslist_api->note_get_int(call, UPESI_SCOPE_CONN,
+                                                "dns.score", 0) + score;
+    dnslist_api->note_set_int(call, UPESI_SCOPE_CONN, "dns.score", total);
+    size_t top = c->nzones;
+    for (size_t i = 0; i < c->nzones && !from_cache; i++)
+        if (lk->slots[i].listed) {
+            dnslist_stat(c->zones[i].name, NULL, "Listed");
+            if (c->zones[i].weight > 0 &&
+                (top == c->nzones || c->zones[i].weight > c->zones[top].weight))
+                top = i;
+        }
+    dnslist_api->log_call(call, UPESI_LOG_INFO, "%s: %s score %+lld%s, "
+                          "dns.score %lld", lk->ip, dnslist_kind_of->stat,
+                          score, from_cache ? " (cached)" : "", total);
+    int listed = dnslist_kind_of->blocks && total >= c->threshold &&
+                 top < c->nzones;
+    if (!listed && c->cache_ttl > 0 && !from_cache) {
+        char key[96], val[24];
+        snprintf(key, sizeof key, "pass:%s", lk->ip);
+        int n = snprintf(val, sizeof val, "%lld", score);
+        dnslist_api->store_set(dnslist_ctx, key, val, (size_t)n,
+                               (long long)(c->cache_ttl * 1000),
+                               dnslist_ignore, NULL);
+    }
+    if (listed) {
+        dnslist_listed(lk, top);
+        return;
+    }
+    if (c->allow_threshold < 0 && total <= c->allow_threshold) {
+        dnslist_stat(NULL, NULL, "Allowed");
+        if (!dnslist_kind_of->blocks) {     /* dnswl: its own way */
+            dnslist_kind_of->listed(lk, "dns.score", "allow_threshold");
+            return;
+        }
+        dnslist_api->log_call(call, UPESI_LOG_NOTICE, "%s whitelisted: "
+                              "dns.score %lld <= allow_threshold %d",
+                              lk->ip, total, c->allow_threshold);
+        dnslist_api->note_set(call, UPESI_SCOPE_CONN, "whitelisted",
+                              "dns.score");
+    }
+    dnslist_finish(lk, UPESI_CONT);
+}
+
 /* The first zone, in config order, that has answered "listed" wins once
- * every zone before it has answered "not listed". */
+ * every zone before it has answered "not listed".  Weighted: every zone
+ * answers, then the sum decides. */
 static void dnslist_decide(dnslist_lookup *lk)
 {
+    if (lk->cfg->weighted) {
+        long long score = 0;
+        for (size_t i = 0; i < lk->cfg->nzones; i++) {
+            if (!lk->slots[i].done)
+                return;
+            if (lk->slots[i].listed)
+                score += lk->cfg->zones[i].weight;
+        }
+        dnslist_weighed(lk, score, 0);
+        return;
+    }
     for (size_t i = 0; i < lk->cfg->nzones; i++) {
         if (!lk->slots[i].done)
             return;
@@ -409,6 +622,9 @@ static void dnslist_on_answer(const upesi_dns_answer *a, void *arg)
 /* ---------------------------------------------------------------------- */
 /* hooks                                                                   */
 
+static size_t dnslist_query(dnslist_lookup *lk);
+static void dnslist_on_cache(const upesi_store_result *r, void *arg);
+
 upesi_verdict dnslist_connect(upesi_call *call)
 {
     const upesi_api *api = dnslist_api;
@@ -431,6 +647,29 @@ upesi_verdict dnslist_connect(upesi_call *call)
     lk->call = call;
     lk->cfg = c;
     snprintf(lk->ip, sizeof lk->ip, "%s", conn->remote_ip);
+    if (c->weighted && c->cache_ttl > 0) {
+        char key[96];
+        snprintf(key, sizeof key, "pass:%s", lk->ip);
+        lk->cache_op = api->store_get(dnslist_ctx, key, dnslist_on_cache, lk);
+        if (lk->cache_op) {
+            api->on_cancel(call, dnslist_on_cancel, lk);
+            return UPESI_PENDING;
+        }
+    }
+    if (dnslist_query(lk) == 0) {
+        free(lk);
+        return UPESI_CONT;
+    }
+    api->on_cancel(call, dnslist_on_cancel, lk);
+    return UPESI_PENDING;
+}
+
+/* Ask every zone; the number of queries started. */
+static size_t dnslist_query(dnslist_lookup *lk)
+{
+    const upesi_api *api = dnslist_api;
+    const dnslist_config *c = lk->cfg;
+    upesi_call *call = lk->call;
     size_t started = 0;
     for (size_t i = 0; i < c->nzones; i++) {
         char name[320];
@@ -445,12 +684,26 @@ upesi_verdict dnslist_connect(upesi_call *call)
         else
             slot->done = 1;     /* cannot ask: not listed */
     }
-    if (started == 0) {
-        free(lk);
-        return UPESI_CONT;
+    return started;
+}
+
+/* The pass cache answered: a client cached is decided without DNS; a
+ * miss or a store failure asks the DNS. */
+static void dnslist_on_cache(const upesi_store_result *r, void *arg)
+{
+    dnslist_lookup *lk = arg;
+    lk->cache_op = NULL;
+    if (r->status == 0 && r->values[0].found) {
+        dnslist_stat(NULL, NULL, "CacheHits");
+        dnslist_weighed(lk, r->values[0].num, 1);
+        return;
     }
-    api->on_cancel(call, dnslist_on_cancel, lk);
-    return UPESI_PENDING;
+    if (r->status != 0)
+        dnslist_api->log_call(lk->call, UPESI_LOG_DEBUG, "pass cache: %s; "
+                              "asking the DNS",
+                              dnslist_api->strerror(r->status));
+    if (dnslist_query(lk) == 0)
+        dnslist_finish(lk, UPESI_CONT);
 }
 
 /* Tag: the connection's tag goes on each transaction and message. */

@@ -25,6 +25,19 @@
  * the MAIL and DATA_POST hooks below turn into txn note "<name>.site" and
  * an X-<NAME>-Site header), then the plugin's listed callback.
  *
+ * Weighted mode (postscreen's dnsbl_sites): a zone written `zone*weight`
+ * (and `zone=127.0.0.[2..11]*weight`, postscreen's reply filter: each
+ * octet a number, [a..b] or [a;b;c]) has a weight, negative for allow
+ * lists; the same zone may appear again with other answers and weights.
+ * Every zone is asked and the weights of those that list the client are
+ * summed; the sum is added to conn note "dns.score" (dnswl's and dnsbl's
+ * add up).  dns.score >= threshold: listed (the zone reported is the one
+ * with the largest weight that listed it); dns.score <= allow_threshold
+ * (when negative): conn note "whitelisted" = "dns.score".  A client not
+ * listed is cached in the store (key pass:<ip>, its sum) for cache_ttl:
+ * its next connections are decided from the cache with no DNS query.  A
+ * store that fails means "not cached": the DNS is asked.
+ *
  * Not a plugin: part of build/plugins/libupesi_common.a, which every
  * plugin links (one copy per plugin .so).  The plugin's settings struct begins
  * with a dnslist_config, and the plugin calls dnslist_init from its init
@@ -50,6 +63,7 @@ typedef struct dnslist_zone {
     char *name;                  /* lower case, no trailing dot */
     dnslist_range *ranges;       /* none: all of 127/8 but 127.255.255/24 */
     size_t nranges;
+    int weight;                  /* zone*weight (weighted mode), else 1 */
 } dnslist_zone;
 
 typedef struct dnslist_config {
@@ -57,6 +71,11 @@ typedef struct dnslist_config {
     size_t nzones;
     int action;                  /* an index in dnslist_kind.actions */
     int expand_stats;
+    /* weighted mode (postscreen style): on when a zone has *weight */
+    int weighted;
+    int threshold;               /* score >= threshold: listed */
+    int allow_threshold;         /* < 0: score <= it whitelists */
+    double cache_ttl;            /* seconds a passed client is cached */
 } dnslist_config;
 
 typedef struct dnslist_lookup dnslist_lookup;
@@ -72,6 +91,10 @@ typedef struct dnslist_kind {
      * logs and decides, and ends the lookup with dnslist_finish, at once
      * or from the callback of a query of its own kept in lk->extra. */
     void (*listed)(dnslist_lookup *lk, const char *zone, const char *answer);
+    /* weighted mode: 1 when score >= threshold means "listed" (dnsbl), 0
+     * when only allow_threshold acts and "listed" means whitelisted
+     * (dnswl) */
+    int blocks;
 } dnslist_kind;
 
 typedef struct dnslist_slot {
@@ -88,6 +111,7 @@ struct dnslist_lookup {
     char ip[64];                 /* the client's address */
     size_t hit;                  /* the zone reported */
     upesi_dns_query *extra;      /* the plugin's own query after a hit */
+    upesi_store_op *cache_op;    /* the pass cache being read */
     dnslist_slot slots[];        /* one a zone, in config order */
 };
 
@@ -108,6 +132,9 @@ int dnslist_config_set(dnslist_config *c, const char *section,
  * the struct's dnslist_config is the field `member`. */
 int dnslist_set_zone(void *config, const char *item, char *err,
                      size_t errlen);
+/* The cross-key checks of weighted mode (config_check). */
+int dnslist_config_check(dnslist_config *c, char *err, size_t errlen);
+int dnslist_config_check_any(void *config, char *err, size_t errlen);
 #define DNSLIST_SETTINGS(type, member, choices, def_action, action_help)     \
     { "zones", UPESI_SETTING_LIST, 0, 0, 0, NULL, dnslist_set_zone, NULL,    \
       "zones, queried in parallel; `zone=127.0.0.2-127.0.0.11;127.0.0.20` "  \
@@ -117,7 +144,19 @@ int dnslist_set_zone(void *config, const char *item, char *err,
     { "expand_stats", UPESI_SETTING_BOOL,                                    \
       offsetof(type, member.expand_stats), 0, 0, NULL, NULL, "0",            \
       "on: also count `SMTP.<LIST>.<zone>.<ip>.Hits` (one counter per "      \
-      "client address)" }
+      "client address)" },                                                   \
+    { "threshold", UPESI_SETTING_INT, offsetof(type, member.threshold),      \
+      -1000, 1000, NULL, NULL, "1", "weighted mode (a zone has `*weight`): " \
+      "the client is listed when the weights of the zones that list it "     \
+      "add up to this or more" },                                            \
+    { "allow_threshold", UPESI_SETTING_INT,                                  \
+      offsetof(type, member.allow_threshold), -1000, 0, NULL, NULL, "0",     \
+      "weighted mode: a sum at or below this (negative) whitelists the "     \
+      "client (note `whitelisted`); 0: off" },                               \
+    { "cache_ttl", UPESI_SETTING_DURATION, offsetof(type, member.cache_ttl), \
+      0, 30 * 86400.0, NULL, NULL, "0", "weighted mode: a client that was "  \
+      "not listed is remembered in the store this long, with its sum, and " \
+      "its next connections ask no DNS; 0: no cache" }
 /* ... or the whole of it, for a plugin with no settings of its own. */
 void *dnslist_config_new(void);
 void dnslist_config_free(void *config);

@@ -197,6 +197,7 @@ static const dnslist_kind dnsbl_kind = {
     .default_action = ACT_LOG,
     .tag_action = ACT_TAG,
     .listed = dnsbl_listed,
+    .blocks = 1,
 };
 
 static int dnsbl_init(upesi_ctx *ctx, const upesi_api *host, char *err,
@@ -217,6 +218,7 @@ UPESI_PLUGIN = {
     .init = dnsbl_init,
     .config_new = dnsbl_config_new,
     .config_set = dnsbl_config_set,
+    .config_check = dnslist_config_check_any,   /* list is the first member */
     .settings = dnsbl_settings,
     .config_free = dnsbl_config_free,
     .hooks = {

@@ -94,6 +94,7 @@ UPESI_PLUGIN = {
     .init = dnswl_init,
     .config_new = dnslist_config_new,
     .config_set = dnslist_config_set_any,   /* [zone] sections */
+    .config_check = dnslist_config_check_any,
     .settings = dnswl_settings,
     .config_free = dnslist_config_free,
     .hooks = {

@@ -16,6 +16,9 @@ package Upesi::Test::DNS;
 #       servfail => ['fail.test']);       # answered SERVFAIL
 #   my $srv = Upesi::Test->new(smtp => { dns_servers => $dns->server });
 #
+# log_queries => 1 has dnsmasq log every query it gets; queries(qr//)
+# counts the logged queries whose name matches.
+#
 # Records are dnsmasq's own (--host-record, --ptr-record, --address with
 # "name,ip" for "/name/ip", --txt-record, --mx-host), in order; local =>
 # [zones] says which zones dnsmasq answers alone (default test,
@@ -78,6 +81,7 @@ sub start {
         my $port = $self->_servfail;
         push @args, map { "--server=/$_/127.0.0.1#$port" } @{ $opt{servfail} };
     }
+    push @args, '--log-queries' if $opt{log_queries};
     my @records = @{ $opt{records} || [] };
     while (my ($type, $spec) = splice @records, 0, 2) {
         my $name = $OPTION{$type} or die "Upesi::Test::DNS: unknown record type $type";
@@ -92,6 +96,13 @@ sub start {
 }
 
 sub port   { $_[0]{port} }
+
+# queries(qr//): how many queries dnsmasq logged for names matching
+sub queries {
+    my ($self, $re) = @_;
+    my $log = slurp("$self->{tmp}/dnsmasq.log") // '';
+    return scalar grep { /query\[\w+\] (\S+) from/ && $1 =~ $re } split /\n/, $log;
+}
 # "127.0.0.1:PORT", for smtp.ini dns_servers
 sub server { "127.0.0.1:$_[0]{port}" }
 

@@ -1,0 +1,326 @@
+/*
+ * greylist.c - greylisting at RCPT on the host's store, so that one host
+ * (lmdb) or a fleet sharing one Redis decides alike
+ * (docs/plugins/greylist.md, issue 19).
+ *
+ * Each recipient is decided on its own.  The triplet (client network /24
+ * or /64, sender, recipient) seen for the first time is answered 451 4.7.1
+ * and remembered for `window`; the same triplet again after `delay` (and
+ * within `window`) passes, and so does the client's whole network from
+ * then on: it is remembered for `pass_ttl`, refreshed by each recipient it
+ * sends.  Exempt (SMTP.Greylist.Whitelisted): authenticated sessions, a
+ * client an earlier plugin whitelisted (conn note "whitelisted":
+ * private_lists, dnswl), senders whose domain is in `exempt_domains`.
+ *
+ * Store keys (prefixed "greylist:" by the host):
+ *   t:<network>|<sender>|<recipient>   first seen, ms since the epoch
+ *   p:<network>                        "1": the network passed
+ * Both are read with one store_mget per recipient.
+ *
+ * Notes: conn "greylist.passed" = "1" once a recipient passed after its
+ * delay (karma scores it), txn "greylist" = "deferred" | "passed" |
+ * "whitelisted" for the last recipient.
+ *
+ * Fails: as store_failure says (accept: the recipient goes on ungreylisted;
+ * tempfail: 451 4.3.0), logged and counted in Greylist.Store.Failures.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "../common/netprefix.h"
+#include "../common/store_failure.h"
+#include "upesi/plugin.h"
+
+static const upesi_api *api;
+static upesi_ctx *gl_ctx;
+
+typedef struct gl_config {
+    double delay, window, pass_ttl;
+    int v4_bits, v6_bits;
+    int exempt_auth, exempt_whitelisted;
+    int store_failure;
+    char *message;
+    char **domains;
+    size_t ndomains;
+} gl_config;
+
+static void *gl_config_new(void)
+{
+    return calloc(1, sizeof(gl_config));
+}
+
+static void gl_config_free(void *p)
+{
+    gl_config *c = p;
+    for (size_t i = 0; i < c->ndomains; i++)
+        free(c->domains[i]);
+    free(c->domains);
+    api->free(c->message);
+    free(c);
+}
+
+static int gl_set_domain(void *p, const char *item, char *err, size_t errlen)
+{
+    gl_config *c = p;
+    if (item[0] == '@')
+        item++;
+    if (!*item || strchr(item, '@') || strlen(item) > 253) {
+        snprintf(err, errlen, "'%s' is not a domain", item);
+        return -1;
+    }
+    char **grown = realloc(c->domains, (c->ndomains + 1) * sizeof *grown);
+    if (grown == NULL)
+        return -1;
+    c->domains = grown;
+    if ((c->domains[c->ndomains] = strdup(item)) == NULL)
+        return -1;
+    c->ndomains++;
+    return 0;
+}
+
+static int gl_config_check(void *p, char *err, size_t errlen)
+{
+    gl_config *c = p;
+    if (c->window <= c->delay) {
+        snprintf(err, errlen, "window (%gs) must be longer than delay (%gs): "
+                 "a retry could never pass", c->window, c->delay);
+        return -1;
+    }
+    if (strpbrk(c->message, "\r\n%")) {
+        snprintf(err, errlen, "message: one line without %%");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *const gl_failure_choices[] = { "accept", "tempfail",
+                                                  NULL };
+
+static const upesi_setting gl_settings[] = {
+    { "delay", UPESI_SETTING_DURATION, offsetof(gl_config, delay), 1, 86400,
+      NULL, NULL, "5m", "how long a new triplet is refused before a retry "
+      "passes (1 s at least, for tests)" },
+    { "window", UPESI_SETTING_DURATION, offsetof(gl_config, window), 2,
+      30 * 86400.0, NULL, NULL, "24h", "how long a first seen triplet waits "
+      "for its retry; after it the triplet is new again" },
+    { "pass_ttl", UPESI_SETTING_DURATION, offsetof(gl_config, pass_ttl), 1,
+      400 * 86400.0, NULL, NULL, "864h", "how long a client network that "
+      "passed is let through without delay (36 days), refreshed with every "
+      "recipient it sends" },
+    { "ipv4_prefix", UPESI_SETTING_INT, offsetof(gl_config, v4_bits), 8, 32,
+      NULL, NULL, "24", "the client network of an IPv4 client (bits)" },
+    { "ipv6_prefix", UPESI_SETTING_INT, offsetof(gl_config, v6_bits), 16, 128,
+      NULL, NULL, "64", "the client network of an IPv6 client (bits)" },
+    { "exempt_authenticated", UPESI_SETTING_BOOL,
+      offsetof(gl_config, exempt_auth), 0, 0, NULL, NULL, "on",
+      "authenticated sessions are not greylisted" },
+    { "exempt_whitelisted", UPESI_SETTING_BOOL,
+      offsetof(gl_config, exempt_whitelisted), 0, 0, NULL, NULL, "on",
+      "clients an earlier plugin whitelisted (private_lists, dnswl: conn "
+      "note `whitelisted`) are not greylisted" },
+    { "exempt_domains", UPESI_SETTING_LIST, 0, 0, 0, NULL, gl_set_domain,
+      NULL, "sender domains that are not greylisted (exact, any case)" },
+    { "message", UPESI_SETTING_STRING, offsetof(gl_config, message), 0, 0,
+      NULL, NULL, "Greylisted, please try again later",
+      "the text of the 451 4.7.1 reply" },
+    { "store_failure", UPESI_SETTING_ENUM, offsetof(gl_config, store_failure),
+      0, 0, gl_failure_choices, NULL, "accept", "when the store fails: "
+      "`accept` the recipient ungreylisted, or `tempfail` it (451 4.3.0)" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
+
+/* ---------------------------------------------------------------------- */
+
+/* One recipient being decided. */
+typedef struct gl_req {
+    upesi_call *call;
+    upesi_store_op *op;
+    const gl_config *cfg;
+    char net[64];
+    char tkey[UPESI_STORE_KEY_MAX];
+    char pkey[80];
+} gl_req;
+
+static long long gl_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void gl_ignore(const upesi_store_result *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+}
+
+static void gl_on_cancel(upesi_call *call, void *arg)
+{
+    (void)call;
+    gl_req *q = arg;
+    if (q->op)
+        api->store_cancel(q->op);
+    free(q);
+}
+
+static void gl_done(gl_req *q, upesi_verdict v)
+{
+    upesi_call *call = q->call;
+    free(q);
+    api->resume(call, v);
+}
+
+static void gl_count(upesi_call *call, const char *what, const char *stat)
+{
+    api->note_set(call, UPESI_SCOPE_TXN, "greylist", what);
+    api->stat_add(gl_ctx, stat, 1);
+}
+
+static void gl_on_read(const upesi_store_result *r, void *arg)
+{
+    gl_req *q = arg;
+    const gl_config *c = q->cfg;
+    upesi_call *call = q->call;
+    q->op = NULL;
+    if (r->status != 0) {
+        upesi_verdict v = store_failure_note(api, call, c->store_failure,
+                                             r->status, "Greylist",
+                                             "reading the triplet");
+        gl_done(q, v);
+        return;
+    }
+    long long pass_ms = (long long)(c->pass_ttl * 1000);
+    if (r->values[0].found) {        /* the network passed before */
+        api->store_expire(gl_ctx, q->pkey, pass_ms, gl_ignore, NULL);
+        gl_count(call, "passed", "SMTP.Greylist.Passed");
+        gl_done(q, UPESI_CONT);
+        return;
+    }
+    long long now = gl_now_ms();
+    long long delay_ms = (long long)(c->delay * 1000);
+    if (r->values[1].found) {
+        long long first = r->values[1].num;
+        long long waited = now - first;
+        if (waited >= delay_ms) {
+            api->store_set(gl_ctx, q->pkey, "1", 1, pass_ms, gl_ignore, NULL);
+            api->store_del(gl_ctx, q->tkey, gl_ignore, NULL);
+            api->note_set(call, UPESI_SCOPE_CONN, "greylist.passed", "1");
+            api->log_call(call, UPESI_LOG_INFO, "greylist: %s passed after "
+                          "%.1fs", q->tkey + 2, (double)waited / 1000);
+            gl_count(call, "passed", "SMTP.Greylist.Passed");
+            gl_done(q, UPESI_CONT);
+            return;
+        }
+        api->log_call(call, UPESI_LOG_INFO, "greylist: %s deferred (retry "
+                      "too early, %.1fs of %gs)", q->tkey + 2,
+                      (double)waited / 1000, c->delay);
+    } else {
+        char first[24];
+        int n = snprintf(first, sizeof first, "%lld", now);
+        api->store_set(gl_ctx, q->tkey, first, (size_t)n,
+                       (long long)(c->window * 1000), gl_ignore, NULL);
+        api->log_call(call, UPESI_LOG_INFO, "greylist: %s deferred (first "
+                      "seen)", q->tkey + 2);
+    }
+    gl_count(call, "deferred", "SMTP.Greylist.Deferred");
+    api->reply(call, 451, "4.7.1", "%s", c->message);
+    gl_done(q, UPESI_DENYSOFT);
+}
+
+static int gl_exempt_domain(const gl_config *c, const char *sender)
+{
+    const char *at = sender ? strrchr(sender, '@') : NULL;
+    if (at == NULL)
+        return 0;
+    for (size_t i = 0; i < c->ndomains; i++)
+        if (!strcasecmp(at + 1, c->domains[i]))
+            return 1;
+    return 0;
+}
+
+static void gl_lower_into(char *dst, size_t room, const char *s)
+{
+    size_t n = strlen(dst);
+    while (*s && n + 1 < room)
+        dst[n++] = (char)tolower((unsigned char)*s++);
+    dst[n] = '\0';
+}
+
+static upesi_verdict gl_rcpt(upesi_call *call)
+{
+    const gl_config *c = api->config(call);
+    const upesi_conn_info *conn = api->conn(call);
+    if (c == NULL || conn == NULL)
+        return UPESI_CONT;
+    const char *sender = api->sender(call);
+    const char *why = NULL;
+    if (c->exempt_auth && conn->authenticated)
+        why = "authenticated";
+    else if (c->exempt_whitelisted &&
+             api->note_get(call, UPESI_SCOPE_CONN, "whitelisted"))
+        why = api->note_get(call, UPESI_SCOPE_CONN, "whitelisted");
+    else if (gl_exempt_domain(c, sender))
+        why = "exempt sender domain";
+    if (why) {
+        api->log_call(call, UPESI_LOG_DEBUG, "greylist: not greylisted (%s)",
+                      why);
+        gl_count(call, "whitelisted", "SMTP.Greylist.Whitelisted");
+        return UPESI_CONT;
+    }
+    gl_req *q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return UPESI_CONT;
+    q->call = call;
+    q->cfg = c;
+    if (netprefix(conn->remote_ip, c->v4_bits, c->v6_bits, q->net,
+                  sizeof q->net) != 0) {
+        free(q);
+        return UPESI_CONT;
+    }
+    snprintf(q->pkey, sizeof q->pkey, "p:%s", q->net);
+    snprintf(q->tkey, sizeof q->tkey, "t:%s|", q->net);
+    gl_lower_into(q->tkey, sizeof q->tkey, sender ? sender : "");
+    gl_lower_into(q->tkey, sizeof q->tkey, "|");
+    gl_lower_into(q->tkey, sizeof q->tkey, api->address(call));
+    const char *keys[2] = { q->pkey, q->tkey };
+    q->op = api->store_mget(gl_ctx, keys, 2, gl_on_read, q);
+    if (q->op == NULL) {
+        free(q);
+        return store_failure_note(api, call, c->store_failure, -EIO,
+                                  "Greylist", "reading the triplet");
+    }
+    api->on_cancel(call, gl_on_cancel, q);
+    return UPESI_PENDING;
+}
+
+static int gl_init(upesi_ctx *ctx, const upesi_api *host, char *err,
+                   size_t errlen)
+{
+    gl_ctx = ctx;
+    api = host;
+    if (!UPESI_API_SUPPORTED(host, store_mget)) {
+        snprintf(err, errlen, "this host has no store (ABI 2.1 needed)");
+        return -1;
+    }
+    return 0;
+}
+
+UPESI_PLUGIN = {
+    UPESI_PLUGIN_HEADER_NEEDS(1),
+    .name = "greylist",
+    .version = "1.0",
+    .init = gl_init,
+    .config_new = gl_config_new,
+    .config_check = gl_config_check,
+    .config_free = gl_config_free,
+    .settings = gl_settings,
+    .hooks = {
+        [UPESI_HOOK_RCPT] = gl_rcpt,
+    },
+};
