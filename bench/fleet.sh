@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# fleet.sh - the cost of the controls that remember (issue 19): the
+# message rate of the default chain plus greylist (the client's network
+# already passed), limit and karma, as a ratio to the default chain alone;
+# with the lmdb store and with a Redis on loopback.
+#
+#   bench/fleet.sh [RUNS]          default 3; needs ./upesi, plugins built,
+#                                  redis-server for the Redis half
+#
+# Three servers, one worker each, log_level = warning, queue_discard in
+# place of queue_spool (no disk in the way):
+#   base   the default chain (bench/lib.sh default_chain)
+#   lmdb   limit first, greylist before relay, karma last, store = lmdb
+#   redis  the same chain, store = redis://127.0.0.1:PORT (redis-server
+#          started here, persisting nothing)
+# limit has every rule on with limits no run reaches (concurrency, rate,
+# messages and recipients per IP, messages and recipients per sender
+# domain): each connection costs two store_incr and a store_expire, each
+# message three store_incr at MAIL and three at RCPT.  greylist has
+# delay = 1 s and the loopback network is made to pass before the runs: one
+# store_mget and one store_expire per recipient.  karma keeps its default
+# table: one store_mget of 60 keys per connection.
+# smtp-source sends MESSAGES (default 2000) 1 KB messages over SESSIONS
+# (default 10) sessions, a new connection per message and then reused
+# connections (-d); the runs alternate between the servers, and the median
+# rates and the ratios are printed.  Targets: lmdb >= 0.8, redis >= 0.7.
+# Fails: exits 1 if a server does not start or smtp-source fails.
+source "$(dirname "$0")/lib.sh"
+RUNS=${1:-3}
+MESSAGES=${MESSAGES:-2000}
+SESSIONS=${SESSIONS:-10}
+
+REDIS=/usr/bin/redis-server
+have_redis=0
+[[ -x $REDIS ]] && have_redis=1
+
+chain() {       # the default chain with the three plugins in their places
+    echo limit
+    local p
+    for p in $(default_chain); do
+        [[ $p == relay ]] && echo greylist
+        [[ $p == queue_discard ]] && echo karma
+        echo "$p"
+    done
+}
+
+prepare() {     # prepare NAME: the repository's plugin settings, and ours
+    local dir=$tmp/$1/conf f
+    mkdir -p "$dir"
+    for f in "$ROOT"/conf/*; do
+        case ${f##*/} in smtp.ini|plugins) continue ;; esac
+        cp -r "$f" "$dir/"
+    done
+    printf 'delay = 1\n' > "$dir/greylist.ini"
+    printf '%s\n' 'concurrency = 100000' 'rate_per_ip = 100000000/1h' \
+        'messages_per_ip = 100000000/1h' 'recipients_per_ip = 100000000/1h' \
+        'messages_per_domain = 100000000/1h' 'recipients_per_domain = 100000000/1h' \
+        > "$dir/limit.ini"
+}
+
+# the loopback network passes greylisting: a first attempt, the delay, a
+# second (python3's smtplib, as the tests use)
+pass_greylist() {
+    python3 - "$1" <<'EOF'
+import smtplib, sys, time
+port = int(sys.argv[1])
+for attempt in range(2):
+    s = smtplib.SMTP("127.0.0.1", port, local_hostname="client.example.org")
+    s.mail("sender@example.org")
+    code, _ = s.rcpt("bob@example.com")
+    s.quit()
+    if code == 250:
+        sys.exit(0)
+    time.sleep(1.2)
+sys.exit("greylisting did not pass: %d" % code)
+EOF
+}
+
+names=(base lmdb)
+ports=()
+port=$(free_port)
+start_upesi base "$port" default "workers = 1" "log_level = warning"
+ports+=("$port")
+prepare lmdb
+port=$(free_port)
+start_upesi lmdb "$port" "$(chain | tr '\n' ' ')" "workers = 1" "log_level = warning" "store = lmdb:store"
+ports+=("$port")
+if (( have_redis )); then
+    rport=$(free_port)
+    mkdir -p "$tmp/redis-data"
+    "$REDIS" --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$tmp/redis-data" --logfile "$tmp/redis-data/redis.log" &
+    pids+=("$!")
+    wait_listen "$rport" 10 || { echo "bench: redis-server did not start" >&2; exit 1; }
+    prepare redis
+    port=$(free_port)
+    start_upesi redis "$port" "$(chain | tr '\n' ' ')" "workers = 1" "log_level = warning" \
+        "store = redis://127.0.0.1:$rport/0"
+    ports+=("$port")
+    names+=(redis)
+else
+    echo "bench: no redis-server: the Redis half is skipped" >&2
+fi
+for ((k = 1; k < ${#ports[@]}; k++)); do pass_greylist "${ports[$k]}"; done
+
+run() {         # run PORT [-d]: msg/s of one smtp-source run
+    local port=$1; shift
+    source_rate "$port" "$tmp/source.log" -s "$SESSIONS" -l 1024 "$@"
+}
+
+for mode in new reused; do
+    opt=()
+    [[ $mode == reused ]] && opt=(-d)
+    MESSAGES_SAVED=$MESSAGES
+    MESSAGES=$((SESSIONS * 20))
+    for p in "${ports[@]}"; do run "$p" "${opt[@]}" >/dev/null; done     # warm-up
+    MESSAGES=$MESSAGES_SAVED
+    declare -A rates=()
+    for ((i = 1; i <= RUNS; i++)); do
+        line="  $mode connections, run $i:"
+        for ((k = 0; k < ${#ports[@]}; k++)); do
+            r=$(run "${ports[$k]}" "${opt[@]}")
+            rates[${names[$k]}]+="$r "
+            line+=$(printf ' %s %6s msg/s' "${names[$k]}" "$r")
+        done
+        echo "$line"
+    done
+    base=$(printf '%s\n' ${rates[base]} | median)
+    printf '\nfleet %s: %s connections, smtp-source -s %d -m %d, 1 KB, median of %d runs\n' \
+        "$(rev)" "$mode" "$SESSIONS" "$MESSAGES" "$RUNS"
+    printf '  default chain %s msg/s\n' "$base"
+    for ((k = 1; k < ${#ports[@]}; k++)); do
+        n=${names[$k]}
+        m=$(printf '%s\n' ${rates[$n]} | median)
+        target=0.8; [[ $n == redis ]] && target=0.7
+        printf '  + greylist limit karma, %-5s %6s msg/s: ratio %s (target >= %s)\n' "$n" "$m" \
+            "$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" "$target"
+    done
+    unset rates
+done
