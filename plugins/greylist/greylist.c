@@ -189,9 +189,9 @@ static void gl_on_read(const upesi_store_result *r, void *arg)
     upesi_call *call = q->call;
     q->op = NULL;
     if (r->status != 0) {
-        upesi_verdict v = store_failure_note(api, call, c->store_failure,
-                                             r->status, "Greylist",
-                                             "reading the triplet");
+        upesi_verdict v = store_failure_note(
+            api, gl_ctx, call, c->store_failure, r->status,
+            "Greylist.Store.Failures", "reading the triplet");
         gl_done(q, v);
         return;
     }
@@ -292,8 +292,9 @@ static upesi_verdict gl_rcpt(upesi_call *call)
     q->op = api->store_mget(gl_ctx, keys, 2, gl_on_read, q);
     if (q->op == NULL) {
         free(q);
-        return store_failure_note(api, call, c->store_failure, -EIO,
-                                  "Greylist", "reading the triplet");
+        return store_failure_note(api, gl_ctx, call, c->store_failure,
+                                  -EIO, "Greylist.Store.Failures",
+                                  "reading the triplet");
     }
     api->on_cancel(call, gl_on_cancel, q);
     return UPESI_PENDING;

@@ -257,8 +257,9 @@ static void km_ignore(const upesi_store_result *r, void *arg)
 {
     (void)arg;
     if (r->status != 0)
-        store_failure_note(api, NULL, STORE_FAILURE_ACCEPT, r->status,
-                           "Karma", "writing points");
+        store_failure_note(api, km_ctx, NULL, STORE_FAILURE_ACCEPT,
+                           r->status, "Karma.Store.Failures",
+                           "writing points");
 }
 
 static void km_on_cancel(upesi_call *call, void *arg)
@@ -302,9 +303,9 @@ static void km_on_read(const upesi_store_result *r, void *arg)
     q->op = NULL;
     free(q);
     if (r->status != 0) {
-        upesi_verdict v = store_failure_note(api, call, c->store_failure,
-                                             r->status, "Karma",
-                                             "reading the score");
+        upesi_verdict v = store_failure_note(
+            api, km_ctx, call, c->store_failure, r->status,
+            "Karma.Store.Failures", "reading the score");
         if (v == UPESI_CONT)     /* accept: as a client never seen */
             api->note_set_int(call, UPESI_SCOPE_CONN, "karma.score", 0);
         api->resume(call, v);
@@ -377,8 +378,9 @@ static upesi_verdict km_connect(upesi_call *call)
     free(keys);
     if (q->op == NULL) {
         free(q);
-        return store_failure_note(api, call, c->store_failure, -EIO,
-                                  "Karma", "reading the score");
+        return store_failure_note(api, km_ctx, call, c->store_failure,
+                                  -EIO, "Karma.Store.Failures",
+                                  "reading the score");
     }
     api->on_cancel(call, km_on_cancel, q);
     return UPESI_PENDING;

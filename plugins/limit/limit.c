@@ -310,9 +310,9 @@ static void lim_decide(lim_req *q)
     const lim_config *c = q->cfg;
     upesi_hook hook = api->hook(call);
     if (q->failed) {
-        upesi_verdict v = store_failure_note(api, call, c->store_failure,
-                                             q->status, "Limit",
-                                             "counting");
+        upesi_verdict v = store_failure_note(
+            api, lim_ctx, call, c->store_failure, q->status,
+            "Limit.Store.Failures", "counting");
         lim_free(q);
         api->resume(call, v);
         return;
@@ -445,8 +445,9 @@ static upesi_verdict lim_start(lim_req *q)
         const lim_config *c = q->cfg;
         free(q);
         if (failed)
-            return store_failure_note(api, call, c->store_failure, status,
-                                      "Limit", "counting");
+            return store_failure_note(api, lim_ctx, call, c->store_failure,
+                                      status, "Limit.Store.Failures",
+                                      "counting");
         return UPESI_CONT;
     }
     api->on_cancel(q->call, lim_on_cancel, q);
@@ -576,6 +577,16 @@ static upesi_verdict lim_auth(upesi_call *call)
     return lim_start(q);
 }
 
+/* A counter below zero (its key expired while connections were open,
+ * then they closed) is removed: it starts again from nothing. */
+static void lim_conc_back(const upesi_store_result *r, void *arg)
+{
+    char *key = arg;
+    if (r->status == 0 && r->values[0].num < 0)
+        api->store_del(lim_ctx, key, lim_ignore, NULL);
+    free(key);
+}
+
 static upesi_verdict lim_disconnect(upesi_call *call)
 {
     const lim_config *c = api->config(call);
@@ -585,7 +596,10 @@ static upesi_verdict lim_disconnect(upesi_call *call)
     if (api->note_get(call, UPESI_SCOPE_CONN, "limit.held")) {
         char key[96];
         snprintf(key, sizeof key, "c:%s", api->conn(call)->remote_ip);
-        api->store_incr(lim_ctx, key, -1, 0, lim_ignore, NULL);
+        char *copy = strdup(key);
+        if (copy &&
+            api->store_incr(lim_ctx, key, -1, 0, lim_conc_back, copy) == NULL)
+            free(copy);
     }
     return UPESI_CONT;
 }
