@@ -296,6 +296,13 @@ static void build_values(mr_ctx *c, mr_field f)
     case MR_F_RECIPIENT_COUNT:
         c->numbers[f] = (long long)api->rcpt_count(c->call);
         break;
+    case MR_F_KARMA_SCORE:
+    case MR_F_DNS_SCORE:
+        c->numbers[f] = api->note_get_int(c->call, UPESI_SCOPE_CONN,
+                                          f == MR_F_KARMA_SCORE
+                                              ? "karma.score" : "dns.score",
+                                          0);
+        break;
     default:
         break;
     }

@@ -46,6 +46,7 @@ static const char *const field_names[MR_F_COUNT] = {
     [MR_F_WHITELIST_TAG] = "whitelist_tag", [MR_F_HEADER] = "header",
     [MR_F_BAYES_CLASS] = "bayes_class",
     [MR_F_BAYES_PROBABILITY] = "bayes_probability",
+    [MR_F_KARMA_SCORE] = "karma_score", [MR_F_DNS_SCORE] = "dns_score",
 };
 
 static const char *const action_names[MR_A_COUNT] = {
@@ -85,7 +86,8 @@ const char *mr_action_stat(mr_action_kind kind)
 int mr_field_is_number(mr_field field)
 {
     return field == MR_F_SIZE || field == MR_F_ATTACHMENT_COUNT ||
-           field == MR_F_RECIPIENT_COUNT || field == MR_F_BAYES_PROBABILITY;
+           field == MR_F_RECIPIENT_COUNT || field == MR_F_BAYES_PROBABILITY ||
+           field == MR_F_KARMA_SCORE || field == MR_F_DNS_SCORE;
 }
 
 char *mr_fold(const char *s, size_t len)
@@ -256,8 +258,10 @@ static void next(parser *ps)
     default:
         break;
     }
-    if (is_word_char(c)) {
-        const char *q = ps->p;
+    int minus = c == '-' && ps->p + 1 < ps->end &&   /* a negative number */
+                isdigit((unsigned char)ps->p[1]);
+    if (is_word_char(c) || minus) {
+        const char *q = ps->p + minus;
         while (q < ps->end && is_word_char(*q))
             q++;
         ps->kind = T_WORD;
@@ -320,6 +324,11 @@ static int parse_number(const char *s, size_t len, long long *out)
 {
     long long n = 0;
     size_t i = 0;
+    int neg = len > 1 && s[0] == '-';   /* karma_score < -5 */
+    if (neg) {
+        s++;
+        len--;
+    }
     if (len == 0 || !isdigit((unsigned char)s[0]))
         return -1;
     for (; i < len && isdigit((unsigned char)s[i]); i++) {
@@ -341,7 +350,7 @@ static int parse_number(const char *s, size_t len, long long *out)
             return -1;
         n *= mul;
     }
-    *out = n;
+    *out = neg ? -n : n;
     return 0;
 }
 
@@ -440,7 +449,8 @@ static mr_expr *parse_condition(parser *ps)
     }
     if (!numeric && (e->op == MR_OP_LESS || e->op == MR_OP_GREATER)) {
         fail(ps, "%s is text: < and > need size, attachment_count, "
-             "recipient_count or bayes_probability", field_names[field]);
+             "recipient_count, bayes_probability, karma_score or dns_score",
+             field_names[field]);
         goto bad;
     }
     if (numeric) {

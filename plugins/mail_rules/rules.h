@@ -44,6 +44,8 @@ typedef enum mr_field {
     MR_F_HEADER,
     MR_F_BAYES_CLASS,            /* note bayes.class: spam, ham, unsure   */
     MR_F_BAYES_PROBABILITY,      /* note bayes.prob, in percent           */
+    MR_F_KARMA_SCORE,            /* conn note karma.score (karma) */
+    MR_F_DNS_SCORE,              /* conn note dns.score (weighted lists) */
     MR_F_COUNT
 } mr_field;
 
