@@ -132,10 +132,11 @@ for my $bad (['delay = 0.5', qr/delay: /],
 SKIP: {
     skip 'redis-server is not installed', 8 unless Upesi::Test::Redis->available;
     my $redis = Upesi::Test::Redis->start;
-    my @hosts = map {
-        server(smtp => { store => $redis->url, store_timeout => 500 },
-               ini => "delay = 1\nstore_failure = " . ($_ ? 'tempfail' : 'accept') . "\n")
-    } 0, 1;
+    my @hosts;
+    for my $policy ('accept', 'tempfail') {
+        push @hosts, server(smtp => { store => $redis->url, store_timeout => 500 },
+                            ini => "delay = 1\nstore_failure = $policy\n");
+    }
     my @r = rcpt($hosts[0], '127.0.0.2', 'a@s.example', 'u@example.com');
     is $r[0], '451 4.7.1', 'host A: first seen, deferred';
     @r = rcpt($hosts[1], '127.0.0.2', 'a@s.example', 'u@example.com');
