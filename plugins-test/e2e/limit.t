@@ -89,7 +89,7 @@ for my $backend ('lmdb', 'redis') {
         my $c = $srv->client(local => '127.0.0.5');
         $c->cmd('EHLO client.test');
         $c->cmd("MAIL FROM:<r$n\@r$n.example>");
-        push @r, map { code_of($c->cmd("RCPT TO:<u$_\@example.com>")) } 1 .. 4;
+        push @r, map { code_of($c->cmd("RCPT TO:<$_\@example.com>")) } qw(john mary bob john);
         $c->close;
     }
     is scalar(grep { $_ eq '250 2.1.5' } @r), 6, "$backend: recipients_per_ip = 6: 6 of 8" or diag "@r";
