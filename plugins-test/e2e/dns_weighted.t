@@ -98,6 +98,7 @@ for my $backend ('lmdb', 'redis') {
         like $redis->cli('GET', 'dnsbl:pass:127.0.0.3'), qr/^2$/, 'the pass cache is dnsbl:pass:<ip> in Redis';
     }
     $srv->stop_ok("$backend: weighted");
+    $redis->stop if $redis;
   }
 }
 

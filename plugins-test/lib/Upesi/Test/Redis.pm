@@ -164,6 +164,7 @@ sub pause  { kill 'STOP', $_[0]{pid} if $_[0]{pid} }
 sub resume { kill 'CONT', $_[0]{pid} if $_[0]{pid} }
 
 END {
+    local $?;                   # waitpid must not become the test's status
     for my $pid (keys %running) {
         next unless $running{$pid} == $$;
         kill 'CONT', $pid;
