@@ -133,6 +133,34 @@ for my $backend ('lmdb', 'redis') {
   }
 }
 
+# -- mail_rules reads the score (karma_score) ----------------------------------------
+{
+    my $srv = Upesi::Test->new(
+        plugins => [ 'karma', 'mail_rules', 'queue_spool' ],
+        smtp    => { local_domains => 'example.com', error_limit => 1000 },
+        ini     => { 'karma.ini' => "network_share = 0\n[score]\nconn.rcpt.rejected = -2\n",
+                     'mail_rules.ini' => "file = rules\n",
+                     'rules' => qq{rule "low karma" when karma_score < -3 do tag "X-Karma: low"\n} });
+    $srv->start;
+    bad_session($srv, '127.0.0.2', 3);
+    for my $ip ('127.0.0.2', '127.0.0.9') {
+        my $c = $srv->client(local => $ip);
+        $c->cmd('EHLO client.test');
+        $c->cmd('MAIL FROM:<a@s.example>');
+        $c->cmd('RCPT TO:<u@example.com>');
+        $c->cmd('DATA');
+        $c->send_data("Subject: from $ip\r\n\r\nhi");
+        $c->cmd('QUIT');
+        $c->close;
+    }
+    my @m = $srv->wait_spool(2);
+    my ($low) = grep { $_->{message} =~ /Subject: from 127.0.0.2\r?\n/ } @m;
+    my ($ok)  = grep { $_->{message} =~ /Subject: from 127.0.0.9\r?\n/ } @m;
+    like $low && $low->{message}, qr/^X-Karma: low/m, 'mail_rules: karma_score < -3 tags the client at -6';
+    ok $ok && $ok->{message} !~ /X-Karma/, 'mail_rules: not the client at 0';
+    $srv->stop_ok('karma and mail_rules');
+}
+
 # -- -t ------------------------------------------------------------------------------
 for my $bad (['decay = 1', qr/decay: /],
              ['buckets = 1', qr/buckets: /],
