@@ -13,13 +13,13 @@
 #   lmdb   limit first, greylist before relay, karma last, store = lmdb
 #   redis  the same chain, store = redis://127.0.0.1:PORT (redis-server
 #          started here, persisting nothing)
-# limit has every rule on with limits no run reaches (concurrency, rate,
-# messages and recipients per IP, messages and recipients per sender
-# domain): each connection costs two store_incr and a store_expire, each
-# message three store_incr at MAIL and three at RCPT.  greylist has
-# delay = 1 s and the loopback network is made to pass before the runs: one
-# store_mget and one store_expire per recipient.  karma keeps its default
-# table: one store_mget of 60 keys per connection.
+# limit has conf/limit.ini's rules with limits no run reaches
+# (concurrency, rate, messages and recipients per IP and per user, AUTH
+# failures): a connection costs two store_incr and a store_expire, a
+# message one store_incr at MAIL and one at RCPT.  greylist has delay = 1 s
+# and the loopback network is made to pass before the runs: one store_mget
+# per recipient.  karma keeps conf/karma.ini: one store_mget of 60 keys
+# per connection (clean sessions score nothing: no write).
 # smtp-source sends MESSAGES (default 2000) 1 KB messages over SESSIONS
 # (default 10) sessions, a new connection per message and then reused
 # connections (-d); the runs alternate between the servers, and the median
@@ -52,10 +52,10 @@ prepare() {     # prepare NAME: the repository's plugin settings, and ours
         cp -r "$f" "$dir/"
     done
     printf 'delay = 1\n' > "$dir/greylist.ini"
-    printf '%s\n' 'concurrency = 100000' 'rate_per_ip = 100000000/1h' \
-        'messages_per_ip = 100000000/1h' 'recipients_per_ip = 100000000/1h' \
-        'messages_per_domain = 100000000/1h' 'recipients_per_domain = 100000000/1h' \
-        > "$dir/limit.ini"
+    # conf/limit.ini's rules, with limits no run reaches
+    sed -e 's|^concurrency = .*|concurrency = 100000|' \
+        -e 's|^\([a-z_]*_per_[a-z]*\) = [1-9][0-9]*/|\1 = 100000000/|' \
+        "$ROOT/conf/limit.ini" > "$dir/limit.ini"
 }
 
 # the loopback network passes greylisting: a first attempt, the delay, a
@@ -66,7 +66,10 @@ import smtplib, sys, time
 port = int(sys.argv[1])
 for attempt in range(2):
     s = smtplib.SMTP("127.0.0.1", port, local_hostname="client.example.org")
-    s.mail("sender@example.org")
+    s.ehlo()
+    mcode, mtext = s.mail("sender@example.org")
+    if mcode != 250:
+        sys.exit("MAIL FROM refused: %d %s" % (mcode, mtext))
     code, _ = s.rcpt("bob@example.com")
     s.quit()
     if code == 250:
@@ -78,25 +81,27 @@ EOF
 
 names=(base lmdb)
 ports=()
+spids=()        # the processes whose CPU a server costs (space separated)
 port=$(free_port)
 start_upesi base "$port" default "workers = 1" "log_level = warning"
-ports+=("$port")
+ports+=("$port"); spids+=("$UPESI_PID")
 prepare lmdb
 port=$(free_port)
 start_upesi lmdb "$port" "$(chain | tr '\n' ' ')" "workers = 1" "log_level = warning" "store = lmdb:store"
-ports+=("$port")
+ports+=("$port"); spids+=("$UPESI_PID")
 if (( have_redis )); then
     rport=$(free_port)
     mkdir -p "$tmp/redis-data"
     "$REDIS" --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$tmp/redis-data" --logfile "$tmp/redis-data/redis.log" &
-    pids+=("$!")
+    rpid=$!
+    pids+=("$rpid")
     wait_listen "$rport" 10 || { echo "bench: redis-server did not start" >&2; exit 1; }
     prepare redis
     port=$(free_port)
     start_upesi redis "$port" "$(chain | tr '\n' ' ')" "workers = 1" "log_level = warning" \
         "store = redis://127.0.0.1:$rport/0"
-    ports+=("$port")
+    ports+=("$port"); spids+=("$UPESI_PID $rpid")
     names+=(redis)
 else
     echo "bench: no redis-server: the Redis half is skipped" >&2
@@ -108,6 +113,12 @@ run() {         # run PORT [-d]: msg/s of one smtp-source run
     source_rate "$port" "$tmp/source.log" -s "$SESSIONS" -l 1024 "$@"
 }
 
+cpu_of() {      # cpu_of "PID ...": their CPU time (and their children's), ns
+    local p t=0
+    for p in $1; do t=$((t + $(cpu_ns "$p"))); done
+    echo "$t"
+}
+
 for mode in new reused; do
     opt=()
     [[ $mode == reused ]] && opt=(-d)
@@ -115,26 +126,34 @@ for mode in new reused; do
     MESSAGES=$((SESSIONS * 20))
     for p in "${ports[@]}"; do run "$p" "${opt[@]}" >/dev/null; done     # warm-up
     MESSAGES=$MESSAGES_SAVED
-    declare -A rates=()
+    declare -A rates=() cpus=()
     for ((i = 1; i <= RUNS; i++)); do
         line="  $mode connections, run $i:"
         for ((k = 0; k < ${#ports[@]}; k++)); do
+            c0=$(cpu_of "${spids[$k]}")
             r=$(run "${ports[$k]}" "${opt[@]}")
+            c1=$(cpu_of "${spids[$k]}")
+            us=$(awk -v a="$c0" -v b="$c1" -v n="$MESSAGES" 'BEGIN { printf "%.0f", (b - a) / n / 1000 }')
             rates[${names[$k]}]+="$r "
-            line+=$(printf ' %s %6s msg/s' "${names[$k]}" "$r")
+            cpus[${names[$k]}]+="$us "
+            line+=$(printf ' %s %6s msg/s %4s us/msg' "${names[$k]}" "$r" "$us")
         done
         echo "$line"
     done
     base=$(printf '%s\n' ${rates[base]} | median)
+    basecpu=$(printf '%s\n' ${cpus[base]} | median)
     printf '\nfleet %s: %s connections, smtp-source -s %d -m %d, 1 KB, median of %d runs\n' \
         "$(rev)" "$mode" "$SESSIONS" "$MESSAGES" "$RUNS"
-    printf '  default chain %s msg/s\n' "$base"
+    printf '  default chain %s msg/s, server CPU %s us/msg\n' "$base" "$basecpu"
     for ((k = 1; k < ${#ports[@]}; k++)); do
         n=${names[$k]}
         m=$(printf '%s\n' ${rates[$n]} | median)
+        mc=$(printf '%s\n' ${cpus[$n]} | median)
         target=0.8; [[ $n == redis ]] && target=0.7
-        printf '  + greylist limit karma, %-5s %6s msg/s: ratio %s (target >= %s)\n' "$n" "$m" \
-            "$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" "$target"
+        printf '  + greylist limit karma, %-5s %6s msg/s: rate ratio %s (target >= %s); CPU %s us/msg (redis-server included): CPU ratio chain/this %s\n' \
+            "$n" "$m" \
+            "$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" "$target" \
+            "$mc" "$(awk -v a="$basecpu" -v b="$mc" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
     done
-    unset rates
+    unset rates cpus
 done

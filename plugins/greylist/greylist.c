@@ -7,14 +7,15 @@
  * or /64, sender, recipient) seen for the first time is answered 451 4.7.1
  * and remembered for `window`; the same triplet again after `delay` (and
  * within `window`) passes, and so does the client's whole network from
- * then on: it is remembered for `pass_ttl`, refreshed by each recipient it
- * sends.  Exempt (SMTP.Greylist.Whitelisted): authenticated sessions, a
+ * then on: it is remembered for `pass_ttl`, refreshed by the recipients it
+ * sends (written again once 1% of pass_ttl went by, not per recipient).  Exempt (SMTP.Greylist.Whitelisted): authenticated sessions, a
  * client an earlier plugin whitelisted (conn note "whitelisted":
  * private_lists, dnswl), senders whose domain is in `exempt_domains`.
  *
  * Store keys (prefixed "greylist:" by the host):
  *   t:<network>|<sender>|<recipient>   first seen, ms since the epoch
- *   p:<network>                        "1": the network passed
+ *   p:<network>                        the network passed: when its
+ *                                      pass_ttl was last refreshed (ms)
  * Both are read with one store_mget per recipient.
  *
  * Notes: conn "greylist.passed" = "1" once a recipient passed after its
@@ -182,6 +183,14 @@ static void gl_count(upesi_call *call, const char *what, const char *stat)
     api->stat_add(gl_ctx, stat, 1);
 }
 
+/* p:<network> = when it was (last) refreshed, ms since the epoch */
+static void gl_set_passed(const char *pkey, long long now, long long ttl_ms)
+{
+    char v[24];
+    int n = snprintf(v, sizeof v, "%lld", now);
+    api->store_set(gl_ctx, pkey, v, (size_t)n, ttl_ms, gl_ignore, NULL);
+}
+
 static void gl_on_read(const upesi_store_result *r, void *arg)
 {
     gl_req *q = arg;
@@ -196,19 +205,23 @@ static void gl_on_read(const upesi_store_result *r, void *arg)
         return;
     }
     long long pass_ms = (long long)(c->pass_ttl * 1000);
+    long long now = gl_now_ms();
     if (r->values[0].found) {        /* the network passed before */
-        api->store_expire(gl_ctx, q->pkey, pass_ms, gl_ignore, NULL);
+        /* refreshed when 1% of pass_ttl went by since the last refresh
+         * (the value is its time): a busy network costs no write per
+         * recipient, and its expiry moves at most 1% early */
+        if (now - r->values[0].num > pass_ms / 100)
+            gl_set_passed(q->pkey, now, pass_ms);
         gl_count(call, "passed", "SMTP.Greylist.Passed");
         gl_done(q, UPESI_CONT);
         return;
     }
-    long long now = gl_now_ms();
     long long delay_ms = (long long)(c->delay * 1000);
     if (r->values[1].found) {
         long long first = r->values[1].num;
         long long waited = now - first;
         if (waited >= delay_ms) {
-            api->store_set(gl_ctx, q->pkey, "1", 1, pass_ms, gl_ignore, NULL);
+            gl_set_passed(q->pkey, now, pass_ms);
             api->store_del(gl_ctx, q->tkey, gl_ignore, NULL);
             api->note_set(call, UPESI_SCOPE_CONN, "greylist.passed", "1");
             api->log_call(call, UPESI_LOG_INFO, "greylist: %s passed after "
