@@ -127,13 +127,19 @@ for mode in new reused; do
     for p in "${ports[@]}"; do run "$p" "${opt[@]}" >/dev/null; done     # warm-up
     MESSAGES=$MESSAGES_SAVED
     declare -A rates=() cpus=()
+    rcpus=""
     for ((i = 1; i <= RUNS; i++)); do
         line="  $mode connections, run $i:"
         for ((k = 0; k < ${#ports[@]}; k++)); do
             c0=$(cpu_of "${spids[$k]}")
+            [[ ${names[$k]} == redis ]] && r0=$(cpu_ns "$rpid")
             r=$(run "${ports[$k]}" "${opt[@]}")
             c1=$(cpu_of "${spids[$k]}")
             us=$(awk -v a="$c0" -v b="$c1" -v n="$MESSAGES" 'BEGIN { printf "%.0f", (b - a) / n / 1000 }')
+            if [[ ${names[$k]} == redis ]]; then
+                rcpu=$(awk -v a="$r0" -v b="$(cpu_ns "$rpid")" -v n="$MESSAGES" 'BEGIN { printf "%.0f", (b - a) / n / 1000 }')
+                rcpus+="$rcpu "
+            fi
             rates[${names[$k]}]+="$r "
             cpus[${names[$k]}]+="$us "
             line+=$(printf ' %s %6s msg/s %4s us/msg' "${names[$k]}" "$r" "$us")
@@ -155,5 +161,8 @@ for mode in new reused; do
             "$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" "$target" \
             "$mc" "$(awk -v a="$basecpu" -v b="$mc" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
     done
+    if (( have_redis )); then
+        printf '  of the redis variant'"'"'s CPU, redis-server: %s us/msg\n' "$(printf '%s\n' $rcpus | median)"
+    fi
     unset rates cpus
 done

@@ -481,9 +481,10 @@ static upesi_verdict lim_connect(upesi_call *call)
         char key[96];
         snprintf(key, sizeof key, "c:%s", q->ip);
         long long ttl = (long long)(c->concurrency_ttl * 1000);
-        lim_add(q, -1, key, 1, c->concurrency_ttl, c->concurrency);
-        /* refreshed at every connect: the count lives while the IP is
-         * active, and no longer than concurrency_ttl after */
+        /* the expiry is set (refreshed) by the store_expire right after,
+         * in the same batch, at every connect: the count lives while the
+         * IP is active, and no longer than concurrency_ttl after */
+        lim_add(q, -1, key, 1, 0, c->concurrency);
         api->store_expire(lim_ctx, key, ttl, lim_ignore, NULL);
     }
     lim_rule_check(q, R_RATE, q->ip, 1, 0);
