@@ -130,12 +130,12 @@ for my $bad (['delay = 0.5', qr/delay: /],
 
 # -- two hosts, one Redis ---------------------------------------------------------
 SKIP: {
-    skip 'redis-server is not installed', 8 unless Upesi::Test::Redis->available;
+    skip 'redis-server is not installed', 10 unless Upesi::Test::Redis->available;
     my $redis = Upesi::Test::Redis->start;
-    my @hosts;
+    my @hosts;      # A: accept, B: tempfail; each address its own network
     for my $policy ('accept', 'tempfail') {
         push @hosts, server(smtp => { store => $redis->url, store_timeout => 500 },
-                            ini => "delay = 1\nstore_failure = $policy\n");
+                            ini => "delay = 1\nipv4_prefix = 32\nstore_failure = $policy\n");
     }
     my @r = rcpt($hosts[0], '127.0.0.2', 'a@s.example', 'u@example.com');
     is $r[0], '451 4.7.1', 'host A: first seen, deferred';
@@ -146,15 +146,19 @@ SKIP: {
     is $r[0], '250 2.1.5', 'host B after the delay: passes';
     @r = rcpt($hosts[0], '127.0.0.2', 'x@y.example', 'w@example.com');
     is $r[0], '250 2.1.5', 'host A: the network passed on B passes here';
-    like $redis->cli('KEYS', 'greylist:p:*'), qr/greylist:p:127\.0\.0\.0\/24/,
-        "the passed network is Redis's key greylist:p:127.0.0.0/24";
+    like $redis->cli('KEYS', 'greylist:p:*'), qr{greylist:p:127\.0\.0\.2/32},
+        "the passed network is Redis's key greylist:p:127.0.0.2/32";
 
     $redis->stop;
     @r = rcpt($hosts[0], '127.0.0.7', 'n@new.example', 'u@example.com');
     is $r[0], '250 2.1.5', 'Redis stopped, store_failure = accept: the recipient goes on';
     @r = rcpt($hosts[1], '127.0.0.7', 'n@new.example', 'u@example.com');
     is $r[0], '451 4.3.0', 'Redis stopped, store_failure = tempfail: 451 4.3.0';
+    @r = rcpt($hosts[1], '127.0.0.2', 'z@new.example', 'v@example.com');
+    is $r[0], '250 2.1.5', 'Redis stopped: a network host B saw pass is in its pass_cache (60 s)';
     ok $hosts[0]->wait_log(qr/store: .*failed.*store_failure = accept/, 5), 'the failure is logged';
+    my $st = $hosts[1]->stat('Greylist');
+    ok $st && $st->{'Greylist.Store.Failures'}, 'Greylist.Store.Failures counts it' or diag explain $st;
     $_->stop_ok('greylist on redis') for @hosts;
 }
 

@@ -16,7 +16,9 @@
  *   t:<network>|<sender>|<recipient>   first seen, ms since the epoch
  *   p:<network>                        the network passed: when its
  *                                      pass_ttl was last refreshed (ms)
- * Both are read with one store_mget per recipient.
+ * Both are read with one store_mget per recipient, unless the worker saw
+ * the network pass less than `pass_cache` ago (its own memory: a network
+ * that passed stays passed for pass_ttl, so this changes no answer).
  *
  * Notes: conn "greylist.passed" = "1" once a recipient passed after its
  * delay (karma scores it), txn "greylist" = "deferred" | "passed" |
@@ -28,6 +30,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +45,7 @@ static const upesi_api *api;
 static upesi_ctx *gl_ctx;
 
 typedef struct gl_config {
-    double delay, window, pass_ttl;
+    double delay, window, pass_ttl, pass_cache;
     int v4_bits, v6_bits;
     int exempt_auth, exempt_whitelisted;
     int store_failure;
@@ -114,6 +117,9 @@ static const upesi_setting gl_settings[] = {
       400 * 86400.0, NULL, NULL, "864h", "how long a client network that "
       "passed is let through without delay (36 days), refreshed with every "
       "recipient it sends" },
+    { "pass_cache", UPESI_SETTING_DURATION, offsetof(gl_config, pass_cache),
+      0, 3600, NULL, NULL, "60s", "how long a worker trusts a network it saw "
+      "passed without asking the store again (0: ask every time)" },
     { "ipv4_prefix", UPESI_SETTING_INT, offsetof(gl_config, v4_bits), 8, 32,
       NULL, NULL, "24", "the client network of an IPv4 client (bits)" },
     { "ipv6_prefix", UPESI_SETTING_INT, offsetof(gl_config, v6_bits), 16, 128,
@@ -155,6 +161,25 @@ static long long gl_now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The worker's memory of networks that passed (pass_cache): a network
+ * that passed stays passed for pass_ttl, so trusting it for a minute
+ * without a store round trip changes no answer.  Direct-mapped: a
+ * collision only costs a store read. */
+#define GL_CACHE_SLOTS 4096
+
+static struct gl_cache_slot {
+    char net[64];
+    long long until_ms;
+} gl_cache[GL_CACHE_SLOTS];
+
+static struct gl_cache_slot *gl_cache_slot(const char *net)
+{
+    uint32_t h = 2166136261u;           /* FNV-1a */
+    for (const char *p = net; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &gl_cache[h % GL_CACHE_SLOTS];
+}
+
 static void gl_ignore(const upesi_store_result *r, void *arg)
 {
     (void)r;
@@ -181,6 +206,16 @@ static void gl_count(upesi_call *call, const char *what, const char *stat)
 {
     api->note_set(call, UPESI_SCOPE_TXN, "greylist", what);
     api->stat_add(gl_ctx, stat, 1);
+}
+
+/* The worker saw net pass (or still passed): trusted for pass_cache. */
+static void gl_cache_put(const gl_config *c, const char *net, long long now)
+{
+    if (c->pass_cache <= 0)
+        return;
+    struct gl_cache_slot *slot = gl_cache_slot(net);
+    snprintf(slot->net, sizeof slot->net, "%s", net);
+    slot->until_ms = now + (long long)(c->pass_cache * 1000);
 }
 
 /* p:<network> = when it was (last) refreshed, ms since the epoch */
@@ -212,6 +247,7 @@ static void gl_on_read(const upesi_store_result *r, void *arg)
          * recipient, and its expiry moves at most 1% early */
         if (now - r->values[0].num > pass_ms / 100)
             gl_set_passed(q->pkey, now, pass_ms);
+        gl_cache_put(c, q->net, now);
         gl_count(call, "passed", "SMTP.Greylist.Passed");
         gl_done(q, UPESI_CONT);
         return;
@@ -222,6 +258,7 @@ static void gl_on_read(const upesi_store_result *r, void *arg)
         long long waited = now - first;
         if (waited >= delay_ms) {
             gl_set_passed(q->pkey, now, pass_ms);
+            gl_cache_put(c, q->net, now);
             api->store_del(gl_ctx, q->tkey, gl_ignore, NULL);
             api->note_set(call, UPESI_SCOPE_CONN, "greylist.passed", "1");
             api->log_call(call, UPESI_LOG_INFO, "greylist: %s passed after "
@@ -295,6 +332,14 @@ static upesi_verdict gl_rcpt(upesi_call *call)
                   sizeof q->net) != 0) {
         free(q);
         return UPESI_CONT;
+    }
+    if (c->pass_cache > 0) {
+        const struct gl_cache_slot *slot = gl_cache_slot(q->net);
+        if (!strcmp(slot->net, q->net) && slot->until_ms > gl_now_ms()) {
+            free(q);
+            gl_count(call, "passed", "SMTP.Greylist.Passed");
+            return UPESI_CONT;
+        }
     }
     snprintf(q->pkey, sizeof q->pkey, "p:%s", q->net);
     snprintf(q->tkey, sizeof q->tkey, "t:%s|", q->net);
