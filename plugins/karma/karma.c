@@ -212,7 +212,7 @@ static const upesi_setting km_settings[] = {
       366 * 86400.0, NULL, NULL, "720h", "how long points last: they fade "
       "linearly to nothing over this time (30 days)" },
     { "buckets", UPESI_SETTING_INT, offsetof(km_config, buckets), 2,
-      KM_MAX_BUCKETS, NULL, NULL, "30", "slots `decay` is cut into (the "
+      KM_MAX_BUCKETS, NULL, NULL, "10", "slots `decay` is cut into (the "
       "store keeps one counter per slot, IP and network)" },
     { "ipv4_prefix", UPESI_SETTING_INT, offsetof(km_config, v4_bits), 8, 32,
       NULL, NULL, "24", "the network of an IPv4 client (bits)" },
