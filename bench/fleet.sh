@@ -119,6 +119,7 @@ cpu_of() {      # cpu_of "PID ...": their CPU time (and their children's), ns
     echo "$t"
 }
 
+results=()
 for mode in new reused; do
     opt=()
     [[ $mode == reused ]] && opt=(-d)
@@ -156,13 +157,16 @@ for mode in new reused; do
         m=$(printf '%s\n' ${rates[$n]} | median)
         mc=$(printf '%s\n' ${cpus[$n]} | median)
         target=0.8; [[ $n == redis ]] && target=0.7
+        rr=$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+        cr=$(awk -v a="$basecpu" -v b="$mc" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
         printf '  + greylist limit karma, %-5s %6s msg/s: rate ratio %s (target >= %s); CPU %s us/msg (redis-server included): CPU ratio chain/this %s\n' \
-            "$n" "$m" \
-            "$(awk -v a="$m" -v b="$base" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" "$target" \
-            "$mc" "$(awk -v a="$basecpu" -v b="$mc" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
+            "$n" "$m" "$rr" "$target" "$mc" "$cr"
+        results+=("target fleet $n $mode connections: rate ratio $rr, CPU ratio $cr (>= $target)")
     done
     if (( have_redis )); then
         printf '  of the redis variant'"'"'s CPU, redis-server: %s us/msg\n' "$(printf '%s\n' $rcpus | median)"
     fi
     unset rates cpus
 done
+echo
+printf '%s\n' "${results[@]}"
