@@ -240,6 +240,7 @@ FUZZ_DEPS_fuzz_store_url   := store_url
 # plugin sources a target links (paths under plugins/, without .c)
 FUZZ_PLUGIN_DEPS_fuzz_hostmatch := common/hostmatch
 FUZZ_PLUGIN_DEPS_fuzz_config := common/hostmatch
+FUZZ_PLUGIN_DEPS_fuzz_dnslist   := common/dnslist common/settings
 FUZZ_PLUGIN_DEPS_fuzz_directory := common/dir_table
 FUZZ_PLUGIN_DEPS_fuzz_rules     := mail_rules/rules
 FUZZ_PLUGIN_DEPS_fuzz_mime      := mail_rules/rules mail_rules/mime

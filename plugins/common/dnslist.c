@@ -279,7 +279,6 @@ static int dnslist_add_zone(void *arg, char *item, char *err, size_t errlen)
         *star = '\0';
         weight = (int)w;
         weighted = 1;
-        c->weighted = 1;
     }
     char *answers = strchr(item, '=');
     if (answers)
@@ -311,6 +310,7 @@ static int dnslist_add_zone(void *arg, char *item, char *err, size_t errlen)
         *p = (char)tolower((unsigned char)*p);
     z->weight = weight;
     c->nzones++;
+    c->weighted |= weighted;     /* once the zone is in, not before */
     if (answers && strchr(answers, '['))
         return dnslist_add_filter(z, answers, err, errlen);
     if (answers &&
