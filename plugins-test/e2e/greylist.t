@@ -13,6 +13,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Test::More;
+use MIME::Base64 ();
 use Time::HiRes qw(sleep time);
 use Upesi::Test;
 use Upesi::Test::Redis;
@@ -97,6 +98,24 @@ sub rcpt {
     my $st = $srv->stat('SMTP.Greylist');
     is $st->{'SMTP.Greylist.Whitelisted'}, 1, 'the whitelisted client counted in Whitelisted';
     $srv->stop_ok('greylist /24');
+}
+
+# -- an authenticated session is not greylisted -----------------------------------
+{
+    my $hash = crypt('right-pw-1', '$6$abcdefgh12345678$');
+    my $srv = server(before => ['auth', 'directory'],
+                     smtp => { error_limit => 1000 },
+                     files => { 'auth.ini' => "file = directory\nallow_plaintext = 1\n",
+                                'directory' => qq{person "John Doe" address=john\@example.com short=jdoe7 password=$hash\n} });
+    my $c = $srv->client(local => '127.0.0.2');
+    $c->cmd('EHLO client.test');
+    is $c->cmd('AUTH PLAIN ' . MIME::Base64::encode_base64("\0jdoe7\0right-pw-1", ''))->{code}, 235, 'authenticated';
+    $c->cmd('MAIL FROM:<john@example.com>');
+    is code_of($c->cmd('RCPT TO:<john@example.com>')), '250 2.1.5', 'an authenticated session is not greylisted';
+    $c->close;
+    is((rcpt($srv, '127.0.0.2', 'john@example.com', 'john@example.com'))[0], '451 4.7.1',
+       'the same triplet without AUTH is');
+    $srv->stop_ok('greylist and AUTH');
 }
 
 # -- -t checks every setting with file:line --------------------------------------

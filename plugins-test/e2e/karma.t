@@ -11,6 +11,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
 use Test::More;
+use MIME::Base64 ();
 use Time::HiRes qw(sleep time);
 use Upesi::Test;
 use Upesi::Test::Redis;
@@ -159,6 +160,44 @@ for my $backend ('lmdb', 'redis') {
     like $low && $low->{message}, qr/^X-Karma: low/m, 'mail_rules: karma_score < -3 tags the client at -6';
     ok $ok && $ok->{message} !~ /X-Karma/, 'mail_rules: not the client at 0';
     $srv->stop_ok('karma and mail_rules');
+}
+
+# -- other notes: early talking, AUTH failures (the host's notes) --------------------
+{
+    my $hash = crypt('right-pw-1', '$6$abcdefgh12345678$');
+    my $srv = Upesi::Test->new(
+        plugins => [ 'lua', 'karma', 'auth', 'directory', 'queue_spool' ],
+        smtp    => { local_domains => 'example.com', error_limit => 1000,
+                     greeting_delay => 0.5, early_talker_action => 'ignore',
+                     auth_failure_delay => 0.01 },
+        ini     => { 'karma.ini' => "network_share = 0\n[score]\nconn.early_talker = -3\n"
+                                  . "conn.auth.failures = -2\n",
+                     'auth.ini' => "file = directory\nallow_plaintext = 1\n",
+                     'directory' => qq{person "John Doe" address=john\@example.com short=jdoe7 password=$hash\n},
+                     'lua.ini' => "scripts = show.lua\n",
+                     'lua/show.lua' => <<'LUA' });
+upesi.hook("mail", function(conn, txn, sender)
+  if sender == "score@probe.example" then
+    return upesi.DENY, "karma=" .. tostring(conn.notes["karma.score"])
+  end
+end)
+LUA
+    $srv->start;
+    my $c = $srv->client(local => '127.0.0.5', greeting => 0);
+    $c->send_line('EHLO hasty.test');              # before the greeting
+    is $c->read_reply(10)->{code}, 220, 'an early talker is greeted (early_talker_action = ignore)';
+    $c->read_reply(5);
+    $c->cmd('QUIT');
+    $c->close;
+    is score_of($srv, '127.0.0.5'), -3, 'conn.early_talker = -3: the early talker scores -3';
+    $c = $srv->client(local => '127.0.0.6');
+    $c->cmd('EHLO client.test');
+    is $c->cmd('AUTH PLAIN ' . MIME::Base64::encode_base64("\0jdoe7\0wrong", ''))->{code}, 535, 'a wrong password';
+    is $c->cmd('AUTH PLAIN ' . MIME::Base64::encode_base64("\0jdoe7\0wrong2", ''))->{code}, 535, 'and another';
+    $c->cmd('QUIT');
+    $c->close;
+    is score_of($srv, '127.0.0.6'), -4, 'conn.auth.failures = -2: two AUTH failures score -4';
+    $srv->stop_ok('karma: early talker, AUTH failures');
 }
 
 # -- -t ------------------------------------------------------------------------------
