@@ -12,10 +12,11 @@
 
 CC        ?= gcc
 SANITIZE  ?= 0
-PKGS      := libuv wolfssl lua5.4 libcares inih lmdb hiredis libsystemd
+PKGS      := libuv wolfssl lua5.4 libcares inih lmdb hiredis libsystemd libidn2
 DEB_BUILD := build-essential pkg-config libuv1-dev libwolfssl-dev libltdl-dev \
              liblua5.4-dev libc-ares-dev libinih-dev libgmime-3.0-dev \
-             libcrypt-dev liblmdb-dev libhiredis-dev libsystemd-dev
+             libcrypt-dev liblmdb-dev libhiredis-dev libsystemd-dev \
+             libidn2-dev
 DEB_TEST  := $(DEB_BUILD) swaks dnsmasq-base postfix openssl perl sslscan \
              libnet-ssleay-perl libio-socket-inet6-perl python3 haproxy \
              redis-server redis-tools prometheus curl
@@ -122,7 +123,7 @@ UNIT_DEPS_data_reader := data_reader
 UNIT_DEPS_stats       := stats log
 UNIT_DEPS_dns         := dns dns_answer log stats
 UNIT_DEPS_control     := control stats log
-UNIT_DEPS_queue_spool := log durable envelope settings config_file
+UNIT_DEPS_queue_spool := log durable envelope settings config_file smtp_ext
 UNIT_DEPS_hostmatch   := log
 # and the plugin objects it names (paths under build/plugins/, no .o)
 UNIT_PLUGIN_DEPS_hostmatch := common/hostmatch
@@ -229,6 +230,7 @@ FUZZ_SRC    := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN    := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_DEPS_fuzz_lines       := lines
 FUZZ_DEPS_fuzz_smtp_parse  := smtp_parse
+FUZZ_DEPS_fuzz_smtp_ext    := smtp_ext smtp_parse
 FUZZ_DEPS_fuzz_data_reader := data_reader
 FUZZ_DEPS_fuzz_dns_answer  := dns_answer
 FUZZ_DEPS_fuzz_proxy       := proxy

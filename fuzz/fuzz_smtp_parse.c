@@ -54,7 +54,7 @@ static void fz_path(const char *arg, int is_rcpt, int depth)
             FZ_CHECK((*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
                      *k == '-');
         for (const char *v = p.params[i].value; *v; v++)
-            FZ_CHECK(*v > ' ' && *v < 127 && *v != '=');
+            FZ_CHECK((unsigned char)*v > ' ' && *v != 127 && *v != '=');
         FZ_CHECK(up_path_param(&p, p.params[i].keyword) != NULL);
     }
     const char *dom = up_mailbox_domain(p.mailbox);

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "simulate.h"
 #include "session.h"
+#include "smtp_ext.h"
 #include "stats.h"
 
 /* The host refuses RCPT past 1000 (session.c); copy_to may add a few. */
@@ -106,7 +107,7 @@ static int add_recipient(up_session *s, const char *plugin, const char *arg)
         s->rcpts = grown;
         s->cap_rcpts = cap;
     }
-    if ((s->rcpts[s->n_rcpts] = strdup(addr)) == NULL)
+    if ((s->rcpts[s->n_rcpts] = up_packed_new(addr, NULL, NULL)) == NULL)
         return -ENOMEM;
     s->n_rcpts++;
     up_log(s->id, UPESI_LOG_INFO, "message %s: copy to <%s> added by %s",
@@ -177,6 +178,7 @@ int up_actions_envelope(up_session *s, char **out, size_t *out_len,
         .sender = s->sender,
         .rcpts = (const char *const *)s->rcpts,
         .n_rcpts = s->n_rcpts,
+        .packed = 1,
     };
     return up_envelope_build(&e, out, out_len, bad_key);
 }

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "plugin_loader.h"
 #include "session.h"
+#include "smtp_ext.h"
 #include "stats.h"
 #include "store.h"
 
@@ -257,6 +258,30 @@ static int api_spool_envelope(upesi_call *call, char **out, size_t *out_len,
     if (s == NULL || !s->have_mail)
         return -EINVAL;
     return up_actions_envelope(s, out, out_len, bad_key);
+}
+
+static const char *api_txn_param(upesi_call *call, const char *keyword)
+{
+    up_session *s = session_of(call);
+    if (s == NULL || !s->have_mail || s->sender == NULL || keyword == NULL)
+        return NULL;
+    return up_packed_param(s->sender, keyword);
+}
+
+static const char *api_rcpt_param(upesi_call *call, size_t index,
+                                  const char *keyword)
+{
+    up_session *s = session_of(call);
+    if (s == NULL || index >= s->n_rcpts || keyword == NULL)
+        return NULL;
+    return up_packed_param(s->rcpts[index], keyword);
+}
+
+static int api_domain_to_ascii(const char *domain, char *out, size_t outlen)
+{
+    if (domain == NULL || out == NULL)
+        return -EINVAL;
+    return up_domain_to_ascii(domain, out, outlen) == 0 ? 0 : -EINVAL;
 }
 
 static int api_is_local_domain(upesi_call *call, const char *address)
@@ -866,6 +891,9 @@ static const upesi_api api_table = {
     .store_count = api_store_count,
     .cli_register = up_cli_register,
     .cli_wait = up_cli_wait,
+    .txn_param = api_txn_param,
+    .rcpt_param = api_rcpt_param,
+    .domain_to_ascii = api_domain_to_ascii,
 };
 
 const upesi_api *up_api_table(void)

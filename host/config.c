@@ -21,6 +21,7 @@
 #include "../plugins/common/hostmatch.h"
 #include "config_int.h"
 #include "log.h"
+#include "smtp_ext.h"
 #include "tls.h"
 
 static const up_config *loading;
@@ -212,6 +213,14 @@ int up_config_is_local(const up_config *cfg, const char *address)
     const char *domain = at + 1;
     for (size_t i = 0; i < cfg->n_local_domains; i++)
         if (!strcasecmp(domain, cfg->local_domains[i]))
+            return 1;
+    /* a U-label and its A-label are the same domain (RFC 6531) */
+    char alabel[300], local[300];
+    if (up_domain_to_ascii(domain, alabel, sizeof alabel) != 0)
+        return 0;
+    for (size_t i = 0; i < cfg->n_local_domains; i++)
+        if (up_domain_to_ascii(cfg->local_domains[i], local,
+                               sizeof local) == 0 && !strcmp(alabel, local))
             return 1;
     return 0;
 }

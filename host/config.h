@@ -77,6 +77,8 @@ typedef struct up_config {
     double greeting_delay;           /* seconds (postscreen-style wait)  */
     int early_talker_action;         /* UP_EARLY_TALKER_*                */
     int pipelining;
+    int smtputf8;               /* advertise SMTPUTF8 (RFC 6531)           */
+    int dsn;                    /* advertise DSN (RFC 3461)                */
     int improper_pipelining_action;  /* UP_PIPELINING_*                  */
     int allow_nul;                   /* NUL in message data accepted     */
     int helo_strict;                 /* HELO must be a Domain/literal    */

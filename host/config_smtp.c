@@ -660,6 +660,21 @@ static const upesi_setting smtp_settings[] = {
     { "pipelining", UPESI_SETTING_BOOL, CFG(pipelining), 0, 0, NULL, NULL,
       "1", "advertise PIPELINING (RFC 2920); without it, a client that "
       "sends ahead is noted as an early talker" },
+    { "smtputf8", UPESI_SETTING_BOOL, CFG(smtputf8), 0, 0, NULL, NULL, "1",
+      "advertise SMTPUTF8 (RFC 6531/6532): `MAIL FROM:<...> SMTPUTF8` allows "
+      "UTF-8 local parts and internationalized domains in that transaction, "
+      "checked as well-formed UTF-8 and, for a domain, as IDNA2008 "
+      "(libidn2): else `553 5.6.7` or `553 5.1.2`/`5.1.8`. Without the "
+      "parameter a non-ASCII address is `553 5.6.7`. Kept in the spool "
+      "envelope (`Mail-Params`). off: not offered, the parameter is "
+      "`555 5.5.4`" },
+    { "dsn", UPESI_SETTING_BOOL, CFG(dsn), 0, 0, NULL, NULL, "1",
+      "advertise DSN (RFC 3461): `RET=FULL|HDRS` and `ENVID=` (xtext, at "
+      "most 100 characters) on MAIL, `NOTIFY=NEVER` or a list of "
+      "`SUCCESS,FAILURE,DELAY` and `ORCPT=type;xtext` (`rfc822`, or "
+      "`utf-8` per RFC 6533) on RCPT; a malformed value is `501 5.5.4`. "
+      "Kept in the spool envelope (`Mail-Params`, `Rcpt-Params`) and "
+      "honoured by queue_forward. off: not offered, `555 5.5.4`" },
     { "vrfy", UPESI_SETTING_BOOL, CFG(vrfy), 0, 0, NULL, NULL, "0",
       "off: VRFY answers `252 2.5.2`; on: the `vrfy` hook answers (the "
       "directory plugin)" },

@@ -16,6 +16,19 @@
 #include <time.h>
 
 #include "envelope.h"
+#include "smtp_ext.h"
+
+/* The parameters of a packed string as one line's value into buf ("" when
+ * none or not packed).  -EINVAL when they do not fit (they cannot: each
+ * parameter is bounded by the parser). */
+static int env_params(const up_envelope *e, const char *packed, char *buf,
+                      size_t len)
+{
+    buf[0] = '\0';
+    if (!e->packed || packed == NULL)
+        return 0;
+    return up_packed_format(packed, buf, len) < 0 ? -EINVAL : 0;
+}
 
 static int env_line(FILE *f, const char *key, const char *value)
 {
@@ -47,8 +60,20 @@ int up_envelope_build(const up_envelope *e, char **out, size_t *out_len,
                  c->tls_cipher ? c->tls_cipher : "unknown");
     else
         snprintf(tls, sizeof tls, "none");
+    /* version 2 only when there is something version 1 cannot say, so
+     * that readers of version 1 keep reading every other message */
+    char params[8192];
+    int v2 = 0;
+    if (env_params(e, e->sender, params, sizeof params) < 0)
+        goto too_long;
+    v2 |= params[0] != '\0';
+    for (size_t i = 0; !v2 && i < e->n_rcpts; i++) {
+        if (env_params(e, e->rcpts[i], params, sizeof params) < 0)
+            goto too_long;
+        v2 |= params[0] != '\0';
+    }
     struct { const char *key, *value; } lines[] = {
-        { "Upesi-Spool", "1" },
+        { "Upesi-Spool", v2 ? "2" : "1" },
         { "Queue-Id", e->queue_id },
         { "Arrival", arrival },
         { "Client-IP", c->remote_ip },
@@ -66,9 +91,17 @@ int up_envelope_build(const up_envelope *e, char **out, size_t *out_len,
     for (size_t i = 0; rc == 0 && i < sizeof lines / sizeof *lines; i++)
         if ((rc = env_line(f, lines[i].key, lines[i].value)) == -EINVAL)
             *bad_key = lines[i].key;
-    for (size_t i = 0; rc == 0 && i < e->n_rcpts; i++)
+    if (rc == 0 && env_params(e, e->sender, params, sizeof params) == 0 &&
+        params[0] && (rc = env_line(f, "Mail-Params", params)) == -EINVAL)
+        *bad_key = "Mail-Params";
+    for (size_t i = 0; rc == 0 && i < e->n_rcpts; i++) {
         if ((rc = env_line(f, "Recipient", e->rcpts[i])) == -EINVAL)
             *bad_key = "Recipient";
+        else if (env_params(e, e->rcpts[i], params, sizeof params) == 0 &&
+                 params[0] &&
+                 (rc = env_line(f, "Rcpt-Params", params)) == -EINVAL)
+            *bad_key = "Rcpt-Params";
+    }
     fputc('\n', f);
     if (fclose(f) != 0 && rc == 0)
         rc = -ENOMEM;
@@ -79,4 +112,9 @@ int up_envelope_build(const up_envelope *e, char **out, size_t *out_len,
     *out = buf;
     *out_len = len;
     return 0;
+too_long:
+    fclose(f);
+    free(buf);
+    *bad_key = "Mail-Params";
+    return -EINVAL;
 }

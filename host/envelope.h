@@ -1,6 +1,7 @@
 /*
  * envelope.h - the text envelope of a spool file (docs/spool-format.md,
- * version 1), built from a transaction's fields.
+ * version 1, or 2 when the transaction carries SMTPUTF8 or DSN
+ * parameters), built from a transaction's fields.
  */
 #ifndef UPESI_ENVELOPE_H
 #define UPESI_ENVELOPE_H
@@ -18,6 +19,9 @@ typedef struct up_envelope {
     const char *sender;
     const char *const *rcpts;
     size_t n_rcpts;
+    int packed;                 /* sender and rcpts are packed strings
+                                   (smtp_ext.h): their parameters become
+                                   Mail-Params and Rcpt-Params lines    */
 } up_envelope;
 
 /* The envelope lines and the empty line that ends them, in a malloc'd

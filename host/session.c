@@ -518,6 +518,7 @@ void session_continue(up_session *s)
 static void txn_clear(up_session *s)
 {
     s->have_mail = 0;
+    s->smtputf8 = 0;
     free(s->sender);
     s->sender = NULL;
     for (size_t i = 0; i < s->n_rcpts; i++)

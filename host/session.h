@@ -94,6 +94,11 @@ struct up_session {
 
     /* the transaction */
     int have_mail;
+    int smtputf8;               /* MAIL had SMTPUTF8 (RFC 6531)            */
+    /* sender and rcpts[i] are packed (smtp_ext.h): the mailbox as a C
+     * string, then the parameters kept with it (MAIL: SMTPUTF8, RET,
+     * ENVID; RCPT: NOTIFY, ORCPT) for api->txn_param/rcpt_param and the
+     * spool envelope */
     char *sender;
     char **rcpts;
     size_t n_rcpts, cap_rcpts;

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "session.h"
 #include "session_int.h"
+#include "smtp_ext.h"
 #include "stats.h"
 #include "tls.h"
 #include "version.h"
@@ -116,9 +117,12 @@ static void ehlo_reply(up_session *s)
     if (s->xclient_ok)          /* only to hosts that may use it */
         n += snprintf(text + n, sizeof text - (size_t)n,
                       "\nXCLIENT NAME ADDR PORT PROTO HELO LOGIN");
-    n = ehlo_ext_append(s, text, sizeof text - 32, n);
+    if (s->cfg->dsn)
+        n += snprintf(text + n, sizeof text - (size_t)n, "\nDSN");
+    n = ehlo_ext_append(s, text, sizeof text - 64, n);
     snprintf(text + n, sizeof text - (size_t)n,
-             "\n8BITMIME\nENHANCEDSTATUSCODES\nCHUNKING\nBINARYMIME");
+             "\n8BITMIME\nENHANCEDSTATUSCODES\nCHUNKING\nBINARYMIME%s",
+             s->cfg->smtputf8 ? "\nSMTPUTF8" : "");
     up_session_reply(s, 250, NULL, text);
 }
 
@@ -168,6 +172,8 @@ static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
     if (session_is_denial(v)) {
         session_reply_denial(s, UPESI_HOOK_MAIL, v, r, "sender");
     } else {
+        static const char *const keep[] = { "SMTPUTF8", "RET", "ENVID",
+                                            NULL };
         s->have_mail = 1;
         const char *body = up_path_param(&s->path, "BODY");
         s->body_binary = body && !strcasecmp(body, "BINARYMIME");
@@ -175,7 +181,8 @@ static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
             up_notes_set(&s->txn_notes, "mail.body", s->body_binary
                          ? "BINARYMIME" : !strcasecmp(body, "8BITMIME")
                          ? "8BITMIME" : "7BIT");
-        s->sender = strdup(s->path.mailbox);
+        s->smtputf8 = up_path_param(&s->path, "SMTPUTF8") != NULL;
+        s->sender = up_packed_new(s->path.mailbox, &s->path, keep);
         if (s->sender == NULL) {
             s->have_mail = 0;
             up_session_reply(s, 451, "4.3.0", "Out of memory");
@@ -189,9 +196,10 @@ static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
     session_continue(s);
 }
 
-/* Host-level checks of MAIL and RCPT parameters we advertise. */
+/* Host-level checks of MAIL parameters we advertise. */
 static int check_mail_params(up_session *s)
 {
+    const char *why = NULL;
     for (int i = 0; i < s->path.nparams; i++) {
         const up_param *p = &s->path.params[i];
         if (!strcmp(p->keyword, "SIZE")) {
@@ -218,6 +226,18 @@ static int check_mail_params(up_session *s)
                 up_session_reply(s, 501, "5.5.4", "Unsupported BODY type");
                 return -1;
             }
+        } else if (!strcmp(p->keyword, "SMTPUTF8") && s->cfg->smtputf8) {
+            if (p->value[0]) {  /* RFC 6531 3.4: no value */
+                up_session_reply(s, 501, "5.5.4", "Bad SMTPUTF8 "
+                                 "parameter: it takes no value");
+                return -1;
+            }
+        } else if (!strcmp(p->keyword, "RET") && s->cfg->dsn) {
+            if (up_dsn_ret(p->value, &why) != 0)
+                goto bad_dsn;
+        } else if (!strcmp(p->keyword, "ENVID") && s->cfg->dsn) {
+            if (up_dsn_envid(p->value, &why) != 0)
+                goto bad_dsn;
         } else {
             session_reply_fmt(s, 555, "5.5.4", "Unsupported parameter %s",
                               p->keyword);
@@ -225,6 +245,38 @@ static int check_mail_params(up_session *s)
         }
     }
     return 0;
+bad_dsn:
+    up_session_reply(s, 501, "5.5.4", why);
+    return -1;
+}
+
+/* RCPT parameters: DSN's NOTIFY and ORCPT (RFC 3461 4.1, 4.2). */
+static int check_rcpt_params(up_session *s)
+{
+    const char *why = NULL;
+    if (!s->info.esmtp && s->path.nparams) {
+        up_session_reply(s, 555, "5.5.4", "Parameters need EHLO");
+        return -1;
+    }
+    for (int i = 0; i < s->path.nparams; i++) {
+        const up_param *p = &s->path.params[i];
+        unsigned bits;
+        if (!strcmp(p->keyword, "NOTIFY") && s->cfg->dsn) {
+            if (up_dsn_notify(p->value, &bits, &why) != 0)
+                goto bad;
+        } else if (!strcmp(p->keyword, "ORCPT") && s->cfg->dsn) {
+            if (up_dsn_orcpt(p->value, s->smtputf8, &why) != 0)
+                goto bad;
+        } else {
+            session_reply_fmt(s, 555, "5.5.4", "Unsupported parameter %s",
+                              p->keyword);
+            return -1;
+        }
+    }
+    return 0;
+bad:
+    up_session_reply(s, 501, "5.5.4", why);
+    return -1;
 }
 
 static int parse_path(up_session *s, int is_rcpt)
@@ -234,9 +286,36 @@ static int parse_path(up_session *s, int is_rcpt)
         up_session_reply(s, err.code, err.enhanced, err.text);
         return -1;
     }
-    if (s->path.local_8bit) {
-        up_session_reply(s, 553, "5.6.7", "Non-ASCII address requires "
-                         "SMTPUTF8, which this server does not offer");
+    if (!s->path.local_8bit)
+        return 0;
+    /* RFC 6531 3.4: a UTF-8 address needs SMTPUTF8 on this MAIL (or the
+     * transaction's) */
+    int utf8 = s->cfg->smtputf8 && s->info.esmtp &&
+               (is_rcpt ? s->smtputf8
+                        : up_path_param(&s->path, "SMTPUTF8") != NULL);
+    if (!utf8) {
+        up_session_reply(s, 553, "5.6.7", s->cfg->smtputf8
+                         ? "Non-ASCII address requires SMTPUTF8 on MAIL "
+                           "FROM"
+                         : "Non-ASCII address requires SMTPUTF8, which "
+                           "this server does not offer");
+        return -1;
+    }
+    const char *mb = s->path.mailbox;
+    if (!up_utf8_valid(mb, strlen(mb))) {
+        up_session_reply(s, 553, "5.6.7", is_rcpt
+                         ? "Recipient address is not well-formed UTF-8"
+                         : "Sender address is not well-formed UTF-8");
+        return -1;
+    }
+    const char *domain = up_mailbox_domain(mb);
+    char alabel[300];
+    if (*domain && up_domain_to_ascii(domain, alabel, sizeof alabel) != 0) {
+        up_session_reply(s, 553, is_rcpt ? "5.1.2" : "5.1.8", is_rcpt
+                         ? "Recipient domain is not a valid "
+                           "internationalized domain name (IDNA2008)"
+                         : "Sender domain is not a valid "
+                           "internationalized domain name (IDNA2008)");
         return -1;
     }
     return 0;
@@ -307,7 +386,8 @@ static void on_rcpt_done(up_session *s, upesi_verdict v, const up_reply *r)
         s->rcpts = grown;
         s->cap_rcpts = cap;
     }
-    s->rcpts[s->n_rcpts] = strdup(s->path.mailbox);
+    static const char *const keep[] = { "NOTIFY", "ORCPT", NULL };
+    s->rcpts[s->n_rcpts] = up_packed_new(s->path.mailbox, &s->path, keep);
     if (s->rcpts[s->n_rcpts] == NULL) {
         up_session_reply(s, 451, "4.3.0", "Out of memory");
     } else {
@@ -328,11 +408,8 @@ void session_cmd_rcpt(up_session *s)
     }
     if (parse_path(s, 1) != 0)
         return;
-    if (s->path.nparams) {
-        session_reply_fmt(s, 555, "5.5.4", "Unsupported parameter %s",
-                          s->path.params[0].keyword);
+    if (check_rcpt_params(s) != 0)
         return;
-    }
     if (s->n_rcpts >= UP_MAX_RCPTS) {
         up_session_reply(s, 452, "4.5.3", "Error: too many recipients");
         return;

@@ -268,8 +268,9 @@ static int up__param_fail(up_parse_error *err, const char *text)
 }
 
 /* esmtp-param = esmtp-keyword ["=" esmtp-value] ( SP esmtp-param )*.
- * The value is checked as RFC 5321's esmtp-value, of which xtext (DSN's
- * ENVID, ORCPT; AUTH=) is a subset: decoding it is the extension's job. */
+ * The value is checked as RFC 5321's esmtp-value (RFC 6531 adds UTF-8 to
+ * it), of which xtext (DSN's ENVID, ORCPT; AUTH=) is a subset: decoding
+ * it is the extension's job. */
 static int up__params(const char *p, up_path *out, up_parse_error *err)
 {
     for (;;) {
@@ -287,7 +288,7 @@ static int up__params(const char *p, up_path *out, up_parse_error *err)
         size_t vlen = 0;
         if (*p == '=') {
             val = ++p;
-            while ((unsigned char)*p >= 33 && (unsigned char)*p <= 126 &&
+            while ((unsigned char)*p >= 33 && (unsigned char)*p != 127 &&
                    *p != '=')
                 p++;
             vlen = (size_t)(p - val);

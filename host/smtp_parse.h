@@ -45,7 +45,10 @@ typedef struct up_parse_error {
 
 typedef struct up_param {
     char keyword[32];        /* upper-cased                                */
-    char value[256];         /* "" for a bare keyword                      */
+    char value[512];         /* "" for a bare keyword; bytes over 127 are
+                                kept (RFC 6531 esmtp-value under SMTPUTF8:
+                                ORCPT=utf-8;...), their check is the
+                                extension's                               */
 } up_param;
 
 typedef struct up_path {

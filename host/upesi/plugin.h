@@ -60,11 +60,13 @@ extern "C" {
 #endif
 
 #define UPESI_ABI_MAJOR 2
-#define UPESI_ABI_MINOR 2              /* 2.0: the plugin context, one error
+#define UPESI_ABI_MINOR 3              /* 2.0: the plugin context, one error
                                           convention, generations adopted
                                           on commit (docs/plugins.md);
                                           2.1: the store (store_get ...);
-                                          2.2: cli_register, cli_wait */
+                                          2.2: cli_register, cli_wait;
+                                          2.3: txn_param, rcpt_param,
+                                          domain_to_ascii (SMTPUTF8, DSN) */
 #define UPESI_PLUGIN_MAGIC 0x55505349u /* "UPSI" */
 
 /* The symbol the host looks up in every plugin. */
@@ -458,7 +460,8 @@ struct upesi_api {
     int (*message_action)(upesi_call *call, upesi_action action,
                           const char *arg);
     /* The envelope of the call's transaction as a spool file begins
-     * (docs/spool-format.md, version 1): every "Key: value" line and the
+     * (docs/spool-format.md, version 1, or 2 with SMTPUTF8 or DSN
+     * parameters): every "Key: value" line and the
      * empty line after them, in a buffer the plugin frees with api->free;
      * arrival time is now.  0; -EINVAL with *bad_key naming the field when
      * a value holds CR or LF, or when the call has no transaction (no MAIL
@@ -680,7 +683,25 @@ struct upesi_api {
      *    never waits: it returns PENDING). */
     int (*cli_wait)(volatile int *done);
 
-    /* ABI 2.3 and later append here. */
+    /* -- ABI 2.3: the transaction's ESMTP parameters after MAIL and RCPT
+     *    (at mail and rcpt themselves, api->param sees the command's).
+     *    txn_param: the MAIL parameters the host keeps: SMTPUTF8 (""),
+     *    RET, ENVID (RFC 3461, as sent: xtext).  rcpt_param: recipient
+     *    `index`'s NOTIFY and ORCPT (as sent).  "" for a bare keyword,
+     *    NULL when absent, before MAIL, or for another keyword.  A
+     *    recipient added by COPY_TO has none. */
+    const char *(*txn_param)(upesi_call *call, const char *keyword);
+    const char *(*rcpt_param)(upesi_call *call, size_t index,
+                              const char *keyword);
+    /* -- ABI 2.3: a domain in its A-label form, lower case (IDNA2008 with
+     *    UTS 46 mapping, libidn2): "Bücher.example" gives
+     *    "xn--bcher-kva.example", "Example.ORG" gives "example.org", a
+     *    domain literal comes back as it is.  Compare domains by this form
+     *    so that a U-label equals its A-label.  0, or -EINVAL (not a valid
+     *    IDN, not UTF-8, out too small).  Any thread. */
+    int (*domain_to_ascii)(const char *domain, char *out, size_t outlen);
+
+    /* ABI 2.4 and later append here. */
 };
 
 /* Does this host have api call `fn`?  False on a host whose table ends
@@ -699,6 +720,11 @@ struct upesi_api {
 
 /* The minor that brought cli_register and cli_wait. */
 #define UPESI_API_CLI_MINOR 2
+
+/* The minor that brought txn_param, rcpt_param and domain_to_ascii
+ * (SMTPUTF8, DSN): UPESI_PLUGIN_HEADER_NEEDS(UPESI_API_SMTPUTF8_DSN_MINOR),
+ * or UPESI_API_SUPPORTED(api, domain_to_ascii) first. */
+#define UPESI_API_SMTPUTF8_DSN_MINOR 3
 
 /* ---------------------------------------------------------------------- */
 /* Settings tables                                                        */

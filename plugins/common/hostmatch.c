@@ -11,6 +11,7 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,8 +167,71 @@ static int hostmatch_parse_v4wild(const char *text, hostmatch_item *item)
 /* Host names: labels of letters, digits, '-' and '_', separated by dots,
  * with '*' anywhere.  Something made only of digits, dots and stars is a
  * mistyped address, not a name. */
+/* -- internationalized names: compared in their A-label form, so that
+ * "bücher.example" in a list matches "xn--bcher-kva.example" and the other
+ * way round.  The conversion is the host's (api->domain_to_ascii, ABI
+ * 2.3); without it a name with bytes over 127 matches nothing. */
+static int (*hostmatch_idna)(const char *domain, char *out, size_t outlen);
+
+void hostmatch_set_idna(const upesi_api *api)
+{
+    if (api && UPESI_API_SUPPORTED(api, domain_to_ascii))
+        hostmatch_idna = api->domain_to_ascii;
+}
+
+int hostmatch_to_alabels(const char *in, char *out, size_t outlen)
+{
+    size_t n = 0;
+    const char *p = in;
+    for (;;) {
+        size_t len = strcspn(p, ".");
+        int eight = 0, star = 0;
+        for (size_t i = 0; i < len; i++) {
+            eight |= (unsigned char)p[i] >= 0x80;
+            star |= p[i] == '*';
+        }
+        char label[300];
+        if (len >= sizeof label)
+            return -1;
+        memcpy(label, p, len);
+        label[len] = '\0';
+        if (eight) {
+            char a[300];
+            if (star || hostmatch_idna == NULL ||
+                hostmatch_idna(label, a, sizeof a) != 0)
+                return -1;
+            snprintf(label, sizeof label, "%s", a);
+        }
+        size_t ll = strlen(label);
+        if (n + ll + 2 > outlen)
+            return -1;
+        for (size_t i = 0; i < ll; i++)
+            out[n++] = (char)tolower((unsigned char)label[i]);
+        if (p[len] != '.')
+            break;
+        out[n++] = '.';
+        p += len + 1;
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+static int hostmatch_has_8bit(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s >= 0x80)
+            return 1;
+    return 0;
+}
+
 static int hostmatch_parse_name(const char *text, hostmatch_item *item)
 {
+    char alabels[300];
+    if (hostmatch_has_8bit(text)) {
+        if (hostmatch_to_alabels(text, alabels, sizeof alabels) != 0)
+            return -1;
+        text = alabels;
+    }
     size_t len = strlen(text);
     if (len > 0 && text[len - 1] == '.')
         len--;
@@ -375,7 +439,7 @@ int hostmatch_glob(const char *pat, const char *str)
         if (*pat == '*') {
             star = pat++;
             resume = str;
-        } else if (*pat && *pat == tolower((unsigned char)*str)) {
+        } else if (*pat && (unsigned char)*pat == tolower((unsigned char)*str)) {
             pat++;
             str++;
         } else if (star) {
@@ -401,6 +465,12 @@ int hostmatch_name(const hostmatch_list *list, const char *name)
     memcpy(buf, name, len + 1);
     if (len > 1 && buf[len - 1] == '.')
         buf[len - 1] = '\0';
+    if (hostmatch_has_8bit(buf)) {
+        char alabels[300];
+        if (hostmatch_to_alabels(buf, alabels, sizeof alabels) != 0)
+            return 0;
+        memcpy(buf, alabels, strlen(alabels) + 1);
+    }
     for (size_t i = 0; i < list->n; i++) {
         const hostmatch_item *item = &list->items[i];
         if (item->kind == HOSTMATCH_ITEM_ALL)

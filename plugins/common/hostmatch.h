@@ -68,6 +68,16 @@ int hostmatch_ip(const hostmatch_list *list, const char *ip);
  * item or '*'? */
 int hostmatch_name(const hostmatch_list *list, const char *name);
 
+/* Names with bytes over 127 (IDN U-labels), in lists and when matched,
+ * are compared in their A-label form through api->domain_to_ascii (ABI
+ * 2.3); a plugin calls this from init.  Without it (an older host) such
+ * a name is refused in a list and matches nothing. */
+void hostmatch_set_idna(const upesi_api *api);
+/* A name (labels may be '*' patterns, but not mixed with bytes over 127)
+ * in A-labels, lower case.  0, or -1 (not a valid IDN, no conversion, out
+ * too small). */
+int hostmatch_to_alabels(const char *in, char *out, size_t outlen);
+
 /* Case-insensitive glob with '*' only ('*' matches any run of
  * characters); pat is lower case. */
 int hostmatch_glob(const char *pat, const char *str);

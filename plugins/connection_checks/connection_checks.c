@@ -244,6 +244,7 @@ static int cc_init(upesi_ctx *ctx, const upesi_api *host, char *err,
     (void)err;
     (void)errlen;
     api = host;
+    hostmatch_set_idna(host);
     return 0;
 }
 

@@ -165,6 +165,21 @@ static void dir_lookup_address(const dir_table *t, const char *address,
         return;
     memcpy(buf + llen, at, dlen + 1);
     dir_table_find(t, buf, (size_t)llen + dlen, m);
+    int eight = 0;
+    for (const char *p = at + 1; *p; p++)
+        eight |= (unsigned char)*p >= 0x80;
+    char alabels[300];
+    if (m->entry == NULL && eight &&
+        UPESI_API_SUPPORTED(dir_api, domain_to_ascii) &&
+        dir_api->domain_to_ascii(at + 1, alabels, sizeof alabels) == 0 &&
+        (size_t)llen + 1 + strlen(alabels) < sizeof buf) {
+        /* an IDN domain (SMTPUTF8): the directory's entry may name it by
+         * its A-labels */
+        snprintf(buf + llen, sizeof buf - (size_t)llen, "@%s", alabels);
+        dir_table_find(t, buf, strlen(buf), m);
+        if (m->entry)
+            return;
+    }
     if (m->entry || !local_ok || llen == 0)
         return;
     dir_table_find(t, buf, (size_t)llen, m);

@@ -179,11 +179,31 @@ static void add_all(mr_ctx *c, mr_strv *v, const mr_strv *from)
         add_folded(c, v, from->v[i]);
 }
 
+/* An address, and when its domain is an IDN in U-labels (SMTPUTF8) the
+ * same address with the domain's A-labels too, so that a rule naming the
+ * domain as an A-label matches either form (api->domain_to_ascii). */
+static void add_addr(mr_ctx *c, mr_strv *v, const char *addr)
+{
+    add(c, v, addr);
+    const char *at = strrchr(addr, '@');
+    if (at == NULL || !UPESI_API_SUPPORTED(api, domain_to_ascii))
+        return;
+    int eight = 0;
+    for (const char *p = at + 1; *p; p++)
+        eight |= (unsigned char)*p >= 0x80;
+    char alabels[300], both[600];
+    if (eight && api->domain_to_ascii(at + 1, alabels, sizeof alabels) == 0) {
+        snprintf(both, sizeof both, "%.*s@%s", (int)(at - addr), addr,
+                 alabels);
+        add(c, v, both);
+    }
+}
+
 static void build_senders(mr_ctx *c, mr_strv *v)
 {
     const char *sender = api->sender(c->call);
     if (sender && *sender)
-        add(c, v, sender);
+        add_addr(c, v, sender);
     add_all(c, v, &ctx_mime(c)->from);
 }
 
@@ -242,7 +262,7 @@ static void build_values(mr_ctx *c, mr_field f)
     case MR_F_ANY_RECIPIENT: {
         size_t n = api->rcpt_count(c->call);
         for (size_t i = 0; i < n; i++)
-            add(c, v, api->rcpt(c->call, i));
+            add_addr(c, v, api->rcpt(c->call, i));
         break;
     }
     case MR_F_INTERNET_DOMAIN: {

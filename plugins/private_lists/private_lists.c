@@ -279,6 +279,7 @@ static int pl_init(upesi_ctx *ctx, const upesi_api *host, char *err,
     (void)err;
     (void)errlen;
     api = host;
+    hostmatch_set_idna(host);
     return 0;
 }
 

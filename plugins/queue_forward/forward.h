@@ -21,6 +21,7 @@
  *   fwd_dsn.c       RFC 3464 delivery status notifications
  *   fwd_tls.c       STARTTLS to the downstream: wolfSSL on the client's
  *                   non-blocking socket
+ *   fwd_mx.c        route = mx: MX lookups, the hosts in order
  *   fwd_main.c      the descriptor, the queue hook (direct and spool mode)
  *
  * Everything runs on the worker's loop except the *_work functions handed
@@ -55,6 +56,8 @@ enum { FWD_MODE_DIRECT = 0, FWD_MODE_SPOOL };
 enum { FWD_TLS_OFF = 0, FWD_TLS_MAY, FWD_TLS_REQUIRED };
 
 typedef struct fwd_target {
+    int mx;                     /* "mx": the recipient domain's MX hosts,
+                                   looked up for each job (fwd_mx.c) */
     int lmtp;
     int family;                 /* AF_INET, AF_INET6, AF_UNIX */
     struct sockaddr_storage addr;
@@ -77,8 +80,11 @@ typedef struct fwd_config {
     unsigned connect_timeout_ms, greeting_timeout_ms, command_timeout_ms,
              data_timeout_ms;
     int pool_size;              /* idle connections kept per downstream */
+    int mx_port;                /* the port of MX hosts (25; tests) */
     unsigned pool_idle_ms;
     unsigned retry_min_s, retry_max_s, max_queue_time_s;
+    unsigned delay_warning_s;   /* a delay DSN (NOTIFY=DELAY) once queued
+                                   this long; 0: at the first deferral */
     unsigned scan_interval_ms;
     int max_deliveries;         /* background deliveries per worker */
     int null_sender_dsn;        /* RouterDSNForNULLReversePath 0/1/2 */
@@ -108,6 +114,10 @@ fwd_config *fwd_config_latest(void);
 void fwd_config_release_latest(void);   /* at exit */
 /* where mail for address goes; NULL if no route and no downstream */
 const fwd_target *fwd_route_for(const fwd_config *cfg, const char *address);
+/* Do two recipients go in one job: the same target, and for an MX target
+ * the same domain (ASCII case-insensitive)? */
+int fwd_same_job(const fwd_target *a, const char *addr_a,
+                 const fwd_target *b, const char *addr_b);
 
 /* ---------------------------------------------------------------------- */
 /* reading a message                                                      */
@@ -132,6 +142,13 @@ enum {
 
 typedef struct fwd_rcpt {
     char *addr;
+    const char *params;         /* its DSN parameters as in Rcpt-Params
+                                   ("NOTIFY=SUCCESS ORCPT=rfc822;a@b"),
+                                   or NULL; the owner's string */
+    int dsn_passed;             /* they went to a downstream that offers
+                                   DSN: later reports are its job */
+    int final_hop;              /* that downstream speaks LMTP: a 250 is
+                                   final delivery, not a relay */
     int state;
     int accepted;               /* RCPT got 2xx */
     int code;                   /* the downstream's code, 0 = none came */
@@ -146,6 +163,8 @@ struct fwd_job {
     fwd_config *cfg;            /* a reference */
     const fwd_target *target;   /* inside cfg */
     const char *sender;         /* "" = null sender */
+    const char *mail_params;    /* as in Mail-Params ("SMTPUTF8 RET=HDRS
+                                   ENVID=x"), or NULL; the owner's */
     fwd_rcpt **rcpts;
     size_t n_rcpts;
     fwd_src src;
@@ -160,7 +179,18 @@ struct fwd_job {
     int dot_sent;               /* the end of data went out */
     int retried;                /* a pooled connection failed: once */
     char last_reply[512];       /* the final reply, for the 250's text */
+    void *mx;                   /* an MX target's lookups (fwd_mx.c) */
+    fwd_target mx_used;         /* the MX address being (last) tried;
+                                   target points here meanwhile */
 };
+
+/* An MX target (fwd_mx.c): look up the MX hosts of the job's domain
+ * (RFC 5321 5.1: no MX, its A/AAAA; a null MX, RFC 7505: 556 5.1.10 at
+ * once), then run the job on each address in preference order, random
+ * among equal preferences, until one takes it.  done runs once, later. */
+void fwd_mx_start(fwd_job *job);
+/* Give the lookups up (fwd_job_abort). */
+void fwd_mx_abort(fwd_job *job);
 
 /* Start the job; job->done runs later (never from inside this call).
  * The job must stay valid until done or fwd_job_abort. */
@@ -210,7 +240,22 @@ typedef struct fwd_env {
          *helo, *protocol, *tls, *auth, *sender;    /* "<>" = null */
     char **rcpts;
     size_t n_rcpts;
+    char *mail_params;          /* version 2: Mail-Params, or NULL */
+    char **rcpt_params;         /* version 2: Rcpt-Params of rcpts[i], or
+                                   NULL (the array too may be NULL) */
 } fwd_env;
+
+/* A parameter of a Mail-Params / Rcpt-Params list ("K=V K2"): 1 and its
+ * value in out ("" for a bare keyword), 0 when absent (or list NULL). */
+int fwd_param_get(const char *list, const char *keyword, char *out,
+                  size_t outlen);
+/* NOTIFY of a recipient as UP-style bits: FWD_NOTIFY_* (absent: FAILURE,
+ * RFC 3461 4.1 lets the MTA choose between FAILURE and FAILURE,DELAY) */
+#define FWD_NOTIFY_NEVER   1
+#define FWD_NOTIFY_SUCCESS 2
+#define FWD_NOTIFY_FAILURE 4
+#define FWD_NOTIFY_DELAY   8
+unsigned fwd_notify_bits(const char *rcpt_params);
 
 void fwd_env_free(fwd_env *env);
 /* the text of docs/spool-format.md; NULL on a CR/LF in a value or OOM */
@@ -221,6 +266,13 @@ int fwd_env_parse(const char *text, size_t len, fwd_env *env);
 int fwd_env_local(fwd_env *env, const char *queue_id, const char *sender,
                   const char *rcpt);
 int fwd_env_add_rcpt(fwd_env *env, const char *rcpt);
+/* the same with its Rcpt-Params (params may be NULL) */
+int fwd_env_add_rcpt_params(fwd_env *env, const char *rcpt,
+                            const char *params);
+/* env's header fields with the recipients in rcpts[] (their addr and
+ * params) instead of env's own: for a file that keeps only some */
+char *fwd_env_format_rcpts(const fwd_env *env, fwd_rcpt *const *rcpts,
+                           size_t n, size_t *len);
 void fwd_make_queue_id(char *out, size_t len);
 /* "2024-05-01T09:30:12Z" -> epoch seconds, -1 if unparsable */
 long long fwd_parse_arrival(const char *arrival);
@@ -241,10 +293,16 @@ int fwd_store_make_dirs(const char *spool_dir, char *err, size_t errlen);
 /* ---------------------------------------------------------------------- */
 /* DSN                                                                    */
 
-/* The DSN message (headers and body, CRLF) telling `to` that the
- * recipients in failed[] were not delivered.  NULL on OOM. */
-char *fwd_dsn_build(const fwd_env *orig, fwd_rcpt *const *failed,
-                    size_t n_failed, const fwd_src *orig_msg,
+/* What a report says about its recipients (RFC 3464 2.3.3 Action). */
+enum { FWD_DSN_FAILED = 0, FWD_DSN_DELAYED, FWD_DSN_RELAYED };
+
+/* The DSN message (headers and body, CRLF) telling `to` what became of
+ * the recipients in rcpts[] (kind: FWD_DSN_*).  The original comes back
+ * whole with RET=FULL on a failure (up to FWD_DSN_FULL_MAX), else its
+ * headers.  NULL on OOM. */
+#define FWD_DSN_FULL_MAX (10 * 1024 * 1024)
+char *fwd_dsn_build(const fwd_env *orig, fwd_rcpt *const *rcpts,
+                    size_t n, int kind, const fwd_src *orig_msg,
                     const char *to, const char *hostname, size_t *len);
 
 /* ---------------------------------------------------------------------- */
@@ -259,11 +317,16 @@ void fwd_queue_worker_stop(void);
 void fwd_queue_kick(const char *queue_id);
 int fwd_queue_register_commands(void);
 
-/* Refusals the caller owes a report for (direct mode, the runner): write
- * a DSN or a dead file per null_sender_dsn.  done(arg, error) when
- * durable (0 when nothing was owed). */
+/* Reports the caller may owe (direct mode, the runner), kind FWD_DSN_*:
+ * of rcpts[], those whose NOTIFY asks for this kind (FAILED: NOTIFY
+ * absent or with FAILURE; DELAYED: with DELAY; RELAYED: with SUCCESS, and
+ * only when it was not passed to a downstream that offers DSN) get a
+ * DSN; a failure from the null sender goes by null_sender_dsn (a dead
+ * file), the other kinds never go to <>.  *pending is 1 when a file is
+ * being written: done(arg, error) once it is durable.  0 or 1, or a
+ * negative errno with nothing pending. */
 int fwd_report_failures(const fwd_config *cfg, const fwd_env *env,
-                        fwd_rcpt *const *failed, size_t n_failed,
+                        fwd_rcpt *const *rcpts, size_t n_rcpts, int kind,
                         const fwd_src *msg, fwd_commit_fn done, void *arg,
                         int *pending);
 

@@ -40,6 +40,7 @@ typedef struct fwd_conn {
     fwd_job *job;
     int reused;                     /* came from the pool */
     int pipelining, size_ext;
+    int smtputf8_ext, dsn_ext;      /* the last EHLO offered SMTPUTF8, DSN */
     int starttls;                   /* the last EHLO offered STARTTLS */
     fwd_tls *tls;                   /* NULL: in clear */
     int tls_verified;               /* the certificate was verified */

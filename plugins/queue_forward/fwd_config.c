@@ -4,6 +4,7 @@
  *   downstream = 127.0.0.1:10025 | [::1]:10025 | lmtp:127.0.0.1:24 |
  *                lmtp:/path/to/socket | unix:/path (SMTP over a socket)
  *   route = example.org lmtp:/var/run/dovecot/lmtp     (repeatable)
+ *   route = mx | route = example.org mx   (MX lookups, fwd_mx.c; mx_port)
  *   mode = direct | spool
  *   downstream_tls = 0 | 1 | required, downstream_tls_verify = 0 | 1,
  *   downstream_tls_ca = FILE, downstream_tls_name = NAME (fwd_tls.c)
@@ -51,6 +52,8 @@ void *fwd_config_new(void)
     cfg->retry_min_s = 300;
     cfg->retry_max_s = 4000;
     cfg->max_queue_time_s = 5 * 86400;
+    cfg->delay_warning_s = 4 * 3600;
+    cfg->mx_port = 25;
     cfg->scan_interval_ms = 10000;
     cfg->max_deliveries = 20;
     cfg->null_sender_dsn = 0;
@@ -103,6 +106,12 @@ static int fwd_parse_target(const char *value, fwd_target *t, char *err,
         return -1;
     }
     snprintf(t->name, sizeof t->name, "%s", value);
+    if (!strcasecmp(value, "mx")) {
+        /* the recipient's domain's MX hosts (fwd_mx.c), mx_port */
+        t->mx = 1;
+        snprintf(t->name, sizeof t->name, "mx");
+        return 0;
+    }
     const char *p = value;
     int is_unix = 0;
     if (strncasecmp(p, "lmtp:", 5) == 0) {
@@ -207,6 +216,16 @@ static int fwd_add_route(fwd_config *cfg, const char *value, char *err,
                          size_t errlen)
 {
     char domain[256];
+    if (!strcasecmp(value, "mx")) {
+        /* route = mx: every domain no other route names goes by its MX */
+        if (cfg->have_downstream) {
+            snprintf(err, errlen, "route = mx and downstream both say where "
+                     "the other domains go: keep one");
+            return -1;
+        }
+        cfg->have_downstream = 1;
+        return fwd_parse_target(value, &cfg->downstream, err, errlen);
+    }
     const char *sp = value + strcspn(value, " \t");
     size_t dlen = (size_t)(sp - value);
     if (dlen == 0 || dlen >= sizeof domain || *sp == '\0') {
@@ -263,6 +282,11 @@ static int fwd_set_downstream(void *config, const char *value, char *err,
                               size_t errlen)
 {
     fwd_config *cfg = config;
+    if (cfg->have_downstream && cfg->downstream.mx) {
+        snprintf(err, errlen, "route = mx and downstream both say where the "
+                 "other domains go: keep one");
+        return -1;
+    }
     if (fwd_parse_target(value, &cfg->downstream, err, errlen) < 0)
         return -1;
     cfg->have_downstream = 1;
@@ -312,6 +336,22 @@ FWD_DURATION(retry_min, retry_min_s, 0)
 FWD_DURATION(retry_max, retry_max_s, 0)
 FWD_DURATION(max_queue_time, max_queue_time_s, 0)
 #undef FWD_DURATION
+
+/* delay_warning: a duration that may be 0 (a delay report at the first
+ * deferral) */
+static int fwd_set_delay_warning(void *config, const char *value, char *err,
+                                 size_t errlen)
+{
+    fwd_config *cfg = config;
+    unsigned long long ms;
+    if (fwd_parse_duration(value, &ms) < 0 || ms / 1000 > 400u * 86400) {
+        snprintf(err, errlen, "expected a duration (0, 30s, 4h, 1d), got "
+                 "'%s'", value);
+        return -1;
+    }
+    cfg->delay_warning_s = (unsigned)(ms / 1000);
+    return 0;
+}
 
 /* a boolean (0/1, yes/no, on/off, true/false), or required */
 static int fwd_set_tls(void *config, const char *value, char *err,
@@ -396,11 +436,16 @@ static const char *const fwd_modes[] = { "direct", "spool", NULL };
 const upesi_setting fwd_settings[] = {
     FWD_CUSTOM("downstream", fwd_set_downstream, NULL, "where mail goes: "
                "`127.0.0.1:10025`, `[::1]:10025`, `lmtp:127.0.0.1:24`, "
-               "`lmtp:/run/dovecot/lmtp`, `unix:/path`; IP literals only"),
+               "`lmtp:/run/dovecot/lmtp`, `unix:/path`; IP literals, or `mx` "
+               "(as `route = mx`)"),
     FWD_CUSTOM("route", fwd_set_route, NULL, "`DOMAIN DOWNSTREAM`, "
                "repeatable: recipients in DOMAIN go there instead "
                "(`.example.org`: every subdomain); also a `[routes]` "
-               "section of `DOMAIN = DOWNSTREAM` lines"),
+               "section of `DOMAIN = DOWNSTREAM` lines. DOWNSTREAM `mx`: by "
+               "the domain's MX hosts; `route = mx` alone: every domain no "
+               "other route names (instead of `downstream`)"),
+    { "mx_port", UPESI_SETTING_INT, FWD(mx_port), 1, 65535, NULL, NULL,
+      "25", "the port of MX hosts (tests, which cannot bind 25)" },
     { "mode", UPESI_SETTING_ENUM, FWD(mode), 0, 0, fwd_modes, NULL,
       "direct", "`direct`: 250 only after the downstream's 250; `spool`: "
       "queue first, deliver in the background" },
@@ -424,6 +469,10 @@ const upesi_setting fwd_settings[] = {
     FWD_CUSTOM("max_queue_time", fwd_set_max_queue_time, "5d", "spool: "
                "after this since arrival, a temporary failure becomes a "
                "bounce (status 4.4.7)"),
+    FWD_CUSTOM("delay_warning", fwd_set_delay_warning, "4h", "spool: a "
+               "recipient that asked `NOTIFY=...DELAY` gets one delay report "
+               "once its message has been queued this long and is still "
+               "deferred; 0: at the first deferral"),
     FWD_CUSTOM("scan_interval", fwd_set_scan_interval, "10s", "how often "
                "each worker looks for due messages in `queue/`"),
     { "max_deliveries", UPESI_SETTING_INT, FWD(max_deliveries), 1, 10000,
@@ -531,4 +580,15 @@ const fwd_target *fwd_route_for(const fwd_config *cfg, const char *address)
         }
     }
     return cfg->have_downstream ? &cfg->downstream : NULL;
+}
+
+int fwd_same_job(const fwd_target *a, const char *addr_a,
+                 const fwd_target *b, const char *addr_b)
+{
+    if (strcmp(a->name, b->name))
+        return 0;
+    if (!a->mx)
+        return 1;
+    const char *da = strrchr(addr_a, '@'), *db = strrchr(addr_b, '@');
+    return !strcasecmp(da ? da + 1 : "", db ? db + 1 : "");
 }

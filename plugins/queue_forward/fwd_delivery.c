@@ -50,6 +50,7 @@ typedef struct fwd_delivery {
     fwd_rcpt **temp;                /* what is left, for the rewrite */
     size_t n_temp;
     int remaining_changed;
+    int reports_left, report_error;
 } fwd_delivery;
 
 static ssize_t delivery_read(void *arg, off_t off, void *buf, size_t len)
@@ -137,19 +138,8 @@ static void delivery_reported(void *arg, int error)
     }
     /* rewrite with the recipients left: tmp/<id> -> queue/<id>, then the
      * claimed copy goes */
-    fwd_env env = d->env;
-    char **left = calloc(d->n_temp, sizeof *left);
-    if (left == NULL) {
-        delivery_rewritten(d, ENOMEM);
-        return;
-    }
-    for (size_t i = 0; i < d->n_temp; i++)
-        left[i] = d->temp[i]->addr;
-    env.rcpts = left;
-    env.n_rcpts = d->n_temp;
     size_t len;
-    char *text = fwd_env_format(&env, &len);
-    free(left);
+    char *text = fwd_env_format_rcpts(&d->env, d->temp, d->n_temp, &len);
     struct stat st;
     int rc = text == NULL ? -ENOMEM
            : fstat(d->fd, &st) < 0 ? -errno : 0;
@@ -161,6 +151,17 @@ static void delivery_reported(void *arg, int error)
     free(text);
     if (rc < 0)
         delivery_rewritten(d, -rc);
+}
+
+/* One of the reports is durable (or failed); the last one decides. */
+static void delivery_one_reported(void *arg, int error)
+{
+    fwd_delivery *d = arg;
+    if (error && !d->report_error)
+        d->report_error = error;
+    if (--d->reports_left > 0)
+        return;
+    delivery_reported(d, d->report_error);
 }
 
 static void delivery_finish(fwd_delivery *d)
@@ -213,23 +214,50 @@ static void delivery_finish(fwd_delivery *d)
     d->state.next_ms = now + (long long)delay * 1000;
     if (last_error)
         snprintf(d->state.error, sizeof d->state.error, "%s", last_error);
-    int pending = 0;
-    if (n_failed) {
-        fwd_src src = { delivery_read, d, 0 };
-        struct stat st;
-        if (fstat(d->fd, &st) == 0)
-            src.size = st.st_size - d->msg_off;
-        int rc = fwd_report_failures(d->cfg, &d->env, failed, n_failed, &src,
-                                     delivery_reported, d, &pending);
-        if (rc < 0) {
-            free(failed);
-            delivery_reported(d, -rc);
-            return;
-        }
+    /* the reports owed: failures, successes relayed to a downstream
+     * without DSN, and once per message a delay (NOTIFY=DELAY) after
+     * delay_warning; all durable before the file moves on */
+    fwd_rcpt **ok = calloc(d->n + 1, sizeof *ok);
+    if (ok == NULL) {
+        free(failed);
+        delivery_reported(d, ENOMEM);
+        return;
     }
+    size_t n_ok_list = 0;
+    for (size_t i = 0; i < d->n; i++)
+        if (d->rcpts[i].state == FWD_RCPT_OK)
+            ok[n_ok_list++] = &d->rcpts[i];
+    int delay_due = d->n_temp && !d->state.delay_notified && arrival > 0 &&
+                    now / 1000 - arrival >= (long long)d->cfg->delay_warning_s;
+    fwd_src src = { delivery_read, d, 0 };
+    struct stat st;
+    if (fstat(d->fd, &st) == 0)
+        src.size = st.st_size - d->msg_off;
+    struct { fwd_rcpt **list; size_t n; int kind; } reports[] = {
+        { failed, n_failed, FWD_DSN_FAILED },
+        { ok, n_ok_list, FWD_DSN_RELAYED },
+        { d->temp, delay_due ? d->n_temp : 0, FWD_DSN_DELAYED },
+    };
+    d->reports_left = 1;
+    for (size_t i = 0; i < sizeof reports / sizeof *reports; i++) {
+        if (reports[i].n == 0)
+            continue;
+        int pending = 0;
+        int rc = fwd_report_failures(d->cfg, &d->env, reports[i].list,
+                                     reports[i].n, reports[i].kind, &src,
+                                     delivery_one_reported, d, &pending);
+        if (rc < 0 && !d->report_error)
+            d->report_error = -rc;
+        if (pending)
+            d->reports_left++;
+        if (rc > 0 && reports[i].kind == FWD_DSN_DELAYED)
+            d->state.delay_notified = 1;
+    }
+    if (delay_due)              /* asked for or not: this was the moment */
+        d->state.delay_notified = 1;
     free(failed);
-    if (!pending)
-        delivery_reported(d, 0);
+    free(ok);
+    delivery_one_reported(d, 0);
 }
 
 static void delivery_job_done(fwd_job *job, void *arg)
@@ -322,6 +350,8 @@ void fwd_deliver_start(const char *spool, const char *id)
     size_t placed = 0;
     for (size_t i = 0; i < d->n; i++) {
         d->rcpts[i].addr = d->env.rcpts[i];
+        d->rcpts[i].params = d->env.rcpt_params ? d->env.rcpt_params[i]
+                                                : NULL;
         targets[i] = fwd_route_for(d->cfg, d->rcpts[i].addr);
         if (targets[i] == NULL) {
             d->rcpts[i].state = FWD_RCPT_PERM;
@@ -337,7 +367,8 @@ void fwd_deliver_start(const char *spool, const char *id)
             continue;
         size_t j;
         for (j = 0; j < i; j++)
-            if (targets[j] && !strcmp(targets[j]->name, targets[i]->name))
+            if (targets[j] && fwd_same_job(targets[j], d->rcpts[j].addr, targets[i],
+                                        d->rcpts[i].addr))
                 break;
         if (j < i)
             continue;               /* its job exists */
@@ -345,9 +376,11 @@ void fwd_deliver_start(const char *spool, const char *id)
         job->cfg = d->cfg;
         job->target = targets[i];
         job->sender = sender;
+        job->mail_params = d->env.mail_params;
         job->rcpts = d->ptrs + placed;
         for (size_t k = i; k < d->n; k++)
-            if (targets[k] && !strcmp(targets[k]->name, targets[i]->name))
+            if (targets[k] && fwd_same_job(targets[k], d->rcpts[k].addr, targets[i],
+                                        d->rcpts[i].addr))
                 d->ptrs[placed++] = &d->rcpts[k];
         job->n_rcpts = (size_t)(d->ptrs + placed - job->rcpts);
         job->src = (fwd_src){ delivery_read, d, size };

@@ -296,53 +296,60 @@ static void direct_collate(fwd_direct *d)
         direct_free(d);
         return;
     }
-    if (n_temp == 0 && n_perm == 0) {
+    int success_owed = 0;
+    for (size_t i = 0; i < d->n; i++)
+        success_owed |= d->rcpts[i].state == FWD_RCPT_OK &&
+                        !d->rcpts[i].dsn_passed &&
+                        (fwd_notify_bits(d->rcpts[i].params) &
+                         FWD_NOTIFY_SUCCESS);
+    if (n_temp == 0 && n_perm == 0 && !success_owed) {
         direct_answer(d);
         direct_free(d);
         return;
     }
-    /* some delivered: we own the rest now.  A DSN for the refused, the
-     * deferred ones into the queue; the 250 once both are durable. */
-    if (env_from_call(call, &d->env) < 0) {
-        d->write_error = ENOMEM;
-        direct_answer(d);
-        direct_free(d);
-        return;
-    }
+    /* some delivered: we own the rest now.  A DSN for the refused (and
+     * for the delivered whose sender asked NOTIFY=SUCCESS of a downstream
+     * without DSN), the deferred ones into the queue; the 250 once all
+     * are durable. */
     fwd_src src = { call_read, call, fwd_api->message_size(call) };
     d->writes_left = 1;             /* ours, dropped at the end */
-    if (n_perm) {
-        fwd_rcpt **failed = calloc(n_perm, sizeof *failed);
+    static const struct { int state, kind; } owed[] = {
+        { FWD_RCPT_PERM, FWD_DSN_FAILED }, { FWD_RCPT_OK, FWD_DSN_RELAYED },
+    };
+    for (size_t o = 0; o < sizeof owed / sizeof *owed; o++) {
+        fwd_rcpt **list = calloc(d->n, sizeof *list);
         size_t k = 0;
-        for (size_t i = 0; failed && i < d->n; i++)
-            if (d->rcpts[i].state == FWD_RCPT_PERM)
-                failed[k++] = &d->rcpts[i];
+        for (size_t i = 0; list && i < d->n; i++)
+            if (d->rcpts[i].state == owed[o].state)
+                list[k++] = &d->rcpts[i];
+        if (list && k == 0) {
+            free(list);
+            continue;
+        }
         int pending = 0;
-        d->writes_left++;
-        int rc = failed ? fwd_report_failures(d->cfg, &d->env, failed,
-                                              n_perm, &src, direct_written,
-                                              d, &pending)
-                        : -ENOMEM;
-        free(failed);
+        int rc = list ? fwd_report_failures(d->cfg, &d->env, list, k,
+                                            owed[o].kind, &src,
+                                            direct_written, d, &pending)
+                      : -ENOMEM;
+        free(list);
         if (rc < 0)
             d->write_error = -rc;
-        if (!pending)
-            d->writes_left--;
+        if (pending)
+            d->writes_left++;
     }
     if (n_temp) {
         fwd_env rest = d->env;
-        char **left = calloc(n_temp, sizeof *left);
+        fwd_rcpt **left = calloc(n_temp, sizeof *left);
         size_t k = 0;
         for (size_t i = 0; left && i < d->n; i++)
             if (d->rcpts[i].state == FWD_RCPT_TEMP)
-                left[k++] = d->rcpts[i].addr;
+                left[k++] = &d->rcpts[i];
         char id[64];
         fwd_make_queue_id(id, sizeof id);
         rest.queue_id = id;
-        rest.rcpts = left;
-        rest.n_rcpts = k;
         size_t len;
-        char *text = left ? fwd_env_format(&rest, &len) : NULL;
+        char *text = left ? fwd_env_format_rcpts(&rest, left, k, &len)
+                          : NULL;
         free(left);
         int rc = text ? fwd_store_write("queue", id, text, len, NULL, 0, &src,
                                         d->cfg->fsync, direct_written, d)
@@ -411,12 +418,22 @@ static upesi_verdict direct_mode(upesi_call *call, fwd_config *cfg)
         fwd_api->reply(call, 451, "4.3.0", "Error: out of memory");
         return UPESI_DENYSOFT;
     }
+    /* the envelope as the spool would have it: the DSN and SMTPUTF8
+     * parameters to pass on, and the fields of any report or requeue */
+    if (env_from_call(call, &d->env) < 0) {
+        free(targets);
+        direct_free(d);
+        fwd_api->reply(call, 451, "4.3.0", "Error: out of memory");
+        return UPESI_DENYSOFT;
+    }
     const char *sender = fwd_api->sender(call);
     off_t size = fwd_api->message_size(call);
     for (size_t i = 0; i < n; i++) {
         /* the host keeps its recipient strings for the transaction, and
          * the transaction outlives the call's PENDING */
         d->rcpts[i].addr = (char *)fwd_api->rcpt(call, i);
+        d->rcpts[i].params = d->env.n_rcpts == n && d->env.rcpt_params
+                                 ? d->env.rcpt_params[i] : NULL;
         targets[i] = fwd_route_for(cfg, d->rcpts[i].addr);
         if (targets[i] == NULL) {
             d->rcpts[i].state = FWD_RCPT_PERM;
@@ -433,7 +450,8 @@ static upesi_verdict direct_mode(upesi_call *call, fwd_config *cfg)
             continue;
         size_t j;
         for (j = 0; j < i; j++)
-            if (targets[j] && !strcmp(targets[j]->name, targets[i]->name))
+            if (targets[j] && fwd_same_job(targets[j], d->rcpts[j].addr, targets[i],
+                                        d->rcpts[i].addr))
                 break;
         if (j < i)
             continue;
@@ -442,9 +460,11 @@ static upesi_verdict direct_mode(upesi_call *call, fwd_config *cfg)
         job->cfg = d->cfg;
         job->target = targets[i];
         job->sender = sender ? sender : "";
+        job->mail_params = d->env.mail_params;
         job->rcpts = d->ptrs + placed;
         for (size_t k = i; k < n; k++)
-            if (targets[k] && !strcmp(targets[k]->name, targets[i]->name))
+            if (targets[k] && fwd_same_job(targets[k], d->rcpts[k].addr, targets[i],
+                                        d->rcpts[i].addr))
                 d->ptrs[placed++] = &d->rcpts[k];
         job->n_rcpts = (size_t)(d->ptrs + placed - job->rcpts);
         job->src = (fwd_src){ direct_read, d, size };
@@ -520,7 +540,7 @@ static void fwd_fini(void)
 }
 
 UPESI_PLUGIN = {
-    UPESI_PLUGIN_HEADER,
+    UPESI_PLUGIN_HEADER_NEEDS(UPESI_API_SMTPUTF8_DSN_MINOR),
     .name = "queue_forward",
     .version = "1.0",
     .init = fwd_init,

@@ -140,6 +140,10 @@ static int pool_fits(const fwd_conn *p, const fwd_config *cfg)
 void fwd_job_start(fwd_job *job)
 {
     fwd_config *cfg = job->cfg;
+    if (job->target->mx) {      /* the hosts first (fwd_mx.c) */
+        fwd_mx_start(job);
+        return;
+    }
     for (size_t i = 0; i < job->n_rcpts; i++)
         job->rcpts[i]->accepted = 0;
     job->data_started = job->dot_sent = 0;
@@ -207,6 +211,7 @@ void fwd_job_start(fwd_job *job)
 
 void fwd_job_abort(fwd_job *job)
 {
+    fwd_mx_abort(job);
     fwd_conn *c = job->conn;
     if (c == NULL)
         return;

@@ -39,6 +39,7 @@ void fwd_deliver_start(const char *spool, const char *id);
 
 typedef struct fwd_state {
     long attempts;
+    int delay_notified;             /* the delay DSN went out */
     long long last_ms, next_ms;
     char error[512];
 } fwd_state;

@@ -1,7 +1,8 @@
 /*
  * fwd_retry.c - the retry state of a queued message: deferred/<id>
  * beside it, a few "Name: value" lines (attempts, last and next attempt
- * in ms since the epoch, the last error).  The scan skips a message whose
+ * in ms since the epoch, whether the delay DSN went out, the last
+ * error).  The scan skips a message whose
  * next attempt has not come; the backoff (retry_min doubling up to
  * retry_max) is set when a delivery ends (fwd_delivery.c).
  *
@@ -33,6 +34,8 @@ int fwd_state_read(const char *spool, const char *id, fwd_state *st)
             st->last_ms = atoll(line + 14);
         else if (!strncmp(line, "Next-Attempt: ", 14))
             st->next_ms = atoll(line + 14);
+        else if (!strncmp(line, "Delay-Notified: ", 16))
+            st->delay_notified = atoi(line + 16);
         else if (!strncmp(line, "Last-Error: ", 12))
             snprintf(st->error, sizeof st->error, "%s", line + 12);
     }
@@ -55,8 +58,8 @@ void fwd_state_write(const char *spool, const char *id,
         if (*p == '\r' || *p == '\n')
             *p = ' ';
     fprintf(f, "Attempts: %ld\nLast-Attempt: %lld\nNext-Attempt: %lld\n"
-               "Last-Error: %s\n", st->attempts, st->last_ms, st->next_ms,
-            err);
+               "Delay-Notified: %d\nLast-Error: %s\n", st->attempts,
+            st->last_ms, st->next_ms, st->delay_notified, err);
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         unlink(tmp);
 }

@@ -79,9 +79,62 @@ static void split_enhanced(int code, const char *text, char *enh,
 /* ---------------------------------------------------------------------- */
 /* sending                                                                */
 
+/* MAIL FROM with what the downstream offers: SIZE, SMTPUTF8 (the job
+ * never gets here without it when it needs it), DSN's RET and ENVID. */
+static int put_mail(fwd_conn *c)
+{
+    fwd_job *job = c->job;
+    char size[32] = "", ret[16], envid[512];
+    if (c->size_ext)
+        snprintf(size, sizeof size, " SIZE=%lld", (long long)job->src.size);
+    int utf8 = fwd_param_get(job->mail_params, "SMTPUTF8", ret, sizeof ret);
+    int has_ret = c->dsn_ext &&
+                  fwd_param_get(job->mail_params, "RET", ret, sizeof ret);
+    int has_envid = c->dsn_ext && fwd_param_get(job->mail_params, "ENVID",
+                                                envid, sizeof envid);
+    return fwd_out_printf(c, "MAIL FROM:<%s>%s%s%s%s%s%s\r\n", job->sender,
+                          size, utf8 ? " SMTPUTF8" : "",
+                          has_ret ? " RET=" : "", has_ret ? ret : "",
+                          has_envid ? " ENVID=" : "",
+                          has_envid ? envid : "");
+}
+
+/* RCPT TO, with NOTIFY and ORCPT when the downstream offers DSN (then the
+ * reports after its 250 are its to make, RFC 3461 4.1). */
+static int put_rcpt(fwd_conn *c, fwd_rcpt *r)
+{
+    char notify[64], orcpt[512];
+    int has_notify = c->dsn_ext &&
+                     fwd_param_get(r->params, "NOTIFY", notify, sizeof notify);
+    int has_orcpt = c->dsn_ext &&
+                    fwd_param_get(r->params, "ORCPT", orcpt, sizeof orcpt);
+    r->dsn_passed = c->dsn_ext;
+    r->final_hop = c->target.lmtp;
+    return fwd_out_printf(c, "RCPT TO:<%s>%s%s%s%s\r\n", r->addr,
+                          has_notify ? " NOTIFY=" : "",
+                          has_notify ? notify : "",
+                          has_orcpt ? " ORCPT=" : "", has_orcpt ? orcpt : "");
+}
+
 int fwd_send_envelope(fwd_conn *c)
 {
     fwd_job *job = c->job;
+    char v[8];
+    if (fwd_param_get(job->mail_params, "SMTPUTF8", v, sizeof v) &&
+        !c->smtputf8_ext) {
+        /* RFC 6531 3.2: never downgrade a message that needs SMTPUTF8;
+         * nothing was said yet, the connection stays clean */
+        fwd_log(job->call, UPESI_LOG_NOTICE, "%s: downstream %s does not "
+                "offer SMTPUTF8: the message is not sent", job->id,
+                c->target.name);
+        for (size_t i = 0; i < job->n_rcpts; i++)
+            if (job->rcpts[i]->state == FWD_RCPT_PENDING)
+                fwd_rcpt_set(job->rcpts[i], FWD_RCPT_PERM, 550, "5.6.7",
+                             "550 5.6.7 the downstream does not offer "
+                             "SMTPUTF8, which this message needs");
+        fwd_job_finish(c, 1);
+        return -1;
+    }
     c->state = ST_ENVELOPE;
     c->has_rset = c->reused;
     c->n_cmds = (size_t)c->has_rset + 1 + job->n_rcpts;
@@ -93,14 +146,10 @@ int fwd_send_envelope(fwd_conn *c)
         int rc;
         if (c->has_rset && c->cmds_sent == 0)
             rc = fwd_out_printf(c, "RSET\r\n");
-        else if (k == 0 && c->size_ext)
-            rc = fwd_out_printf(c, "MAIL FROM:<%s> SIZE=%lld\r\n",
-                                job->sender, (long long)job->src.size);
         else if (k == 0)
-            rc = fwd_out_printf(c, "MAIL FROM:<%s>\r\n", job->sender);
+            rc = put_mail(c);
         else
-            rc = fwd_out_printf(c, "RCPT TO:<%s>\r\n",
-                                job->rcpts[k - 1]->addr);
+            rc = put_rcpt(c, job->rcpts[k - 1]);
         if (rc < 0) {
             fwd_conn_fail(c, "out of memory or address too long");
             return -1;
@@ -328,13 +377,9 @@ static void on_envelope_reply(fwd_conn *c)
         size_t k = c->cmds_sent++ - (size_t)c->has_rset;
         int rc;
         if (k > 0)
-            rc = fwd_out_printf(c, "RCPT TO:<%s>\r\n",
-                                job->rcpts[k - 1]->addr);
-        else if (c->size_ext)
-            rc = fwd_out_printf(c, "MAIL FROM:<%s> SIZE=%lld\r\n",
-                                job->sender, (long long)job->src.size);
+            rc = put_rcpt(c, job->rcpts[k - 1]);
         else
-            rc = fwd_out_printf(c, "MAIL FROM:<%s>\r\n", job->sender);
+            rc = put_mail(c);
         if (rc < 0) {
             fwd_conn_fail(c, "out of memory");
             return;
@@ -393,6 +438,7 @@ static void send_hello(fwd_conn *c, int helo)
     /* what the downstream offers comes with this reply (after STARTTLS
      * the earlier offer is forgotten, RFC 3207 4.2) */
     c->pipelining = c->size_ext = c->starttls = 0;
+    c->smtputf8_ext = c->dsn_ext = 0;
     c->state = helo ? ST_HELO : ST_EHLO;
     fwd_conn_timer(c, c->cfg->command_timeout_ms);
 }
@@ -624,6 +670,10 @@ int fwd_parse_input(fwd_conn *c)
                 c->pipelining = 1;
             else if (!strcasecmp(text, "STARTTLS"))
                 c->starttls = 1;
+            else if (!strcasecmp(text, "SMTPUTF8"))
+                c->smtputf8_ext = 1;
+            else if (!strcasecmp(text, "DSN"))
+                c->dsn_ext = 1;
             else if (!strncasecmp(text, "SIZE", 4) &&
                      (text[4] == '\0' || text[4] == ' '))
                 c->size_ext = 1;

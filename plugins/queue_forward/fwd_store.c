@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/uio.h>
@@ -44,29 +45,93 @@ void fwd_env_free(fwd_env *env)
         free(*fields[i]);
         *fields[i] = NULL;
     }
-    for (size_t i = 0; i < env->n_rcpts; i++)
+    for (size_t i = 0; i < env->n_rcpts; i++) {
         free(env->rcpts[i]);
+        if (env->rcpt_params)
+            free(env->rcpt_params[i]);
+    }
     free(env->rcpts);
+    free(env->rcpt_params);
+    free(env->mail_params);
     env->rcpts = NULL;
+    env->rcpt_params = NULL;
+    env->mail_params = NULL;
     env->n_rcpts = 0;
 }
 
-int fwd_env_add_rcpt(fwd_env *env, const char *rcpt)
+int fwd_env_add_rcpt_params(fwd_env *env, const char *rcpt,
+                            const char *params)
 {
     char **r = realloc(env->rcpts, (env->n_rcpts + 1) * sizeof *r);
     if (r == NULL)
         return -1;
     env->rcpts = r;
+    char **p = realloc(env->rcpt_params, (env->n_rcpts + 1) * sizeof *p);
+    if (p == NULL)
+        return -1;
+    env->rcpt_params = p;
+    p[env->n_rcpts] = NULL;
     if ((r[env->n_rcpts] = strdup(rcpt)) == NULL)
         return -1;
+    if (params && params[0] && (p[env->n_rcpts] = strdup(params)) == NULL) {
+        free(r[env->n_rcpts]);
+        return -1;
+    }
     env->n_rcpts++;
     return 0;
 }
 
-char *fwd_env_format(const fwd_env *env, size_t *len)
+int fwd_env_add_rcpt(fwd_env *env, const char *rcpt)
 {
+    return fwd_env_add_rcpt_params(env, rcpt, NULL);
+}
+
+int fwd_param_get(const char *list, const char *keyword, char *out,
+                  size_t outlen)
+{
+    size_t kl = strlen(keyword);
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ')
+            p++;
+        size_t len = strcspn(p, " ");
+        if (len >= kl && !strncasecmp(p, keyword, kl) &&
+            (len == kl || p[kl] == '=')) {
+            const char *v = len == kl ? p + len : p + kl + 1;
+            snprintf(out, outlen, "%.*s", (int)(p + len - v), v);
+            return 1;
+        }
+        p += len;
+    }
+    if (outlen)
+        out[0] = '\0';
+    return 0;
+}
+
+unsigned fwd_notify_bits(const char *rcpt_params)
+{
+    char v[64];
+    if (!fwd_param_get(rcpt_params, "NOTIFY", v, sizeof v))
+        return FWD_NOTIFY_FAILURE;
+    unsigned bits = 0;
+    for (char *save = NULL, *w = strtok_r(v, ",", &save); w;
+         w = strtok_r(NULL, ",", &save))
+        bits |= !strcasecmp(w, "NEVER") ? FWD_NOTIFY_NEVER
+              : !strcasecmp(w, "SUCCESS") ? FWD_NOTIFY_SUCCESS
+              : !strcasecmp(w, "FAILURE") ? FWD_NOTIFY_FAILURE
+              : !strcasecmp(w, "DELAY") ? FWD_NOTIFY_DELAY : 0;
+    return bits;
+}
+
+/* the envelope with rcpts[i] / params[i] (params NULL or entries NULL) */
+static char *env_format(const fwd_env *env, char *const *rcpts,
+                        const char *const *params, size_t n_rcpts,
+                        size_t *len)
+{
+    int v2 = env->mail_params && env->mail_params[0];
+    for (size_t i = 0; params && i < n_rcpts; i++)
+        v2 |= params[i] && params[i][0];
     struct { const char *key, *value; } lines[] = {
-        { "Upesi-Spool", "1" },
+        { "Upesi-Spool", v2 ? "2" : "1" },
         { "Queue-Id", env->queue_id },
         { "Arrival", env->arrival },
         { "Client-IP", env->client_ip },
@@ -89,9 +154,17 @@ char *fwd_env_format(const fwd_env *env, size_t *len)
         bad |= strpbrk(v, "\r\n") != NULL;
         fprintf(f, "%s: %s\n", lines[i].key, v);
     }
-    for (size_t i = 0; i < env->n_rcpts; i++) {
-        bad |= strpbrk(env->rcpts[i], "\r\n") != NULL;
-        fprintf(f, "Recipient: %s\n", env->rcpts[i]);
+    if (env->mail_params && env->mail_params[0]) {
+        bad |= strpbrk(env->mail_params, "\r\n") != NULL;
+        fprintf(f, "Mail-Params: %s\n", env->mail_params);
+    }
+    for (size_t i = 0; i < n_rcpts; i++) {
+        bad |= strpbrk(rcpts[i], "\r\n") != NULL;
+        fprintf(f, "Recipient: %s\n", rcpts[i]);
+        if (params && params[i] && params[i][0]) {
+            bad |= strpbrk(params[i], "\r\n") != NULL;
+            fprintf(f, "Rcpt-Params: %s\n", params[i]);
+        }
     }
     fputc('\n', f);
     if (fclose(f) != 0 || bad) {
@@ -100,6 +173,30 @@ char *fwd_env_format(const fwd_env *env, size_t *len)
     }
     *len = size;
     return buf;
+}
+
+char *fwd_env_format(const fwd_env *env, size_t *len)
+{
+    return env_format(env, env->rcpts, (const char *const *)env->rcpt_params,
+                      env->n_rcpts, len);
+}
+
+char *fwd_env_format_rcpts(const fwd_env *env, fwd_rcpt *const *rcpts,
+                           size_t n, size_t *len)
+{
+    char **addrs = calloc(n + 1, sizeof *addrs);
+    const char **params = calloc(n + 1, sizeof *params);
+    char *text = NULL;
+    if (addrs && params) {
+        for (size_t i = 0; i < n; i++) {
+            addrs[i] = rcpts[i]->addr;
+            params[i] = rcpts[i]->params;
+        }
+        text = env_format(env, addrs, params, n, len);
+    }
+    free(addrs);
+    free(params);
+    return text;
 }
 
 int fwd_env_parse(const char *text, size_t len, fwd_env *env)
@@ -133,8 +230,18 @@ int fwd_env_parse(const char *text, size_t len, fwd_env *env)
         if (value == NULL)
             goto bad;
         if (klen == 11 && !memcmp(p, "Upesi-Spool", 11)) {
-            version_ok = !strcmp(value, "1");
+            version_ok = !strcmp(value, "1") || !strcmp(value, "2");
             free(value);
+        } else if (klen == 11 && !memcmp(p, "Rcpt-Params", 11)) {
+            /* belongs to the Recipient line before it */
+            if (env->n_rcpts == 0 || env->rcpt_params[env->n_rcpts - 1]) {
+                free(value);
+                goto bad;
+            }
+            env->rcpt_params[env->n_rcpts - 1] = value;
+        } else if (klen == 11 && !memcmp(p, "Mail-Params", 11)) {
+            free(env->mail_params);
+            env->mail_params = value;
         } else if (klen == 9 && !memcmp(p, "Recipient", 9)) {
             int rc = fwd_env_add_rcpt(env, value);
             free(value);

@@ -388,6 +388,7 @@ static int relay_init(upesi_ctx *ctx, const upesi_api *api, char *err,
     (void)err;
     (void)errlen;
     relay_api = api;
+    hostmatch_set_idna(api);
     return 0;
 }
 

@@ -109,7 +109,7 @@ static int snd_item_valid(const char *s)
         return 0;
     for (const char *p = s; *p; p++) {
         unsigned char c = (unsigned char)*p;
-        if (c <= ' ' || c >= 0x7f || strchr("<>()[],;:\\\"", c))
+        if (c <= ' ' || c == 0x7f || strchr("<>()[],;:\\\"", c))
             return 0;
     }
     return 1;
@@ -137,7 +137,30 @@ static int snd_list_add(snd_list *l, const char *start, char *err,
             domain = item + 2;
         if (domain)
             memmove(item, domain, strlen(domain) + 1);
-        if (!snd_item_valid(item)) {
+        /* an IDN domain is kept as its A-labels, as the sender's is
+         * compared (SMTPUTF8); the local part stays as written */
+        char *dpart = strrchr(item, '@') ? strrchr(item, '@') + 1 : item;
+        char alabels[300];
+        int idn_bad = 0;
+        for (const char *q = dpart; *q && !idn_bad; q++)
+            if ((unsigned char)*q >= 0x80) {
+                if (hostmatch_to_alabels(dpart, alabels, sizeof alabels) != 0)
+                    idn_bad = 1;
+                else {
+                    char *grown = malloc((size_t)(dpart - item) +
+                                         strlen(alabels) + 1);
+                    if (grown == NULL)
+                        idn_bad = 1;
+                    else {
+                        memcpy(grown, item, (size_t)(dpart - item));
+                        strcpy(grown + (dpart - item), alabels);
+                        free(item);
+                        item = grown;
+                    }
+                }
+                break;
+            }
+        if (idn_bad || !snd_item_valid(item)) {
             snprintf(err, errlen, "'%.*s' is not an address or domain "
                      "(user@example.com, *@example.com, *.example.com)",
                      (int)len, start);
@@ -191,10 +214,24 @@ static const upesi_setting snd_settings[] = {
 /* ---------------------------------------------------------------------- */
 /* matching                                                               */
 
+/* The sender's domain is compared in A-labels (an IDN in either form
+ * matches the list's), its local part as given (ASCII letters without
+ * case, UTF-8 bytes as they are). */
 static int snd_match(const snd_list *l, const char *sender)
 {
     const char *at = strrchr(sender, '@');
     const char *domain = at ? at + 1 : "";
+    char alabels[300], addr[600];
+    for (const char *q = domain; *q; q++)
+        if ((unsigned char)*q >= 0x80) {
+            if (hostmatch_to_alabels(domain, alabels, sizeof alabels) != 0)
+                return 0;
+            snprintf(addr, sizeof addr, "%.*s@%s", (int)(at - sender),
+                     sender, alabels);
+            sender = addr;
+            domain = alabels;
+            break;
+        }
     for (size_t i = 0; i < l->n; i++) {
         const char *item = l->items[i];
         if (strchr(item, '@') ? hostmatch_glob(item, sender)
@@ -457,6 +494,7 @@ static int snd_init(upesi_ctx *ctx, const upesi_api *api, char *err,
     (void)err;
     (void)errlen;
     snd_api = api;
+    hostmatch_set_idna(api);
     return 0;
 }
 

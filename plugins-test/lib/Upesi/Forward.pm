@@ -37,16 +37,21 @@ sub front {
         ini     => { 'queue_forward.ini' => $ini });
 }
 
-# one transaction; returns the final reply hash (or undef)
+# one transaction; returns the final reply hash (or undef).  mail_params
+# => 'RET=HDRS ENVID=x' and rcpt_params => { addr => 'NOTIFY=NEVER' } add
+# ESMTP parameters.
 sub send_msg {
     my ($srv, %m) = @_;
     my $c = $srv->client;
     my $r = $c->cmd('EHLO client.test.example');
     return $r unless $r && $r->{code} == 250;
-    $r = $c->cmd("MAIL FROM:<$m{from}>");
+    my $mp = defined $m{mail_params} ? " $m{mail_params}" : '';
+    $r = $c->cmd("MAIL FROM:<$m{from}>$mp");
     return $r unless $r && $r->{code} == 250;
     for my $to (@{ $m{to} }) {
-        $r = $c->cmd("RCPT TO:<$to>");
+        my $rp = $m{rcpt_params} && defined $m{rcpt_params}{$to}
+               ? " $m{rcpt_params}{$to}" : '';
+        $r = $c->cmd("RCPT TO:<$to>$rp");
         return $r unless $r && $r->{code} == 250;
     }
     $r = $c->cmd('DATA');
