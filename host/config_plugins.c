@@ -38,11 +38,38 @@ static int plugin_ini_key(void *arg, const char *section, const char *key,
     up_plugin_inst *inst = pi->inst;
     const upesi_plugin *d = inst->mod->desc;
     const upesi_setting *table = up_plugin_settings(d);
+    char where[200];
     if (section[0] == '\0') {
         const upesi_setting *s = up_setting_find(table, key);
         if (s)
             return up_setting_apply(s, inst->settings, pi->dir, value, err,
                                     errlen);
+    } else if (up_settings_sectioned(table)) {
+        /* a table that names sections owns them all: the same words for
+         * an unknown section or key in every plugin */
+        int known;
+        const upesi_setting *s = up_setting_find_in(table, section, key,
+                                                    &known);
+        if (s == NULL) {
+            if (known)
+                snprintf(err, errlen, "unknown key '%s' in [%s]", key,
+                         section);
+            else
+                snprintf(err, errlen, "unknown section [%s]", section);
+            return -1;
+        }
+        /* CUSTOM without a setter: the value's meaning depends on the
+         * section's or the key's name ([ZONE], [routes] DOMAIN), which
+         * config_set receives */
+        if (!(s->type == UPESI_SETTING_CUSTOM && s->set == NULL) ||
+            d->config_set == NULL)
+            return up_setting_apply(s, inst->settings, pi->dir, value, err,
+                                    errlen);
+    }
+    if (section[0] == '\0' && up_settings_sectioned(table) &&
+        up_setting_sections_of(table, key, where, sizeof where)) {
+        snprintf(err, errlen, "'%s' belongs in a section (%s)", key, where);
+        return -1;
     }
     if (d->config_set == NULL) {
         if (section[0] != '\0')

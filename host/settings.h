@@ -20,6 +20,21 @@
 const upesi_setting *up_setting_find(const upesi_setting *table,
                                      const char *key);
 
+/* The entry for key inside [section] ("whitelist.action", "ZONE.answers":
+ * a part in capitals matches any name), or NULL; *section_known says
+ * whether the table names that section at all (for the error text). */
+const upesi_setting *up_setting_find_in(const upesi_setting *table,
+                                        const char *section, const char *key,
+                                        int *section_known);
+
+/* The sections whose entries name key ("[whitelist], [blacklist]") in
+ * buf; 0 if none does. */
+int up_setting_sections_of(const upesi_setting *table, const char *key,
+                           char *buf, size_t len);
+
+/* 1 if the table describes keys inside sections. */
+int up_settings_sectioned(const upesi_setting *table);
+
 /* Parse value as s says and set the field of obj; dir is the
  * configuration directory (PATH values are relative to it). */
 int up_setting_apply(const upesi_setting *s, void *obj, const char *dir,

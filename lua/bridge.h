@@ -24,6 +24,9 @@
 #ifndef UPESI_LUA_BRIDGE_H
 #define UPESI_LUA_BRIDGE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -47,8 +50,7 @@ typedef struct luab_gen {
     char **paths;               /* absolute                               */
     size_t n_scripts;
     long long max_instructions;
-    size_t max_memory;
-    size_t kv_max_keys;         /* accepted, unused (store_size bounds) */
+    uint64_t max_memory;        /* SIZE in the settings table */
     int store_failure;          /* STORE_FAILURE_*                        */
     int loaded;                 /* config_check compiled the scripts      */
     int env_refs_n;

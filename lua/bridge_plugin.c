@@ -61,7 +61,6 @@ static int sandbox_ref = LUA_NOREF;
  * every generation's code and all waiting coroutines of a worker. */
 #define LUAB_DEFAULT_INSTRUCTIONS 1000000LL
 #define LUAB_DEFAULT_MEMORY (64u * 1024 * 1024)
-#define LUAB_DEFAULT_KV_KEYS 100000
 #define LUAB_COUNT_STEP 1000
 #define LUAB_THREAD_POOL 64
 
@@ -242,8 +241,9 @@ static upesi_verdict run_failed(luab_run *r, int status)
                   (!r->killed && status == LUA_ERRMEM);
         if (mem)
             luab_host->log_call(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
-                          "over max_memory (%zu bytes)%s%s; temporary "
-                          "failure", r->script, hook, r->gen->max_memory,
+                          "over max_memory (%llu bytes)%s%s; temporary "
+                          "failure", r->script, hook,
+                          (unsigned long long)r->gen->max_memory,
                           where[0] ? " at " : "", where);
         else
             luab_host->log_call(r->call, UPESI_LOG_CRIT, "script %s, hook %s: "
@@ -420,37 +420,13 @@ static void *luab_config_new(void)
         return NULL;
     g->max_instructions = LUAB_DEFAULT_INSTRUCTIONS;
     g->max_memory = LUAB_DEFAULT_MEMORY;
-    g->kv_max_keys = LUAB_DEFAULT_KV_KEYS;
     return g;
 }
 
-/* "123", "64k", "32M", "1G" */
-static int parse_size(const char *v, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long n = strtoull(v, &end, 10);
-    if (errno || end == v || v[0] == '-')
-        return -1;
-    unsigned long long mul = 1;
-    switch (*end) {
-    case 'k': case 'K': mul = 1024ULL; end++; break;
-    case 'm': case 'M': mul = 1024ULL * 1024; end++; break;
-    case 'g': case 'G': mul = 1024ULL * 1024 * 1024; end++; break;
-    }
-    if (*end || (n && mul > ~0ULL / n))
-        return -1;
-    *out = n * mul;
-    return 0;
-}
-
-static int add_script(luab_gen *g, const char *name, char *err,
+static int add_script(void *config, const char *name, char *err,
                       size_t errlen)
 {
-    if (name[0] == '\0') {
-        snprintf(err, errlen, "scripts: empty name");
-        return -1;
-    }
+    luab_gen *g = config;
     char rel[4096];
     snprintf(rel, sizeof rel, "%s%s", strchr(name, '/') ? "" : "lua/", name);
     char *host_path = luab_host->config_path(luab_ctx, rel);
@@ -474,57 +450,53 @@ static int add_script(luab_gen *g, const char *name, char *err,
     return 0;
 }
 
-static int luab_config_set(void *config, const char *section, const char *key,
-                          const char *value, char *err, size_t errlen)
+static int luab_set_store_failure(void *config, const char *value,
+                                  char *err, size_t errlen)
 {
     luab_gen *g = config;
-    unsigned long long n;
-    if (section[0]) {
-        snprintf(err, errlen, "unknown section [%s] (lua.ini has no "
-                 "sections)", section);
-        return -1;
-    }
-    if (!strcmp(key, "scripts")) {
-        /* the splitter of every list setting: commas and/or blanks */
-        const char *pos = value, *start;
-        size_t len;
-        while ((start = upesi_list_next(&pos, &len)) != NULL) {
-            char item[1024];
-            snprintf(item, sizeof item, "%.*s", (int)len, start);
-            if (add_script(g, item, err, errlen) != 0)
-                return -1;
-        }
-    } else if (!strcmp(key, "max_instructions")) {
-        if (parse_size(value, &n) != 0 || n < 1000 || n > (1ULL << 40)) {
-            snprintf(err, errlen, "max_instructions: '%s' is not a count "
-                     "from 1000 up (k, M suffixes allowed)", value);
-            return -1;
-        }
-        g->max_instructions = (long long)n;
-    } else if (!strcmp(key, "max_memory")) {
-        if (parse_size(value, &n) != 0 || n < 1024 * 1024 ||
-            n > (1ULL << 40)) {
-            snprintf(err, errlen, "max_memory: '%s' is not a size of at "
-                     "least 1M (bytes; k, M, G suffixes)", value);
-            return -1;
-        }
-        g->max_memory = (size_t)n;
-    } else if (!strcmp(key, "kv_max_keys")) {
-        if (parse_size(value, &n) != 0 || n < 1 || n > 100000000ULL) {
-            snprintf(err, errlen, "kv_max_keys: '%s' is not a count from 1 "
-                     "to 100M", value);
-            return -1;
-        }
-        g->kv_max_keys = (size_t)n;
-    } else if (!strcmp(key, "store_failure")) {
-        return store_failure_parse(value, &g->store_failure, err, errlen);
-    } else {
-        snprintf(err, errlen, "unknown key '%s' (scripts, max_instructions, "
-                 "max_memory, store_failure, kv_max_keys)", key);
-        return -1;
-    }
+    return store_failure_parse(value, &g->store_failure, err, errlen);
+}
+
+/* kv_max_keys bounded the old per-worker table; upesi.kv is the host's
+ * store now (store_size in smtp.ini).  Still accepted, so an old lua.ini
+ * loads, with a warning that it does nothing. */
+static int luab_set_kv_max_keys(void *config, const char *value, char *err,
+                                size_t errlen)
+{
+    (void)config;
+    (void)value;
+    (void)err;
+    (void)errlen;
+    if (luab_host)
+        luab_host->log(luab_ctx, UPESI_LOG_WARNING, "lua.ini: kv_max_keys "
+                       "is deprecated and ignored (the store's size is "
+                       "smtp.ini store_size)");
     return 0;
 }
+
+#define LUAB(field) offsetof(luab_gen, field)
+static const upesi_setting luab_settings[] = {
+    { "scripts", UPESI_SETTING_LIST, 0, 0, 0, NULL, add_script, NULL,
+      "scripts, run in this order: a bare name is in `lua/`, a name with "
+      "a `/` is relative to the configuration directory (or absolute); "
+      "lines add up" },
+    { "max_instructions", UPESI_SETTING_COUNT, LUAB(max_instructions), 1000,
+      1e12, NULL, NULL, "1M", "Lua VM instructions one hook call may "
+      "execute, all its handlers together (about 10 ms of plain Lua per "
+      "million)" },
+    { "max_memory", UPESI_SETTING_SIZE, LUAB(max_memory), 1024 * 1024,
+      1099511627776.0, NULL, NULL, "64M", "bytes the worker's Lua state may "
+      "hold while a script runs: all scripts, generations and waiting "
+      "calls" },
+    { "store_failure", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
+      luab_set_store_failure, "accept", "a failed `upesi.kv` call: "
+      "`accept` returns nil and an error to the script; `tempfail` answers "
+      "451 4.3.0" },
+    { "kv_max_keys", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
+      luab_set_kv_max_keys, NULL, "deprecated, ignored with a warning: "
+      "the store's size is smtp.ini `store_size`" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 static char *read_file(const char *path, size_t *len)
 {
@@ -726,7 +698,7 @@ UPESI_PLUGIN = {
     .init = luab_init,
     .fini = luab_fini,
     .config_new = luab_config_new,
-    .config_set = luab_config_set,
+    .settings = luab_settings,
     .config_check = luab_config_check,
     .config_free = luab_config_free,
     .config_commit = luab_config_commit,

@@ -736,21 +736,29 @@ struct upesi_api {
  * yes/no, on/off, true/false), got 'x'", after "file:line: "), applies the
  * defaults to a new settings object right after config_new, and documents
  * the keys (docs/config.md is generated from the tables).  Keys the table
- * does not name, and every key inside a [section], still go to the
- * plugin's config_set.
+ * does not name still go to the plugin's config_set (and every key inside
+ * a [section] when the table names no section).
  *
  * Values, by type (the field at `offset` in the settings object):
  *   BOOL      int: 1 for 1, yes, on, true; 0 for 0, no, off, false (any case)
  *   INT       int: a whole number from min to max
  *   SIZE      uint64_t: bytes from min to max; a K, M or G suffix (x1024)
- *   DURATION  double: seconds from min to max; 1.5, 30s, 500ms, 2m, 1h
+ *   DURATION  double: seconds from min to max; 1.5, 30s, 500ms, 2m, 1h, 5d
  *   STRING    char *: the host's copy (the old one freed); api->free it in
  *             config_free
  *   PATH      char *: as STRING, relative to the configuration directory
  *   ENUM      int: the index in choices (a NULL-ended list; any case)
  *   LIST      set(config, item) once per item: items are separated by
  *             commas and/or blanks (upesi_list_next); repeated lines add
- *   CUSTOM    set(config, value) with the whole value
+ *   CUSTOM    set(config, value) with the whole value; in a sectioned
+ *             entry with set NULL, the key goes to config_set (whose
+ *             meaning depends on the section's or key's own name)
+ *   COUNT     long long: a whole number from min to max; a k, M or G
+ *             suffix (x1000: "2M" instructions)
+ * A name "section.key" describes key inside [section] (section names in
+ * any case); a part written in capitals is a placeholder that matches any
+ * name ("ZONE.answers", "routes.DOMAIN").  A table with such entries owns
+ * its sections: an unknown section or key in one is refused by the host.
  * The default (`def`, as it would be written in the file) is applied to
  * BOOL, INT, SIZE, DURATION, STRING, PATH and ENUM fields; for LIST and
  * CUSTOM it only documents what the plugin does without the key.  An error
@@ -765,7 +773,8 @@ typedef enum upesi_setting_type {
     UPESI_SETTING_PATH,
     UPESI_SETTING_ENUM,
     UPESI_SETTING_LIST,
-    UPESI_SETTING_CUSTOM
+    UPESI_SETTING_CUSTOM,
+    UPESI_SETTING_COUNT          /* 2.0 too (appended, like every new type) */
 } upesi_setting_type;
 
 typedef int (*upesi_setting_fn)(void *config, const char *value, char *err,

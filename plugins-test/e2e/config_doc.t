@@ -4,7 +4,9 @@
 # is on the page as printed, and the page holds no generated block the code
 # no longer has.  `make docs-config` rewrites the page.  Also: every key of
 # smtp.ini that a table names is accepted by `upesi -t` with its documented
-# default, so the page's defaults are values the parser takes.
+# default, so the page's defaults are values the parser takes; keys inside
+# [sections] (private_lists, dnsbl/dnswl zones, queue_forward routes) are
+# on the page as "[section] key".
 use strict;
 use warnings;
 use FindBin;
@@ -50,6 +52,32 @@ for my $k (qw(listen hostname greeting local_domains spool_dir control_socket
 my %def = $code{'smtp.ini'} =~ /^\| `([a-z_]+)` \|[^|]*\| `([^`]*)` \|/mg;
 is $def{max_command_length}, '1200', 'max_command_length defaults to 1200';
 is $def{max_message_size}, '26214400', 'max_message_size defaults to 26214400';
+
+# keys inside sections are on the page too, as "[section] key"
+for my $want (['private_lists.ini', '[whitelist] hosts'], ['private_lists.ini', '[whitelist] action'],
+              ['private_lists.ini', '[blacklist] hosts'], ['private_lists.ini', '[blacklist] action'],
+              ['private_lists.ini', '[blacklist] message'], ['dnsbl.ini', '[ZONE] answers'],
+              ['dnswl.ini', '[ZONE] answers'], ['queue_forward.ini', '[routes] DOMAIN']) {
+    my ($file, $key) = @$want;
+    like $doc{$file} // '', qr/^\| `\Q$key\E` \|/m, "docs/config.md: $file has `$key`";
+}
+for my $k (qw(scripts max_instructions max_memory store_failure kv_max_keys)) {
+    like $doc{'lua.ini'} // '', qr/^\| `$k` \|/m, "docs/config.md: lua.ini has $k";
+}
+
+# the documented defaults of private_lists.ini's sections are accepted as written
+{
+    my %pl;
+    while (($code{'private_lists.ini'} // '') =~ /^\| `\[(\w+)\] (\w+)` \|[^|]*\| `([^`]*)` \|/mg) {
+        $pl{$1}{$2} = $3;
+    }
+    ok $pl{whitelist}{action} && $pl{blacklist}{action}, 'private_lists.ini: the actions have defaults';
+    my $ini = join '', map { my $sec = $_; "[$sec]\n" . join('', map { "$_ = $pl{$sec}{$_}\n" } sort keys %{ $pl{$sec} }) }
+                       sort keys %pl;
+    my $s = Upesi::Test->new(plugins => ['private_lists', 'queue_spool'], ini => { 'private_lists.ini' => $ini });
+    my ($x, $o) = upesi_check($s->conf);
+    is $x, 0, "private_lists.ini: the documented defaults, written out, pass -t" or diag "$ini\n$o";
+}
 
 # the documented defaults are values the parser accepts, written out
 my $srv = Upesi::Test->new;

@@ -131,15 +131,20 @@ sub check {
     ($exit, $out) = check("scripts = a.lua\n", 'lua/a.lua' => "\x1bLua\x54\0\x19\x93\r\n\x1a\n");
     like $out, qr/attempt to load a binary chunk/, '-t: bytecode is refused';
 
-    for my $case (["max_instructions = 10\n", qr/lua\.ini:1: .*max_instructions: '10'/],
-                  ["max_memory = lots\n", qr/lua\.ini:1: .*max_memory: 'lots'/],
-                  ["kv_max_keys = 0\n", qr/lua\.ini:1: .*kv_max_keys/],
+    for my $case (["max_instructions = 10\n",
+                   qr/lua\.ini:1: max_instructions: expected a count from 1000 to \d+ .*got '10'/],
+                  ["max_memory = lots\n", qr/lua\.ini:1: max_memory: expected a size in bytes .*got 'lots'/],
                   ["script = a.lua\n", qr/lua\.ini:1: .*unknown key 'script'/],
                   ["[x]\nscripts = a.lua\n", qr/lua\.ini:2: .*unknown section \[x\]/]) {
         ($exit, $out) = check($case->[0]);
         isnt $exit, 0, "-t refuses: $case->[0]" =~ s/\n//r;
         like $out, $case->[1], '... with file and line' or diag $out;
     }
+    # kv_max_keys is deprecated: an old lua.ini still loads, with a warning
+    ($exit, $out) = check("scripts = a.lua\nkv_max_keys = 0\nmax_instructions = 2M\n",
+                          'lua/a.lua' => "-- nothing\n");
+    is $exit, 0, '-t accepts a deprecated kv_max_keys (and 2M instructions)' or diag $out;
+    like $out, qr/kv_max_keys is deprecated and ignored/, '... and warns that it does nothing';
 }
 
 # -- SIGHUP: a broken script keeps the running generation ------------------------------

@@ -2,7 +2,8 @@
 # settings.t - one settings vocabulary: the same mistake gets the same
 # message, with file and line, in smtp.ini and in plugins' inis (a bad
 # boolean, a number out of range, an unknown key, all reported in one run
-# of -t); every boolean word is taken everywhere; sizes and durations take
+# of -t), at the top of a file or inside a [section] (lua.ini,
+# private_lists.ini, dnsbl.ini, queue_forward.ini too); every boolean word is taken everywhere; sizes and durations take
 # their units.
 use strict;
 use warnings;
@@ -55,6 +56,73 @@ for my $p (['strict821', "; strict\naddress_syntax = maybe\n", 'address_syntax']
     my ($exit, $out) = upesi_check($s->conf);
     like $out, qr/max_rcpt\.ini:1: max: expected a whole number from 1 to 1000000, got '1000001'$/m,
         'max_rcpt.ini: a number out of range, at its line';
+}
+
+# -- lua.ini, private_lists.ini, dnsbl.ini, queue_forward.ini: the same words -------
+# A bad boolean, a number out of range, an unknown key, a key in an unknown
+# section, a bad choice: at their lines, in the words smtp.ini uses, whether
+# the key sits at the top of the file or inside a [section].
+my $RANGE = qr/expected a whole number from/;
+# (a failing plugin ends -t's run: one plugin per run)
+sub check_one {
+    my ($plugin, %ini) = @_;
+    my $s = Upesi::Test->new(plugins => [$plugin, 'queue_spool'], ini => \%ini);
+    my ($exit, $out) = upesi_check($s->conf);
+    isnt $exit, 0, "$plugin.ini with mistakes: -t fails";
+    return $out;
+}
+{
+    my $out = check_one('lua', 'lua/a.lua' => "-- nothing\n",
+        'lua.ini' => "scripts = a.lua\nmax_instructions = 999\nmax_memory = 1x\nfrobnicate = 1\n"
+                   . "[extra]\nscripts = a.lua\n");
+    like $out, qr/lua\.ini:2: max_instructions: expected a count from 1000 to \d+ \(suffixes k, M, G: thousands, millions, billions\), got '999'$/m,
+        'lua.ini: a number out of range, at its line';
+    like $out, qr/lua\.ini:3: max_memory: expected a size in bytes from \d+ to \d+ \(suffixes K, M, G\), got '1x'$/m,
+        'lua.ini: a bad size, at its line';
+    like $out, qr/lua\.ini:4: unknown key 'frobnicate'$/m, 'lua.ini: an unknown key, in the words of smtp.ini';
+    like $out, qr/lua\.ini:6: unknown section \[extra\]/m, 'lua.ini: a section where it has none (at its key)';
+}
+{
+    my $out = check_one('private_lists',
+        'private_lists.ini' => "[whitelist]\nhosts = 10.0.0.1\naction = maybe\nfrobnicate = 1\n"
+                             . "[greylist]\nhosts = 10.0.0.2\n[blacklist]\naction = reject\n"
+                             . "message = go\nfrobnicate = 2\nhosts = 10.0.0.3\n");
+    like $out, qr/private_lists\.ini:3: \[whitelist\] action: expected one of skip, log, tag, got 'maybe'$/m,
+        'private_lists.ini: a bad choice in a section, as a table names it';
+    like $out, qr/private_lists\.ini:4: unknown key 'frobnicate' in \[whitelist\]$/m,
+        'private_lists.ini: an unknown key in a section';
+    like $out, qr/private_lists\.ini:6: unknown section \[greylist\]$/m, 'private_lists.ini: an unknown section';
+    like $out, qr/private_lists\.ini:10: unknown key 'frobnicate' in \[blacklist\]$/m,
+        'private_lists.ini: the same words in the other section';
+    unlike $out, qr/private_lists\.ini:(2|8|9|11):/, 'private_lists.ini: the good keys pass';
+}
+{
+    my $out = check_one('dnsbl',
+        'dnsbl.ini' => "zones = bl.example\nexpand_stats = maybe\naction = drop\nfrobnicate = 1\n"
+                     . "[bl.example]\nanswers = 127.0.0.2\nfrobnicate = 1\n");
+    like $out, qr/dnsbl\.ini:2: expand_stats: $BOOL 'maybe'$/m, 'dnsbl.ini: a bad boolean, at its line';
+    like $out, qr/dnsbl\.ini:3: action: expected one of log, tag, reject, got 'drop'$/m, 'dnsbl.ini: a bad choice';
+    like $out, qr/dnsbl\.ini:4: unknown key 'frobnicate'$/m, 'dnsbl.ini: an unknown key';
+    like $out, qr/dnsbl\.ini:7: unknown key 'frobnicate' in \[bl\.example\]$/m,
+        'dnsbl.ini: an unknown key in a [zone] section, in the words of private_lists.ini';
+    unlike $out, qr/dnsbl\.ini:6:/, 'dnsbl.ini: [zone] answers passes';
+}
+{
+    my $s = Upesi::Test->new(plugins => ['queue_forward'], ini => {
+        'queue_forward.ini' => "downstream = 127.0.0.1:10025\nfsync = maybe\npool_size = 1001\n"
+                             . "frobnicate = 1\nconnect_timeout = 0\nmax_queue_time = 2d\n"
+                             . "[routes]\nexample.org = 127.0.0.1:10026\n[roots]\nexample.net = 127.0.0.1:10027\n",
+    });
+    my ($exit, $out) = upesi_check($s->conf);
+    isnt $exit, 0, 'queue_forward.ini with mistakes: -t fails';
+    like $out, qr/queue_forward\.ini:2: fsync: $BOOL 'maybe'$/m, 'queue_forward.ini: a bad boolean, at its line';
+    like $out, qr/queue_forward\.ini:3: pool_size: $RANGE 0 to 1000, got '1001'$/m,
+        'queue_forward.ini: a number out of range, at its line';
+    like $out, qr/queue_forward\.ini:4: unknown key 'frobnicate'$/m, 'queue_forward.ini: an unknown key';
+    like $out, qr/queue_forward\.ini:5: connect_timeout: expected a duration from 0\.001 to 34560000 seconds \(30, 1\.5, 500ms, 2m, 1h, 5d\), got '0'$/m,
+        'queue_forward.ini: a duration out of range, in the words of smtp.ini';
+    unlike $out, qr/queue_forward\.ini:[68]:/, 'queue_forward.ini: 2d and a [routes] line pass';
+    like $out, qr/queue_forward\.ini:10: unknown section \[roots\]$/m, 'queue_forward.ini: an unknown section (at its key)';
 }
 
 # -- every boolean word, everywhere -------------------------------------------------

@@ -376,8 +376,22 @@ static int dnslist_zone_set(dnslist_config *c, const char *section,
                  key, section);
         return -1;
     }
-    return dnslist_each_item(value, ",; \t", dnslist_add_range, z, err,
-                             errlen);
+    /* the list splitter of every setting; ';' as in zones' zone=a;b */
+    const char *pos = value, *start;
+    size_t len;
+    while ((start = upesi_list_next(&pos, &len)) != NULL) {
+        char item[128];
+        if (len >= sizeof item) {
+            snprintf(err, errlen, "'%.40s...' is too long", start);
+            return -1;
+        }
+        memcpy(item, start, len);
+        item[len] = '\0';
+        if (dnslist_each_item(item, ";", dnslist_add_range, z, err,
+                              errlen) != 0)
+            return -1;
+    }
+    return 0;
 }
 
 int dnslist_set_zone(void *config, const char *item, char *err,

@@ -156,7 +156,12 @@ int dnslist_config_check_any(void *config, char *err, size_t errlen);
     { "cache_ttl", UPESI_SETTING_DURATION, offsetof(type, member.cache_ttl), \
       0, 30 * 86400.0, NULL, NULL, "0", "weighted mode: a client that was "  \
       "not listed is remembered in the store this long, with its sum, and " \
-      "its next connections ask no DNS; 0: no cache" }
+      "its next connections ask no DNS; 0: no cache" },                       \
+    { "ZONE.answers", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, NULL,             \
+      "(any 127.0.0.0/8 answer but 127.255.255.x)", "in a section named "    \
+      "after a zone of `zones`: the answers that count as listed "           \
+      "(`127.0.0.2`, `127.0.0.2-127.0.0.11`, `127.0.1.0/24`; commas, "       \
+      "blanks or `;` between)" }
 /* ... or the whole of it, for a plugin with no settings of its own. */
 void *dnslist_config_new(void);
 void dnslist_config_free(void *config);

@@ -33,6 +33,7 @@
  * Fails: a host name that cannot be looked up does not match (an address
  * item still does).
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,60 +100,69 @@ static void *pl_config_new(void)
     return c;
 }
 
-static int pl_config_set(void *p, const char *section, const char *key,
-                         const char *value, char *err, size_t errlen)
+static int pl_set_hosts(pl_list *l, const char *value, char *err,
+                        size_t errlen)
+{
+    return hostmatch_add_hosts(l->addrs, l->names, value, err, errlen);
+}
+
+static int pl_set_wl_hosts(void *p, const char *value, char *err,
+                           size_t errlen)
+{
+    return pl_set_hosts(&((pl_config *)p)->wl, value, err, errlen);
+}
+
+static int pl_set_bl_hosts(void *p, const char *value, char *err,
+                           size_t errlen)
+{
+    return pl_set_hosts(&((pl_config *)p)->bl, value, err, errlen);
+}
+
+static int pl_set_message(void *p, const char *value, char *err,
+                          size_t errlen)
 {
     pl_config *c = p;
-    int wl = !strcasecmp(section, "whitelist");
-    int bl = !strcasecmp(section, "blacklist");
-    if (!wl && !bl) {
-        snprintf(err, errlen, "'%s' outside [whitelist] or [blacklist]",
-                 key);
-        if (section[0])
-            snprintf(err, errlen, "unknown section [%s] (use [whitelist] "
-                     "and [blacklist])", section);
-        return -1;
-    }
-    pl_list *l = wl ? &c->wl : &c->bl;
-    if (!strcmp(key, "hosts"))
-        return hostmatch_add_hosts(l->addrs, l->names, value, err, errlen);
-    if (!strcmp(key, "action")) {
-        static const char *const wl_actions[] = { "skip", "log", "tag" };
-        static const char *const bl_actions[] = { "log", "tag", "reject" };
-        const char *const *names = wl ? wl_actions : bl_actions;
-        for (int i = 0; i < 3; i++)
-            if (!strcasecmp(value, names[i])) {
-                l->action = i;
-                return 0;
-            }
-        snprintf(err, errlen, "action '%s': use %s, %s or %s", value,
-                 names[0], names[1], names[2]);
-        return -1;
-    }
-    if (bl && !strcmp(key, "message")) {
-        int n = 0, bad = strpbrk(value, "\r\n") != NULL;
-        for (const char *q = value; *q && !bad; q++)
-            if (*q == '%') {
-                if (q[1] == '%' || (q[1] == 's' && ++n == 1))
-                    q++;
-                else
-                    bad = 1;
-            }
-        if (bad) {
-            snprintf(err, errlen, "message: one line, at most one %%s (the "
-                     "IP), %%%% for a percent sign");
-            return -1;
+    int n = 0, bad = strpbrk(value, "\r\n") != NULL;
+    for (const char *q = value; *q && !bad; q++)
+        if (*q == '%') {
+            if (q[1] == '%' || (q[1] == 's' && ++n == 1))
+                q++;
+            else
+                bad = 1;
         }
-        char *m = strdup(value);
-        if (m == NULL)
-            return -1;
-        free(c->message);
-        c->message = m;
-        return 0;
+    if (bad) {
+        snprintf(err, errlen, "one line, at most one %%s (the IP), %%%% for "
+                 "a percent sign");
+        return -1;
     }
-    snprintf(err, errlen, "unknown key '%s' in [%s]", key, section);
-    return -1;
+    return settings_string(&c->message, value, err, errlen);
 }
+
+static const char *const pl_wl_actions[] = { "skip", "log", "tag", NULL };
+static const char *const pl_bl_actions[] = { "log", "tag", "reject", NULL };
+
+/* Every key lives in a section ([whitelist], [blacklist]); the host reads
+ * them all through this table. */
+static const upesi_setting pl_settings[] = {
+    { "whitelist.hosts", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
+      pl_set_wl_hosts, "", "clients never blacklisted here nor by DNS "
+      "lists: addresses, CIDR ranges, 192.168.*.*, names and *.names "
+      "(the forward-confirmed PTR name); repeated lines add" },
+    { "whitelist.action", UPESI_SETTING_ENUM, offsetof(pl_config, wl.action),
+      0, 0, pl_wl_actions, NULL, "skip", "on a hit: `skip` silently, `log` "
+      "it, or `tag` each message (X-DNSWL-Site: PrivateWhitelist)" },
+    { "blacklist.hosts", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
+      pl_set_bl_hosts, "", "clients refused or tagged (the same forms as "
+      "[whitelist] hosts)" },
+    { "blacklist.action", UPESI_SETTING_ENUM, offsetof(pl_config, bl.action),
+      0, 0, pl_bl_actions, NULL, "log", "on a hit: `log` it, `tag` each "
+      "message (X-DNSBL-Site: PrivateBlacklist), or `reject` every MAIL "
+      "FROM with 554 5.7.1 and `message`" },
+    { "blacklist.message", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL,
+      pl_set_message, PL_DEFAULT_MESSAGE, "the reject text: one line, "
+      "`%s` is the client's IP" },
+    { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
+};
 
 /* ---------------------------------------------------------------------- */
 /* the decision                                                            */
@@ -289,7 +299,7 @@ UPESI_PLUGIN = {
     .version = "1.0",
     .init = pl_init,
     .config_new = pl_config_new,
-    .config_set = pl_config_set,
+    .settings = pl_settings,
     .config_free = pl_config_free,
     .hooks = {
         [UPESI_HOOK_CONNECT] = pl_connect,

@@ -86,6 +86,11 @@ typedef struct fwd_config {
     unsigned delay_warning_s;   /* a delay DSN (NOTIFY=DELAY) once queued
                                    this long; 0: at the first deferral */
     unsigned scan_interval_ms;
+    /* the durations as the settings table parses them (seconds);
+     * fwd_config_check derives the _ms / _s fields above from them */
+    double connect_timeout, greeting_timeout, command_timeout, data_timeout,
+           pool_idle, retry_min, retry_max, max_queue_time, scan_interval,
+           delay_warning;
     int max_deliveries;         /* background deliveries per worker */
     int null_sender_dsn;        /* RouterDSNForNULLReversePath 0/1/2 */
     char postmaster[256];       /* "" = postmaster@<hostname> */

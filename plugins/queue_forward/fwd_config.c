@@ -43,18 +43,8 @@ void *fwd_config_new(void)
         return NULL;
     cfg->refs = 1;
     cfg->mode = FWD_MODE_DIRECT;
-    cfg->connect_timeout_ms = 10000;
-    cfg->greeting_timeout_ms = 20000;
-    cfg->command_timeout_ms = 20000;
-    cfg->data_timeout_ms = 60000;
     cfg->pool_size = 8;
-    cfg->pool_idle_ms = 30000;
-    cfg->retry_min_s = 300;
-    cfg->retry_max_s = 4000;
-    cfg->max_queue_time_s = 5 * 86400;
-    cfg->delay_warning_s = 4 * 3600;
     cfg->mx_port = 25;
-    cfg->scan_interval_ms = 10000;
     cfg->max_deliveries = 20;
     cfg->null_sender_dsn = 0;
     cfg->fsync = 1;
@@ -184,34 +174,6 @@ bad:
     return -1;
 }
 
-/* "30", "30s", "5m", "2h", "5d" -> seconds (as unsigned); -1 if bad */
-static int fwd_parse_duration(const char *value, unsigned long long *out_ms)
-{
-    char *end;
-    errno = 0;
-    double n = strtod(value, &end);
-    if (errno || end == value || n < 0)
-        return -1;
-    double mult = 1000;
-    if (*end == '\0' || !strcmp(end, "s"))
-        mult = 1000;
-    else if (!strcmp(end, "ms"))
-        mult = 1;
-    else if (!strcmp(end, "m"))
-        mult = 60000;
-    else if (!strcmp(end, "h"))
-        mult = 3600000;
-    else if (!strcmp(end, "d"))
-        mult = 86400000;
-    else
-        return -1;
-    double ms = n * mult;
-    if (ms > 4e12)
-        return -1;
-    *out_ms = (unsigned long long)ms;
-    return 0;
-}
-
 static int fwd_add_route(fwd_config *cfg, const char *value, char *err,
                          size_t errlen)
 {
@@ -299,59 +261,6 @@ static int fwd_set_route(void *config, const char *value, char *err,
     return fwd_add_route(config, value, err, errlen);
 }
 
-/* "30", "30s", "5m", "2h", "5d" (fwd_parse_duration), above zero, at most
- * 400 days; into milliseconds or whole seconds */
-static int fwd_set_duration(const char *value, unsigned *ms_out,
-                            unsigned *s_out, char *err, size_t errlen)
-{
-    unsigned long long ms;
-    if (fwd_parse_duration(value, &ms) < 0 || ms == 0 ||
-        ms / 1000 > 400u * 86400) {
-        snprintf(err, errlen, "expected a duration above zero (30, 30s, "
-                 "5m, 2h, 5d), got '%s'", value);
-        return -1;
-    }
-    if (ms_out)
-        *ms_out = (unsigned)(ms > 0xffffffffull ? 0xffffffffu : ms);
-    else
-        *s_out = (unsigned)(ms < 1000 ? 1 : ms / 1000);
-    return 0;
-}
-
-#define FWD_DURATION(name, field, ms)                                        \
-    static int fwd_set_##name(void *config, const char *value, char *err,    \
-                              size_t errlen)                                 \
-    {                                                                        \
-        fwd_config *cfg = config;                                            \
-        return fwd_set_duration(value, (ms) ? &cfg->field : NULL,            \
-                                (ms) ? NULL : &cfg->field, err, errlen);     \
-    }
-FWD_DURATION(connect_timeout, connect_timeout_ms, 1)
-FWD_DURATION(greeting_timeout, greeting_timeout_ms, 1)
-FWD_DURATION(command_timeout, command_timeout_ms, 1)
-FWD_DURATION(data_timeout, data_timeout_ms, 1)
-FWD_DURATION(pool_idle, pool_idle_ms, 1)
-FWD_DURATION(scan_interval, scan_interval_ms, 1)
-FWD_DURATION(retry_min, retry_min_s, 0)
-FWD_DURATION(retry_max, retry_max_s, 0)
-FWD_DURATION(max_queue_time, max_queue_time_s, 0)
-#undef FWD_DURATION
-
-/* delay_warning: a duration that may be 0 (a delay report at the first
- * deferral) */
-static int fwd_set_delay_warning(void *config, const char *value, char *err,
-                                 size_t errlen)
-{
-    fwd_config *cfg = config;
-    unsigned long long ms;
-    if (fwd_parse_duration(value, &ms) < 0 || ms / 1000 > 400u * 86400) {
-        snprintf(err, errlen, "expected a duration (0, 30s, 4h, 1d), got "
-                 "'%s'", value);
-        return -1;
-    }
-    cfg->delay_warning_s = (unsigned)(ms / 1000);
-    return 0;
-}
 
 /* a boolean (0/1, yes/no, on/off, true/false), or required */
 static int fwd_set_tls(void *config, const char *value, char *err,
@@ -431,8 +340,11 @@ static int fwd_set_helo(void *config, const char *value, char *err,
     { key, UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, fn, def, help }
 static const char *const fwd_modes[] = { "direct", "spool", NULL };
 
-/* The durations' defaults are set by fwd_config_new (their values keep
- * queue_forward's own units, days included); the text here says so. */
+/* Durations: above zero, at most 400 days (the retry and queue times are
+ * kept in whole seconds, at least one). */
+#define FWD_DUR(key, def, help)                                              \
+    { #key, UPESI_SETTING_DURATION, FWD(key), 0.001, 400.0 * 86400, NULL,    \
+      NULL, def, help }
 const upesi_setting fwd_settings[] = {
     FWD_CUSTOM("downstream", fwd_set_downstream, NULL, "where mail goes: "
                "`127.0.0.1:10025`, `[::1]:10025`, `lmtp:127.0.0.1:24`, "
@@ -444,36 +356,38 @@ const upesi_setting fwd_settings[] = {
                "section of `DOMAIN = DOWNSTREAM` lines. DOWNSTREAM `mx`: by "
                "the domain's MX hosts; `route = mx` alone: every domain no "
                "other route names (instead of `downstream`)"),
+    { "routes.DOMAIN", UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, NULL, NULL,
+      "`DOMAIN = DOWNSTREAM`, one line per domain: as `route`" },
     { "mx_port", UPESI_SETTING_INT, FWD(mx_port), 1, 65535, NULL, NULL,
       "25", "the port of MX hosts (tests, which cannot bind 25)" },
     { "mode", UPESI_SETTING_ENUM, FWD(mode), 0, 0, fwd_modes, NULL,
       "direct", "`direct`: 250 only after the downstream's 250; `spool`: "
       "queue first, deliver in the background" },
-    FWD_CUSTOM("connect_timeout", fwd_set_connect_timeout, "10s",
-               "TCP/unix connect (30, 30s, 5m, 2h, 5d)"),
-    FWD_CUSTOM("greeting_timeout", fwd_set_greeting_timeout, "20s",
+    FWD_DUR(connect_timeout, "10s",
+               "TCP/unix connect"),
+    FWD_DUR(greeting_timeout, "20s",
                "the downstream's 220"),
-    FWD_CUSTOM("command_timeout", fwd_set_command_timeout, "20s",
+    FWD_DUR(command_timeout, "20s",
                "each reply to EHLO, MAIL, RCPT, DATA, RSET"),
-    FWD_CUSTOM("data_timeout", fwd_set_data_timeout, "60s", "each write "
+    FWD_DUR(data_timeout, "60s", "each write "
                "of the message, and the reply(ies) after the end of data"),
     { "pool_size", UPESI_SETTING_INT, FWD(pool_size), 0, 1000, NULL, NULL,
       "8", "idle connections kept per downstream (0: a connection per "
       "message)" },
-    FWD_CUSTOM("pool_idle", fwd_set_pool_idle, "30s", "an idle pooled "
+    FWD_DUR(pool_idle, "30s", "an idle pooled "
                "connection is closed after this"),
-    FWD_CUSTOM("retry_min", fwd_set_retry_min, "300s", "spool: first "
+    FWD_DUR(retry_min, "300s", "spool: first "
                "retry after a temporary failure; doubles each attempt"),
-    FWD_CUSTOM("retry_max", fwd_set_retry_max, "4000s", "... up to this "
+    FWD_DUR(retry_max, "4000s", "... up to this "
                "(Postfix's maximal_backoff_time)"),
-    FWD_CUSTOM("max_queue_time", fwd_set_max_queue_time, "5d", "spool: "
+    FWD_DUR(max_queue_time, "5d", "spool: "
                "after this since arrival, a temporary failure becomes a "
                "bounce (status 4.4.7)"),
-    FWD_CUSTOM("delay_warning", fwd_set_delay_warning, "4h", "spool: a "
-               "recipient that asked `NOTIFY=...DELAY` gets one delay report "
-               "once its message has been queued this long and is still "
-               "deferred; 0: at the first deferral"),
-    FWD_CUSTOM("scan_interval", fwd_set_scan_interval, "10s", "how often "
+    { "delay_warning", UPESI_SETTING_DURATION, FWD(delay_warning), 0,
+      400.0 * 86400, NULL, NULL, "4h", "spool: a recipient that asked "
+      "`NOTIFY=...DELAY` gets one delay report once its message has been "
+      "queued this long and is still deferred; 0: at the first deferral" },
+    FWD_DUR(scan_interval, "10s", "how often "
                "each worker looks for due messages in `queue/`"),
     { "max_deliveries", UPESI_SETTING_INT, FWD(max_deliveries), 1, 10000,
       NULL, NULL, "20", "background deliveries at once per worker" },
@@ -503,10 +417,32 @@ const upesi_setting fwd_settings[] = {
 };
 #undef FWD
 #undef FWD_CUSTOM
+#undef FWD_DUR
+
+static unsigned fwd_ms(double s)
+{
+    double ms = s * 1000;
+    return ms > 0xffffffffu ? 0xffffffffu : ms < 1 ? 1 : (unsigned)ms;
+}
+
+static unsigned fwd_s(double s)
+{
+    return s < 1 ? 1 : (unsigned)s;
+}
 
 int fwd_config_check(void *config, char *err, size_t errlen)
 {
     fwd_config *cfg = config;
+    cfg->connect_timeout_ms = fwd_ms(cfg->connect_timeout);
+    cfg->greeting_timeout_ms = fwd_ms(cfg->greeting_timeout);
+    cfg->command_timeout_ms = fwd_ms(cfg->command_timeout);
+    cfg->data_timeout_ms = fwd_ms(cfg->data_timeout);
+    cfg->pool_idle_ms = fwd_ms(cfg->pool_idle);
+    cfg->scan_interval_ms = fwd_ms(cfg->scan_interval);
+    cfg->retry_min_s = fwd_s(cfg->retry_min);
+    cfg->retry_max_s = fwd_s(cfg->retry_max);
+    cfg->max_queue_time_s = fwd_s(cfg->max_queue_time);
+    cfg->delay_warning_s = (unsigned)cfg->delay_warning;  /* 0 allowed */
     if (!cfg->have_downstream && cfg->n_routes == 0) {
         snprintf(err, errlen, "no downstream: set downstream = ADDRESS:PORT "
                  "(or route = DOMAIN ADDRESS:PORT)");
