@@ -105,19 +105,7 @@ int up_settings_sectioned(const upesi_setting *table)
 
 int up_setting_bool(const char *value, int *out)
 {
-    static const char *const yes[] = { "1", "yes", "on", "true" };
-    static const char *const no[] = { "0", "no", "off", "false" };
-    for (size_t i = 0; i < 4; i++) {
-        if (!strcasecmp(value, yes[i])) {
-            *out = 1;
-            return 0;
-        }
-        if (!strcasecmp(value, no[i])) {
-            *out = 0;
-            return 0;
-        }
-    }
-    return -1;
+    return upesi_bool_word(value, out);
 }
 
 int up_list_each(const char *value,

@@ -814,6 +814,30 @@ static inline const char *upesi_list_next(const char **pos, size_t *len)
     return start;
 }
 
+/* A boolean word, as every BOOL setting reads it: 1, yes, on, true -> 1;
+ * 0, no, off, false -> 0 (any case); -1 for anything else (*out
+ * untouched).  The one definition: the host's table parser uses it, and a
+ * plugin whose value is a boolean or a word (queue_forward's
+ * downstream_tls = required) calls it too. */
+static inline int upesi_bool_word(const char *value, int *out)
+{
+    static const char *const words[] = { "0", "no", "off", "false",
+                                         "1", "yes", "on", "true" };
+    for (int i = 0; i < 8; i++) {
+        const char *a = value, *b = words[i];
+        while (*a && *b &&
+               (*a == *b || (*a >= 'A' && *a <= 'Z' && *a + 32 == *b))) {
+            a++;
+            b++;
+        }
+        if (*a == '\0' && *b == '\0') {
+            *out = i >= 4;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 /* ---------------------------------------------------------------------- */
 /* The descriptor                                                         */
 

@@ -14,17 +14,7 @@
 
 int settings_bool(const char *value, int *out)
 {
-    if (!strcmp(value, "1") || !strcasecmp(value, "yes") ||
-        !strcasecmp(value, "on") || !strcasecmp(value, "true")) {
-        *out = 1;
-        return 0;
-    }
-    if (!strcmp(value, "0") || !strcasecmp(value, "no") ||
-        !strcasecmp(value, "off") || !strcasecmp(value, "false")) {
-        *out = 0;
-        return 0;
-    }
-    return -1;
+    return upesi_bool_word(value, out);
 }
 
 int settings_long(const char *value, long lo, long hi, long *out)
