@@ -42,19 +42,13 @@
 
 #include "../common/netprefix.h"
 #include "../common/store_failure.h"
+#include "karma_table.h"
 #include "upesi/plugin.h"
 
 static const upesi_api *api;
 static upesi_ctx *km_ctx;
 
 #define KM_MAX_BUCKETS 240
-
-typedef struct km_entry {
-    upesi_scope scope;
-    char *note;
-    char *value;                 /* NULL: any value (integer: times it) */
-    long points;
-} km_entry;
 
 typedef struct km_config {
     double decay;
@@ -81,80 +75,11 @@ static const char *const km_default_table[] = {
     NULL
 };
 
-static void km_table_free(km_config *c)
-{
-    for (size_t i = 0; i < c->ntable; i++) {
-        free(c->table[i].note);
-        free(c->table[i].value);
-    }
-    free(c->table);
-    c->table = NULL;
-    c->ntable = 0;
-}
-
 static void km_config_free(void *p)
 {
     km_config *c = p;
-    km_table_free(c);
+    km_table_free(&c->table, &c->ntable);
     free(c);
-}
-
-/* "conn.NOTE[VALUE]" (or txn.) and points */
-static int km_add_entry(km_config *c, const char *key, const char *points,
-                        char *err, size_t errlen)
-{
-    km_entry e = { 0 };
-    if (!strncmp(key, "conn.", 5))
-        e.scope = UPESI_SCOPE_CONN;
-    else if (!strncmp(key, "txn.", 4))
-        e.scope = UPESI_SCOPE_TXN;
-    else {
-        snprintf(err, errlen, "[score] %s: a key is conn.NOTE or txn.NOTE, "
-                 "[VALUE] after it optionally", key);
-        return -1;
-    }
-    const char *name = key + (e.scope == UPESI_SCOPE_CONN ? 5 : 4);
-    const char *eq = strchr(name, '[');
-    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-    size_t vlen = eq ? strlen(eq + 1) : 0;
-    if (nlen == 0 || (eq && (vlen < 2 || eq[vlen] != ']'))) {
-        snprintf(err, errlen, "[score] %s: a key is conn.NOTE or txn.NOTE, "
-                 "[VALUE] after it optionally", key);
-        return -1;
-    }
-    char *end;
-    e.points = strtol(points, &end, 10);
-    if (end == points || *end || e.points < -1000 || e.points > 1000) {
-        snprintf(err, errlen, "[score] %s: points are a whole number from "
-                 "-1000 to 1000, got '%s'", key, points);
-        return -1;
-    }
-    e.note = strndup(name, nlen);
-    e.value = eq ? strndup(eq + 1, vlen - 1) : NULL;
-    km_entry *grown = realloc(c->table, (c->ntable + 1) * sizeof *grown);
-    if (e.note == NULL || (eq && e.value == NULL) || grown == NULL) {
-        free(e.note);
-        free(e.value);
-        if (grown)
-            c->table = grown;
-        return -1;
-    }
-    c->table = grown;
-    c->table[c->ntable++] = e;
-    return 0;
-}
-
-/* "key = points", as the default table writes it */
-static int km_add_line(km_config *c, const char *line, char *err,
-                       size_t errlen)
-{
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", line);
-    char *eq = strstr(buf, " = ");
-    if (eq == NULL)
-        return -1;
-    *eq = '\0';
-    return km_add_entry(c, buf, eq + 3, err, errlen);
 }
 
 static void *km_config_new(void)
@@ -164,7 +89,7 @@ static void *km_config_new(void)
         return NULL;
     char err[128];
     for (size_t i = 0; km_default_table[i]; i++)
-        if (km_add_line(c, km_default_table[i], err, sizeof err) != 0) {
+        if (km_add_line(&c->table, &c->ntable, km_default_table[i], err, sizeof err) != 0) {
             km_config_free(c);
             return NULL;
         }
@@ -181,10 +106,10 @@ static int km_config_set(void *p, const char *section, const char *key,
         return -1;
     }
     if (!c->table_given) {       /* the file's table replaces the default */
-        km_table_free(c);
+        km_table_free(&c->table, &c->ntable);
         c->table_given = 1;
     }
-    return km_add_entry(c, key, value, err, errlen);
+    return km_add_entry(&c->table, &c->ntable, key, value, err, errlen);
 }
 
 static int km_config_check(void *p, char *err, size_t errlen)
