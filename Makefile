@@ -247,6 +247,8 @@ FUZZ_PLUGIN_DEPS_fuzz_dnslist   := common/dnslist common/settings
 FUZZ_PLUGIN_DEPS_fuzz_directory := common/dir_table
 FUZZ_PLUGIN_DEPS_fuzz_rules     := mail_rules/rules
 FUZZ_PLUGIN_DEPS_fuzz_mime      := mail_rules/rules mail_rules/mime
+FUZZ_PLUGIN_DEPS_fuzz_limit_rule  := limit/limit_rule
+FUZZ_PLUGIN_DEPS_fuzz_karma_score := karma/karma_table
 # the mail_rules objects and the targets that link them need GMime (glib)
 $(BUILD)/fuzz/plugins/mail_rules/%.o: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 $(BUILD)/fuzz/fuzz_rules: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
