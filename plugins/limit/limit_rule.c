@@ -49,7 +49,9 @@ int lim_parse_rule(lim_rule *r, const char *value, char *err, size_t errlen)
     *slash = '\0';
     r->max = strtol(w1, &end, 10);
     if (end == w1 || *end || r->max < 1 || r->max > 1000000000L ||
-        lim_duration(slash + 1, &r->window) != 0 || r->window > 366 * 86400.0)
+        lim_duration(slash + 1, &r->window) != 0 || r->window > 366 * 86400.0
+        /* the store keeps expiries in ms, and 0 ms would be no expiry */
+        || (long long)(r->window * 1000) < 1)
         goto bad;
     if (n == 2 && !strcmp(w2, "421"))
         r->verdict = V_421;
@@ -61,7 +63,8 @@ int lim_parse_rule(lim_rule *r, const char *value, char *err, size_t errlen)
     return 0;
 bad:
     snprintf(err, errlen, "expected N/WINDOW, N/WINDOW 421 or N/WINDOW "
-             "tarpit DELAY (like 100/1h tarpit 10s; N >= 1, DELAY <= 300s), "
+             "tarpit DELAY (like 100/1h tarpit 10s; N >= 1, WINDOW >= 1ms, "
+             "DELAY <= 300s), "
              "or 0 for off; got '%s'", value);
     return -1;
 }
