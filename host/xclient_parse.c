@@ -1,0 +1,116 @@
+/*
+ * xclient_parse.c - the parser of XCLIENT's arguments (session_xclient.c
+ * says what XCLIENT does): "NAME=value ..." with xtext values (RFC 3461).
+ * It stands alone so that fuzz/fuzz_xclient.c can link it.
+ *
+ * Fails: xclient_parse returns the text of the 501 reply (a bad name,
+ * value or syntax); up_xtext_decode -1 on bad xtext, a byte outside printable
+ * ASCII or an output too small.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smtp_parse.h"
+#include "xclient_parse.h"
+
+/* xtext (RFC 3461 4): "+" and two upper-case hex digits is a byte; the
+ * result must be printable ASCII (it goes into logs and headers). */
+int up_xtext_decode(const char *in, size_t len, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        int c = (unsigned char)in[i];
+        if (c == '+') {
+            static const char hexd[] = "0123456789ABCDEF";
+            if (i + 2 >= len)
+                return -1;
+            const char *h1 = in[i + 1] ? strchr(hexd, in[i + 1]) : NULL;
+            const char *h2 = in[i + 2] ? strchr(hexd, in[i + 2]) : NULL;
+            if (h1 == NULL || h2 == NULL)
+                return -1;
+            unsigned v = (unsigned)((h1 - hexd) * 16 + (h2 - hexd));
+            c = (int)v;
+            i += 2;
+        }
+        if (c <= 32 || c >= 127 || o + 1 >= size)
+            return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+static int unavailable(const char *v)
+{
+    return !strcasecmp(v, "[UNAVAILABLE]") || !strcasecmp(v, "[TEMPUNAVAIL]");
+}
+
+/* Parse "NAME=value ..." into *a.  NULL, or what to say in the 501. */
+const char *up_xclient_parse(const char *arg, up_xclient_attrs *a)
+{
+    memset(a, 0, sizeof *a);
+    a->port = a->proto = -1;
+    const char *p = arg;
+    if (*p == '\0')
+        return "Syntax: XCLIENT attribute=value ...";
+    while (*p) {
+        while (*p == ' ')
+            p++;
+        if (*p == '\0')
+            break;
+        size_t len = strcspn(p, " ");
+        const char *eq = memchr(p, '=', len);
+        if (eq == NULL)
+            return "Syntax: XCLIENT attribute=value ...";
+        size_t klen = (size_t)(eq - p);
+        char v[256];
+        if (up_xtext_decode(eq + 1, len - klen - 1, v, sizeof v) != 0)
+            return "Bad XCLIENT attribute value";
+        p += len;
+        if (unavailable(v))
+            continue;
+#define KEY(k) (klen == sizeof k - 1 && !strncasecmp(eq - klen, k, klen))
+        if (KEY("NAME")) {
+            snprintf(a->name, sizeof a->name, "%s", v);
+        } else if (KEY("HELO")) {
+            up_parse_error err;
+            if (up_helo_check(v, 0, &err) != 0)
+                return "Bad XCLIENT HELO value";
+            snprintf(a->helo, sizeof a->helo, "%s", v);
+        } else if (KEY("LOGIN")) {
+            snprintf(a->login, sizeof a->login, "%s", v);
+        } else if (KEY("ADDR")) {
+            const char *ip = !strncasecmp(v, "IPV6:", 5) ? v + 5 : v;
+            unsigned char bin[16];
+            if (inet_pton(AF_INET, ip, bin) == 1) {
+                a->is_ipv6 = 0;
+                inet_ntop(AF_INET, bin, a->addr, sizeof a->addr);
+            } else if (inet_pton(AF_INET6, ip, bin) == 1) {
+                a->is_ipv6 = 1;
+                inet_ntop(AF_INET6, bin, a->addr, sizeof a->addr);
+            } else {
+                return "Bad XCLIENT ADDR value";
+            }
+        } else if (KEY("PORT")) {
+            char *end;
+            long port = strtol(v, &end, 10);
+            if (*end || end == v || port < 0 || port > 65535)
+                return "Bad XCLIENT PORT value";
+            a->port = (int)port;
+        } else if (KEY("PROTO")) {
+            if (!strcasecmp(v, "SMTP"))
+                a->proto = 0;
+            else if (!strcasecmp(v, "ESMTP"))
+                a->proto = 1;
+            else
+                return "Bad XCLIENT PROTO value";
+        } else {
+            return "Bad XCLIENT attribute name";
+        }
+#undef KEY
+    }
+    return NULL;
+}
