@@ -49,32 +49,6 @@ uint64_t up_store_timeout_ms(void)
     return params.timeout_ms;
 }
 
-int up_store_parse_num(const void *data, size_t len, long long *out)
-{
-    /* by hand: every value of a batch read is parsed, and strtoll's
-     * copy, locale and errno were a tenth of a bayes lookup */
-    const char *p = data, *e = p + len;
-    int neg = p < e && *p == '-';
-    p += neg;
-    if (p == e || len >= 32)
-        return -EINVAL;
-    unsigned long long v = 0;
-    const unsigned long long lim = neg ? (unsigned long long)LLONG_MAX + 1
-                                       : (unsigned long long)LLONG_MAX;
-    for (; p < e; p++) {
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (lim - d) / 10)
-            return -EINVAL;
-        v = v * 10 + d;
-    }
-    *out = neg ? (v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN
-                                                          : -(long long)v)
-               : (long long)v;
-    return 0;
-}
-
 int up_store_value_copy(upesi_store_op *op, size_t i, const void *data,
                         size_t len)
 {
