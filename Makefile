@@ -238,7 +238,7 @@ FUZZ_DEPS_fuzz_metrics     := metrics stats log
 FUZZ_DEPS_fuzz_config      := config config_file config_smtp config_plugins \
                               settings log dns dns_answer stats tls \
                               tls_ticket tls_cache store_url
-FUZZ_DEPS_fuzz_store_url   := store_url
+FUZZ_DEPS_fuzz_store       := store_url store_num
 FUZZ_DEPS_fuzz_settings    := settings
 FUZZ_DEPS_fuzz_xclient     := xclient_parse smtp_parse
 # plugin sources a target links (paths under plugins/, without .c)
