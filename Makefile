@@ -237,7 +237,7 @@ FUZZ_DEPS_fuzz_proxy       := proxy
 FUZZ_DEPS_fuzz_metrics     := metrics stats log
 FUZZ_DEPS_fuzz_config      := config config_file config_smtp config_plugins \
                               settings log dns dns_answer stats tls \
-                              tls_ticket tls_cache store_url
+                              tls_ticket tls_cache store_url smtp_ext
 FUZZ_DEPS_fuzz_store       := store_url store_num
 FUZZ_DEPS_fuzz_settings    := settings
 FUZZ_DEPS_fuzz_xclient     := xclient_parse smtp_parse

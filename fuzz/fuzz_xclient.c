@@ -54,12 +54,12 @@ static void xtext_encode(const char *s, char *out, size_t size)
 static void fuzz_xtext(const char *in, size_t len)
 {
     char out[512], enc[2048], again[512];
-    if (up_xtext_decode(in, len, out, sizeof out) != 0)
+    if (up_xclient_xtext_decode(in, len, out, sizeof out) != 0)
         return;
     FZ_CHECK(strlen(out) < sizeof out && printable(out));
     FZ_CHECK(strlen(out) <= len);
     xtext_encode(out, enc, sizeof enc);
-    FZ_CHECK(up_xtext_decode(enc, strlen(enc), again, sizeof again) == 0);
+    FZ_CHECK(up_xclient_xtext_decode(enc, strlen(enc), again, sizeof again) == 0);
     FZ_CHECK(strcmp(out, again) == 0);
 }
 

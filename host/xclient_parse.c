@@ -4,7 +4,7 @@
  * It stands alone so that fuzz/fuzz_xclient.c can link it.
  *
  * Fails: xclient_parse returns the text of the 501 reply (a bad name,
- * value or syntax); up_xtext_decode -1 on bad xtext, a byte outside printable
+ * value or syntax); up_xclient_xtext_decode -1 on bad xtext, a byte outside printable
  * ASCII or an output too small.
  */
 #include <arpa/inet.h>
@@ -18,7 +18,7 @@
 
 /* xtext (RFC 3461 4): "+" and two upper-case hex digits is a byte; the
  * result must be printable ASCII (it goes into logs and headers). */
-int up_xtext_decode(const char *in, size_t len, char *out, size_t size)
+int up_xclient_xtext_decode(const char *in, size_t len, char *out, size_t size)
 {
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
@@ -67,7 +67,7 @@ const char *up_xclient_parse(const char *arg, up_xclient_attrs *a)
             return "Syntax: XCLIENT attribute=value ...";
         size_t klen = (size_t)(eq - p);
         char v[256];
-        if (up_xtext_decode(eq + 1, len - klen - 1, v, sizeof v) != 0)
+        if (up_xclient_xtext_decode(eq + 1, len - klen - 1, v, sizeof v) != 0)
             return "Bad XCLIENT attribute value";
         p += len;
         if (unavailable(v))
