@@ -59,7 +59,8 @@ static void fuzz_xtext(const char *in, size_t len)
     FZ_CHECK(strlen(out) < sizeof out && printable(out));
     FZ_CHECK(strlen(out) <= len);
     xtext_encode(out, enc, sizeof enc);
-    FZ_CHECK(up_xclient_xtext_decode(enc, strlen(enc), again, sizeof again) == 0);
+    FZ_CHECK(up_xclient_xtext_decode(enc, strlen(enc), again,
+                                     sizeof again) == 0);
     FZ_CHECK(strcmp(out, again) == 0);
 }
 

@@ -3,9 +3,9 @@
  * says what XCLIENT does): "NAME=value ..." with xtext values (RFC 3461).
  * It stands alone so that fuzz/fuzz_xclient.c can link it.
  *
- * Fails: xclient_parse returns the text of the 501 reply (a bad name,
- * value or syntax); up_xclient_xtext_decode -1 on bad xtext, a byte outside printable
- * ASCII or an output too small.
+ * Fails: up_xclient_parse returns the text of the 501 reply (a bad name,
+ * value or syntax); up_xclient_xtext_decode -1 on bad xtext, a byte
+ * outside printable ASCII or an output too small.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
