@@ -20,14 +20,14 @@
 #include <stdint.h>
 
 typedef struct bayes_params {
-    double s;                    /* strength of the prior (1.0)           */
+    double s;                    /* strength of the prior (0.1)           */
     double x;                    /* the prior for a feature never seen    */
     double min_dev;              /* |f - 0.5| below this is noise         */
     size_t max_tokens;           /* features combined at most             */
 } bayes_params;
 
-#define BAYES_PARAMS_DEFAULT {.s = 1.0, .x = 0.5, .min_dev = 0.1, \
-                              .max_tokens = 150}
+#define BAYES_PARAMS_DEFAULT {.s = 0.1, .x = 0.5, .min_dev = 0.1, \
+                              .max_tokens = 60}
 
 typedef struct bayes_count {
     uint32_t spam, ham;          /* messages learned that had the feature */

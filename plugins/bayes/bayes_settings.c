@@ -213,9 +213,9 @@ const upesi_setting bayes_settings_table[] = {
     CUSTOM("min_dev", set_min_dev, "0.1",
            "features whose f(w) is closer than this to 0.5 are ignored "
            "(0 to 0.5)"),
-    CUSTOM("max_tokens", set_max_tokens, "150",
+    CUSTOM("max_tokens", set_max_tokens, "60",
            "features combined at most, the strongest (1 to 100000)"),
-    CUSTOM("robinson_s", set_robinson_s, "1.0",
+    CUSTOM("robinson_s", set_robinson_s, "0.1",
            "Robinson's strength of the prior (0.0001 to 100)"),
     CUSTOM("robinson_x", set_robinson_x, "0.5",
            "the f(w) of a feature never seen (0.01 to 0.99)"),
