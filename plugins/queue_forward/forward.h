@@ -181,6 +181,8 @@ struct fwd_job {
     /* the client's */
     void *conn;
     int data_started;           /* DATA's 354 came: body on the wire */
+    int binarymime;             /* BODY=BINARYMIME: only BDAT to a
+                                   downstream that offers BINARYMIME */
     int dot_sent;               /* the end of data went out */
     int retried;                /* a pooled connection failed: once */
     char last_reply[512];       /* the final reply, for the 250's text */

@@ -26,7 +26,8 @@
 enum {
     ST_CONNECTING, ST_GREETING, ST_EHLO, ST_HELO, ST_ENVELOPE, ST_DATA,
     ST_BODY, ST_DOT, ST_RSET_AFTER, ST_IDLE, ST_QUIT, ST_STARTTLS,
-    ST_HANDSHAKE
+    ST_HANDSHAKE, ST_BDAT_WAIT  /* BDAT without PIPELINING: a chunk's
+                                   reply before the next chunk */
 };
 
 typedef struct fwd_conn {
@@ -42,6 +43,7 @@ typedef struct fwd_conn {
     int pipelining, size_ext;
     int smtputf8_ext, dsn_ext;      /* the last EHLO offered SMTPUTF8, DSN */
     int starttls;                   /* the last EHLO offered STARTTLS */
+    int chunking, binarymime_ext;   /* ... CHUNKING, BINARYMIME */
     fwd_tls *tls;                   /* NULL: in clear */
     int tls_verified;               /* the certificate was verified */
     int tls_want;                   /* handshake: what wolfSSL waits for;
@@ -62,6 +64,8 @@ typedef struct fwd_conn {
     off_t body_off;
     int at_line_start;
     int pending_cr;             /* a CR ended the last chunk read      */
+    int bdat;                   /* this transaction sends BDAT chunks  */
+    size_t bdat_sent, bdat_acked;   /* chunks out, replies to them in  */
     char *chunk;
     int in_event;                   /* inside fwd_conn_on_event: free later */
     int dead;

@@ -40,7 +40,7 @@ static void conn_timer_fired(void *arg)
     static const char *const stage[] = {
         "connect", "greeting", "EHLO", "HELO", "MAIL/RCPT", "DATA",
         "sending the message", "end of data", "RSET", "idle", "QUIT",
-        "STARTTLS", "TLS handshake"
+        "STARTTLS", "TLS handshake", "BDAT chunk"
     };
     if (c->state == ST_IDLE || c->state == ST_QUIT) {
         fwd_conn_fail(c, "idle");

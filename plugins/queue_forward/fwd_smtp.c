@@ -22,6 +22,15 @@
  * SMTP has one final reply for all accepted
  * recipients, LMTP one per accepted recipient (RFC 2033 4.2).
  *
+ * A downstream whose EHLO offers CHUNKING (RFC 3030) gets BDAT instead of
+ * DATA: after the RCPT replies (the same RSET rule), the stored bytes as
+ * they are, 64 KiB a chunk, the last "BDAT <n> LAST"; pipelined when it
+ * offers PIPELINING, else each chunk after the 250 to the one before
+ * (ST_BDAT_WAIT).  After LAST the replies are those after DATA's ".".  A
+ * BODY=BINARYMIME message goes only this way, with BODY=BINARYMIME, to a
+ * downstream that offers BINARYMIME too; to any other its recipients are
+ * refused 554 5.6.3 before MAIL.
+ *
  * STARTTLS (downstream_tls, RFC 3207): after EHLO, when the downstream
  * offers STARTTLS (1) or always (required), the client says STARTTLS and,
  * after the 220, runs the TLS handshake on its own socket (fwd_tls.c,
@@ -85,6 +94,9 @@ static int put_mail(fwd_conn *c)
 {
     fwd_job *job = c->job;
     char size[32] = "", ret[16], envid[512];
+    /* " BODY=BINARYMIME" when the message is binary (the job never gets
+     * this far without CHUNKING and BINARYMIME downstream) */
+    const char *body = c->bdat && job->binarymime ? " BODY=BINARYMIME" : "";
     if (c->size_ext)
         snprintf(size, sizeof size, " SIZE=%lld", (long long)job->src.size);
     int utf8 = fwd_param_get(job->mail_params, "SMTPUTF8", ret, sizeof ret);
@@ -92,8 +104,8 @@ static int put_mail(fwd_conn *c)
                   fwd_param_get(job->mail_params, "RET", ret, sizeof ret);
     int has_envid = c->dsn_ext && fwd_param_get(job->mail_params, "ENVID",
                                                 envid, sizeof envid);
-    return fwd_out_printf(c, "MAIL FROM:<%s>%s%s%s%s%s%s\r\n", job->sender,
-                          size, utf8 ? " SMTPUTF8" : "",
+    return fwd_out_printf(c, "MAIL FROM:<%s>%s%s%s%s%s%s%s\r\n",
+                          job->sender, size, body, utf8 ? " SMTPUTF8" : "",
                           has_ret ? " RET=" : "", has_ret ? ret : "",
                           has_envid ? " ENVID=" : "",
                           has_envid ? envid : "");
@@ -132,6 +144,24 @@ int fwd_send_envelope(fwd_conn *c)
                 fwd_rcpt_set(job->rcpts[i], FWD_RCPT_PERM, 550, "5.6.7",
                              "550 5.6.7 the downstream does not offer "
                              "SMTPUTF8, which this message needs");
+        fwd_job_finish(c, 1);
+        return -1;
+    }
+    /* RFC 3030: with CHUNKING the message goes byte for byte in BDAT
+     * chunks, whatever line ends it holds */
+    c->bdat = c->chunking;
+    if (job->binarymime && !(c->chunking && c->binarymime_ext)) {
+        /* RFC 3030 3: binary content only in BDAT chunks to a server that
+         * offers BINARYMIME; DATA would mangle it.  Nothing was said yet,
+         * the connection stays clean. */
+        fwd_log(job->call, UPESI_LOG_NOTICE, "%s: downstream %s does not "
+                "offer CHUNKING and BINARYMIME: the message is not sent",
+                job->id, c->target.name);
+        for (size_t i = 0; i < job->n_rcpts; i++)
+            if (job->rcpts[i]->state == FWD_RCPT_PENDING)
+                fwd_rcpt_set(job->rcpts[i], FWD_RCPT_PERM, 554, "5.6.3",
+                             "554 5.6.3 the downstream does not offer "
+                             "BINARYMIME, which this message needs");
         fwd_job_finish(c, 1);
         return -1;
     }
@@ -196,7 +226,48 @@ static int fwd_line_needs_dot(const fwd_src *src, const char *p,
     return 0;
 }
 
-/* Dot-stuff the next chunk of the message into the output. */
+/* The next BDAT chunk: a 64 KiB read of the message as it is stored,
+ * after "BDAT <n>", the last one "BDAT <n> LAST" (an empty message is
+ * "BDAT 0 LAST").  With PIPELINING the chunks follow each other as fast
+ * as the socket takes them (RFC 3030 4.2); without, each waits for the
+ * reply to the one before (ST_BDAT_WAIT). */
+static int bdat_fill(fwd_conn *c)
+{
+    fwd_job *job = c->job;
+    while (c->state == ST_BODY && c->out_len - c->out_off < FWD_BODY_CHUNK) {
+        size_t want = FWD_BODY_CHUNK;
+        if ((off_t)want > job->src.size - c->body_off)
+            want = (size_t)(job->src.size - c->body_off);
+        ssize_t n = want ? job->src.read(job->src.arg, c->body_off, c->chunk,
+                                         want)
+                         : 0;
+        if (want && n <= 0) {
+            fwd_conn_fail(c, "cannot read the message: %s",
+                          n < 0 ? strerror((int)-n) : "shorter than its size");
+            return -1;
+        }
+        c->body_off += n;
+        int last = c->body_off >= job->src.size;
+        if (fwd_out_printf(c, "BDAT %zd%s\r\n", n, last ? " LAST" : "") < 0 ||
+            fwd_out_append(c, c->chunk, (size_t)n) < 0) {
+            fwd_conn_fail(c, "out of memory");
+            return -1;
+        }
+        c->bdat_sent++;
+        if (last) {
+            c->state = ST_DOT;
+            job->dot_sent = 1;
+            fwd_conn_timer(c, c->cfg->data_timeout_ms);
+        } else if (!c->pipelining) {
+            c->state = ST_BDAT_WAIT;
+            fwd_conn_timer(c, c->cfg->data_timeout_ms);
+        }
+    }
+    return 0;
+}
+
+/* Dot-stuff the next chunk of the message into the output (or, to a
+ * downstream with CHUNKING, the next BDAT chunk). */
 int fwd_body_fill(fwd_conn *c)
 {
     fwd_job *job = c->job;
@@ -204,6 +275,8 @@ int fwd_body_fill(fwd_conn *c)
         fwd_conn_fail(c, "out of memory");
         return -1;
     }
+    if (c->bdat)
+        return bdat_fill(c);
     while (c->out_len - c->out_off < FWD_BODY_CHUNK &&
            c->body_off < job->src.size) {
         size_t want = FWD_BODY_CHUNK;
@@ -319,6 +392,17 @@ static void after_envelope(fwd_conn *c)
             fwd_conn_watch(c);
         return;
     }
+    if (c->bdat) {                  /* no 354 to wait for */
+        c->state = ST_BODY;
+        job->data_started = 1;
+        c->body_off = 0;
+        c->bdat_sent = c->bdat_acked = 0;
+        fwd_conn_timer(c, c->cfg->data_timeout_ms);
+        if (fwd_body_fill(c) < 0 || fwd_conn_flush(c) < 0)
+            return;
+        fwd_conn_watch(c);
+        return;
+    }
     if (fwd_out_printf(c, "DATA\r\n") < 0) {
         fwd_conn_fail(c, "out of memory");
         return;
@@ -390,6 +474,38 @@ static void on_envelope_reply(fwd_conn *c)
     }
 }
 
+/* A reply to a BDAT chunk that is not the last.  1 when it was one (c
+ * may be gone), 0 when this reply is for the LAST chunk.  A refused chunk
+ * fails the transaction (RFC 3030 2: no more chunks may follow); the
+ * connection is closed rather than reused, the downstream's view of the
+ * transaction being unknown. */
+static int on_chunk_reply(fwd_conn *c)
+{
+    if (c->bdat_acked + 1 >= c->bdat_sent && c->state == ST_DOT)
+        return 0;
+    c->bdat_acked++;
+    if (c->reply_code / 100 == 2) {
+        if (c->state == ST_BDAT_WAIT) {
+            c->state = ST_BODY;
+            fwd_conn_timer(c, c->cfg->data_timeout_ms);
+            if (fwd_body_fill(c) < 0 || fwd_conn_flush(c) < 0)
+                return 1;
+        }
+        fwd_conn_watch(c);
+        return 1;
+    }
+    fwd_job *job = c->job;
+    char enh[16], text[FWD_REPLY_TEXT + 16];
+    split_enhanced(c->reply_code, c->reply_text, enh, sizeof enh);
+    snprintf(text, sizeof text, "%d %s", c->reply_code, c->reply_text);
+    for (size_t i = 0; i < job->n_rcpts; i++)
+        if (job->rcpts[i]->state == FWD_RCPT_PENDING)
+            fwd_rcpt_set(job->rcpts[i], state_of_code(c->reply_code),
+                         c->reply_code, enh, text);
+    fwd_job_finish(c, 0);
+    return 1;
+}
+
 static void on_final_reply(fwd_conn *c)
 {
     fwd_job *job = c->job;
@@ -439,6 +555,7 @@ static void send_hello(fwd_conn *c, int helo)
      * the earlier offer is forgotten, RFC 3207 4.2) */
     c->pipelining = c->size_ext = c->starttls = 0;
     c->smtputf8_ext = c->dsn_ext = 0;
+    c->chunking = c->binarymime_ext = 0;
     c->state = helo ? ST_HELO : ST_EHLO;
     fwd_conn_timer(c, c->cfg->command_timeout_ms);
 }
@@ -608,10 +725,17 @@ static void on_reply(fwd_conn *c)
             return;
         break;
     case ST_BODY:
+    case ST_BDAT_WAIT:
+        if (c->bdat && c->bdat_acked < c->bdat_sent) {
+            on_chunk_reply(c);
+            return;
+        }
         fwd_conn_fail(c, "reply before the end of data: %d %s",
                       c->reply_code, c->reply_text);
         return;
     case ST_DOT:
+        if (c->bdat && on_chunk_reply(c))
+            return;
         on_final_reply(c);
         return;
     case ST_RSET_AFTER:
@@ -674,6 +798,10 @@ int fwd_parse_input(fwd_conn *c)
                 c->smtputf8_ext = 1;
             else if (!strcasecmp(text, "DSN"))
                 c->dsn_ext = 1;
+            else if (!strcasecmp(text, "CHUNKING"))
+                c->chunking = 1;
+            else if (!strcasecmp(text, "BINARYMIME"))
+                c->binarymime_ext = 1;
             else if (!strncasecmp(text, "SIZE", 4) &&
                      (text[4] == '\0' || text[4] == ' '))
                 c->size_ext = 1;
