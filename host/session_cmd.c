@@ -172,8 +172,13 @@ static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
     if (session_is_denial(v)) {
         session_reply_denial(s, UPESI_HOOK_MAIL, v, r, "sender");
     } else {
+        /* BODY only when BINARYMIME: queue_forward must know it to pick
+         * a downstream that can take it (docs/spool-format.md); 7BIT and
+         * 8BITMIME leave the envelope at version 1 as before */
         static const char *const keep[] = { "SMTPUTF8", "RET", "ENVID",
                                             NULL };
+        static const char *const keep_binary[] = { "SMTPUTF8", "RET",
+                                                   "ENVID", "BODY", NULL };
         s->have_mail = 1;
         const char *body = up_path_param(&s->path, "BODY");
         s->body_binary = body && !strcasecmp(body, "BINARYMIME");
@@ -182,7 +187,8 @@ static void on_mail_done(up_session *s, upesi_verdict v, const up_reply *r)
                          ? "BINARYMIME" : !strcasecmp(body, "8BITMIME")
                          ? "8BITMIME" : "7BIT");
         s->smtputf8 = up_path_param(&s->path, "SMTPUTF8") != NULL;
-        s->sender = up_packed_new(s->path.mailbox, &s->path, keep);
+        s->sender = up_packed_new(s->path.mailbox, &s->path,
+                                  s->body_binary ? keep_binary : keep);
         if (s->sender == NULL) {
             s->have_mail = 0;
             up_session_reply(s, 451, "4.3.0", "Out of memory");

@@ -113,7 +113,8 @@ ok substr($sp->{message} // '', -length $body) eq $body,
    'spool: the content arrives byte for byte';
 ok bdat_count() - $bdat1 >= 2, 'spool: the downstream got BDAT';
 
-# BINARYMIME: through, byte exact
+# BINARYMIME: through, byte exact (spool mode: the envelope keeps
+# Mail-Params: BODY=BINARYMIME)
 my $bin = "Subject: b\r\n\r\n\0\xff\n\r.\r\n" . join('', map { chr } 0 .. 255) . "\n";
 spit("$tmp/bin", $bin);
 my $n = nspool($down);
@@ -123,15 +124,19 @@ ok wait_for(15, sub { nspool($down) > $n }), '... delivered';
 @m = $down->spool;
 ok scalar(grep { substr($_->{message} // '', -length $bin) eq $bin } @m),
    '... byte for byte, NUL included';
-TODO: {
-    local $TODO = 'the spool envelope does not record BODY=BINARYMIME yet';
-    $out = bdat_send($fs, "$tmp/bin", ' BODY=BINARYMIME');
-    like $out, qr/\n250 2\.0\.0 /, 'spool: BINARYMIME taken' or diag $out;
-    ok wait_for(20, sub { nspool($down) > $n + 1 }), 'spool: BINARYMIME delivered';
-    @m = $down->spool;
-    is scalar(grep { substr($_->{message} // '', -length $bin) eq $bin } @m), 2,
-       'spool: byte for byte';
-}
+$out = bdat_send($fs, "$tmp/bin", ' BODY=BINARYMIME');
+like $out, qr/\n250 2\.0\.0 /, 'spool: BINARYMIME taken' or diag $out;
+ok wait_for(20, sub { nspool($down) > $n + 1 }), 'spool: BINARYMIME delivered';
+@m = $down->spool;
+is scalar(grep { substr($_->{message} // '', -length $bin) eq $bin } @m), 2,
+   'spool: byte for byte';
+# the front said BODY=BINARYMIME both times (direct: from the session;
+# spool: from its own envelope); the downstream's envelope keeps it
+my @bm = grep { substr($_->{message} // '', -length $bin) eq $bin } @m;
+is scalar(grep { $_->{envelope} =~ /^Upesi-Spool: 2\n(?:.*\n)*Mail-Params: BODY=BINARYMIME$/m } @bm), 2,
+   'both came with BODY=BINARYMIME: the envelope says Mail-Params: BODY=BINARYMIME (version 2)';
+ok !grep({ $_->{envelope} =~ /Mail-Params/ } grep { $_->{message} =~ /Subject: bare/ } @m),
+   'a 7bit BDAT message keeps a version 1 envelope';
 
 $f->stop_ok('front');
 $fs->stop_ok('front (spool)');
@@ -193,6 +198,21 @@ SKIP: {
     sleep 0.5;
     is scalar(dir_files("$st/sink")), 1, 'nothing more reached smtp-sink';
     $g->stop_ok('front (smtp-sink)');
+
+    # spool mode: the message is taken, then a failure DSN (5.6.3) to the
+    # sender, which goes to smtp-sink too (the only downstream)
+    my $gs = front("downstream = 127.0.0.1:$port\nmode = spool\nscan_interval = 200ms\n");
+    $gs->start;
+    $out = bdat_send($gs, "$tmp/bin", ' BODY=BINARYMIME');
+    like $out, qr/\n250 2\.0\.0 /, 'spool: BINARYMIME taken for a downstream without it' or diag $out;
+    ok wait_for(15, sub { my @x = dir_files("$st/sink"); @x >= 2 }),
+       'spool: something reached smtp-sink';
+    my @caps = map { slurp("$st/sink/$_") // '' } dir_files("$st/sink");
+    my ($dsn) = grep { /multipart\/report/ } @caps;
+    like $dsn // '', qr/Status: 5\.6\.3/, '... the failure DSN, 5.6.3';
+    like $dsn // '', qr/X-Rcpt-Args: <a\@example\.org>/, '... to the sender';
+    ok !grep({ /\xff/ } @caps), '... and never the binary message';
+    $gs->stop_ok('front (smtp-sink, spool)');
     kill 'TERM', $sink;
     waitpid $sink, 0;
 }

@@ -264,6 +264,9 @@ int fwd_param_get(const char *list, const char *keyword, char *out,
 #define FWD_NOTIFY_DELAY   8
 unsigned fwd_notify_bits(const char *rcpt_params);
 
+/* Mail-Params has BODY=BINARYMIME (RFC 3030 3): 1, else 0 */
+int fwd_binarymime(const char *mail_params);
+
 void fwd_env_free(fwd_env *env);
 /* the text of docs/spool-format.md; NULL on a CR/LF in a value or OOM */
 char *fwd_env_format(const fwd_env *env, size_t *len);

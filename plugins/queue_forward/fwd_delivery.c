@@ -377,6 +377,7 @@ void fwd_deliver_start(const char *spool, const char *id)
         job->target = targets[i];
         job->sender = sender;
         job->mail_params = d->env.mail_params;
+        job->binarymime = fwd_binarymime(job->mail_params);
         job->rcpts = d->ptrs + placed;
         for (size_t k = i; k < d->n; k++)
             if (targets[k] && fwd_same_job(targets[k], d->rcpts[k].addr, targets[i],

@@ -428,8 +428,6 @@ static upesi_verdict direct_mode(upesi_call *call, fwd_config *cfg)
     }
     const char *sender = fwd_api->sender(call);
     off_t size = fwd_api->message_size(call);
-    const char *body = fwd_api->note_get(call, UPESI_SCOPE_TXN, "mail.body");
-    int binary = body && !strcmp(body, "BINARYMIME");
     for (size_t i = 0; i < n; i++) {
         /* the host keeps its recipient strings for the transaction, and
          * the transaction outlives the call's PENDING */
@@ -472,7 +470,7 @@ static upesi_verdict direct_mode(upesi_call *call, fwd_config *cfg)
         job->src = (fwd_src){ direct_read, d, size };
         job->call = call;
         job->defer_all_on_temp = 1;
-        job->binarymime = binary;
+        job->binarymime = fwd_binarymime(job->mail_params);
         snprintf(job->id, sizeof job->id, "%s", d->id);
         job->done = direct_job_done;
         job->done_arg = d;
@@ -498,20 +496,6 @@ static upesi_verdict fwd_queue_hook(upesi_call *call)
     fwd_config *cfg = fwd_api->config(call);
     if (cfg == NULL)
         return UPESI_DENYSOFT;
-    /* BODY=BINARYMIME (RFC 3030 3) may only travel in BDAT chunks to a
-     * downstream that offers BINARYMIME: direct mode finds out from the
-     * downstream's EHLO (fwd_send_envelope); the spool envelope cannot
-     * say it yet, so spool mode refuses it now, at the client's end of
-     * data, rather than accept it and then mangle or bounce it */
-    const char *body = fwd_api->note_get(call, UPESI_SCOPE_TXN, "mail.body");
-    if (cfg->mode == FWD_MODE_SPOOL && body && !strcmp(body, "BINARYMIME")) {
-        fwd_api->log_call(call, UPESI_LOG_NOTICE, "%s: refused: BINARYMIME "
-                          "cannot be forwarded (the downstream gets DATA)",
-                          fwd_api->queue_id(call));
-        fwd_api->reply(call, 554, "5.6.3", "BINARYMIME content cannot be "
-                       "relayed from here; send it as 8BITMIME");
-        return UPESI_DENY;
-    }
     return cfg->mode == FWD_MODE_SPOOL ? spool_mode(call, cfg)
                                        : direct_mode(call, cfg);
 }

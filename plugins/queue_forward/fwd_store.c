@@ -107,6 +107,13 @@ int fwd_param_get(const char *list, const char *keyword, char *out,
     return 0;
 }
 
+int fwd_binarymime(const char *mail_params)
+{
+    char v[16];
+    return fwd_param_get(mail_params, "BODY", v, sizeof v) &&
+           !strcasecmp(v, "BINARYMIME");
+}
+
 unsigned fwd_notify_bits(const char *rcpt_params)
 {
     char v[64];
