@@ -5,6 +5,8 @@
  *   fwd_config.c    settings (queue_forward.ini) and routes
  *   fwd_smtp.c      the SMTP/LMTP client (one job = one transaction to one
  *                   downstream): commands and what the replies mean
+ *   fwd_body.c      the message on the wire: DATA dot-stuffed, or BDAT
+ *                   chunks when the downstream offers CHUNKING
  *   fwd_conn.c      the client's connection: socket, buffers, events,
  *                   timeouts, failure
  *   fwd_pool.c      the client's connections for jobs: pooled or new,

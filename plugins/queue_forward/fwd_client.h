@@ -1,9 +1,10 @@
 /*
- * fwd_client.h - the SMTP/LMTP client's insides, shared by its three
+ * fwd_client.h - the SMTP/LMTP client's insides, shared by its four
  * files (the rest of the plugin sees only fwd_job_start, fwd_job_abort,
  * fwd_pool_drain and fwd_pool_stop in forward.h):
  *
  *   fwd_smtp.c    the conversation: commands out, what replies mean
+ *   fwd_body.c    the message out: DATA dot-stuffed, or BDAT chunks
  *   fwd_conn.c    a connection's socket, buffers, events, timer, failure
  *   fwd_pool.c    which connection a job runs on, and where it goes after
  *
@@ -17,6 +18,7 @@
 
 #include "forward.h"
 
+#define FWD_BODY_CHUNK (64 * 1024)     /* a read of the message */
 #define FWD_IN_MAX 8192             /* one reply line, and then some */
 #define FWD_REPLY_TEXT 512
 #define FWD_QUIT_WAIT_MS 500        /* for the 221 when the worker stops */
@@ -106,8 +108,9 @@ void fwd_rcpt_set(fwd_rcpt *r, int state, int code,
 /* [RSET] MAIL and the RCPTs (all at once with PIPELINING).  0 or -1 after
  * fwd_conn_fail. */
 int fwd_send_envelope(fwd_conn *c);
-/* Dot-stuff the next chunk of the message into the output.  0 or -1
- * after fwd_conn_fail. */
+/* The next piece of the message into the output (fwd_body.c): dot-stuffed
+ * for DATA, or the next BDAT chunk (c->bdat).  0 or -1 after
+ * fwd_conn_fail. */
 int fwd_body_fill(fwd_conn *c);
 /* Drive the STARTTLS handshake.  When it is done: log, EHLO again.  -1
  * if c failed. */
