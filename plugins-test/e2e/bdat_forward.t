@@ -205,9 +205,12 @@ SKIP: {
     $gs->start;
     $out = bdat_send($gs, "$tmp/bin", ' BODY=BINARYMIME');
     like $out, qr/\n250 2\.0\.0 /, 'spool: BINARYMIME taken for a downstream without it' or diag $out;
-    ok wait_for(15, sub { my @x = dir_files("$st/sink"); @x >= 2 }),
-       'spool: something reached smtp-sink';
-    my @caps = map { slurp("$st/sink/$_") // '' } dir_files("$st/sink");
+    # smtp-sink writes its dump as the data comes: wait for the whole DSN
+    my @caps;
+    ok wait_for(30, sub {
+           @caps = map { slurp("$st/sink/$_") // '' } dir_files("$st/sink");
+           grep { /multipart\/report/ && /Status: 5\.6\.3/ && /X-Rcpt-Args/ } @caps }),
+       'spool: the DSN reached smtp-sink';
     my ($dsn) = grep { /multipart\/report/ } @caps;
     like $dsn // '', qr/Status: 5\.6\.3/, '... the failure DSN, 5.6.3';
     like $dsn // '', qr/X-Rcpt-Args: <a\@example\.org>/, '... to the sender';

@@ -233,9 +233,14 @@ int fwd_env_parse(const char *text, size_t len, fwd_env *env)
         size_t klen = (size_t)(colon - p);
         const char *v = colon + 1 < nl && colon[1] == ' ' ? colon + 2
                                                            : colon + 1;
-        char *value = strndup(v, (size_t)(nl - v));
+        /* not strndup: text need not hold a NUL anywhere (the runner
+         * reads the file's first 16 KiB, the message right after the
+         * envelope), and strndup may look for one past nl */
+        char *value = malloc((size_t)(nl - v) + 1);
         if (value == NULL)
             goto bad;
+        memcpy(value, v, (size_t)(nl - v));
+        value[nl - v] = '\0';
         if (klen == 11 && !memcmp(p, "Upesi-Spool", 11)) {
             version_ok = !strcmp(value, "1") || !strcmp(value, "2");
             free(value);
