@@ -261,13 +261,13 @@ static void gl_on_read(const upesi_store_result *r, void *arg)
             gl_cache_put(c, q->net, now);
             api->store_del(gl_ctx, q->tkey, gl_ignore, NULL);
             api->note_set(call, UPESI_SCOPE_CONN, "greylist.passed", "1");
-            api->log_call(call, UPESI_LOG_INFO, "greylist: %s passed after "
+            api->log_call(call, UPESI_LOG_INFO, "%s passed after "
                           "%.1fs", q->tkey + 2, (double)waited / 1000);
             gl_count(call, "passed", "SMTP.Greylist.Passed");
             gl_done(q, UPESI_CONT);
             return;
         }
-        api->log_call(call, UPESI_LOG_INFO, "greylist: %s deferred (retry "
+        api->log_call(call, UPESI_LOG_INFO, "%s deferred (retry "
                       "too early, %.1fs of %gs)", q->tkey + 2,
                       (double)waited / 1000, c->delay);
     } else {
@@ -275,7 +275,7 @@ static void gl_on_read(const upesi_store_result *r, void *arg)
         int n = snprintf(first, sizeof first, "%lld", now);
         api->store_set(gl_ctx, q->tkey, first, (size_t)n,
                        (long long)(c->window * 1000), gl_ignore, NULL);
-        api->log_call(call, UPESI_LOG_INFO, "greylist: %s deferred (first "
+        api->log_call(call, UPESI_LOG_INFO, "%s deferred (first "
                       "seen)", q->tkey + 2);
     }
     gl_count(call, "deferred", "SMTP.Greylist.Deferred");
@@ -318,7 +318,7 @@ static upesi_verdict gl_rcpt(upesi_call *call)
     else if (gl_exempt_domain(c, sender))
         why = "exempt sender domain";
     if (why) {
-        api->log_call(call, UPESI_LOG_DEBUG, "greylist: not greylisted (%s)",
+        api->log_call(call, UPESI_LOG_DEBUG, "not greylisted (%s)",
                       why);
         gl_count(call, "whitelisted", "SMTP.Greylist.Whitelisted");
         return UPESI_CONT;

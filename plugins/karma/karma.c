@@ -203,7 +203,7 @@ static upesi_verdict km_judge(upesi_call *call, const km_config *c,
     int at_connect = api->hook(call) == UPESI_HOOK_CONNECT;
     if (c->reject_at && score <= c->reject_at) {
         api->stat_add(km_ctx, "SMTP.Karma.Rejected", 1);
-        api->log_call(call, UPESI_LOG_NOTICE, "karma: score %lld <= "
+        api->log_call(call, UPESI_LOG_NOTICE, "score %lld <= "
                       "reject_at %d: refused", score, c->reject_at);
         api->reply(call, at_connect ? 554 : 550, "5.7.1", "Your reputation "
                    "here is too low (karma %lld)", score);
@@ -211,7 +211,7 @@ static upesi_verdict km_judge(upesi_call *call, const km_config *c,
     }
     if (c->tempfail_at && score <= c->tempfail_at) {
         api->stat_add(km_ctx, "SMTP.Karma.Deferred", 1);
-        api->log_call(call, UPESI_LOG_NOTICE, "karma: score %lld <= "
+        api->log_call(call, UPESI_LOG_NOTICE, "score %lld <= "
                       "tempfail_at %d: deferred", score, c->tempfail_at);
         api->reply(call, at_connect ? 421 : 451, "4.7.0", "Your reputation "
                    "here is too low (karma %lld), try again later", score);
@@ -247,7 +247,7 @@ static void km_on_read(const upesi_store_result *r, void *arg)
                       ((long long)b * 100);
     api->note_set_int(call, UPESI_SCOPE_CONN, "karma.score", score);
     api->stat_add(km_ctx, "SMTP.Karma.Scored", 1);
-    api->log_call(call, UPESI_LOG_INFO, "karma: score %lld (IP %.1f, "
+    api->log_call(call, UPESI_LOG_INFO, "score %lld (IP %.1f, "
                   "network %.1f)", score, (double)ip / (double)b,
                   (double)net / (double)b);
     api->resume(call, c->stage == 0 ? km_judge(call, c, score) : UPESI_CONT);
@@ -378,7 +378,7 @@ static upesi_verdict km_disconnect(upesi_call *call)
     snprintf(k1, sizeof k1, "%s:%lld", netk, slot);
     const char *keys[2] = { k0, k1 };
     const long long by[2] = { p, p };
-    api->log_call(call, UPESI_LOG_INFO, "karma: %+lld points for this "
+    api->log_call(call, UPESI_LOG_INFO, "%+lld points for this "
                   "session", p);
     /* the slot's counters expire when the slot has faded out */
     api->store_mincr(km_ctx, keys, by, 2, (long long)(c->decay * 1000),

@@ -290,7 +290,7 @@ static void lim_decide(lim_req *q)
     const char *what = k->rule < 0 ? "concurrent connections from your "
                                      "address" : lim_names[k->rule].what;
     long long max = k->rule < 0 ? c->concurrency : c->rules[k->rule].max;
-    api->log_call(call, UPESI_LOG_NOTICE, "limit: %s %s: %lld > %lld%s",
+    api->log_call(call, UPESI_LOG_NOTICE, "%s %s: %lld > %lld%s",
                   q->ip, k->rule < 0 ? "concurrency" : lim_names[k->rule].key,
                   k->count, k->over, worst_rank == 1 ? ", tarpit" : "");
     if (worst_rank == 1) {
