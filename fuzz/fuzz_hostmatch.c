@@ -204,6 +204,11 @@ static int fz_model_name(const fz_item *it, const char *name)
         return 1;
     if (it->kind != FZ_NAME)
         return 0;
+    /* bytes over 127: compared by A-labels, and this target gives the
+     * lists no IDNA conversion, so such a name matches no pattern */
+    for (const char *c = name; *c; c++)
+        if ((unsigned char)*c >= 0x80)
+            return 0;
     char buf[300];
     memcpy(buf, name, len + 1);
     if (len > 1 && buf[len - 1] == '.')

@@ -465,17 +465,22 @@ int hostmatch_name(const hostmatch_list *list, const char *name)
     memcpy(buf, name, len + 1);
     if (len > 1 && buf[len - 1] == '.')
         buf[len - 1] = '\0';
+    /* a name with bytes over 127 that has no A-label form is no name a
+     * pattern can match; '*' still takes it, as it takes everything */
+    int comparable = 1;
     if (hostmatch_has_8bit(buf)) {
         char alabels[300];
         if (hostmatch_to_alabels(buf, alabels, sizeof alabels) != 0)
-            return 0;
-        memcpy(buf, alabels, strlen(alabels) + 1);
+            comparable = 0;
+        else
+            memcpy(buf, alabels, strlen(alabels) + 1);
     }
     for (size_t i = 0; i < list->n; i++) {
         const hostmatch_item *item = &list->items[i];
         if (item->kind == HOSTMATCH_ITEM_ALL)
             return 1;
-        if (item->kind == HOSTMATCH_ITEM_NAME && hostmatch_glob(item->name, buf))
+        if (comparable && item->kind == HOSTMATCH_ITEM_NAME &&
+            hostmatch_glob(item->name, buf))
             return 1;
     }
     return 0;
