@@ -609,10 +609,17 @@ static void api_fd_unwatch(upesi_watch *w)
 
 /* -- control socket commands */
 
+/* One entry per command name for the life of the process, like the
+ * command table: a reload that registers a command again updates its
+ * entry instead of leaving the old one behind. */
 typedef struct control_cmd {
+    struct control_cmd *next;
+    char name[32];
     upesi_control_fn fn;
     void *arg;
 } control_cmd;
+
+static control_cmd *control_cmds;
 
 static void control_trampoline(const char *args, up_control_reply *reply,
                                void *arg)
@@ -625,17 +632,29 @@ static int api_control_register(upesi_ctx *ctx, const char *command,
                                 upesi_control_fn fn, void *arg)
 {
     (void)ctx;
-    if (fn == NULL)
+    if (fn == NULL || command == NULL || strlen(command) >= 32)
         return -EINVAL;
-    /* kept for the life of the process, like the command table */
-    control_cmd *c = malloc(sizeof *c);
+    control_cmd *c = control_cmds;
+    while (c && strcasecmp(c->name, command) != 0)
+        c = c->next;
+    if (c) {
+        c->fn = fn;
+        c->arg = arg;
+        return up_control_register_arg(command, control_trampoline, c);
+    }
+    c = calloc(1, sizeof *c);
     if (c == NULL)
         return -ENOMEM;
+    memcpy(c->name, command, strlen(command) + 1);
     c->fn = fn;
     c->arg = arg;
     int rc = up_control_register_arg(command, control_trampoline, c);
-    if (rc < 0)
+    if (rc < 0) {
         free(c);
+        return rc;
+    }
+    c->next = control_cmds;
+    control_cmds = c;
     return rc;
 }
 
