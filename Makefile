@@ -240,7 +240,7 @@ FUZZ_DEPS_fuzz_config      := config config_file config_smtp config_plugins \
                               tls_ticket tls_cache store_url smtp_ext
 FUZZ_DEPS_fuzz_store       := store_url store_num
 FUZZ_DEPS_fuzz_settings    := settings
-FUZZ_DEPS_fuzz_xclient     := xclient_parse smtp_parse
+FUZZ_DEPS_fuzz_xclient     := xclient_parse smtp_ext smtp_parse
 # plugin sources a target links (paths under plugins/, without .c)
 FUZZ_PLUGIN_DEPS_fuzz_hostmatch := common/hostmatch
 FUZZ_PLUGIN_DEPS_fuzz_config := common/hostmatch

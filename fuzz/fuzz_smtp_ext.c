@@ -58,7 +58,7 @@ static int ref_utf8(const unsigned char *s, size_t n)
 static void fz_xtext(const char *in)
 {
     char out[1024], enc[3200], again[1024];
-    int n = up_xtext_decode(in, out, sizeof out);
+    int n = up_xtext_decode(in, strlen(in), out, sizeof out);
     if (n < 0)
         return;
     FZ_CHECK((size_t)n == strlen(out) && (size_t)n <= strlen(in));
@@ -71,7 +71,7 @@ static void fz_xtext(const char *in)
             enc[k++] = (char)c;
     }
     enc[k] = '\0';
-    int m = up_xtext_decode(enc, again, sizeof again);
+    int m = up_xtext_decode(enc, k, again, sizeof again);
     FZ_CHECK(m == n && memcmp(again, out, (size_t)n) == 0);
 }
 
@@ -91,7 +91,7 @@ static void fz_dsn(const char *in)
     why = NULL;
     if (up_dsn_envid(in, &why) == 0) {
         char out[1024];
-        int n = up_xtext_decode(in, out, sizeof out);
+        int n = up_xtext_decode(in, strlen(in), out, sizeof out);
         FZ_CHECK(n >= 1 && n <= 100);
         for (int i = 0; i < n; i++)
             FZ_CHECK(out[i] >= 32 && out[i] <= 126);

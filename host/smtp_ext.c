@@ -68,12 +68,15 @@ static int hexval(int c)
          : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-int up_xtext_decode(const char *in, char *out, size_t outlen)
+int up_xtext_decode(const char *in, size_t len, char *out, size_t outlen)
 {
     size_t n = 0;
-    for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
+    const unsigned char *end = (const unsigned char *)in + len;
+    for (const unsigned char *p = (const unsigned char *)in; p < end; p++) {
         int c = *p;
         if (c == '+') {
+            if (end - p < 3)
+                return -1;
             int hi = hexval(p[1]), lo = hi < 0 ? -1 : hexval(p[2]);
             if (lo < 0)
                 return -1;
@@ -143,7 +146,7 @@ int up_dsn_ret(const char *value, const char **why)
 int up_dsn_envid(const char *value, const char **why)
 {
     char out[512];
-    int n = up_xtext_decode(value, out, sizeof out);
+    int n = up_xtext_decode(value, strlen(value), out, sizeof out);
     if (n <= 0)
         return fail(why, "Bad ENVID parameter: not xtext");
     if (n > 100)
@@ -215,7 +218,7 @@ int up_dsn_orcpt(const char *value, int smtputf8, const char **why)
     if (tlen == 5 && !strncasecmp(value, "utf-8", 5))
         return utf8_addr_check(addr, smtputf8, why);
     char out[512];
-    int n = up_xtext_decode(addr, out, sizeof out);
+    int n = up_xtext_decode(addr, strlen(addr), out, sizeof out);
     if (n <= 0)
         return fail(why, "Bad ORCPT parameter: the address is not xtext");
     if (tlen == 6 && !strncasecmp(value, "rfc822", 6))

@@ -19,10 +19,12 @@
  * surrogate, nothing over U+10FFFF)?  1 or 0. */
 int up_utf8_valid(const char *s, size_t len);
 
-/* Decode xtext (RFC 3461 4: "+" and two hex digits for a byte, any other
- * byte 33..126 but "+" and "=" as itself) into out, NUL-terminated.
- * Returns the decoded length, or -1 (bad xtext, or out too small). */
-int up_xtext_decode(const char *in, char *out, size_t outlen);
+/* Decode the xtext in[0..len) (RFC 3461 4: "+" and two hex digits for a
+ * byte, any other byte 33..126 but "+" and "=" as itself) into out,
+ * NUL-terminated.  Returns the decoded length, or -1 (bad xtext, a "+NN"
+ * that decodes to NUL, or out too small).  Hex digits of either case are
+ * taken, as Postfix does: the RFC's upper case is what clients send. */
+int up_xtext_decode(const char *in, size_t len, char *out, size_t outlen);
 
 /* NOTIFY bits */
 #define UP_NOTIFY_NEVER   1

@@ -1,11 +1,12 @@
 /*
  * xclient_parse.c - the parser of XCLIENT's arguments (session_xclient.c
  * says what XCLIENT does): "NAME=value ..." with xtext values (RFC 3461).
- * It stands alone so that fuzz/fuzz_xclient.c can link it.
+ It stands alone (with smtp_ext.c's xtext decoder) so that
+ * fuzz/fuzz_xclient.c can link it.
  *
- * Fails: up_xclient_parse returns the text of the 501 reply (a bad name,
- * value or syntax); up_xclient_xtext_decode -1 on bad xtext, a byte
- * outside printable ASCII or an output too small.
+ * Fails: up_xclient_parse returns the text of the 501 reply: a bad name
+ * or syntax, bad xtext, a value outside printable ASCII once decoded, or
+ * one too long.
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -13,33 +14,20 @@
 #include <string.h>
 #include <strings.h>
 
+#include "smtp_ext.h"
 #include "smtp_parse.h"
 #include "xclient_parse.h"
 
-/* xtext (RFC 3461 4): "+" and two upper-case hex digits is a byte; the
- * result must be printable ASCII (it goes into logs and headers). */
-int up_xclient_xtext_decode(const char *in, size_t len, char *out, size_t size)
+/* An xtext value (smtp_ext.c decodes it) that must be printable ASCII
+ * once decoded: it goes into logs and headers. */
+static int xtext_printable(const char *in, size_t len, char *out, size_t size)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int c = (unsigned char)in[i];
-        if (c == '+') {
-            static const char hexd[] = "0123456789ABCDEF";
-            if (i + 2 >= len)
-                return -1;
-            const char *h1 = in[i + 1] ? strchr(hexd, in[i + 1]) : NULL;
-            const char *h2 = in[i + 2] ? strchr(hexd, in[i + 2]) : NULL;
-            if (h1 == NULL || h2 == NULL)
-                return -1;
-            unsigned v = (unsigned)((h1 - hexd) * 16 + (h2 - hexd));
-            c = (int)v;
-            i += 2;
-        }
-        if (c <= 32 || c >= 127 || o + 1 >= size)
+    int n = up_xtext_decode(in, len, out, size);
+    if (n < 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if ((unsigned char)out[i] <= 32 || (unsigned char)out[i] >= 127)
             return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
     return 0;
 }
 
@@ -67,7 +55,7 @@ const char *up_xclient_parse(const char *arg, up_xclient_attrs *a)
             return "Syntax: XCLIENT attribute=value ...";
         size_t klen = (size_t)(eq - p);
         char v[256];
-        if (up_xclient_xtext_decode(eq + 1, len - klen - 1, v, sizeof v) != 0)
+        if (xtext_printable(eq + 1, len - klen - 1, v, sizeof v) != 0)
             return "Bad XCLIENT attribute value";
         p += len;
         if (unavailable(v))

@@ -14,10 +14,6 @@ typedef struct up_xclient_attrs {
     int is_ipv6;
 } up_xclient_attrs;
 
-/* xtext (RFC 3461 4) of in[0..len) into out (NUL-terminated).  0, or -1:
- * bad xtext, a byte outside '!'..'~', or out too small. */
-int up_xclient_xtext_decode(const char *in, size_t len, char *out, size_t size);
-
 /* Parse "NAME=value ..." into *a (cleared first; port and proto -1 when
  * not given).  NULL, or what to say in the 501. */
 const char *up_xclient_parse(const char *arg, up_xclient_attrs *a);
