@@ -197,29 +197,43 @@ static int chown_tree(const char *path, uid_t uid, gid_t gid)
     return nftw(path, chown_one, 16, FTW_PHYS);
 }
 
-int up_supervisor_run(up_config *cfg, const char *conf_dir)
+/* What the supervisor's loop keeps between signals. */
+typedef struct supervisor {
+    up_config *current;         /* the generation new workers start from */
+    const char *conf_dir;
+    const char *control_path;   /* removed at stop */
+    int control_fd;             /* -1 once stopping */
+    sigset_t old_mask;          /* the mask a worker starts from */
+    int stopping;
+    uint64_t stop_deadline;     /* SIGKILL to the rest then */
+} supervisor;
+
+static int workers_wanted(const up_config *cfg)
+{
+    int n = cfg->workers;
+    if (n <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (int)cores : 1;
+    }
+    return n > UP_WORKERS_MAX ? UP_WORKERS_MAX : n;
+}
+
+/* Everything a start can fail on before the first fork: the spool, the
+ * control socket, the listening addresses, the workers' ownership of the
+ * spool.  The control socket's descriptor, or -1 (logged, all undone). */
+static int bind_everything(up_config *cfg)
 {
     if (make_dir(cfg->spool_dir) != 0)
-        return 1;
-    n_workers = cfg->workers;
-    if (n_workers <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        n_workers = cores > 0 ? (int)cores : 1;
-    }
-    if (n_workers > UP_WORKERS_MAX)
-        n_workers = UP_WORKERS_MAX;
+        return -1;
     /* the control socket outlives reloads: its path is read at start */
     int control_fd = up_control_bind(cfg->control_socket);
     if (control_fd < 0)
-        return 1;
+        return -1;
     /* before any fork: a port in use ends the start here, and only our
      * workers ever hold these sockets */
     listeners.shared = n_workers > 1;
-    if (up_listen_bind(cfg, &listeners) != 0) {
-        close(control_fd);
-        unlink(cfg->control_socket);
-        return 1;
-    }
+    if (up_listen_bind(cfg, &listeners) != 0)
+        goto unbind_control;
     if (geteuid() == 0) {
         if (cfg->uid == (uid_t)-1) {
             up_log(NULL, UPESI_LOG_WARNING, "running as root: set user = "
@@ -231,26 +245,150 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
              * the ones that answer on the socket (still mode 0600) */
             up_log(NULL, UPESI_LOG_ERR, "cannot hand the spool or control "
                    "socket to user %s: %s", cfg->user, strerror(errno));
-            close(control_fd);
-            unlink(cfg->control_socket);
             up_listen_close(&listeners);
-            return 1;
+            goto unbind_control;
         }
     }
+    return control_fd;
+unbind_control:
+    close(control_fd);
+    unlink(cfg->control_socket);
+    return -1;
+}
 
-    sigset_t mask, old_mask;
+/* Block the signals the loop reads from a signalfd (old: the mask
+ * before, which workers start from).  The signalfd, or -1 (logged). */
+static int open_signals(sigset_t *old)
+{
+    sigset_t mask;
     sigemptyset(&mask);
     sigaddset(&mask, SIGCHLD);
     sigaddset(&mask, SIGHUP);
     sigaddset(&mask, SIGUSR1);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
-    sigprocmask(SIG_BLOCK, &mask, &old_mask);
+    sigprocmask(SIG_BLOCK, &mask, old);
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (sfd < 0)
+        up_log(NULL, UPESI_LOG_ERR, "signalfd: %s", strerror(errno));
+    return sfd;
+}
+
+/* Start the workers whose restart is due, SIGKILL the ones still there
+ * past the stop deadline; the poll timeout until the next such event,
+ * a notify watchdog tick or a metrics deadline (ms). */
+static int run_timers(supervisor *sv)
+{
+    int timeout = 1000;
+    uint64_t now = now_ms();
+    for (int i = 0; i < n_workers && !sv->stopping; i++)
+        if (slots[i].pid == 0 && slots[i].restart_at_ms) {
+            if (slots[i].restart_at_ms <= now)
+                start_worker(i, sv->current, sv->conf_dir, sv->control_fd,
+                             &sv->old_mask);
+            else if (slots[i].restart_at_ms - now < (uint64_t)timeout)
+                timeout = (int)(slots[i].restart_at_ms - now);
+        }
+    if (sv->stopping && now >= sv->stop_deadline) {
+        up_log(NULL, UPESI_LOG_WARNING, "workers still running %gs "
+               "after SIGTERM (stop_timeout %gs); killing them",
+               sv->current->stop_timeout + UP_STOP_MARGIN_MS / 1000.0,
+               sv->current->stop_timeout);
+        signal_workers(SIGKILL);
+        sv->stop_deadline = now + UP_STOP_MARGIN_MS;
+    }
+    int wait = up_notify_tick(now, workers_alive());
+    if (wait >= 0 && wait < timeout)
+        timeout = wait;
+    wait = up_metrics_timeout(now);
+    if (wait >= 0 && wait < timeout)
+        timeout = wait;
+    return timeout;
+}
+
+/* SIGHUP: check first, so that a broken configuration reaches no worker.
+ * Workers then reload themselves; the supervisor keeps the new
+ * generation for workers it starts later. */
+static void reload(supervisor *sv)
+{
+    up_log(NULL, UPESI_LOG_NOTICE, "SIGHUP: reloading %s", sv->conf_dir);
+    up_notify_reloading(workers_alive());
+    up_config *next = up_config_load(sv->conf_dir);
+    if (next == NULL) {
+        up_notify_reload_refused();
+        up_log(NULL, UPESI_LOG_ERR, "reload failed; keeping the running "
+               "configuration");
+        up_stats_add("Upesi.Reload.Failed", 1);
+        return;
+    }
+    up_config_commit(next);
+    up_config_unref(sv->current);
+    sv->current = next;
+    up_log_set_level(sv->current->log_level);
+    up_stats_add("Upesi.Reload.Done", 1);
+    /* USR1, not HUP: a worker takes HUP as an admin's mistake and passes
+     * it back here (worker.c) */
+    signal_workers(SIGUSR1);
+}
+
+/* SIGTERM or SIGINT: the first starts the drain, a second kills. */
+static void stop(supervisor *sv, int signo)
+{
+    if (sv->stopping) {
+        signal_workers(SIGKILL);
+        return;
+    }
+    up_log(NULL, UPESI_LOG_NOTICE, "%s: stopping (no new sessions; "
+           "transactions in progress may finish within stop_timeout %gs)",
+           signo == SIGINT ? "SIGINT" : "SIGTERM", sv->current->stop_timeout);
+    sv->stopping = 1;
+    up_notify_stopping();
+    up_metrics_close();
+    sv->stop_deadline = now_ms() +
+                        (uint64_t)(sv->current->stop_timeout * 1000) +
+                        UP_STOP_MARGIN_MS;
+    signal_workers(SIGTERM);
+    /* the address and the control socket are free at once: a new server
+     * may start while this one drains (its workers close their copies as
+     * they take the signal) */
+    up_listen_close(&listeners);
+    close(sv->control_fd);
+    sv->control_fd = -1;
+    unlink(sv->control_path);
+}
+
+static void on_signal(supervisor *sv, int signo)
+{
+    switch (signo) {
+    case SIGCHLD:
+        reap(sv->stopping);
+        break;
+    case SIGHUP:
+        reload(sv);
+        break;
+    case SIGUSR1:
+        /* the supervisor's own order to its workers; sent here it means
+         * nothing */
+        up_log(NULL, UPESI_LOG_WARNING, "SIGUSR1 ignored: send SIGHUP to "
+               "reload");
+        break;
+    default:
+        stop(sv, signo);
+        break;
+    }
+}
+
+int up_supervisor_run(up_config *cfg, const char *conf_dir)
+{
+    n_workers = workers_wanted(cfg);
+    supervisor sv = { .conf_dir = conf_dir,
+                      .control_path = cfg->control_socket };
+    sv.control_fd = bind_everything(cfg);
+    if (sv.control_fd < 0)
+        return 1;
+    int sfd = open_signals(&sv.old_mask);
     if (sfd < 0 || up_notify_open() != 0 || up_metrics_open(cfg) != 0) {
-        if (sfd < 0)
-            up_log(NULL, UPESI_LOG_ERR, "signalfd: %s", strerror(errno));
-        close(control_fd);
+        close(sv.control_fd);
         unlink(cfg->control_socket);
         up_listen_close(&listeners);
         return 1;
@@ -263,37 +401,11 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
     up_stats_set("Upesi.Workers", n_workers);
     supervisor_pid = getpid();
     for (int i = 0; i < n_workers; i++)
-        start_worker(i, cfg, conf_dir, control_fd, &old_mask);
+        start_worker(i, cfg, conf_dir, sv.control_fd, &sv.old_mask);
 
-    up_config *current = up_config_ref(cfg);
-    int stopping = 0;
-    uint64_t stop_deadline = 0;
-    for (;;) {
-        if (stopping && workers_alive() == 0)
-            break;
-        int timeout = 1000;
-        uint64_t now = now_ms();
-        for (int i = 0; i < n_workers && !stopping; i++)
-            if (slots[i].pid == 0 && slots[i].restart_at_ms) {
-                if (slots[i].restart_at_ms <= now)
-                    start_worker(i, current, conf_dir, control_fd, &old_mask);
-                else if (slots[i].restart_at_ms - now < (uint64_t)timeout)
-                    timeout = (int)(slots[i].restart_at_ms - now);
-            }
-        if (stopping && now >= stop_deadline) {
-            up_log(NULL, UPESI_LOG_WARNING, "workers still running %gs "
-                   "after SIGTERM (stop_timeout %gs); killing them",
-                   current->stop_timeout + UP_STOP_MARGIN_MS / 1000.0,
-                   current->stop_timeout);
-            signal_workers(SIGKILL);
-            stop_deadline = now + UP_STOP_MARGIN_MS;
-        }
-        int wait = up_notify_tick(now, workers_alive());
-        if (wait >= 0 && wait < timeout)
-            timeout = wait;
-        wait = up_metrics_timeout(now);
-        if (wait >= 0 && wait < timeout)
-            timeout = wait;
+    sv.current = up_config_ref(cfg);
+    while (!sv.stopping || workers_alive() > 0) {
+        int timeout = run_timers(&sv);
         struct pollfd pfd[2 + UP_METRICS_POLLFDS] = {
             { .fd = sfd, .events = POLLIN },
             { .fd = up_notify_fd(), .events = POLLIN },
@@ -305,76 +417,15 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
             up_notify_read(n_workers);
         if (nm)
             up_metrics_poll(pfd + 2, nm, now_ms());
-        if (!(pfd[0].revents & POLLIN))
-            continue;
         struct signalfd_siginfo si;
-        if (read(sfd, &si, sizeof si) != sizeof si)
-            continue;
-        switch (si.ssi_signo) {
-        case SIGCHLD:
-            reap(stopping);
-            break;
-        case SIGHUP: {
-            /* check first: a broken configuration reaches no worker.
-             * Workers then reload themselves; the supervisor keeps the new
-             * generation for workers it starts later. */
-            up_log(NULL, UPESI_LOG_NOTICE, "SIGHUP: reloading %s", conf_dir);
-            up_notify_reloading(workers_alive());
-            up_config *next = up_config_load(conf_dir);
-            if (next == NULL) {
-                up_notify_reload_refused();
-                up_log(NULL, UPESI_LOG_ERR, "reload failed; keeping the "
-                       "running configuration");
-                up_stats_add("Upesi.Reload.Failed", 1);
-                break;
-            }
-            up_config_commit(next);
-            up_config_unref(current);
-            current = next;
-            up_log_set_level(current->log_level);
-            up_stats_add("Upesi.Reload.Done", 1);
-            /* USR1, not HUP: a worker takes HUP as an admin's mistake and
-             * passes it back here (worker.c) */
-            signal_workers(SIGUSR1);
-            break;
-        }
-        case SIGUSR1:
-            /* the supervisor's own order to its workers; sent here it
-             * means nothing */
-            up_log(NULL, UPESI_LOG_WARNING, "SIGUSR1 ignored: send SIGHUP "
-                   "to reload");
-            break;
-        default: /* SIGTERM, SIGINT */
-            if (!stopping) {
-                up_log(NULL, UPESI_LOG_NOTICE, "%s: stopping (no new "
-                       "sessions; transactions in progress may finish "
-                       "within stop_timeout %gs)",
-                       si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM",
-                       current->stop_timeout);
-                stopping = 1;
-                up_notify_stopping();
-                up_metrics_close();
-                stop_deadline = now_ms() +
-                                (uint64_t)(current->stop_timeout * 1000) +
-                                UP_STOP_MARGIN_MS;
-                signal_workers(SIGTERM);
-                /* the address and the control socket are free at once: a
-                 * new server may start while this one drains (its
-                 * workers close their copies as they take the signal) */
-                up_listen_close(&listeners);
-                close(control_fd);
-                control_fd = -1;
-                unlink(cfg->control_socket);
-            } else {
-                signal_workers(SIGKILL);  /* a second signal: now */
-            }
-            break;
-        }
+        if ((pfd[0].revents & POLLIN) &&
+            read(sfd, &si, sizeof si) == sizeof si)
+            on_signal(&sv, (int)si.ssi_signo);
     }
     close(sfd);
     up_notify_close();
     up_metrics_close();
-    up_config_unref(current);
+    up_config_unref(sv.current);
     up_log(NULL, UPESI_LOG_NOTICE, "upesi stopped");
     return 0;
 }
