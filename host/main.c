@@ -203,19 +203,24 @@ static int plugins_command(int argc, char **argv)
     return rc;
 }
 
-int main(int argc, char **argv)
+/* The options before the command (getopt stops at the first word). */
+typedef struct options {
+    int check_only;             /* -t */
+    int simulate;               /* -bh */
+    int write_store;            /* --write (with -bh) */
+} options;
+
+/* Parse them into *o; -1 to go on, else the exit status (--help,
+ * --version, a bad option). */
+static int parse_options(int argc, char **argv, options *o)
 {
-    int check_only = 0, opt, simulate = 0, write_store = 0;
     static const struct option long_opts[] = {
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { "write", no_argument, NULL, 'W' },
         { NULL, 0, NULL, 0 },
     };
-    if (argc >= 2 && !strcmp(argv[1], "--dump-settings"))
-        return dump_settings(argc >= 3 ? argv[2] : "plugins");
-    if (access("conf/smtp.ini", F_OK) != 0)
-        conf_dir = UPESI_CONF_DIR;
+    int opt;
     while ((opt = getopt_long(argc, argv, "+b:c:o:thV", long_opts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -225,7 +230,7 @@ int main(int argc, char **argv)
             up_config_override(optarg);
             break;
         case 't':
-            check_only = 1;
+            o->check_only = 1;
             break;
         case 'b':               /* -bh, as Exim spells it */
             if (strcmp(optarg, "h") != 0) {
@@ -233,10 +238,10 @@ int main(int argc, char **argv)
                         "simulates a session)\n", optarg);
                 return 2;
             }
-            simulate = 1;
+            o->simulate = 1;
             break;
         case 'W':
-            write_store = 1;
+            o->write_store = 1;
             break;
         case 'h':
             usage(stdout);
@@ -249,45 +254,110 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    return -1;
+}
+
+/* -bh IP [HELO] [--write] < session.txt: never returns. */
+static int simulate_main(int argc, char **argv, int write_store)
+{
+    const char *pos[2] = { NULL, NULL };
+    int npos = 0;
+    for (int i = optind; i < argc; i++) {
+        if (!strcmp(argv[i], "--write"))
+            write_store = 1;
+        else if (npos < 2)
+            pos[npos++] = argv[i];
+        else
+            npos = 3;
+    }
+    if (npos < 1 || npos > 2) {
+        fprintf(stderr, "usage: upesi [-c DIR] -bh IP [HELO] [--write] "
+                "< session.txt\n");
+        return 2;
+    }
+    up_log_init("upesi", UPESI_LOG_WARNING, 0);
+    /* this process's own table: a running server's stay as they are */
+    if (up_stats_init(16384) != 0)
+        up_fatal("cannot create the statistics table");
+    up_config *cfg = up_config_load(conf_dir);
+    if (cfg == NULL) {
+        fprintf(stderr, "upesi: configuration %s has errors\n", conf_dir);
+        return 1;
+    }
+    if (cfg->log_level > UPESI_LOG_WARNING)
+        up_log_set_level(UPESI_LOG_WARNING);
+    else
+        up_log_set_level(cfg->log_level);
+    up_config_commit(cfg);      /* plugins adopt it, as in a server */
+    int rc = up_simulate_run(cfg, pos[0], pos[1], write_store);
+    fflush(stdout);
+    /* no teardown: plugins' handles may still be on the loop */
+    _exit(rc);
+}
+
+/* A plugin's own subcommand (`bayes learn ...`) needs the configuration
+ * and the plugins.  Its exit status, or -1 when no plugin has the
+ * command (or the configuration does not load: the server's commands
+ * keep working, the server may run an older, good one). */
+static int plugin_command(int argc, char **argv)
+{
+    up_log_set_level(UPESI_LOG_WARNING);
+    up_config *cfg = up_config_load(conf_dir);
+    if (cfg == NULL)
+        return -1;
+    int rc = -1;
+    if (up_cli_has(argv[0])) {
+        up_log_set_level(cfg->log_level < UPESI_LOG_NOTICE
+                             ? cfg->log_level : UPESI_LOG_NOTICE);
+        rc = up_cli_run(cfg, argc, argv);
+    }
+    up_config_unref(cfg);
+    if (rc >= 0)
+        up_plugin_unload_all();
+    return rc;
+}
+
+/* -t: every setting checked, plugins' included. */
+static int check_config(up_config *cfg)
+{
+    int rc = up_config_lint(cfg);
+    if (rc == 0)
+        fprintf(stderr, "upesi: configuration %s ok (%zu plugins)\n",
+                conf_dir, cfg->n_plugins);
+    else
+        fprintf(stderr, "upesi: configuration %s has errors\n", conf_dir);
+    return rc;
+}
+
+static int serve(up_config *cfg)
+{
+    /* before any worker is forked: they share the ticket key */
+    if (up_tls_seed() != 0)
+        up_fatal("no random bytes for the TLS session ticket key");
+    /* ... and the session cache; its size is read at start only */
+    int err = up_tls_cache_start((size_t)cfg->tls_session_cache_size);
+    if (err < 0)
+        up_log(NULL, UPESI_LOG_WARNING, "no shared TLS session cache (%s): "
+               "sessions resume by ID only on the worker that made them",
+               strerror(-err));
+    up_config_commit(cfg);
+    return up_supervisor_run(cfg, conf_dir);
+}
+
+int main(int argc, char **argv)
+{
+    options o = { 0 };
+    if (argc >= 2 && !strcmp(argv[1], "--dump-settings"))
+        return dump_settings(argc >= 3 ? argv[2] : "plugins");
+    if (access("conf/smtp.ini", F_OK) != 0)
+        conf_dir = UPESI_CONF_DIR;
+    int rc = parse_options(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
     /* every path that loads plugins: -t, config, plugins, -bh, the server */
     up_plugin_loader_init(up_api_table());
-    if (simulate) {
-        /* -bh IP [HELO] [--write] */
-        const char *pos[2] = { NULL, NULL };
-        int npos = 0;
-        for (int i = optind; i < argc; i++) {
-            if (!strcmp(argv[i], "--write"))
-                write_store = 1;
-            else if (npos < 2)
-                pos[npos++] = argv[i];
-            else
-                npos = 3;
-        }
-        if (npos < 1 || npos > 2) {
-            fprintf(stderr, "usage: upesi [-c DIR] -bh IP [HELO] [--write] "
-                    "< session.txt\n");
-            return 2;
-        }
-        up_log_init("upesi", UPESI_LOG_WARNING, 0);
-        /* this process's own table: a running server's stay as they are */
-        if (up_stats_init(16384) != 0)
-            up_fatal("cannot create the statistics table");
-        up_config *cfg = up_config_load(conf_dir);
-        if (cfg == NULL) {
-            fprintf(stderr, "upesi: configuration %s has errors\n",
-                    conf_dir);
-            return 1;
-        }
-        if (cfg->log_level > UPESI_LOG_WARNING)
-            up_log_set_level(UPESI_LOG_WARNING);
-        else
-            up_log_set_level(cfg->log_level);
-        up_config_commit(cfg);      /* plugins adopt it, as in a server */
-        int rc = up_simulate_run(cfg, pos[0], pos[1], write_store);
-        fflush(stdout);
-        /* no teardown: plugins' handles may still be on the loop */
-        _exit(rc);
-    }
+    if (o.simulate)
+        return simulate_main(argc, argv, o.write_store);
     const char *command = optind < argc ? argv[optind] : NULL;
     if (command && !strcmp(command, "help")) {
         usage(stdout);
@@ -315,26 +385,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: upesi [-c DIR] config [KEY]\n");
         return 2;
     }
-    if (command && !show_config && strcmp(command, "stat") != 0) {
-        /* A plugin's own subcommand (`bayes learn ...`) needs the
-         * configuration and the plugins; anything else is for the server.
-         * A configuration that does not load leaves the server's commands
-         * working (the server may run an older, good one). */
-        up_log_set_level(UPESI_LOG_WARNING);
-        up_config *cfg = up_config_load(conf_dir);
-        if (cfg && up_cli_has(command)) {
-            up_log_set_level(cfg->log_level < UPESI_LOG_NOTICE
-                                 ? cfg->log_level : UPESI_LOG_NOTICE);
-            int rc = up_cli_run(cfg, argc - optind, argv + optind);
-            up_config_unref(cfg);
-            up_plugin_unload_all();
+    if (command && !show_config) {
+        if (strcmp(command, "stat") != 0 &&
+            (rc = plugin_command(argc - optind, argv + optind)) >= 0)
             return rc;
-        }
-        if (cfg)
-            up_config_unref(cfg);
-    }
-    if (command && !show_config)
         return control_command(argc - optind, argv + optind);
+    }
 
     up_config *cfg = up_config_load(conf_dir);
     if (cfg == NULL) {
@@ -342,37 +398,18 @@ int main(int argc, char **argv)
         return 1;
     }
     up_log_set_level(cfg->log_level);
-    int rc = 0;
-    if (!command && !show_config) {
+    if (!show_config) {
         up_store_params sp = { .url = cfg->store,
                                .timeout_ms = (uint64_t)cfg->store_timeout,
                                .size = cfg->store_size };
         up_store_probe(&sp);    /* a warning only: mail keeps flowing */
     }
-    if (show_config) {
-        rc = up_config_show(cfg, argc - optind == 2 ? argv[optind + 1]
-                                                    : NULL);
-    } else if (check_only) {
-        rc = up_config_lint(cfg);
-        if (rc == 0)
-            fprintf(stderr, "upesi: configuration %s ok (%zu plugins)\n",
-                    conf_dir, cfg->n_plugins);
-        else
-            fprintf(stderr, "upesi: configuration %s has errors\n",
-                    conf_dir);
-    } else {
-        /* before any worker is forked: they share the ticket key */
-        if (up_tls_seed() != 0)
-            up_fatal("no random bytes for the TLS session ticket key");
-        /* ... and the session cache; its size is read at start only */
-        int err = up_tls_cache_start((size_t)cfg->tls_session_cache_size);
-        if (err < 0)
-            up_log(NULL, UPESI_LOG_WARNING, "no shared TLS session cache "
-                   "(%s): sessions resume by ID only on the worker that "
-                   "made them", strerror(-err));
-        up_config_commit(cfg);
-        rc = up_supervisor_run(cfg, conf_dir);
-    }
+    if (show_config)
+        rc = up_config_show(cfg, argc - optind == 2 ? argv[optind + 1] : NULL);
+    else if (o.check_only)
+        rc = check_config(cfg);
+    else
+        rc = serve(cfg);
     up_config_release_committed();
     up_config_unref(cfg);
     up_plugin_unload_all();
