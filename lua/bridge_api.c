@@ -353,6 +353,31 @@ static int l_txn_param(lua_State *S)
     return push_str(S, luab_host->param(r->call, kw));
 }
 
+/* txn:mail_param(kw): what MAIL said and the host kept (SMTPUTF8, RET,
+ * ENVID), in any hook after MAIL; txn:param is the current command's. */
+static int l_txn_mail_param(lua_State *S)
+{
+    const char *kw = luaL_checkstring(S, 2);
+    luab_run *r = luab_need_call(S, "txn:mail_param");
+    if (!UPESI_API_SUPPORTED(luab_host, txn_param))
+        return luaL_error(S, "txn:mail_param: this host is too old");
+    return push_str(S, luab_host->txn_param(r->call, kw));
+}
+
+/* txn:rcpt_param(n, kw): NOTIFY or ORCPT of the n-th accepted recipient
+ * (1-based, as txn.recipients). */
+static int l_txn_rcpt_param(lua_State *S)
+{
+    lua_Integer n = luaL_checkinteger(S, 2);
+    const char *kw = luaL_checkstring(S, 3);
+    luab_run *r = luab_need_call(S, "txn:rcpt_param");
+    if (!UPESI_API_SUPPORTED(luab_host, rcpt_param))
+        return luaL_error(S, "txn:rcpt_param: this host is too old");
+    if (n < 1)
+        return push_str(S, NULL);
+    return push_str(S, luab_host->rcpt_param(r->call, (size_t)(n - 1), kw));
+}
+
 static int l_txn_is_local(lua_State *S)
 {
     const char *addr = luaL_checkstring(S, 2);
@@ -480,6 +505,8 @@ static int txn_index(lua_State *S)
         { "remove_header", l_txn_remove_header },
         { "body_lines", l_txn_body_lines },
         { "param", l_txn_param },
+        { "mail_param", l_txn_mail_param },
+        { "rcpt_param", l_txn_rcpt_param },
         { "is_local", l_txn_is_local },
         { "action", l_txn_action },
         { "bayes_vote", l_txn_bayes_vote },

@@ -171,6 +171,16 @@ upesi.hook("rcpt", function(conn, txn, rcpt)
 end)
 upesi.hook("data", function(conn, txn)
   if txn.sender == "nodata@example.org" then return upesi.DENYSOFT, "no data today" end
+  if txn.sender == "dsn@example.org" then
+    return upesi.DENYSOFT, "ret=" .. tostring(txn:mail_param("RET")) ..
+      " envid=" .. tostring(txn:mail_param("ENVID")) ..
+      " size=" .. tostring(txn:mail_param("SIZE")) ..
+      " notify1=" .. tostring(txn:rcpt_param(1, "NOTIFY")) ..
+      " orcpt1=" .. tostring(txn:rcpt_param(1, "ORCPT")) ..
+      " notify2=" .. tostring(txn:rcpt_param(2, "NOTIFY")) ..
+      " notify3=" .. tostring(txn:rcpt_param(3, "NOTIFY")) ..
+      " notify0=" .. tostring(txn:rcpt_param(0, "NOTIFY"))
+  end
 end)
 upesi.hook("data_post", function(conn, txn)
   local r = {}
@@ -289,6 +299,14 @@ my $srv = lua_server($script);
     $c->cmd('RCPT TO:<bob@example.com>');
     $r = $c->cmd('DATA');
     is "$r->{code} $r->{text}", '451 4.7.1 no data today', 'data hook: DENYSOFT before 354';
+    $c->cmd('RSET');
+    $c->cmd('MAIL FROM:<dsn@example.org> RET=HDRS ENVID=QQ+2B1 SIZE=99');
+    $c->cmd('RCPT TO:<bob@example.com> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;b+2Bx@example.com');
+    $c->cmd('RCPT TO:<carol@example.com>');
+    $r = $c->cmd('DATA');
+    is $r->{text}, '4.7.1 ret=HDRS envid=QQ+2B1 size=nil notify1=SUCCESS,DELAY '
+        . 'orcpt1=rfc822;b+2Bx@example.com notify2=nil notify3=nil notify0=nil',
+        'txn:mail_param and txn:rcpt_param in a later hook: what MAIL and each RCPT said';
     $c->cmd('RSET');
     $c->cmd('MAIL FROM:<a@example.org>');
     $r = $c->cmd('RCPT TO:<disc@example.com>');
