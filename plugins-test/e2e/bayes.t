@@ -236,6 +236,30 @@ like $out, qr/unlearned 1 as ham/, 'unlearn as the class it was learned';
 ($rc, $out) = bayes_cmd('stats');
 like $out, qr/spam learned: 19\nham learned: 20\n/, '... 19 and 20';
 
+# The command line learns in batches (one read of the records, the counts
+# summed by feature): a message twice in one call counts once, and a
+# batch's moves and unlearns are exact.
+my (undef, $p5) = bayes_cmd('classify', "$tmp/spam/5.eml");
+($rc, $out) = bayes_cmd('learn', 'ham', "$tmp/spam/3.eml", "$tmp/spam/3.eml",
+                        "$tmp/spam/5.eml");
+like $out, qr/learned 2 as ham \(1 of them moved from spam\), 1 skipped as already learned/,
+    'one call: a message twice is learned once, another moved';
+($rc, $out) = bayes_cmd('stats');
+like $out, qr/spam learned: 18\nham learned: 22\n/, '... 18 and 22';
+($rc, $out) = bayes_cmd('unlearn', 'ham', "$tmp/spam/5.eml", "$tmp/spam/3.eml",
+                        "$tmp/spam/5.eml");
+like $out, qr/unlearned 2 as ham, 1 skipped as not learned as ham/,
+    'one call: a message twice is unlearned once';
+($rc, $out) = bayes_cmd('stats');
+like $out, qr/spam learned: 18\nham learned: 20\n/, '... 18 and 20';
+($rc, $out) = bayes_cmd('learn', 'spam', "$tmp/spam/5.eml", "$tmp/spam/5.eml");
+like $out, qr/learned 1 as spam \(0 of them moved from ham\), 1 skipped/,
+    'learned as spam again';
+($rc, $out) = bayes_cmd('classify', "$tmp/spam/5.eml");
+is $out, $p5, '... and its counts are what they were (same probability)';
+($rc, $out) = bayes_cmd('stats');
+like $out, qr/spam learned: 19\nham learned: 20\n/, '... 19 and 20 again';
+
 # -- the control socket of the running server -----------------------------
 sub control {
     my ($line) = @_;

@@ -75,6 +75,20 @@ like $keys, qr/^bayes:t:[0-9a-f]{16}$/m, 'features under bayes:t:';
 like $keys, qr/^bayes:l:[0-9a-f]{32}$/m, 'learned records under bayes:l:';
 like $keys, qr/^bayes:n$/m, 'the totals under bayes:n';
 
+# the command line learns in batches on Redis too: copies in one call
+# count once, a move and an unlearn are exact
+my (undef, $p2) = bayes_cmd($a, 'classify', "$tmp/spam/2.eml");
+($rc, $out) = bayes_cmd($a, 'learn', 'ham', "$tmp/spam/2.eml", "$tmp/spam/2.eml");
+like $out, qr/learned 1 as ham \(1 of them moved from spam\), 1 skipped/,
+    'one call: a message twice is moved once';
+($rc, $out) = bayes_cmd($a, 'unlearn', 'ham', "$tmp/spam/2.eml", "$tmp/spam/2.eml");
+like $out, qr/unlearned 1 as ham, 1 skipped/, '... unlearned once';
+($rc, $out) = bayes_cmd($a, 'learn', 'spam', "$tmp/spam/2.eml");
+($rc, $out) = bayes_cmd($a, 'stats');
+like $out, qr/spam learned: 20\nham learned: 20\n/, '... learned as spam again: 20 and 20';
+($rc, $out) = bayes_cmd($a, 'classify', "$tmp/spam/2.eml");
+is $out, $p2, '... with the counts it had (same probability)';
+
 sub send_to {
     my ($srv, $data) = @_;
     (my $crlf = $data) =~ s/\r?\n/\r\n/g;

@@ -110,7 +110,7 @@ static void t_full_child(void)
 
 int main(void)
 {
-    plan(56);
+    plan(58);
     loop = uv_default_loop();
     uv_timer_t keepalive;
     uv_timer_init(loop, &keepalive);
@@ -253,6 +253,17 @@ int main(void)
     ok(ans.found[0] && ans.num[0] == 107, "... the key holds the last sum");
     t_wait(up_store_get("t", "dupB", t_answered, t_reset()));
     ok(ans.found[0] && ans.num[0] == 30, "... a new key too");
+    /* keys in increasing order skip the duplicate search (one pass), so
+     * a duplicate at the end of an ordered run must still be found */
+    const char *ord[4] = { "ordA", "ordB", "ordC", "ordC" };
+    long long oby[4] = { 1, 2, 3, 4 };
+    t_wait(up_store_mincr("t", ord, oby, 4, 0, t_answered, t_reset()));
+    ok(ans.status == 0 && ans.num[0] == 1 && ans.num[1] == 2 &&
+       ans.num[2] == 3 && ans.num[3] == 7, "mincr of ordered keys, the "
+       "last twice: running sums (%lld %lld %lld %lld)", ans.num[0],
+       ans.num[1], ans.num[2], ans.num[3]);
+    t_wait(up_store_get("t", "ordC", t_answered, t_reset()));
+    ok(ans.found[0] && ans.num[0] == 7, "... the key holds the last sum");
     t_wait(up_store_ttl("t", "dupB", t_answered, t_reset()));
     ok(ans.found[0] && ans.num[0] > 50000 && ans.num[0] <= 60000,
        "... and the new key took ttl_ms once");

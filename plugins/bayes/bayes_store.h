@@ -71,4 +71,28 @@ int bayes_store_learn(bayes_store *st, const uint64_t *ids, size_t n,
                       int unlearn, bayes_learn_fn fn, void *arg);
 int bayes_store_stats(bayes_store *st, bayes_stats_fn fn, void *arg);
 
+/* Learning many messages at once (the command line): one read of their
+ * learned records, their counts summed by feature and written with one
+ * increment per distinct feature (in calls of at most
+ * UPESI_STORE_BATCH_MAX keys, all issued together: one transaction on
+ * LMDB, one pipeline on Redis), then their records.  A message's copies
+ * in one batch are judged in order, as if learned one after the other
+ * (the second is BAYES_ALREADY, an unlearn's second BAYES_NOT_LEARNED).
+ * items[i].result is set before fn runs with status 0; items and their
+ * ids stay the caller's and must live until fn has run.  On a store error
+ * every message of the batch counts as failed, and some of its counts
+ * may have been written (as when a single learn fails between its counts
+ * and its record). */
+typedef struct bayes_learn_item {
+    const uint64_t *ids;         /* sorted, unique (bayes_features)      */
+    size_t n;
+    unsigned char digest[BAYES_DIGEST_LEN];
+    bayes_learn_result result;   /* out                                  */
+} bayes_learn_item;
+typedef void (*bayes_batch_fn)(int status, void *arg);
+#define BAYES_BATCH_MAX 1024     /* messages a batch                     */
+int bayes_store_learn_batch(bayes_store *st, bayes_learn_item *items,
+                            size_t count, bayes_class cls, int unlearn,
+                            bayes_batch_fn fn, void *arg);
+
 #endif
