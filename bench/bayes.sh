@@ -20,8 +20,9 @@
 #   --smtp-only   only the cost at data_post
 #
 # When upesi is among the filters, the run ends with the cost of the bayes
-# plugin at data_post: upesi with and without it, real messages over SMTP
-# (see data_post_cost).
+# plugin at data_post: upesi with and without it, real messages over SMTP,
+# against two baselines: queue_discard alone, and the default chain with
+# its durable queue_spool (see data_post_cost).
 #
 # Environment: UPESI (default ./upesi) and UPESI_PLUGINS (default the
 # plugins/ beside it), SA_JOBS (SpamAssassin folds run at once, default 2),
@@ -411,27 +412,49 @@ upesi_classify() {
 upesi_scores() { cp "$1" "$2"; }
 
 # --- the cost at data_post ------------------------------------------------
-# Two upesi servers on loopback, the same but for the bayes plugin:
-# "plain" runs queue_discard alone, "bayes" runs bayes then queue_discard,
-# its store (the default LMDB) trained first with the command line on
-# SMTP_TRAIN messages of fold 1's training set (above min_learns, so that
-# every message gets the whole verdict: features, one batched lookup,
-# combining, the header).  bench/bayes_send.py sends fold 1's test
-# messages (real mail: smtp-source can only send a message it makes up)
-# over SMTP_SESSIONS connections held open, to each server in turn,
+# Upesi servers on loopback, the same but for the bayes plugin, against
+# two baselines:
+#   discard: "plain" runs queue_discard alone, "bayes" runs bayes then
+#     queue_discard (the host alone: what bayes costs a server that keeps
+#     nothing);
+#   durable: "default" runs the default chain of conf/plugins with the
+#     repository's conf/*.ini (the DNS lists are not in it), queue_spool
+#     making each message durable (an fsync a message, into the spool under
+#     bench/out), and "default_bayes" the same with bayes before
+#     queue_spool: what bayes costs the server a default install runs.
+# Each bayes store (the default LMDB) is trained first with the command
+# line on SMTP_TRAIN messages of fold 1's training set (above min_learns,
+# so that every message gets the whole verdict: features, one batched
+# lookup, combining, the header).  bench/bayes_send.py sends fold 1's
+# test messages (real mail: smtp-source can only send a message it makes
+# up) over SMTP_SESSIONS connections held open, to each server in turn,
 # SMTP_RUNS times after a warm-up.  The figure is the ratio of the
-# workers' CPU time per message (plain / bayes: what share of the rate
-# is left with bayes when the server's CPU is what limits it); the ratio
-# of the rates is printed too, but the Python sender, on the same two
-# cores, limits those.  The bayes server's SMTP.Bayes statistics must
-# account for every message, or the run fails.
+# workers' CPU time per message (without / with bayes: what share of the
+# rate is left with bayes when the server's CPU is what limits it); the
+# ratio of the rates is printed too, but the Python sender, on the same
+# two cores, limits those (and for the durable pair the fsyncs, which cost
+# the worker little CPU but the session its wait).  The bayes servers'
+# SMTP.Bayes statistics must account for every message, or the run fails.
 SMTP_RUNS=${SMTP_RUNS:-3} SMTP_SESSIONS=${SMTP_SESSIONS:-4} SMTP_TRAIN=${SMTP_TRAIN:-1500}
+SMTP_SERVERS=(plain bayes default default_bayes)
 
-smtp_server() { # NAME PLUGIN...: configure, port in $WORK/smtp/NAME/port
+smtp_server() { # NAME PLUGIN...|default [bayes]: configure, port in $WORK/smtp/NAME/port
     local name=$1; shift
-    local d=$WORK/smtp/$name port
+    local d=$WORK/smtp/$name port f p
     rm -rf "$d"; mkdir -p "$d/conf" "$d/spool"
     port=$(free_port)
+    if [[ $1 == default ]]; then
+        # conf/'s plugin settings (and the files they name), its chain
+        for f in "$ROOT"/conf/*; do
+            case ${f##*/} in smtp.ini|plugins|examples) continue ;; esac
+            cp -r "$f" "$d/conf/"
+        done
+        local with=${2:-}
+        set -- $(for p in $(sed 's/#.*//' "$ROOT/conf/plugins"); do
+                     [[ $p == queue_spool && $with == bayes ]] && echo bayes
+                     echo "$p"
+                 done)
+    fi
     cat >"$d/conf/smtp.ini" <<EOF
 ; bench/bayes.sh: data_post cost ($name)
 listen = 127.0.0.1:$port
@@ -470,50 +493,71 @@ smtp_send() { # NAME LIST: messages/s of one run; fails unless all were sent
     [[ $n == $(wc -l <"$2") ]] || { echo "bench/bayes.sh: sent $n of $(wc -l <"$2")" >&2; exit 1; }
     awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", n / (b - a) }'
 }
-
-data_post_cost() {
-    local L=$LISTS/1 d=$WORK/smtp nh ns n i rate_p=() rate_b=() cpu_p=0 cpu_b=0 p0 b0
-    smtp_server plain queue_discard
-    smtp_server bayes bayes queue_discard
-    nh=$(( SMTP_TRAIN * $(wc -l <"$L/train-ham") / ($(wc -l <"$L/train-ham") + $(wc -l <"$L/train-spam")) ))
-    ns=$(( SMTP_TRAIN - nh ))
-    head -n "$nh" "$L/train-ham" | xargs "$UPESI" -c "$d/bayes/conf" bayes learn ham >"$d/learn.log"
-    head -n "$ns" "$L/train-spam" | xargs "$UPESI" -c "$d/bayes/conf" bayes learn spam >>"$d/learn.log"
-    smtp_start plain
-    smtp_start bayes
-    n=$(wc -l <"$L/test")
-    head -n 50 "$L/test" >"$d/warm"
-    smtp_send plain "$d/warm" >/dev/null; smtp_send bayes "$d/warm" >/dev/null
-    for i in $(seq "$SMTP_RUNS"); do
-        p0=$(worker_ticks plain); b0=$(worker_ticks bayes)
-        if (( i % 2 )); then
-            rate_p+=("$(smtp_send plain "$L/test")"); rate_b+=("$(smtp_send bayes "$L/test")")
-        else
-            rate_b+=("$(smtp_send bayes "$L/test")"); rate_p+=("$(smtp_send plain "$L/test")")
-        fi
-        cpu_p=$(( cpu_p + $(worker_ticks plain) - p0 )); cpu_b=$(( cpu_b + $(worker_ticks bayes) - b0 ))
-        printf 'data_post run %d: %s msg/s without bayes, %s with\n' "$i" "${rate_p[-1]}" "${rate_b[-1]}"
-    done
-    # every message got a verdict (spam, ham or unsure), none "untrained"
-    local stats verdicts untrained
-    stats=$("$UPESI" -c "$d/bayes/conf" stat SMTP.Bayes 2>&1) || { echo "bench/bayes.sh: upesi stat: $stats" >&2; exit 1; }
+# every message a bayes server took got a verdict (spam, ham or unsure),
+# none "untrained"
+smtp_verdicts() { # NAME EXPECTED
+    local d=$WORK/smtp/$1 stats verdicts untrained
+    stats=$("$UPESI" -c "$d/conf" stat SMTP.Bayes 2>&1) || { echo "bench/bayes.sh: upesi stat ($1): $stats" >&2; exit 1; }
     verdicts=$(awk '/SMTP\.Bayes\.(Spam|Ham|Unsure)[^A-Za-z]/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) t += $i } END { print t + 0 }' <<<"$stats")
     untrained=$(awk '/SMTP\.Bayes\.Untrained/ { for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+$/) t += $i } END { print t + 0 }' <<<"$stats")
-    if (( verdicts != 50 + SMTP_RUNS * n || untrained != 0 )); then
-        echo "bench/bayes.sh: the bayes server gave $verdicts verdicts ($untrained untrained) for $((50 + SMTP_RUNS * n)) messages:" >&2
+    if (( verdicts != $2 || untrained != 0 )); then
+        echo "bench/bayes.sh: the $1 server gave $verdicts verdicts ($untrained untrained) for $2 messages:" >&2
         echo "$stats" >&2; exit 1
     fi
-    local mp mb
-    mp=$(printf '%s\n' "${rate_p[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-    mb=$(printf '%s\n' "${rate_b[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+}
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+data_post_cost() {
+    local L=$LISTS/1 d=$WORK/smtp nh ns n i s m pair
+    smtp_server plain queue_discard
+    smtp_server bayes bayes queue_discard
+    smtp_server default default
+    smtp_server default_bayes default bayes
+    nh=$(( SMTP_TRAIN * $(wc -l <"$L/train-ham") / ($(wc -l <"$L/train-ham") + $(wc -l <"$L/train-spam")) ))
+    ns=$(( SMTP_TRAIN - nh ))
+    for s in bayes default_bayes; do
+        head -n "$nh" "$L/train-ham" | xargs "$UPESI" -c "$d/$s/conf" bayes learn ham >"$d/$s/learn.log"
+        head -n "$ns" "$L/train-spam" | xargs "$UPESI" -c "$d/$s/conf" bayes learn spam >>"$d/$s/learn.log"
+    done
+    for s in "${SMTP_SERVERS[@]}"; do smtp_start "$s"; done
+    n=$(wc -l <"$L/test")
+    head -n 50 "$L/test" >"$d/warm"
+    for s in "${SMTP_SERVERS[@]}"; do smtp_send "$s" "$d/warm" >/dev/null; done
+    local -A rates cpus
+    for s in "${SMTP_SERVERS[@]}"; do rates[$s]= cpus[$s]=0; done
+    for i in $(seq "$SMTP_RUNS"); do
+        # the order alternates, so that a change of load hits all alike
+        local order=("${SMTP_SERVERS[@]}") c0 r
+        (( i % 2 )) || order=(default_bayes default bayes plain)
+        for s in "${order[@]}"; do
+            c0=$(worker_ticks "$s")
+            r=$(smtp_send "$s" "$L/test")
+            rates[$s]+="$r "
+            cpus[$s]=$(( cpus[$s] + $(worker_ticks "$s") - c0 ))
+        done
+        printf 'data_post run %d, msg/s:' "$i"
+        for s in "${SMTP_SERVERS[@]}"; do printf ' %s %s' "$s" "$(awk '{ print $NF }' <<<"${rates[$s]}")"; done
+        echo
+    done
+    for s in bayes default_bayes; do smtp_verdicts "$s" $((50 + SMTP_RUNS * n)); done
+    m=$((SMTP_RUNS * n))
     {
         echo "data_post: $SMTP_RUNS runs of $n messages (fold 1's test set), $SMTP_SESSIONS sessions, bayes trained on $nh ham + $ns spam"
-        awk -v cp="$cpu_p" -v cb="$cpu_b" -v m="$((SMTP_RUNS * n))" -v t="$TICK" -v mp="$mp" -v mb="$mb" 'BEGIN {
-            printf "data_post: worker CPU per message %.0f us without bayes, %.0f us with; median rate %s / %s msg/s (sender-bound)\n",
-                1e6 * cp / t / m, 1e6 * cb / t / m, mp, mb
-            r = cp / cb
-            printf "target bayes at data_post, rate left (CPU plain / CPU bayes): %.2f, rates %.2f (target >= 0.7: %s)\n",
-                r, mb / mp, (r >= 0.7 ? "met" : "MISSED") }'
+        for pair in "plain bayes discard queue_discard alone" \
+                    "default default_bayes durable the default chain with queue_spool"; do
+            set -- $pair
+            local a=$1 b=$2 label=$3 ra rb
+            shift 3
+            ra=$(tr ' ' '\n' <<<"${rates[$a]}" | grep . | median)
+            rb=$(tr ' ' '\n' <<<"${rates[$b]}" | grep . | median)
+            awk -v cp="${cpus[$a]}" -v cb="${cpus[$b]}" -v m="$m" -v t="$TICK" -v mp="$ra" -v mb="$rb" \
+                -v label="$label" -v what="$*" 'BEGIN {
+                printf "data_post, %s baseline (%s): worker CPU per message %.0f us without bayes, %.0f us with; median rate %s / %s msg/s (sender-bound)\n",
+                    label, what, 1e6 * cp / t / m, 1e6 * cb / t / m, mp, mb
+                r = cp / cb
+                printf "target bayes at data_post, %s baseline: rate left (CPU without / CPU with) %.2f, rates %.2f (target >= 0.7: %s)\n",
+                    label, r, mb / mp, (r >= 0.7 ? "met" : "MISSED") }'
+        done
     } >"$RUN/data_post.txt"
 }
 

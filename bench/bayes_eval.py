@@ -23,6 +23,15 @@ Subcommands (run by bench/bayes.sh, which documents the whole):
       OUTDIR/times/<filter> ("<filter> <fold> learn|classify <messages> <wall s>
       <cpu s> <servers' cpu s>"), prints the table and the ratios, writes them to
       OUTDIR/results.txt.
+  thresholds OUTDIR FOLDFILE FILTER [SPAM,... [HAM,...]]
+      From the same score files (the folds the filter has finished): for
+      each spam threshold (spam when the score is at least it) and each
+      ham threshold (ham when below it; unsure between), the false
+      positives (ham called spam), the spam caught, the spam missed
+      (unsure or ham), the ham called unsure, and the spam called ham.
+      Then 1-AUC, and the lowest threshold with no false positive and
+      with at most one.  (How the defaults of spam_threshold and
+      ham_threshold were chosen: bench/README.md.)
 
 Fails: a missing or malformed file exits 1 with its name and line; a test
 message without a score is an error (a filter that lost a message must not
@@ -377,9 +386,60 @@ def report(outdir, foldfile, filters):
         f.write(text)
 
 
+def thresholds(outdir, foldfile, flt, spam_ts=None, ham_ts=None):
+    cls_of, folds_of = {}, {}
+    with open(foldfile) as f:
+        for lineno, line in enumerate(f, 1):
+            parts = line.rstrip("\n").split(" ", 2)
+            if len(parts) != 3:
+                die(f"{foldfile}:{lineno}: bad line")
+            folds_of[parts[2]] = int(parts[0])
+            cls_of[parts[2]] = parts[1]
+    done = done_folds(outdir, flt, folds_of)
+    if not done:
+        die(f"no finished fold of {flt} in {outdir}/scores")
+    got = read_scores(outdir, flt, done)
+    pairs = []
+    for path, c in cls_of.items():
+        if folds_of[path] not in done:
+            continue
+        if path not in got:
+            die(f"{flt}: no score for {path}")
+        pairs.append((got[path][0], c == "spam"))
+    n_spam = sum(1 for _, s in pairs if s)
+    n_ham = len(pairs) - n_spam
+    spam_ts = [float(x) for x in (spam_ts or
+               "0.5,0.6,0.7,0.8,0.9,0.95,0.99").split(",")]
+    ham_ts = [float(x) for x in (ham_ts or "0.1,0.2,0.3").split(",")]
+    print(f"{flt}: {len(pairs)} messages ({n_ham} ham, {n_spam} spam), "
+          f"folds {','.join(str(k) for k in sorted(done))}")
+    print("| spam_threshold | ham_threshold | FP (ham called spam) | "
+          "spam caught | FN (spam missed) | ham unsure | spam called ham |")
+    print("|---|---|---|---|---|---|---|")
+
+    def pct(n, d):
+        return f"{100.0 * n / d:.2f}% ({n})"
+    for st in spam_ts:
+        for ht in ham_ts:
+            if ht > st:
+                continue
+            fp = sum(1 for sc, s in pairs if not s and sc >= st)
+            tp = sum(1 for sc, s in pairs if s and sc >= st)
+            hu = sum(1 for sc, s in pairs if not s and ht <= sc < st)
+            sh = sum(1 for sc, s in pairs if s and sc < ht)
+            print(f"| {st:g} | {ht:g} | {pct(fp, n_ham)} | {pct(tp, n_spam)} | "
+                  f"{pct(n_spam - tp, n_spam)} | {pct(hu, n_ham)} | "
+                  f"{pct(sh, n_spam)} |")
+    print(f"1-AUC {100 * (1 - auc(pairs)):.3f}%")
+    for max_fp in (0, 1):
+        fn, fp, t = best_fn_at_fp(pairs, max_fp / n_ham)
+        print(f"at most {max_fp} false positive(s): spam when >= {t:g}: "
+              f"FN {100 * fn:.2f}%")
+
+
 def main(argv):
     if len(argv) < 2:
-        die("usage: prepare|folds|report ...")
+        die("usage: prepare|folds|rspamd-json|report|thresholds ...")
     cmd, args = argv[1], argv[2:]
     if cmd == "prepare" and len(args) == 3:
         prepare(*args)
@@ -389,6 +449,8 @@ def main(argv):
         rspamd_json(*args)
     elif cmd == "report" and len(args) >= 3:
         report(args[0], args[1], args[2:])
+    elif cmd == "thresholds" and 3 <= len(args) <= 5:
+        thresholds(*args)
     else:
         die(f"bad arguments to {cmd}")
 
