@@ -193,6 +193,17 @@ sub reconfigure {
     is $srv->hup, 'done', "reload with: " . join(', ', split /\n/, $ini);
 }
 
+# max_features: a message with more features is judged on a sample of
+# that many (looked up in the store)
+reconfigure("max_features = 100\n");
+$r = send_msg(message('spam', 56, mid => '<s56@test>')
+              . join(' ', map { "word$_" } 1 .. 400) . "\n");
+is $r->{code}, 250, 'a long message accepted';
+$spooled++;
+my ($judged) = (grep { / features\)/ } split /\n/, $srv->log_text)[-1];
+like $judged // '', qr/ \(\d+ of 100 features\)/,
+    'max_features = 100: 100 of its features looked up';
+
 reconfigure("spam_action = reject\nreject_text = We do not want it\n");
 $r = send_msg(message('spam', 52, mid => '<s52@test>'));
 is $r->{code}, 554, 'reject: 554';

@@ -40,6 +40,17 @@ const char *bayes_class_name(bayes_verdict_class c)
     return c == BAYES_V_SPAM ? "spam" : c == BAYES_V_HAM ? "ham" : "unsure";
 }
 
+/* A message's ids are sorted hashes: the first max_features of them are
+ * a sample of its features that does not depend on where in the message
+ * they stand.  Measured on the 10 folds (bench/README.md): 2,000 keeps
+ * the ranking (1-AUC 0.025 % against 0.027 % with all) and spares a
+ * quarter of the lookups, the verdict's main cost; 1,500 doubles 1-AUC. */
+size_t bayes_lookup_count(const bayes_settings *s, size_t n)
+{
+    return s->max_features > 0 && n > (size_t)s->max_features
+               ? (size_t)s->max_features : n;
+}
+
 bayes_verdict_class bayes_class_of(const bayes_settings *s, double prob)
 {
     if (prob >= s->spam_threshold)
@@ -302,7 +313,8 @@ static upesi_verdict bayes_data_post(upesi_call *call)
         return r;
     }
     v->in_call = 1;
-    rc = bayes_store_lookup(st, v->f.ids, v->f.n, lookup_done, v);
+    rc = bayes_store_lookup(st, v->f.ids, bayes_lookup_count(s, v->f.n),
+                            lookup_done, v);
     v->in_call = 0;
     if (rc != 0) {
         upesi_verdict r = store_failed(v, rc);

@@ -34,6 +34,7 @@ typedef struct bayes_settings {
     int action[BAYES_CLASSES];   /* bayes_action, by verdict class      */
     char *reject_text, *tempfail_text, *tag_subject;
     uint64_t max_size;           /* bytes of a message read              */
+    int max_features;            /* looked up a message, at most         */
     int osb;
     bayes_params params;
     int store_failure;           /* STORE_FAILURE_ACCEPT | _TEMPFAIL     */
@@ -63,6 +64,8 @@ bayes_store *bayes_store_for(const bayes_settings *s, char *err,
 
 const char *bayes_class_name(bayes_verdict_class c);
 bayes_verdict_class bayes_class_of(const bayes_settings *s, double prob);
+/* How many of a message's n sorted feature ids a verdict looks up. */
+size_t bayes_lookup_count(const bayes_settings *s, size_t n);
 
 /* Tokenize, hash and learn or unlearn one message (bayes_cli.c): the
  * store's answer in *result.  0 or a negative errno. */

@@ -110,7 +110,8 @@ int bayes_classify_message(bayes_store *st, const bayes_settings *s,
     int rc = bayes_features_message(&f, msg, len);
     if (rc == 0) {
         classify_out o = {.s = s, .status = -EIO, .prob = 0.5};
-        rc = bayes_store_lookup(st, f.ids, f.n, classify_done, &o);
+        rc = bayes_store_lookup(st, f.ids, bayes_lookup_count(s, f.n),
+                                classify_done, &o);
         if (rc == 0)
             rc = wait_for(&o.done);
         if (rc == 0) {

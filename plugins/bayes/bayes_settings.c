@@ -215,6 +215,10 @@ const upesi_setting bayes_settings_table[] = {
            "(0 to 0.5)"),
     CUSTOM("max_tokens", set_max_tokens, "60",
            "features combined at most, the strongest (1 to 100000)"),
+    { "max_features", UPESI_SETTING_INT, OFF(max_features), 100,
+      UPESI_STORE_BATCH_MAX - 1, NULL, NULL, "2000",
+      "features of a message looked up in the store at most; a longer "
+      "message's are a sample (by their hash)" },
     CUSTOM("robinson_s", set_robinson_s, "0.1",
            "Robinson's strength of the prior (0.0001 to 100)"),
     CUSTOM("robinson_x", set_robinson_x, "0.5",
