@@ -21,7 +21,7 @@ void *bayes_settings_new(void)
     bayes_settings *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
-    s->spam_threshold = 0.95;
+    s->spam_threshold = 0.60;
     s->ham_threshold = 0.20;
     /* min_learns, the actions, max_size, osb, store_failure: the host
      * applies the table's defaults */
@@ -184,7 +184,7 @@ static const char *const failure_names[] = {"accept", "tempfail", NULL};
     { name, UPESI_SETTING_CUSTOM, 0, 0, 0, NULL, fn, def, help }
 
 const upesi_setting bayes_settings_table[] = {
-    CUSTOM("spam_threshold", set_spam_threshold, "0.95",
+    CUSTOM("spam_threshold", set_spam_threshold, "0.60",
            "a probability at or above it is `spam` (0 to 1)"),
     CUSTOM("ham_threshold", set_ham_threshold, "0.20",
            "at or below it is `ham`; between the two, `unsure`; not above "
