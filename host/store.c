@@ -49,15 +49,25 @@ uint64_t up_store_timeout_ms(void)
     return params.timeout_ms;
 }
 
+static char *slot_of(const upesi_store_op *op, size_t i)
+{
+    return op->slots ? op->slots + i * UP_STORE_SLOT : NULL;
+}
+
 int up_store_value_copy(upesi_store_op *op, size_t i, const void *data,
                         size_t len)
 {
-    char *copy = malloc(len + 1);
+    /* a batch read of a thousand counters made a thousand allocations */
+    if (op->slots == NULL && len < UP_STORE_SLOT && op->n > 0)
+        op->slots = malloc(op->n * UP_STORE_SLOT);
+    char *slot = slot_of(op, i);
+    char *copy = slot && len < UP_STORE_SLOT ? slot : malloc(len + 1);
     if (copy == NULL)
         return -ENOMEM;
     memcpy(copy, data, len);
     copy[len] = '\0';
-    free((void *)op->values[i].data);
+    if (op->values[i].data != slot)
+        free((void *)op->values[i].data);
     op->values[i].data = copy;
     op->values[i].len = len;
     long long num;
@@ -71,8 +81,10 @@ static void op_free(upesi_store_op *op)
 {
     size_t nv = op->kind == UP_STORE_COUNT ? 1 : op->n;
     for (size_t i = 0; op->values && i < nv; i++)
-        free((void *)op->values[i].data);
+        if (op->values[i].data != slot_of(op, i))
+            free((void *)op->values[i].data);
     free(op->values);
+    free(op->slots);
     free(op->keys ? op->keys[0] : NULL);    /* one block for all keys */
     free(op->keys);
     free(op->klens);

@@ -41,6 +41,8 @@ struct upesi_store_op {
     void *arg;
     int status;                 /* the backend's answer                 */
     upesi_store_value *values;  /* n entries (1 for COUNT)              */
+    char *slots;                /* short values' bytes, UP_STORE_SLOT
+                                   each, value i at slots + i * SLOT   */
 
     uint64_t deadline;          /* uv_now + store_timeout               */
     int answered;               /* the caller has had its callback      */
@@ -70,7 +72,11 @@ void up_store_done(upesi_store_op *op, int status);
 /* The same, delivered from the loop shortly (for answers known inside
  * submit: the backend is down). */
 void up_store_done_later(upesi_store_op *op, int status);
-/* values[i].data = a copy of data (NUL-terminated); -ENOMEM. */
+/* values[i].data = a copy of data (NUL-terminated); -ENOMEM.  A value
+ * shorter than UP_STORE_SLOT goes in the operation's slots (one
+ * allocation for all of a batch read's counters), a longer one in its own
+ * allocation. */
+#define UP_STORE_SLOT 32
 int up_store_value_copy(upesi_store_op *op, size_t i, const void *data,
                         size_t len);
 /* The whole decimal number in data[0..len), or -EINVAL. */

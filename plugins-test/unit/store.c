@@ -53,6 +53,19 @@ static void t_answered(const upesi_store_result *r, void *arg)
     }
 }
 
+/* an mget's values, each checked against what was written: short values
+ * share one allocation of the operation, long ones have their own */
+static const char *want_data[4];
+static void t_answered_data(const upesi_store_result *r, void *arg)
+{
+    int good = r->status == 0 && r->count == 4;
+    for (size_t i = 0; good && i < 4; i++)
+        good = r->values[i].found && r->values[i].len == strlen(want_data[i]) &&
+               !strcmp(r->values[i].data, want_data[i]);
+    t_answered(r, arg);
+    ((t_answer *)arg)->num[0] = good;
+}
+
 /* the answer to op (started with &ans as arg), running the loop for it */
 static t_answer *t_wait(upesi_store_op *op)
 {
@@ -110,7 +123,7 @@ static void t_full_child(void)
 
 int main(void)
 {
-    plan(58);
+    plan(59);
     loop = uv_default_loop();
     uv_timer_t keepalive;
     uv_timer_init(loop, &keepalive);
@@ -225,6 +238,19 @@ int main(void)
         good = i == 250 ? !ans.found[i] : ans.found[i] && ans.num[i] == 2 * i;
     ok(good, "mget of %d keys: values in order, the absent one absent",
        T_BATCH);
+    static char longv[101];
+    memset(longv, 'x', 100);
+    t_wait(up_store_set("t", "longv", longv, 100, 0, t_answered, t_reset()));
+    t_wait(up_store_set("t", "shortv", "abc", 3, 0, t_answered, t_reset()));
+    t_wait(up_store_set("t", "edgev", "0123456789012345678901234567890", 31,
+                        0, t_answered, t_reset()));
+    const char *mix4[4] = { "longv", "shortv", "edgev", "longv" };
+    want_data[0] = want_data[3] = longv;
+    want_data[1] = "abc";
+    want_data[2] = "0123456789012345678901234567890";
+    t_wait(up_store_mget("t", mix4, 4, t_answered_data, t_reset()));
+    ok(ans.status == 0 && ans.num[0] == 1, "mget of long and short values: "
+       "each value's bytes and length");
     t_wait(up_store_set("t", "text", "abc", 3, 0, t_answered, t_reset()));
     const char *mixed[3] = { "fresh1", "text", "fresh2" };
     long long one[3] = { 1, 1, 1 };
