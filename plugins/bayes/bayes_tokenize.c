@@ -501,7 +501,7 @@ static void headers(walk *w, GMimeMessage *msg)
             continue;
         if (g_ascii_strcasecmp(name, "Received") == 0) {
             if (received++ < MAX_RECEIVED)
-                received_tokens(w, g_mime_header_get_value(h));
+                received_tokens(w, g_mime_header_get_raw_value(h));
         } else if (g_ascii_strcasecmp(name, "X-Mailer") == 0) {
             header_tokens(w, "x-mailer:", g_mime_header_get_value(h));
         } else if (g_ascii_strcasecmp(name, "User-Agent") == 0) {
