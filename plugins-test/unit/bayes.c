@@ -172,6 +172,18 @@ static void test_features(void)
     bayes_features_finish(&f);
     is_int((long long)f.n, 1, "a word said three times counts once");
     bayes_features_free(&f);
+    /* a long message: the raw ids stop at the cap, the first ones kept */
+    bayes_features_init(&f, 0);
+    char w[16];
+    for (int i = 0; i < BAYES_MAX_FEATURES + 5000; i++) {
+        int n = snprintf(w, sizeof w, "w%d", i);
+        bayes_features_token(w, (size_t)n, &f);
+    }
+    ok(f.n == BAYES_MAX_FEATURES && f.cap == BAYES_MAX_FEATURES && !f.oom,
+       "raw ids stop at BAYES_MAX_FEATURES, the array no larger");
+    bayes_features_finish(&f);
+    is_int((long long)f.n, BAYES_MAX_FEATURES, "... all of them distinct");
+    bayes_features_free(&f);
     ok(bayes_hash64("ab", 2, 0) != bayes_hash64("ba", 2, 0) &&
            bayes_hash64("ab", 2, 0) != bayes_hash64("ab", 2, 1),
        "hash depends on order and seed");
@@ -284,7 +296,7 @@ static void test_math(void)
 
 int main(void)
 {
-    plan(45);
+    plan(47);
     bayes_tokenize_init();
     test_tokenizer();
     test_charsets();

@@ -61,12 +61,14 @@ void bayes_features_free(bayes_features *f)
 static void add_id(bayes_features *f, uint64_t id)
 {
     if (f->n == f->cap) {
-        if (f->cap >= BAYES_MAX_FEATURES)
+        if (f->cap >= BAYES_MAX_FEATURES || f->oom)
             return;
         size_t cap = f->cap ? f->cap * 2 : 512;
+        if (cap > BAYES_MAX_FEATURES)
+            cap = BAYES_MAX_FEATURES;
         uint64_t *ids = realloc(f->ids, cap * sizeof *ids);
         if (ids == NULL) {
-            f->cap = BAYES_MAX_FEATURES;   /* stop growing: -ENOMEM later */
+            f->oom = 1;                 /* keep what fits: -ENOMEM later */
             return;
         }
         f->ids = ids;
@@ -164,8 +166,7 @@ int bayes_features_message(bayes_features *f, const char *msg, size_t len)
 {
     int rc = bayes_tokenize(msg, len, bayes_features_token, f);
     bayes_features_finish(f);
-    if (rc == 0 && f->cap == BAYES_MAX_FEATURES && f->n < f->cap &&
-        f->ids == NULL)
+    if (rc == 0 && f->oom)
         rc = -ENOMEM;
     return rc;
 }

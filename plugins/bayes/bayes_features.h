@@ -18,7 +18,9 @@
 #include <stdint.h>
 
 #define BAYES_OSB_WINDOW 5
-#define BAYES_MAX_FEATURES 20000     /* per message, the rest is ignored  */
+/* raw ids a message (before duplicates go; the array doubles from 512 up
+ * to this), the rest is ignored: ~6,500 tokens of text with OSB */
+#define BAYES_MAX_FEATURES 32768
 
 typedef struct bayes_features {
     uint64_t *ids;
@@ -27,6 +29,7 @@ typedef struct bayes_features {
     uint64_t window[BAYES_OSB_WINDOW];
     size_t in_window;
     int osb;                         /* 0: single tokens only             */
+    int oom;                         /* the array could not grow          */
 } bayes_features;
 
 void bayes_features_init(bayes_features *f, int osb);
