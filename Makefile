@@ -137,7 +137,7 @@ $(BUILD)/unit/bayes.t: $(BAYES_UNIT_OBJ)
 $(BUILD)/unit/bayes.t: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
 $(BUILD)/plugins-test/unit/bayes.o: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 UNIT_DEPS_plugin_loader := plugin_loader
-UNIT_DEPS_store       := store store_num store_url store_lmdb store_redis log stats \
+UNIT_DEPS_store       := store store_num store_url store_lmdb store_redis store_redis_uv log stats \
                          durable simulate_state
 unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ)) \
             $(patsubst %,$(BUILD)/plugins/%.o,$(UNIT_PLUGIN_DEPS_$(1)))

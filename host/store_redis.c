@@ -1,11 +1,13 @@
 /*
  * store_redis.c - the store's fleet backend: Redis through hiredis's
- * asynchronous API on the worker's libuv loop (its libuv adapter), one
+ * asynchronous API on the worker's libuv loop, one
  * connection per worker, so that every host of a fleet shares counters,
  * greylisting and tokens (smtp.ini store = redis://HOST:PORT/DB or
  * redis+unix:///PATH; docs/store.md).
  *
- * Each call is one Redis command, pipelined on the connection with every
+ * The connection is watched through store_redis_uv.c: the commands of one
+ * loop iteration go out in one write.  Each call is one Redis command,
+ * pipelined on the connection with every
  * other call in flight: GET, MGET (a batch is one command), SET ... PX,
  * DEL, PTTL, PEXPIRE, INCRBY; an increment with a ttl for new keys is
  * INCRBY then PEXPIRE NX (see incr_one); a batch of increments and an expire that
@@ -27,7 +29,6 @@
  * the last logged at most once a minute.
  */
 #include <errno.h>
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@
 #include "log.h"
 #include "stats.h"
 #include "store_int.h"
+#include "store_redis_uv.h"
 
 #define REDIS_BACKOFF_FIRST_MS 100
 #define REDIS_BACKOFF_MAX_MS 2000
@@ -173,7 +175,7 @@ static void connect_now(void)
         went_down(why);
         return;
     }
-    if (redisLibuvAttach(ac, rloop) != REDIS_OK) {
+    if (up_store_redis_attach(ac, rloop) != REDIS_OK) {
         redisAsyncFree(ac);
         ac = NULL;
         went_down("cannot watch the connection");
