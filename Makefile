@@ -139,6 +139,7 @@ $(BUILD)/plugins-test/unit/bayes.o: PKG_CFLAGS += $(shell pkg-config --cflags gm
 UNIT_DEPS_plugin_loader := plugin_loader
 UNIT_DEPS_store       := store store_num store_url store_lmdb store_redis store_redis_uv log stats \
                          durable simulate_state
+UNIT_DEPS_store_redis := $(UNIT_DEPS_store)
 unit_objs = $(if $(UNIT_DEPS_$(1)),$(patsubst %,$(BUILD)/host/%.o,$(UNIT_DEPS_$(1))),$(HOST_LIB_OBJ)) \
             $(patsubst %,$(BUILD)/plugins/%.o,$(UNIT_PLUGIN_DEPS_$(1)))
 $(BUILD)/unit/%.t: $(BUILD)/plugins-test/unit/%.o $$(call unit_objs,$$*)
