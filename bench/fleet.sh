@@ -15,11 +15,14 @@
 #          started here, persisting nothing)
 # limit has conf/limit.ini's rules with limits no run reaches
 # (concurrency, rate, messages and recipients per IP and per user, AUTH
-# failures): a connection costs two store_incr and a store_expire, a
-# message one store_incr at MAIL and one at RCPT.  greylist has delay = 1 s
-# and the loopback network is made to pass before the runs: one store_mget
-# per recipient.  karma keeps conf/karma.ini: one store_mget of 60 keys
-# per connection (clean sessions score nothing: no write).
+# failures): a connection costs two store_incr and a store_expire (and a
+# store_incr at disconnect), a message one store_incr at MAIL and one at
+# RCPT.  greylist has delay = 1 s and the loopback network is made to pass
+# before the runs: the worker's pass_cache answers its recipients, no
+# store call.  karma keeps conf/karma.ini: one store_mget of 20 keys (10
+# slots, IP and network) per connection (clean sessions score nothing: no
+# write).  With Redis a reused connection's message is two round trips
+# (MAIL, RCPT), a new connection's four (connect: limit, then karma).
 # smtp-source sends MESSAGES (default 2000) 1 KB messages over SESSIONS
 # (default 10) sessions, a new connection per message and then reused
 # connections (-d); the runs alternate between the servers, and the median
