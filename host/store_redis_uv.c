@@ -7,10 +7,16 @@
  * uv_poll_start takes the socket out of epoll and puts it back: two
  * epoll_ctl calls per command, several per message, on the hottest path
  * of a worker that counts every MAIL and RCPT in Redis.  Here the socket
- * stays watched for reading from connect to close, and the commands of a
- * loop iteration are written together just before the loop waits again
- * (a uv_prepare handle): one write() for all the sessions that asked
- * something in that iteration, no epoll_ctl.  The socket is watched for
+ * stays watched for reading from connect to close, and commands are
+ * written together, once per turn of the loop, no epoll_ctl: the first
+ * command queued arms a flush that runs after the loop's next poll (a
+ * uv_check handle, the prepare handle telling that a poll began since),
+ * and an idle handle keeps that poll from waiting.  So the sessions whose
+ * commands arrived in that poll join the same write, as they did with
+ * hiredis's adapter (its write waited for the next poll's "writable"):
+ * one write() and one wake-up of Redis for all of them.  (Writing at once,
+ * before the next poll, was measured: more writes, a task switch more per
+ * message for the worker, bench/README.md.)  The socket is watched for
  * writing only while hiredis waits for the connect to finish or for room
  * in a full socket buffer.
  *
@@ -25,11 +31,14 @@
 typedef struct rl_events {
     redisAsyncContext *ac;          /* NULL once hiredis cleaned up */
     uv_poll_t poll;
-    uv_prepare_t flush;
-    int events;                     /* what poll watches now */
-    int want;                       /* what hiredis wants watched */
-    int flushing;                   /* inside redisAsyncHandleWrite */
-    int closing;                    /* handles being closed */
+    uv_prepare_t flush;             /* notes that a poll begins         */
+    uv_check_t after;               /* the flush, after that poll       */
+    uv_idle_t nowait;               /* ... which must not wait          */
+    int state;                      /* 0 idle, 1 armed, 2 a poll began  */
+    int events;                     /* what poll watches now            */
+    int want;                       /* what hiredis wants watched       */
+    int flushing;                   /* inside redisAsyncHandleWrite     */
+    int closing;                    /* handles being closed             */
 } rl_events;
 
 static void rl_poll_cb(uv_poll_t *h, int status, int events);
@@ -61,16 +70,36 @@ static void rl_poll_cb(uv_poll_t *h, int status, int events)
         redisAsyncHandleWrite(p->ac);
 }
 
-/* Before the loop waits: write what this iteration queued. */
-static void rl_flush_cb(uv_prepare_t *h)
+/* Before a poll: if a flush is armed, the poll about to run is the one
+ * it waits for. */
+static void rl_before_cb(uv_prepare_t *h)
 {
     rl_events *p = h->data;
-    uv_prepare_stop(h);
+    if (p->state == 1)
+        p->state = 2;
+}
+
+/* After a poll: write what was queued before it and during it. */
+static void rl_after_cb(uv_check_t *h)
+{
+    rl_events *p = h->data;
+    if (p->state != 2)
+        return;
+    p->state = 0;
+    uv_prepare_stop(&p->flush);
+    uv_check_stop(&p->after);
+    uv_idle_stop(&p->nowait);
     if (p->ac == NULL)
         return;
     p->flushing = 1;
     redisAsyncHandleWrite(p->ac);   /* may disconnect: p->ac then NULL */
     p->flushing = 0;
+}
+
+/* Active while a flush is armed: the poll does not wait. */
+static void rl_idle_cb(uv_idle_t *h)
+{
+    (void)h;
 }
 
 static void rl_add_read(void *privdata)
@@ -100,7 +129,12 @@ static void rl_add_write(void *privdata)
         rl_update(p);
         return;
     }
-    uv_prepare_start(&p->flush, rl_flush_cb);
+    if (p->state == 0) {
+        p->state = 1;
+        uv_prepare_start(&p->flush, rl_before_cb);
+        uv_check_start(&p->after, rl_after_cb);
+        uv_idle_start(&p->nowait, rl_idle_cb);
+    }
 }
 
 static void rl_del_write(void *privdata)
@@ -113,7 +147,7 @@ static void rl_del_write(void *privdata)
 static void rl_closed(uv_handle_t *h)
 {
     rl_events *p = h->data;
-    if (++p->closing == 3)          /* both handles closed */
+    if (++p->closing == 5)          /* the four handles closed */
         free(p);
 }
 
@@ -124,6 +158,8 @@ static void rl_cleanup(void *privdata)
     p->closing = 1;
     uv_close((uv_handle_t *)&p->poll, rl_closed);
     uv_close((uv_handle_t *)&p->flush, rl_closed);
+    uv_close((uv_handle_t *)&p->after, rl_closed);
+    uv_close((uv_handle_t *)&p->nowait, rl_closed);
 }
 
 int up_store_redis_attach(redisAsyncContext *ac, uv_loop_t *loop)
@@ -139,6 +175,12 @@ int up_store_redis_attach(redisAsyncContext *ac, uv_loop_t *loop)
     }
     uv_prepare_init(loop, &p->flush);
     uv_unref((uv_handle_t *)&p->flush);
+    uv_check_init(loop, &p->after);
+    uv_unref((uv_handle_t *)&p->after);
+    uv_idle_init(loop, &p->nowait);
+    uv_unref((uv_handle_t *)&p->nowait);
+    p->after.data = p;
+    p->nowait.data = p;
     p->poll.data = p;
     p->flush.data = p;
     p->ac = ac;
