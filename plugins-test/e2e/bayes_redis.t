@@ -71,9 +71,10 @@ like $out, qr/learned 20 as ham/, 'host A: learned 20 ham';
 like $out, qr/spam learned: 20\nham learned: 20\nfeatures: unknown/,
     "host B's command line sees the same counts";
 my $keys = $redis->cli('--scan', '--pattern', 'bayes:*');
-like $keys, qr/^bayes:t:[0-9a-f]{16}$/m, 'features under bayes:t:';
-like $keys, qr/^bayes:l:[0-9a-f]{32}$/m, 'learned records under bayes:l:';
-like $keys, qr/^bayes:n$/m, 'the totals under bayes:n';
+like $keys, qr/^bayes:f:[0-9a-f]{16}$/m, 'features under bayes:f:';
+like $keys, qr/^bayes:m:[0-9a-f]{32}$/m, 'learned records under bayes:m:';
+like $keys, qr/^bayes:total$/m, 'the totals under bayes:total';
+unlike $keys, qr/^bayes:(t:|l:|n$)/m, "nothing under format 1's names";
 
 # the command line learns in batches on Redis too: copies in one call
 # count once, a move and an unlearn are exact
@@ -123,11 +124,29 @@ for (1 .. 50) {
 like $out, qr/spam learned: 21\nham learned: 19\n/,
     "host B's vote is in host A's counts";
 
+# counts of an earlier format (format 1: bayes:n, bayes:t:..., bayes:l:...)
+# are left alone, and said: by stats, and once by a server's first verdict
+$redis->cli('SET', 'bayes:n', 7 * 2**32 + 5);
+$redis->cli('SET', 'bayes:t:00000000000000aa', 2**32);
+($rc, $out) = bayes_cmd($a, 'stats');
+like $out, qr/spam learned: 21\nham learned: 19\n.*\nearlier format: 7 spam, 5 ham learned by an older bayes, unused: learn them again/s,
+    "stats: an earlier format's totals, apart from this one's";
+$b->stop_ok;
+$b->start;
+$r = send_to($b, message('spam', 33));
+like $b->log_text, qr/WARNING.*bayes: the store holds 7 spam and 5 ham learned by an earlier version of bayes \(format 1\)/,
+    "a server's first verdict says the store holds an earlier format's counts";
+my @w = $b->log_text =~ /(earlier version of bayes)/g;
+$r = send_to($b, message('spam', 34));
+my @w2 = $b->log_text =~ /(earlier version of bayes)/g;
+is scalar(@w2), scalar(@w), '... once a process';
+is $redis->cli('GET', 'bayes:t:00000000000000aa'), 2**32, '... and leaves them alone';
+
 # Redis gone: no verdict, the mail flows (store_failure = accept)
 $redis->stop;
 $r = send_to($b, message('spam', 32));
 is $r->{code}, 250, 'Redis down: the message is still accepted';
-@m = $b->wait_spool(3, 10);
+@m = $b->wait_spool(5, 10);
 unlike $m[-1]{message} // '', qr/^X-Spam-Bayes: \d/m, '... without a verdict';
 like $b->log_text, qr/bayes: .*store: /, '... and the log says why';
 ($rc, $out) = bayes_cmd($a, 'classify', "$tmp/spam/1.eml");

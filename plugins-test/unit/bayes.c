@@ -172,6 +172,41 @@ static void test_features(void)
     bayes_features_finish(&f);
     is_int((long long)f.n, 1, "a word said three times counts once");
     bayes_features_free(&f);
+    /* a pair's id begins with its later token's top 32 bits: in the
+     * store's sorted keys a token's pairs sit beside it */
+    bayes_features_init(&f, 1);
+    bayes_features_token("alpha", 5, &f);
+    bayes_features_token("beta", 4, &f);
+    uint64_t beta = bayes_hash64("beta", 4, 0);
+    int pair_near = 0;
+    for (size_t i = 0; i < f.n; i++)
+        if (f.ids[i] != beta && f.ids[i] != bayes_hash64("alpha", 5, 0) &&
+            f.ids[i] >> 32 == beta >> 32)
+            pair_near = 1;
+    ok(f.n == 3 && pair_near, "the pair (alpha, beta) sits beside beta");
+    bayes_features_free(&f);
+
+    /* a sample: k of n sorted ids, sorted, the same each time, spread
+     * over the ids (not the k lowest) */
+    enum { N = 4000, K = 500 };
+    static uint64_t ids[N], s1[K], s2[K];
+    for (int i = 0; i < N; i++)
+        ids[i] = (uint64_t)i << 40;
+    size_t k1 = bayes_features_sample(ids, N, K, s1);
+    size_t k2 = bayes_features_sample(ids, N, K, s2);
+    int sorted = 1, above = 0;
+    for (size_t i = 1; i < k1; i++)
+        sorted &= s1[i - 1] < s1[i];
+    for (size_t i = 0; i < k1; i++)
+        above += s1[i] >= ids[N / 2];
+    ok(k1 == K && k2 == K && memcmp(s1, s2, sizeof s1) == 0 && sorted,
+       "sample: k ids, sorted, the same for the same message");
+    ok(above > K / 4 && above < 3 * K / 4,
+       "sample: spread over the ids, not the lowest (%d of %d in the upper half)",
+       above, K);
+    ok(bayes_features_sample(ids, 10, K, s1) == 10 && s1[9] == ids[9],
+       "sample: fewer ids than k, all of them");
+
     /* a long message: the raw ids stop at the cap, the first ones kept */
     bayes_features_init(&f, 0);
     char w[16];
@@ -296,7 +331,7 @@ static void test_math(void)
 
 int main(void)
 {
-    plan(47);
+    plan(51);
     bayes_tokenize_init();
     test_tokenizer();
     test_charsets();

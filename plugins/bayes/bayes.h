@@ -64,8 +64,11 @@ bayes_store *bayes_store_for(const bayes_settings *s, char *err,
 
 const char *bayes_class_name(bayes_verdict_class c);
 bayes_verdict_class bayes_class_of(const bayes_settings *s, double prob);
-/* How many of a message's n sorted feature ids a verdict looks up. */
-size_t bayes_lookup_count(const bayes_settings *s, size_t n);
+/* Look up a message's n sorted feature ids, or max_features of them (a
+ * sample), as bayes_store_lookup. */
+int bayes_lookup(bayes_store *st, const bayes_settings *s,
+                 const uint64_t *ids, size_t n, bayes_lookup_fn fn,
+                 void *arg);
 
 /* Tokenize, hash and learn or unlearn one message (bayes_cli.c): the
  * store's answer in *result.  0 or a negative errno. */

@@ -110,8 +110,7 @@ int bayes_classify_message(bayes_store *st, const bayes_settings *s,
     int rc = bayes_features_message(&f, msg, len);
     if (rc == 0) {
         classify_out o = {.s = s, .status = -EIO, .prob = 0.5};
-        rc = bayes_store_lookup(st, f.ids, bayes_lookup_count(s, f.n),
-                                classify_done, &o);
+        rc = bayes_lookup(st, s, f.ids, f.n, classify_done, &o);
         if (rc == 0)
             rc = wait_for(&o.done);
         if (rc == 0) {
@@ -585,7 +584,7 @@ static int stats(run *r)
             "bayes stats`\n");
         return 2;
     }
-    stats_out o = {0, -EIO, {0, 0, 0}};
+    stats_out o = {.status = -EIO};
     int rc = bayes_store_stats(r->st, stats_done, &o);
     if (rc == 0)
         rc = wait_for(&o.done);
@@ -610,6 +609,11 @@ static int stats(run *r)
                 (long long)t.ham >= r->s->min_learns
             ? "verdicts given" : "no verdict yet",
         "the host's store (smtp.ini store)");
+    if (t.old_spam || t.old_ham)
+        say(r, stdout, "earlier format: %llu spam, %llu ham learned by an "
+            "older bayes, unused: learn them again (docs/plugins/bayes.md, "
+            "\"Upgrading\"); features counts both formats\n",
+            (unsigned long long)t.old_spam, (unsigned long long)t.old_ham);
     return 0;
 }
 

@@ -90,10 +90,17 @@ void bayes_features_token(const char *tok, size_t len, void *arg)
         return;
     size_t have = f->in_window < BAYES_OSB_WINDOW - 1 ? f->in_window
                                                       : BAYES_OSB_WINDOW - 1;
-    /* window[0] is the token just before this one */
+    /* window[0] is the token just before this one.  A pair's id begins
+     * with its later token's top 32 bits, so that in the store's sorted
+     * keys a token's pairs sit beside it, and a message's lookups, sorted,
+     * land on pages the lookup before just read; the rest is the pair's
+     * own hash (32 bits: two pairs of one token share an id about once in
+     * 2^32 pairs of that token). */
     for (size_t d = 0; d < have; d++)
-        add_id(f, mix64(f->window[d] * 0x9e3779b97f4a7c15ULL ^
-                        (h + (uint64_t)(d + 1) * 0x632be59bd9b4e019ULL)));
+        add_id(f, (h & 0xffffffff00000000ULL) |
+                  (mix64(f->window[d] * 0x9e3779b97f4a7c15ULL ^
+                         (h + (uint64_t)(d + 1) * 0x632be59bd9b4e019ULL)) &
+                   0xffffffffULL));
     memmove(f->window + 1, f->window,
             (BAYES_OSB_WINDOW - 1) * sizeof f->window[0]);
     f->window[0] = h;
@@ -160,6 +167,39 @@ void bayes_features_finish(bayes_features *f)
         if (f->ids[i] != f->ids[out - 1])
             f->ids[out++] = f->ids[i];
     f->n = out;
+}
+
+/* The rank of an id in the sample: a second hash, so that a sample is
+ * spread over the message's features whatever their ids' layout (a
+ * pair's id begins with its token's bits: the lowest ids would be a few
+ * whole tokens with all their pairs). */
+static uint64_t sample_rank(uint64_t id)
+{
+    return mix64(id ^ 0x5851f42d4c957f2dULL);
+}
+
+size_t bayes_features_sample(const uint64_t *ids, size_t n, size_t k,
+                             uint64_t *out)
+{
+    if (k >= n) {
+        memcpy(out, ids, n * sizeof *ids);
+        return n;
+    }
+    uint64_t *rank = malloc(n * sizeof *rank);
+    if (rank == NULL) {           /* the lowest ids: a sample still */
+        memcpy(out, ids, k * sizeof *ids);
+        return k;
+    }
+    for (size_t i = 0; i < n; i++)
+        rank[i] = sample_rank(ids[i]);
+    sort_ids(rank, n);
+    uint64_t last = rank[k - 1];
+    free(rank);
+    size_t m = 0;
+    for (size_t i = 0; i < n && m < k; i++)
+        if (sample_rank(ids[i]) <= last)
+            out[m++] = ids[i];
+    return m;
 }
 
 int bayes_features_message(bayes_features *f, const char *msg, size_t len)

@@ -5,7 +5,10 @@
  * Siefkes et al. 2004, as rspamd): the token paired with each of the
  * BAYES_OSB_WINDOW - 1 tokens before it in the same field, with the
  * distance between them as part of the pair ("free ... money @2").
- * Ids are a 64-bit hash, so a count store never sees the words.  A
+ * Ids are a 64-bit hash, so a count store never sees the words; a
+ * pair's id begins with its later token's top 32 bits (locality in the
+ * store's sorted keys: docs/plugins/bayes.md; the store's keys are format
+ * 2 for that reason, bayes_store_host.c).  A
  * message's ids are sorted and unique: a word said ten times counts once
  * (Graham, Robinson, bogofilter).
  *
@@ -38,6 +41,11 @@ void bayes_features_free(bayes_features *f);
 void bayes_features_token(const char *tok, size_t len, void *arg);
 /* Sort and unique the ids; after it f->ids[0..n) is the message. */
 void bayes_features_finish(bayes_features *f);
+/* A sample of k of the sorted ids[0..n) into out (room for min(k, n)),
+ * still sorted, the same for the same ids: those whose second hash is
+ * among the k lowest.  Returns how many. */
+size_t bayes_features_sample(const uint64_t *ids, size_t n, size_t k,
+                             uint64_t *out);
 /* The whole path: message bytes to ids.  0 or -ENOMEM. */
 int bayes_features_message(bayes_features *f, const char *msg, size_t len);
 /* The 64-bit hash of bytes (for message digests of the learned record

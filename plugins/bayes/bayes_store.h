@@ -33,6 +33,7 @@ typedef enum bayes_class {
 typedef struct bayes_totals {
     uint64_t spam, ham;          /* messages learned as each class        */
     uint64_t tokens;             /* features with a count (stats only)    */
+    uint64_t old_spam, old_ham;  /* learned in format 1 (stats only)      */
 } bayes_totals;
 
 typedef enum bayes_learn_result {

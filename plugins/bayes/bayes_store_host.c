@@ -3,10 +3,14 @@
  * (smtp.ini `store`, docs/store.md): LMDB shared by the workers of a
  * host, or one Redis shared by a fleet, so that every host learns what
  * any of them is taught.  Keys (the host prefixes "bayes:"):
- *   t:<16 hex>   a feature: spam * 2^32 + ham, one counter, so that a
+ *   f:<16 hex>   a feature: spam * 2^32 + ham, one counter, so that a
  *                learn is one atomic increment per feature
- *   n            the message totals, the same encoding
- *   l:<32 hex>   a learned message (its digest): "s" or "h"
+ *   total        the message totals, the same encoding
+ *   m:<32 hex>   a learned message (its digest): "s" or "h"
+ * These are format 2, where a pair's id begins with its token's bits
+ * (bayes_features.c).  Format 1 ("t:", "n", "l:") hashed pairs whole:
+ * its counts cannot be read as ours, so they are left alone under their
+ * own names, and their totals are looked for once, to say so.
  * A lookup is one store_mget of the totals and every feature (at most
  * UPESI_STORE_BATCH_MAX - 1 features: the rest, a random share since ids
  * are hashes, is not read).  A learn is a store_get of the learned record,
@@ -38,7 +42,11 @@
 #include "bayes_store.h"
 
 #define SPAM_ONE (1LL << 32)
-#define KEY_LEN 20               /* "t:" + 16 hex + NUL, rounded          */
+#define KEY_LEN 20               /* "f:" + 16 hex + NUL, rounded          */
+#define KEY_TOTALS "total"
+#define KEY_FEATURE 'f'
+#define KEY_LEARNED "m:"
+#define OLD_KEY_TOTALS "n"       /* format 1's totals                     */
 #define MAX_IDS (UPESI_STORE_BATCH_MAX - 1)
 
 struct bayes_store {
@@ -55,11 +63,11 @@ static uint32_t ham_of(long long v)
     return v > 0 ? (uint32_t)(v & 0xffffffffLL) : 0;
 }
 
-/* keys[0] = "n", keys[1..n] the features; one allocation. */
+/* keys[0] the totals, keys[1..n] the features; one allocation. */
 static const char **make_keys(const uint64_t *ids, size_t n, char **buf)
 {
     const char **keys = malloc((n + 1) * sizeof *keys);
-    *buf = malloc(n * KEY_LEN + 2);
+    *buf = malloc(n * KEY_LEN + sizeof KEY_TOTALS);
     if (keys == NULL || *buf == NULL) {
         free(keys);
         free(*buf);
@@ -67,13 +75,13 @@ static const char **make_keys(const uint64_t *ids, size_t n, char **buf)
         return NULL;
     }
     char *p = *buf;
-    strcpy(p, "n");
+    strcpy(p, KEY_TOTALS);
     keys[0] = p;
-    p += 2;
+    p += sizeof KEY_TOTALS;
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
-        /* "t:" and 16 hex digits: by hand, printf was a tenth of a verdict */
-        p[0] = 't';
+        /* "f:" and 16 hex digits: by hand, printf was a tenth of a verdict */
+        p[0] = KEY_FEATURE;
         p[1] = ':';
         for (int d = 0; d < 16; d++)
             p[2 + d] = hex[(ids[i] >> (60 - 4 * d)) & 0xf];
@@ -86,7 +94,7 @@ static const char **make_keys(const uint64_t *ids, size_t n, char **buf)
 
 static void digest_key(char out[40], const unsigned char *digest)
 {
-    memcpy(out, "l:", 2);
+    memcpy(out, KEY_LEARNED, 2);
     for (int i = 0; i < BAYES_DIGEST_LEN; i++)
         snprintf(out + 2 + 2 * i, 3, "%02x", digest[i]);
 }
@@ -105,7 +113,7 @@ typedef struct lookup_op {
 static void lookup_done(const upesi_store_result *r, void *arg)
 {
     lookup_op *op = arg;
-    bayes_totals t = {0, 0, 0};
+    bayes_totals t = {0};
     bayes_count *counts = NULL;
     int status = r->status;
     if (status == 0 && (counts = calloc(op->n + 1, sizeof *counts)) == NULL)
@@ -125,10 +133,35 @@ static void lookup_done(const upesi_store_result *r, void *arg)
     free(op);
 }
 
+/* Counts of format 1 in the store: said once a process, at its first
+ * lookup, since a verdict without them looks like an untrained filter. */
+static void old_format_said(const upesi_store_result *r, void *arg)
+{
+    (void)arg;
+    if (r->status != 0 || !r->values[0].found || r->values[0].num <= 0)
+        return;
+    bayes_api->log(bayes_ctx, UPESI_LOG_WARNING, "the store holds %u spam "
+                   "and %u ham learned by an earlier version of bayes "
+                   "(format 1), which this one cannot read: learn them "
+                   "again (docs/plugins/bayes.md, \"Upgrading\")",
+                   spam_of(r->values[0].num), ham_of(r->values[0].num));
+}
+
+static void old_format_check(void)
+{
+    static int checked;
+    if (!checked) {
+        checked = 1;
+        bayes_api->store_get(bayes_ctx, OLD_KEY_TOTALS, old_format_said,
+                             NULL);
+    }
+}
+
 int bayes_store_lookup(bayes_store *st, const uint64_t *ids, size_t n,
                        bayes_lookup_fn fn, void *arg)
 {
     (void)st;
+    old_format_check();
     if (n > MAX_IDS)
         n = MAX_IDS;
     lookup_op *op = calloc(1, sizeof *op);
@@ -288,7 +321,7 @@ typedef struct batch_op {
     size_t *prev;                /* the item's earlier copy, or SIZE_MAX  */
     signed char *first, *after;  /* record state before and after items  */
     unsigned char *last;         /* the item is its message's last copy   */
-    const char **keys;           /* "n" and the distinct features         */
+    const char **keys;           /* the totals and the distinct features  */
     char *buf;
     long long *by;
     size_t nkeys, at;            /* keys, and the next to increment      */
@@ -406,7 +439,7 @@ static int cmp_id_delta(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Sum the batch's changes by feature and issue the increments: "n" and
+/* Sum the batch's changes by feature and issue the increments: totals and
  * the features in calls of at most UPESI_STORE_BATCH_MAX keys. */
 static void batch_counts_write(batch_op *op, const long long *delta)
 {
@@ -600,7 +633,11 @@ static void count_done(const upesi_store_result *r, void *arg)
 {
     stats_op *op = arg;
     if (r->status == 0) {
-        long long other = 1 + (long long)(op->t.spam + op->t.ham);
+        /* the totals and a record a message learned, of each format */
+        long long other = 1 + (long long)(op->t.spam + op->t.ham) +
+                          (op->t.old_spam + op->t.old_ham
+                               ? 1 + (long long)(op->t.old_spam + op->t.old_ham)
+                               : 0);
         long long keys = r->values[0].num;
         op->t.tokens = keys > other ? (uint64_t)(keys - other) : 0;
     }
@@ -618,6 +655,8 @@ static void totals_done(const upesi_store_result *r, void *arg)
     }
     op->t.spam = spam_of(r->values[0].num);
     op->t.ham = ham_of(r->values[0].num);
+    op->t.old_spam = spam_of(r->values[1].num);
+    op->t.old_ham = ham_of(r->values[1].num);
     if (bayes_api->store_count(bayes_ctx, count_done, op) == NULL) {
         op->fn(0, op->t, op->arg);
         free(op);
@@ -633,7 +672,8 @@ int bayes_store_stats(bayes_store *st, bayes_stats_fn fn, void *arg)
     op->fn = fn;
     op->arg = arg;
     op->t.tokens = BAYES_TOKENS_UNKNOWN;
-    if (bayes_api->store_get(bayes_ctx, "n", totals_done, op) == NULL) {
+    static const char *const keys[] = { KEY_TOTALS, OLD_KEY_TOTALS };
+    if (bayes_api->store_mget(bayes_ctx, keys, 2, totals_done, op) == NULL) {
         free(op);
         return -EIO;
     }
