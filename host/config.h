@@ -71,6 +71,7 @@ typedef struct up_config {
     double timeout_multiplier;
     double command_deadline;         /* seconds x multiplier, 0 = none   */
     double data_deadline;            /* seconds x multiplier, 0 = none   */
+    double proxy_timeout;            /* seconds for a PROXY header       */
     double stop_timeout;             /* seconds transactions may take to
                                         finish after SIGTERM             */
     double plugin_timeout;           /* seconds                          */

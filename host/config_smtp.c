@@ -562,7 +562,7 @@ static const upesi_setting smtp_settings[] = {
       "127.0.0.1:2525", "addresses to listen on, `addr:port`; IPv6 as "
       "`[::1]:2525`; `*:25` = all IPv4; repeated lines add. An address "
       "followed by the word `proxy` (`127.0.0.1:2525 proxy`) expects the "
-      "PROXY protocol (v1 or v2) first, within 5 s (see admin.md, "
+      "PROXY protocol (v1 or v2) first, within `proxy_timeout` (see admin.md, "
       "\"Behind a load balancer\"); so do `smtps_listen` and "
       "`submission_listen` addresses. Bound once by the supervisor for all "
       "its workers; an address another program listens on stops the start "
@@ -654,6 +654,12 @@ static const upesi_setting smtp_settings[] = {
       NULL, NULL, "30", "after SIGTERM, transactions in progress may take "
       "this long to finish; then `421 4.3.2` and closed. Sessions without "
       "a transaction are closed at once (admin.md, \"Stopping\")" },
+    { "proxy_timeout", UPESI_SETTING_DURATION, CFG(proxy_timeout), 0.1,
+      3600, NULL, NULL, "5", "on an address marked `proxy`, the PROXY "
+      "protocol header must arrive this long after the connection; past "
+      "it `421 4.7.0`, closed, counted in `SMTP.Sessions.ProxyRefused` "
+      "(as Postfix's smtpd_upstream_proxy_timeout; not times "
+      "`timeout_multiplier`: the balancer, not the client, sends it)" },
     { "plugin_timeout", UPESI_SETTING_DURATION, CFG(plugin_timeout), 0.01,
       3600, NULL, NULL, "30", "time a plugin may take to answer a hook; "
       "then `451 4.3.0`" },

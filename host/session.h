@@ -37,8 +37,6 @@ enum {
 #define UP_LISTEN_SUBMISSION 2  /* submission_listen: MAIL needs AUTH     */
 #define UP_LISTEN_KIND 3        /* the bits above                          */
 #define UP_LISTEN_PROXY 8       /* or'ed in: a PROXY header comes first    */
-/* How long a "proxy" listener waits for the PROXY header. */
-#define UP_PROXY_TIMEOUT_MS 5000
 
 typedef enum up_session_state {
     UP_ST_CONNECT,              /* connect hook / greeting delay           */

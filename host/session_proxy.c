@@ -16,7 +16,7 @@
  * Only marked listeners parse it: elsewhere a "PROXY ..." line is an
  * unknown command like any other, so a client cannot claim an address.
  *
- * Fails: no valid header within UP_PROXY_TIMEOUT_MS (5 s), or bytes that
+ * Fails: no valid header within proxy_timeout (5 s), or bytes that
  * are not one: 421 4.7.0 (in plain text; on an smtps address nothing,
  * the client speaks TLS) and the connection is closed, counted in
  * SMTP.Sessions.ProxyRefused.  No plugin hears of such a connection.
@@ -51,7 +51,8 @@ static void on_proxy_timeout(uv_timer_t *timer)
 void session_proxy_start(up_session *s)
 {
     s->state = UP_ST_PROXY;
-    uv_timer_start(&s->timer, on_proxy_timeout, UP_PROXY_TIMEOUT_MS, 0);
+    uv_timer_start(&s->timer, on_proxy_timeout,
+                   (uint64_t)(s->cfg->proxy_timeout * 1000), 0);
 }
 
 /* The header's addresses become the session's. */
