@@ -359,7 +359,8 @@ for my $case (["spam_action = explode\n", qr/bayes\.ini:1: spam_action: expected
               ["reject_text =\n", qr/bayes\.ini:1: reject_text: expected one line of text/],
               ["store_failure = drop\n", qr/bayes\.ini:1: store_failure: expected one of accept, tempfail, got 'drop'/],
               ["spam_threshold = 0.3\nham_threshold = 0.5\n", qr/ham_threshold \(0\.5\) is above spam_threshold \(0\.3\)/],
-              ["colour = blue\n", qr/bayes\.ini:1: .*unknown key colour/]) {
+              ["colour = blue\n", qr/bayes\.ini:1: .*unknown key 'colour'/],
+              ["[scores]\nx = 1\n", qr/bayes\.ini:2: .*unknown section \[scores\] \(bayes\.ini keys live at the top of the file\)/]) {
     my $bad = Upesi::Test->new(plugins => [ 'bayes', 'queue_spool' ],
                                ini => { 'bayes.ini' => $case->[0] });
     my ($ex, $out) = upesi_check($bad->conf);

@@ -448,7 +448,6 @@ UPESI_PLUGIN = {
     .init = bayes_init,
     .fini = bayes_fini,
     .config_new = bayes_settings_new,
-    .config_set = bayes_settings_set,
     .settings = bayes_settings_table,
     .config_check = bayes_settings_check,
     .config_free = bayes_settings_free,

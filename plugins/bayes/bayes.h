@@ -49,11 +49,9 @@ extern upesi_ctx *bayes_ctx;    /* for the host's store calls */
  * or else the last ones checked. */
 extern const bayes_settings *bayes_current_settings;
 
-/* bayes_settings.c: the plugin's config_new/set/check/free */
+/* bayes_settings.c: the plugin's config_new/check/free (the host applies the table) */
 void *bayes_settings_new(void);
 extern const upesi_setting bayes_settings_table[];
-int bayes_settings_set(void *config, const char *section, const char *key,
-                       const char *value, char *err, size_t errlen);
 int bayes_settings_check(void *config, char *err, size_t errlen);
 void bayes_settings_free(void *config);
 

@@ -238,19 +238,6 @@ const upesi_setting bayes_settings_table[] = {
     { NULL, UPESI_SETTING_END, 0, 0, 0, NULL, NULL, NULL, NULL }
 };
 
-/* every key of the file is in the table: what reaches here is not */
-int bayes_settings_set(void *config, const char *section, const char *key,
-                       const char *value, char *err, size_t errlen)
-{
-    (void)config;
-    (void)value;
-    if (section && *section)
-        snprintf(err, errlen, "unknown section [%s]", section);
-    else
-        snprintf(err, errlen, "unknown key %s", key);
-    return -1;
-}
-
 int bayes_settings_check(void *config, char *err, size_t errlen)
 {
     bayes_settings *s = config;
