@@ -130,7 +130,11 @@ like $m, qr/^X-Lua-Bayes: none\r$/m, 'and there is no verdict (txn.bayes nil)';
 unlike $m, qr/^X-Rule-/m, '... no mail rule on bayes_* holds';
 
 # -- learning from the command line ---------------------------------------
-my ($rc, $out) = bayes_cmd('learn', 'spam', "$tmp/spam");
+mkdir "$tmp/empty";
+my ($rc, $out) = bayes_cmd('learn', 'spam', "$tmp/empty");
+is $rc, 0, 'learn from an empty folder exits 0';
+like $out, qr/learned 0 as spam .*0 unreadable/, '... having learned nothing';
+($rc, $out) = bayes_cmd('learn', 'spam', "$tmp/spam");
 is $rc, 0, 'learn spam from a folder exits 0';
 like $out, qr/learned 20 as spam .*0 skipped as already learned, 0 unreadable/,
     'learned 20 spam';

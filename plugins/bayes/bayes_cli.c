@@ -320,7 +320,7 @@ static int walk_dir(run *r, const char *path, int depth)
         n++;
     }
     closedir(d);
-    if (rc == 0)
+    if (rc == 0 && n > 1)        /* names is NULL for an empty folder */
         qsort(names, n, sizeof *names, name_cmp);
     for (size_t i = 0; i < n; i++) {
         if (rc == 0)
