@@ -411,7 +411,7 @@ int up_supervisor_run(up_config *cfg, const char *conf_dir)
             { .fd = up_notify_fd(), .events = POLLIN },
         };
         int nm = up_metrics_pollfds(pfd + 2, UP_METRICS_POLLFDS);
-        if (poll(pfd, (nfds_t)(2 + nm), timeout) <= 0)
+        if (poll(pfd, (nfds_t)2 + (nfds_t)nm, timeout) <= 0)
             continue;
         if (pfd[1].revents)
             up_notify_read(n_workers);

@@ -60,7 +60,7 @@ const char *up_xclient_parse(const char *arg, up_xclient_attrs *a)
         p += len;
         if (unavailable(v))
             continue;
-#define KEY(k) (klen == sizeof k - 1 && !strncasecmp(eq - klen, k, klen))
+#define KEY(k) (klen == sizeof(k) - 1 && !strncasecmp(eq - klen, (k), klen))
         if (KEY("NAME")) {
             snprintf(a->name, sizeof a->name, "%s", v);
         } else if (KEY("HELO")) {
