@@ -235,6 +235,53 @@ static void test_features(void)
     ok(memcmp(d1, d3, 16) != 0, "digest: a Message-ID makes its own");
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* bayes_features_finish sorts and dedupes a message's ids.  Real ids
+ * crowd: a common word's pairs share its top 32 bits, the word itself
+ * comes many times; ids may differ in the last bit only; 0 and all ones
+ * are ids like any other.  The result must be qsort's, deduplicated. */
+static void test_sort(void)
+{
+    enum { N = 6000 };
+    static uint64_t want[N];
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (int round = 0; round < 3; round++) {
+        bayes_features f;
+        bayes_features_init(&f, 0);
+        f.ids = malloc(N * sizeof *f.ids);
+        f.cap = N;
+        for (size_t i = 0; i < N; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;   /* xorshift */
+            uint64_t id;
+            switch (i % 6) {
+            case 0: id = x; break;                                  /* spread */
+            case 1: id = 0x1234567800000000ULL | (x & 0xffffffffULL); break;
+            case 2: id = 0x1234567800000000ULL | (x & 0xff); break; /* crowd */
+            case 3: id = 0xabcdef0000000000ULL + (x & 1); break;    /* last bit */
+            case 4: id = round == 1 ? 0 : UINT64_MAX; break;        /* ends */
+            default: id = 0x5555555555555555ULL; break;             /* one word */
+            }
+            f.ids[i] = want[i] = id;
+        }
+        f.n = N;
+        qsort(want, N, sizeof *want, cmp_id);
+        size_t m = 1;
+        for (size_t i = 1; i < N; i++)
+            if (want[i] != want[m - 1])
+                want[m++] = want[i];
+        bayes_features_finish(&f);
+        ok(f.n == m && memcmp(f.ids, want, m * sizeof *want) == 0,
+           "ids sorted and deduplicated as qsort would (round %d: %zu of %d "
+           "distinct)", round, m, N);
+        bayes_features_free(&f);
+    }
+}
+
 /* The defaults' shape (s and max_tokens measured in bench/bayes.sh): a
  * spam that came through a mailing list carries the list's footer and
  * Received hops, many features each seen in a few hams, and its own words
@@ -331,12 +378,13 @@ static void test_math(void)
 
 int main(void)
 {
-    plan(51);
+    plan(54);
     bayes_tokenize_init();
     test_tokenizer();
     test_charsets();
     test_html();
     test_features();
+    test_sort();
     test_math();
     test_default_params();
     return done_testing();

@@ -114,38 +114,20 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* LSD radix sort, 8 bits a pass: a message's thousand ids sort in a tenth
- * of qsort's time (it was an eighth of a verdict's cost). */
-/* Ids are hashes, spread evenly: one counting pass on their top bits
- * puts each in a bucket of about one, and an insertion pass finishes the
- * few out of order.  O(n) expected; an eight-pass radix sort was a
- * quarter of a message's tokenizing. */
-static void sort_ids(uint64_t *ids, size_t n)
+/* Most significant digit first: a counting pass on up to 11 bits just
+ * below the bits every id of the range shares, then each bucket alike,
+ * and insertion sort for the small ones.  Sample ranks are hashes, spread
+ * evenly: one pass leaves buckets of about one.  Feature ids are not: a
+ * pair's id begins with its later token's top 32 bits
+ * (bayes_features_token), so a common word and its pairs crowd one
+ * bucket, where the next pass looks at the pair hash's own bits (a single
+ * pass and insertion sort was quadratic there: 8 % of a worker's CPU at
+ * data_post).  Equal ids (a word said twice) end a bucket at once. */
+#define SORT_SMALL 24
+#define SORT_DIGIT_BITS 11
+
+static void insertion_sort(uint64_t *ids, size_t n)
 {
-    if (n < 2)
-        return;
-    unsigned bits = 1;
-    while (((size_t)1 << bits) < n && bits < 20)
-        bits++;
-    size_t nb = (size_t)1 << bits;
-    size_t *count = calloc(nb + 1, sizeof *count);
-    uint64_t *tmp = malloc(n * sizeof *tmp);
-    if (count == NULL || tmp == NULL) {
-        free(count);
-        free(tmp);
-        qsort(ids, n, sizeof *ids, cmp_u64);
-        return;
-    }
-    unsigned shift = 64 - bits;
-    for (size_t i = 0; i < n; i++)
-        count[(ids[i] >> shift) + 1]++;
-    for (size_t b = 0; b < nb; b++)
-        count[b + 1] += count[b];
-    memcpy(tmp, ids, n * sizeof *tmp);
-    for (size_t i = 0; i < n; i++)
-        ids[count[tmp[i] >> shift]++] = tmp[i];
-    free(count);
-    free(tmp);
     for (size_t i = 1; i < n; i++) {
         uint64_t v = ids[i];
         size_t j = i;
@@ -155,6 +137,58 @@ static void sort_ids(uint64_t *ids, size_t n)
         }
         ids[j] = v;
     }
+}
+
+static void radix_sort(uint64_t *ids, uint64_t *tmp, size_t n)
+{
+    if (n <= SORT_SMALL) {
+        insertion_sort(ids, n);
+        return;
+    }
+    uint64_t diff = 0;
+    for (size_t i = 1; i < n; i++)
+        diff |= ids[i] ^ ids[0];
+    if (diff == 0)
+        return;                               /* all equal */
+    unsigned top = 63 - (unsigned)__builtin_clzll(diff);
+    unsigned bits = 1;
+    while (((size_t)1 << bits) < n && bits < SORT_DIGIT_BITS)
+        bits++;
+    if (bits > top + 1)
+        bits = top + 1;
+    unsigned shift = top + 1 - bits;
+    size_t nb = (size_t)1 << bits;
+    uint64_t mask = nb - 1;
+    size_t *end = calloc(nb + 1, sizeof *end);
+    if (end == NULL) {
+        qsort(ids, n, sizeof *ids, cmp_u64);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        end[((ids[i] >> shift) & mask) + 1]++;
+    for (size_t b = 0; b < nb; b++)
+        end[b + 1] += end[b];
+    memcpy(tmp, ids, n * sizeof *tmp);
+    for (size_t i = 0; i < n; i++)
+        ids[end[(tmp[i] >> shift) & mask]++] = tmp[i];
+    /* end[b] is now where bucket b ends; tmp is free for the buckets */
+    for (size_t b = 0, from = 0; b < nb; from = end[b], b++)
+        if (end[b] - from > 1)
+            radix_sort(ids + from, tmp + from, end[b] - from);
+    free(end);
+}
+
+static void sort_ids(uint64_t *ids, size_t n)
+{
+    if (n < 2)
+        return;
+    uint64_t *tmp = malloc(n * sizeof *tmp);
+    if (tmp == NULL) {
+        qsort(ids, n, sizeof *ids, cmp_u64);
+        return;
+    }
+    radix_sort(ids, tmp, n);
+    free(tmp);
 }
 
 void bayes_features_finish(bayes_features *f)
