@@ -127,6 +127,8 @@ UNIT_DEPS_queue_spool := log durable envelope settings config_file smtp_ext
 UNIT_DEPS_hostmatch   := log
 # and the plugin objects it names (paths under build/plugins/, no .o)
 UNIT_PLUGIN_DEPS_hostmatch := common/hostmatch
+UNIT_DEPS_mime_guard  := log
+UNIT_PLUGIN_DEPS_mime_guard := common/mime_guard
 UNIT_DEPS_durable     := durable
 UNIT_DEPS_tls_ticket  := tls_ticket
 # the bayes plugin's tokenizer, features and arithmetic, with GMime
@@ -134,6 +136,7 @@ UNIT_DEPS_bayes       := log
 BAYES_UNIT_OBJ := $(patsubst %,$(BUILD)/plugins/bayes/%.o,bayes_tokenize \
                   bayes_features bayes_classify)
 $(BUILD)/unit/bayes.t: $(BAYES_UNIT_OBJ)
+UNIT_PLUGIN_DEPS_bayes := common/mime_guard
 $(BUILD)/unit/bayes.t: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
 $(BUILD)/plugins-test/unit/bayes.o: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 UNIT_DEPS_plugin_loader := plugin_loader
@@ -248,7 +251,8 @@ FUZZ_PLUGIN_DEPS_fuzz_config := common/hostmatch
 FUZZ_PLUGIN_DEPS_fuzz_dnslist   := common/dnslist common/settings
 FUZZ_PLUGIN_DEPS_fuzz_directory := common/dir_table
 FUZZ_PLUGIN_DEPS_fuzz_rules     := mail_rules/rules
-FUZZ_PLUGIN_DEPS_fuzz_mime      := mail_rules/rules mail_rules/mime
+FUZZ_PLUGIN_DEPS_fuzz_mime      := mail_rules/rules mail_rules/mime common/mime_guard
+FUZZ_PLUGIN_DEPS_fuzz_mime_guard := common/mime_guard
 FUZZ_PLUGIN_DEPS_fuzz_limit_rule  := limit/limit_rule
 FUZZ_PLUGIN_DEPS_fuzz_karma_score := karma/karma_table
 # the mail_rules objects and the targets that link them need GMime (glib)
@@ -257,7 +261,7 @@ $(BUILD)/fuzz/fuzz_rules: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 $(BUILD)/fuzz/fuzz_rules: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
 $(BUILD)/fuzz/fuzz_mime: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 $(BUILD)/fuzz/fuzz_mime: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
-FUZZ_PLUGIN_DEPS_fuzz_bayes_tokenize := bayes/bayes_tokenize bayes/bayes_features
+FUZZ_PLUGIN_DEPS_fuzz_bayes_tokenize := bayes/bayes_tokenize bayes/bayes_features common/mime_guard
 $(BUILD)/fuzz/fuzz_bayes_tokenize $(BUILD)/fuzz/plugins/bayes/%.o: PKG_CFLAGS += $(shell pkg-config --cflags gmime-3.0)
 $(BUILD)/fuzz/fuzz_bayes_tokenize: PKG_LIBS += $(shell pkg-config --libs gmime-3.0)
 fuzz_objs = $(patsubst %,$(BUILD)/fuzz/host/%.o,$(FUZZ_DEPS_$(1))) \

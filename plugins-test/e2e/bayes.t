@@ -201,6 +201,19 @@ like $m, qr/^X-Spam-Bayes: 0\.0\d{3} ham\r$/m, 'a ham message: ham';
 like $m, qr/^X-Rule-Prob: under 10\r$/m, 'mail rule: bayes_probability < 10';
 unlike $m, qr/^X-Rule-Class/m, '... and bayes_class is "spam" does not hold';
 
+# thousands of MIME parts: GMime parses up to the 1,000th line beginning
+# with "--" (plugins/common/mime_guard.h), the verdict is on what it read
+(my $head = message('ham', 53, mid => '<h53@test>')) =~ s/\n\n.*//s;
+$r = send_msg("$head\nContent-Type: multipart/mixed; boundary=\"p\"\n\n"
+              . "--p\nContent-Type: text/plain\n\n"
+              . join(' ', @ham_words) . "\n"
+              . join('', map { "--p\n\nw$_\n" } 2 .. 3000) . "--p--\n");
+is $r->{code}, 250, 'a message of 3,000 parts accepted';
+$m = last_spooled(++$spooled);
+like $m, qr/^X-Spam-Bayes: 0\.\d{4} ham\r$/m, '... judged ham on its first parts';
+ok $srv->wait_log(qr/bayes: more than 1000 lines begin with "--": judged on the MIME parts before them/, 5),
+    '... and the cut is logged';
+
 # -- the actions ----------------------------------------------------------
 sub reconfigure {
     my ($ini) = @_;

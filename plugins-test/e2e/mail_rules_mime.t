@@ -1,9 +1,9 @@
 #!/usr/bin/perl
 # mail_rules_mime.t - mail rules on bad and big input through the real
-# host: unterminated boundaries, deep nesting, bad base64, bad encoded
-# words, 8-bit junk headers, no headers at all, and a 6 MB message.  Each
-# is accepted (250), the rules still run on what can be read, and the
-# server neither crashes nor reports a sanitizer error.
+# host: unterminated boundaries, deep nesting, thousands of parts, bad
+# base64, bad encoded words, 8-bit junk headers, no headers at all, and a
+# 6 MB message.  Each is accepted (250), the rules still run on what can
+# be read, and the server neither crashes nor reports a sanitizer error.
 use strict;
 use warnings;
 use FindBin;
@@ -58,6 +58,15 @@ $deep .= "Content-Type: multipart/mixed; boundary=\"d$_\"\r\n\r\n--d$_\r\n" for 
 my $deeper = '';
 $deeper .= "Content-Type: multipart/mixed; boundary=\"d$_\"\r\n\r\n--d$_\r\n" for 1 .. 40_000;
 my $big_b64 = join '', map { ('QUFB' x 19) . "\r\n" } 1 .. 80_000;   # ~6.2 MB
+# 3,000 small parts, "pharmacy" in part $at: GMime parses up to the
+# 1,000th line beginning with "--" (plugins/common/mime_guard.h)
+sub many_parts {
+    my ($at) = @_;
+    return "Subject: hello\r\n${mp}Content-Type: multipart/mixed; boundary=\"p\"\r\n\r\n"
+        . join('', map { "--p\r\nContent-Type: text/plain\r\n\r\n"
+                         . ($_ == $at ? "pharmacy" : "w$_") . "\r\n" } 1 .. 3000)
+        . "--p--\r\n";
+}
 
 my @cases = (
     [ 'unterminated boundary',
@@ -71,6 +80,10 @@ my @cases = (
     [ 'pathological nesting (40,000 levels): headers only',
       "Subject: hello\r\n$mp$deeper" . "Content-Type: text/plain\r\n\r\npharmacy\r\n",
       [qw(all subject)] ],
+    [ 'many parts (3,000), the word in part 10: read',
+      many_parts(10), [qw(all subject body)] ],
+    [ 'many parts (3,000), the word in part 2,500: past the cut, not read',
+      many_parts(2500), [qw(all subject)] ],
     [ 'bad base64',
       "Subject: hello\r\n${mp}Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
       . "cGhhcm1hY3k=\r\n!!!!\$\$\$ ~~~ ====\r\nQUJD=A=\r\n",
@@ -106,6 +119,8 @@ for my $case (@cases) {
 
 ok $srv->wait_log(qr/has more than 1000 multipart parts: rules see its headers only/, 5),
     'the pathological message is walked as headers only, and logged';
+ok $srv->wait_log(qr/has more than 1000 lines beginning with "--": rules see the MIME parts before them/, 5),
+    'the message of many parts is cut, and logged';
 ok $srv->running, 'the server is still running';
 $srv->stop_ok;
 done_testing;

@@ -24,6 +24,7 @@
 #include "bayes.h"
 #include "bayes_features.h"
 #include "bayes_tokenize.h"
+#include "../common/mime_guard.h"
 #include "../common/store_failure.h"
 
 #define BAYES_HEADER "X-Spam-Bayes"
@@ -308,6 +309,11 @@ static upesi_verdict bayes_data_post(upesi_call *call)
     int rc = bayes_features_message(&v->f, msg, len);
     bayes_message_digest(msg, len, v->digest);
     free(msg);
+    if (v->f.cut)
+        bayes_api->log_call(call, UPESI_LOG_NOTICE,
+                            "more than %d lines begin with \"--\": judged "
+                            "on the MIME parts before them",
+                            MIME_GUARD_MAX_LINES);
     if (rc != 0) {
         bayes_api->log_call(call, UPESI_LOG_WARNING, "%s, no verdict",
                        strerror(-rc));

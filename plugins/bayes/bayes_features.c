@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../common/mime_guard.h"
 #include "bayes_features.h"
 #include "bayes_tokenize.h"
 
@@ -238,7 +239,9 @@ size_t bayes_features_sample(const uint64_t *ids, size_t n, size_t k,
 
 int bayes_features_message(bayes_features *f, const char *msg, size_t len)
 {
-    int rc = bayes_tokenize(msg, len, bayes_features_token, f);
+    size_t parse = mime_guard_cut(msg, len, MIME_GUARD_MAX_LINES);
+    f->cut = parse < len;
+    int rc = bayes_tokenize(msg, parse, bayes_features_token, f);
     bayes_features_finish(f);
     if (rc == 0 && f->oom)
         rc = -ENOMEM;

@@ -33,6 +33,7 @@ typedef struct bayes_features {
     size_t in_window;
     int osb;                         /* 0: single tokens only             */
     int oom;                         /* the array could not grow          */
+    int cut;                         /* the parse stopped short (below)   */
 } bayes_features;
 
 void bayes_features_init(bayes_features *f, int osb);
@@ -46,7 +47,9 @@ void bayes_features_finish(bayes_features *f);
  * among the k lowest.  Returns how many. */
 size_t bayes_features_sample(const uint64_t *ids, size_t n, size_t k,
                              uint64_t *out);
-/* The whole path: message bytes to ids.  0 or -ENOMEM. */
+/* The whole path: message bytes to ids.  0 or -ENOMEM.  GMime parses the
+ * message up to mime_guard's cut (plugins/common/mime_guard.h: a thousand
+ * lines beginning with "--"); f->cut says the rest was left out. */
 int bayes_features_message(bayes_features *f, const char *msg, size_t len);
 /* The 64-bit hash of bytes (for message digests of the learned record
  * as well: two different seeds give a 128-bit digest). */

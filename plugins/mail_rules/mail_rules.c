@@ -26,6 +26,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../common/mime_guard.h"
 #include "mime.h"
 #include "rules.h"
 #include "upesi/plugin.h"
@@ -145,14 +146,20 @@ static const mr_mime *ctx_mime(mr_ctx *c)
 {
     if (!c->have_mime) {
         c->have_mime = 1;
-        off_t headers = mr_message_headers_only(api, c->call);
-        GMimeStream *stream = headers > 0
-            ? mr_message_stream_headers(api, c->call, headers)
+        int headers_only;
+        off_t end = mr_message_parse_end(api, c->call, &headers_only);
+        GMimeStream *stream = end > 0
+            ? mr_message_stream_headers(api, c->call, end)
             : mr_message_stream_new(api, c->call);
-        if (headers > 0)
+        if (headers_only)
             api->log_call(c->call, UPESI_LOG_NOTICE, "message %s has more than "
                      "%d multipart parts: rules see its headers only",
                      api->queue_id(c->call), MR_MAX_MULTIPARTS);
+        else if (end > 0)
+            api->log_call(c->call, UPESI_LOG_NOTICE, "message %s has more than "
+                     "%d lines beginning with \"--\": rules see the MIME "
+                     "parts before them", api->queue_id(c->call),
+                     MIME_GUARD_MAX_LINES);
         if (mr_mime_walk(stream, (size_t)c->cfg->max_body, &c->mime) != 0)
             c->oom = 1;
         g_object_unref(stream);

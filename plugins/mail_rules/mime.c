@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/mime_guard.h"
 #include "mime.h"
 #include "rules.h"
 
@@ -175,7 +176,8 @@ GMimeStream *mr_message_stream_new(const upesi_api *api, upesi_call *call)
     return GMIME_STREAM(m);
 }
 
-off_t mr_message_headers_only(const upesi_api *api, upesi_call *call)
+off_t mr_message_parse_end(const upesi_api *api, upesi_call *call,
+                           int *headers_only)
 {
     static const char needle[] = "multipart/";
     const size_t nlen = sizeof needle - 1;
@@ -183,12 +185,15 @@ off_t mr_message_headers_only(const upesi_api *api, upesi_call *call)
     size_t keep = 0;
     off_t off = 0, header_end = 0;
     int count = 0;
+    mime_guard guard;
+    mime_guard_init(&guard, MIME_GUARD_MAX_LINES);
+    *headers_only = 0;
     for (;;) {
         ssize_t n = api->message_read(call, off, buf + keep,
                                       sizeof buf - keep);
         if (n <= 0)
             return 0;
-        size_t len = keep + (size_t)n;
+        size_t len = keep + (size_t)n, cut;
         if (header_end == 0) {
             char *blank = memmem(buf, len, "\r\n\r\n", 4);
             if (blank)
@@ -196,8 +201,12 @@ off_t mr_message_headers_only(const upesi_api *api, upesi_call *call)
         }
         for (char *p = buf; (p = memmem(p, len - (size_t)(p - buf), needle,
                                         nlen)) != NULL; p += nlen)
-            if (++count > MR_MAX_MULTIPARTS)
+            if (++count > MR_MAX_MULTIPARTS) {
+                *headers_only = 1;
                 return header_end > 0 ? header_end : 1;
+            }
+        if (mime_guard_feed(&guard, buf + keep, (size_t)n, &cut))
+            return cut > 0 ? (off_t)cut : 1;
         off += n;
         keep = len < nlen ? len : nlen - 1;
         memmove(buf, buf + len - keep, keep);

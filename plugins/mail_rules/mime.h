@@ -54,13 +54,17 @@ void mr_mime_free(mr_mime *m);
  * valid during that call only. */
 GMimeStream *mr_message_stream_new(const upesi_api *api, upesi_call *call);
 
-/* GMime's boundary scan costs (levels x size): a message with more than
- * MR_MAX_MULTIPARTS "multipart/" strings would hold the loop for seconds.
- * Such a message is walked as its top-level header block only; this
- * returns that block's length (with the empty line), or 0 when the whole
- * message may be walked.  One pass of memmem over message_read. */
+/* How much of the message GMime may parse: 0 for all of it, else a
+ * length.  GMime's boundary scan costs (levels x size): a message with
+ * more than MR_MAX_MULTIPARTS "multipart/" strings would hold the loop
+ * for seconds, and is walked as its top-level header block only
+ * (*headers_only set; the length is that block's, with the empty line).
+ * Past MIME_GUARD_MAX_LINES lines beginning with "--" (many parts, or
+ * deep nesting: plugins/common/mime_guard.h) the parse stops where that
+ * line begins.  One pass of memmem and memchr over message_read. */
 #define MR_MAX_MULTIPARTS 1000
-off_t mr_message_headers_only(const upesi_api *api, upesi_call *call);
+off_t mr_message_parse_end(const upesi_api *api, upesi_call *call,
+                           int *headers_only);
 /* the first `end` bytes of the message only */
 GMimeStream *mr_message_stream_headers(const upesi_api *api,
                                        upesi_call *call, off_t end);
