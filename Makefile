@@ -130,6 +130,7 @@ UNIT_PLUGIN_DEPS_hostmatch := common/hostmatch
 UNIT_DEPS_mime_guard  := log
 UNIT_PLUGIN_DEPS_mime_guard := common/mime_guard
 UNIT_DEPS_durable     := durable
+UNIT_DEPS_message     := message durable
 UNIT_DEPS_tls_ticket  := tls_ticket
 # the bayes plugin's tokenizer, features and arithmetic, with GMime
 UNIT_DEPS_bayes       := log

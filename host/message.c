@@ -188,8 +188,8 @@ ssize_t up_message_read(up_message *m, off_t off, void *buf, size_t len)
             break;
         done += (size_t)n;
         phys += (uint64_t)n;
-        if (phys == stop && h < m->n_holes)
-            phys += m->holes[h++].len;
+        while (h < m->n_holes && phys == m->holes[h].off)
+            phys += m->holes[h++].len;     /* holes may touch */
     }
     return (ssize_t)done;
 }
@@ -231,12 +231,20 @@ static void fields_drop(up_message *m)
     m->fields = NULL;
 }
 
+/* Is the data byte at off in a hole?  Holes are sorted and disjoint: a
+ * binary search (a header section of 60,000 removed fields was read
+ * again field by field, each against every hole). */
 static int in_hole(const up_message *m, uint64_t off)
 {
-    for (size_t i = 0; i < m->n_holes; i++)
-        if (off >= m->holes[i].off && off < m->holes[i].off + m->holes[i].len)
-            return 1;
-    return 0;
+    size_t lo = 0, hi = m->n_holes;   /* the first hole starting past off */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->holes[mid].off <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo > 0 && off < m->holes[lo - 1].off + m->holes[lo - 1].len;
 }
 
 /* Index the fields of text[0..len) (base: where text starts).  Returns the
@@ -369,21 +377,36 @@ const char *up_message_header_get(up_message *m, const char *name,
     return NULL;
 }
 
-static int hole_add(up_message *m, uint64_t off, uint64_t len)
+/* Merge add[0..n) (sorted, disjoint from the holes there are) into the
+ * holes in one pass.  One removal's fields all at once: inserting each
+ * in turn was quadratic (60,000 forged fields of one name in a client's
+ * header section: 0.65 s of a worker's CPU). */
+static int holes_merge(up_message *m, const struct up_message_hole *add,
+                       size_t n)
 {
-    struct up_message_hole *grown =
-        realloc(m->holes, (m->n_holes + 1) * sizeof *grown);
-    if (grown == NULL)
+    if (n == 0)
+        return 0;
+    struct up_message_hole *all = malloc((m->n_holes + n) * sizeof *all);
+    if (all == NULL)
         return -ENOMEM;
-    m->holes = grown;
-    size_t at = m->n_holes;
-    while (at > 0 && m->holes[at - 1].off > off) {
-        m->holes[at] = m->holes[at - 1];
-        at--;
+    size_t i = 0, j = 0, k = 0;
+    while (i < m->n_holes || j < n) {
+        struct up_message_hole next;
+        if (j == n || (i < m->n_holes && m->holes[i].off < add[j].off)) {
+            next = m->holes[i++];
+        } else {
+            next = add[j++];
+            m->holes_len += next.len;
+        }
+        /* fields removed side by side make one hole */
+        if (k > 0 && all[k - 1].off + all[k - 1].len == next.off)
+            all[k - 1].len += next.len;
+        else
+            all[k++] = next;
     }
-    m->holes[at] = (struct up_message_hole){ off, len };
-    m->n_holes++;
-    m->holes_len += len;
+    free(m->holes);
+    m->holes = all;
+    m->n_holes = k;
     return 0;
 }
 
@@ -393,17 +416,24 @@ int up_message_header_remove(up_message *m, const char *name)
     if (rc != 0)
         return rc;
     struct up_message_fields *f = m->fields;
+    size_t in_data = 0;
+    for (size_t i = 0; i < f->n; i++)
+        in_data += f->v[i].in_data && strcasecmp(f->v[i].name, name) == 0;
+    struct up_message_hole *add = NULL;
+    if (in_data && (add = malloc(in_data * sizeof *add)) == NULL) {
+        fields_drop(m);
+        return -ENOMEM;             /* nothing removed */
+    }
     int removed = 0;
-    /* last first: cutting from the block keeps earlier offsets valid */
+    size_t k = in_data;
+    /* last first: cutting from the block keeps earlier offsets valid, and
+     * the data's holes fill add from its end, in ascending order */
     for (size_t i = f->n; i-- > 0;) {
         up_field *fl = &f->v[i];
         if (strcasecmp(fl->name, name) != 0)
             continue;
         if (fl->in_data) {
-            if (hole_add(m, fl->off, fl->len) != 0) {
-                fields_drop(m);
-                return removed ? removed : -ENOMEM;
-            }
+            add[--k] = (struct up_message_hole){ fl->off, fl->len };
         } else {
             memmove(m->head + fl->off, m->head + fl->off + fl->len,
                     m->head_len - fl->off - fl->len + 1);
@@ -411,6 +441,8 @@ int up_message_header_remove(up_message *m, const char *name)
         }
         removed++;
     }
+    rc = holes_merge(m, add, in_data);
+    free(add);
     fields_drop(m);
-    return removed;
+    return rc != 0 ? rc : removed;
 }

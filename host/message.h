@@ -25,7 +25,8 @@ typedef struct up_message {
     const char *spill_dir;
     int error;               /* first errno, sticky                    */
     /* header fields removed from the data: byte ranges of the data that
-     * reads skip (sorted, disjoint; see up_message_header_remove) */
+     * reads skip (sorted, disjoint, never touching: fields removed side
+     * by side are one hole; see up_message_header_remove) */
     struct up_message_hole *holes;
     size_t n_holes;
     uint64_t holes_len;

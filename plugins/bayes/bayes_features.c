@@ -122,8 +122,9 @@ static int cmp_u64(const void *a, const void *b)
  * pair's id begins with its later token's top 32 bits
  * (bayes_features_token), so a common word and its pairs crowd one
  * bucket, where the next pass looks at the pair hash's own bits (a single
- * pass and insertion sort was quadratic there: 8 % of a worker's CPU at
- * data_post).  Equal ids (a word said twice) end a bucket at once. */
+ * pass and insertion sort was quadratic there: a message of one word said
+ * 60,000 times took 86 ms).  Equal ids (a word said twice) end a bucket
+ * at once. */
 #define SORT_SMALL 24
 #define SORT_DIGIT_BITS 11
 
