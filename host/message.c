@@ -424,25 +424,30 @@ int up_message_header_remove(up_message *m, const char *name)
         fields_drop(m);
         return -ENOMEM;             /* nothing removed */
     }
-    int removed = 0;
-    size_t k = in_data;
-    /* last first: cutting from the block keeps earlier offsets valid, and
-     * the data's holes fill add from its end, in ascending order */
+    /* the data's fields, in order: their holes, ascending */
+    size_t k = 0;
+    for (size_t i = 0; i < f->n && k < in_data; i++) {
+        up_field *fl = &f->v[i];
+        if (fl->in_data && strcasecmp(fl->name, name) == 0)
+            add[k++] = (struct up_message_hole){ fl->off, fl->len };
+    }
+    rc = holes_merge(m, add, k);
+    free(add);
+    if (rc != 0) {
+        fields_drop(m);
+        return rc;                  /* nothing removed */
+    }
+    /* the block's, last first: cutting keeps earlier offsets valid */
+    int removed = (int)k;
     for (size_t i = f->n; i-- > 0;) {
         up_field *fl = &f->v[i];
-        if (strcasecmp(fl->name, name) != 0)
+        if (fl->in_data || strcasecmp(fl->name, name) != 0)
             continue;
-        if (fl->in_data) {
-            add[--k] = (struct up_message_hole){ fl->off, fl->len };
-        } else {
-            memmove(m->head + fl->off, m->head + fl->off + fl->len,
-                    m->head_len - fl->off - fl->len + 1);
-            m->head_len -= fl->len;
-        }
+        memmove(m->head + fl->off, m->head + fl->off + fl->len,
+                m->head_len - fl->off - fl->len + 1);
+        m->head_len -= fl->len;
         removed++;
     }
-    rc = holes_merge(m, add, in_data);
-    free(add);
     fields_drop(m);
-    return rc != 0 ? rc : removed;
+    return removed;
 }
