@@ -214,6 +214,13 @@ typedef struct up_field {
 struct up_message_fields {
     up_field *v;
     size_t n, cap;
+    /* where the last lookup found its field: the next index of the same
+     * name goes on from there, so that reading every field of a name in
+     * turn (Lua's txn:headers) is one pass, not one pass an index (30,000
+     * fields held a worker 2.8 s) */
+    char *seek_name;           /* NULL: any name                          */
+    size_t seek_index, seek_pos;
+    int seek_valid;
 };
 
 static void fields_drop(up_message *m)
@@ -227,6 +234,7 @@ static void fields_drop(up_message *m)
         free(f->v[i].line);
     }
     free(f->v);
+    free(f->seek_name);
     free(f);
     m->fields = NULL;
 }
@@ -353,18 +361,49 @@ oom:
     return -ENOMEM;
 }
 
+static int seek_same(const struct up_message_fields *f, const char *name)
+{
+    if (!f->seek_valid)
+        return 0;
+    if (name == NULL || f->seek_name == NULL)
+        return name == NULL && f->seek_name == NULL;
+    return strcasecmp(name, f->seek_name) == 0;
+}
+
+static void seek_set(struct up_message_fields *f, const char *name,
+                     size_t index, size_t pos)
+{
+    if (!seek_same(f, name)) {
+        free(f->seek_name);
+        f->seek_name = name ? strdup(name) : NULL;
+        if (name && f->seek_name == NULL) {
+            f->seek_valid = 0;      /* no memory: look up from the start */
+            return;
+        }
+    }
+    f->seek_index = index;
+    f->seek_pos = pos;
+    f->seek_valid = 1;
+}
+
 const char *up_message_header_get(up_message *m, const char *name,
                                   size_t index)
 {
     if (fields_build(m) != 0)
         return NULL;
     struct up_message_fields *f = m->fields;
-    for (size_t i = 0; i < f->n; i++) {
+    size_t want = index, from = 0;
+    if (index > 0 && seek_same(f, name) && f->seek_index == index - 1) {
+        from = f->seek_pos + 1;
+        want = 0;
+    }
+    for (size_t i = from; i < f->n; i++) {
         up_field *fl = &f->v[i];
         if (name && strcasecmp(fl->name, name) != 0)
             continue;
-        if (index-- > 0)
+        if (want-- > 0)
             continue;
+        seek_set(f, name, index, i);
         if (name)
             return fl->value;
         if (fl->line == NULL &&

@@ -6,7 +6,8 @@
  * two names one after the other (their holes merged), reads at any offset
  * and in pieces of any size, and lookups after a removal (which skip the
  * holes) all give the message as if the removed lines had never been
- * there.
+ * there.  Lookups by index in turn, by names in turn, and back, find the
+ * right field (a lookup goes on from where the last one stopped).
  *
  * Prints TAP (tap.h).
  */
@@ -114,6 +115,28 @@ static void run(const char *spill_dir, int body_lines, const char *label)
     ok(v && strcmp(v, "2999 folded") == 0 &&
            up_message_header_get(&m, "X-Rm", 0) == NULL,
        "%s: lookups after the removal skip the holes", label);
+    /* every field of a name in turn (Lua's txn:headers), names in
+     * turn, an index back, and every field of any name */
+    int in_order = 1;
+    size_t i = 0;
+    for (; (v = up_message_header_get(&m, "x-other", i)) != NULL; i++) {
+        snprintf(line, sizeof line, "%zu folded", i);
+        in_order &= strcmp(v, line) == 0;
+    }
+    ok(in_order && i == N, "%s: X-Other 0 .. %d in turn, in order", label,
+       N - 1);
+    const char *o10 = up_message_header_get(&m, "X-Other", 10);
+    const char *k11 = up_message_header_get(&m, "x-keep", 11);
+    const char *k12 = up_message_header_get(&m, "X-Keep", 12);
+    const char *k5 = up_message_header_get(&m, "X-Keep", 5);
+    ok(o10 && !strcmp(o10, "10 folded") && k11 && !strcmp(k11, "11") &&
+           k12 && !strcmp(k12, "12") && k5 && !strcmp(k5, "5"),
+       "%s: names in turn and an index back: the right fields", label);
+    for (i = 0; up_message_header_get(&m, NULL, i) != NULL; i++)
+        ;
+    v = up_message_header_get(&m, NULL, 0);
+    ok(i == 2 * N + 2 && v && !strcmp(v, "X-Head: kept"),
+       "%s: every field of any name in turn (%zu)", label, i);
     is_int(up_message_header_remove(&m, "X-Other"), N,
            "%s: a second name removed after the first", label);
     ok(reads_as(&m, &want2, 1 << 20) && reads_as(&m, &want2, 13) &&
@@ -132,7 +155,7 @@ static void run(const char *spill_dir, int body_lines, const char *label)
 
 int main(void)
 {
-    plan(14);
+    plan(20);
     char dir[] = "/tmp/upesi-message-XXXXXX";
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
