@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     bayes_tokenize_init();
     bayes_features f;
-    bayes_features_init(&f, 1);
+    bayes_features_init(&f, BAYES_OSB_WINDOW);
     bayes_tokenize((const char *)data, size, check_token, &f);
     bayes_features_finish(&f);
     if (f.n > BAYES_MAX_FEATURES)

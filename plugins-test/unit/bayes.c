@@ -156,7 +156,7 @@ static void test_html(void)
 static void test_features(void)
 {
     bayes_features f;
-    bayes_features_init(&f, 1);
+    bayes_features_init(&f, BAYES_OSB_WINDOW);
     const char *words[] = {"a1", "b2", "c3", NULL};
     for (int i = 0; words[i]; i++)
         bayes_features_token(words[i], 2, &f);
@@ -165,6 +165,29 @@ static void test_features(void)
     bayes_features_finish(&f);
     /* 4 singles, pairs a-b, b-c, a-c (distance 2); none across the field */
     is_int((long long)f.n, 7, "OSB: singles plus pairs within the field");
+    /* osb_window: 2 pairs neighbours only, 1 no pairs; a pair's id is
+     * the same whatever the window (a smaller window reads a subset of
+     * what a larger one learned) */
+    int counts[3], subset = 1;
+    for (int w = 1; w <= 3; w++) {
+        bayes_features g;
+        bayes_features_init(&g, w);
+        for (int i = 0; words[i]; i++)
+            bayes_features_token(words[i], 2, &g);
+        bayes_features_finish(&g);
+        counts[w - 1] = (int)g.n;
+        for (size_t i = 0; i < g.n; i++) {
+            int found = 0;
+            for (size_t j = 0; j < f.n; j++)
+                found |= g.ids[i] == f.ids[j];
+            subset &= found;
+        }
+        bayes_features_free(&g);
+    }
+    ok(counts[0] == 3 && counts[1] == 5 && counts[2] == 6 && subset,
+       "osb_window 1, 2, 3: 3, 5 and 6 features of three words, each one "
+       "of the largest window's (%d, %d, %d)", counts[0], counts[1],
+       counts[2]);
     bayes_features_free(&f);
     bayes_features_init(&f, 0);
     for (int r = 0; r < 3; r++)
@@ -174,7 +197,7 @@ static void test_features(void)
     bayes_features_free(&f);
     /* a pair's id begins with its later token's top 32 bits: in the
      * store's sorted keys a token's pairs sit beside it */
-    bayes_features_init(&f, 1);
+    bayes_features_init(&f, BAYES_OSB_WINDOW);
     bayes_features_token("alpha", 5, &f);
     bayes_features_token("beta", 4, &f);
     uint64_t beta = bayes_hash64("beta", 4, 0);
@@ -378,7 +401,7 @@ static void test_math(void)
 
 int main(void)
 {
-    plan(54);
+    plan(55);
     bayes_tokenize_init();
     test_tokenizer();
     test_charsets();

@@ -62,6 +62,11 @@ int bayes_lookup(bayes_store *st, const bayes_settings *s,
     return rc;
 }
 
+int bayes_osb_window(const bayes_settings *s)
+{
+    return s->osb ? s->osb_window : 1;
+}
+
 bayes_verdict_class bayes_class_of(const bayes_settings *s, double prob)
 {
     if (prob >= s->spam_threshold)
@@ -299,7 +304,7 @@ static upesi_verdict bayes_data_post(upesi_call *call)
         return UPESI_CONT;
     v->call = call;
     v->s = s;
-    bayes_features_init(&v->f, s->osb);
+    bayes_features_init(&v->f, bayes_osb_window(s));
     size_t len = 0;
     char *msg = read_message(call, s->max_size, &len);
     if (msg == NULL) {
@@ -398,7 +403,7 @@ static upesi_verdict bayes_reset(upesi_call *call)
         return UPESI_CONT;
     }
     bayes_features f;
-    bayes_features_init(&f, s->osb);
+    bayes_features_init(&f, bayes_osb_window(s));
     if (bayes_features_message(&f, msg, len) == 0) {
         unsigned char digest[BAYES_DIGEST_LEN];
         bayes_message_digest(msg, len, digest);

@@ -36,6 +36,7 @@ typedef struct bayes_settings {
     uint64_t max_size;           /* bytes of a message read              */
     int max_features;            /* looked up a message, at most         */
     int osb;
+    int osb_window;              /* with osb: tokens a pair spans (2-5)  */
     bayes_params params;
     int store_failure;           /* STORE_FAILURE_ACCEPT | _TEMPFAIL     */
     char **autolearn_spam, **autolearn_ham;  /* note names, NULL-ended   */
@@ -62,6 +63,8 @@ bayes_store *bayes_store_for(const bayes_settings *s, char *err,
 
 const char *bayes_class_name(bayes_verdict_class c);
 bayes_verdict_class bayes_class_of(const bayes_settings *s, double prob);
+/* The window bayes_features_init takes: osb_window, or 1 without osb. */
+int bayes_osb_window(const bayes_settings *s);
 /* Look up a message's n sorted feature ids, or max_features of them (a
  * sample), as bayes_store_lookup. */
 int bayes_lookup(bayes_store *st, const bayes_settings *s,

@@ -62,7 +62,7 @@ int bayes_learn_message(bayes_store *st, const bayes_settings *s,
                         int unlearn, bayes_learn_result *result)
 {
     bayes_features f;
-    bayes_features_init(&f, s->osb);
+    bayes_features_init(&f, bayes_osb_window(s));
     int rc = bayes_features_message(&f, msg, len);
     if (rc == 0) {
         unsigned char digest[BAYES_DIGEST_LEN];
@@ -106,7 +106,7 @@ int bayes_classify_message(bayes_store *st, const bayes_settings *s,
                            bayes_totals *totals)
 {
     bayes_features f;
-    bayes_features_init(&f, s->osb);
+    bayes_features_init(&f, bayes_osb_window(s));
     int rc = bayes_features_message(&f, msg, len);
     if (rc == 0) {
         classify_out o = {.s = s, .status = -EIO, .prob = 0.5};
@@ -389,7 +389,7 @@ static int learn_background(run *r, const char *msg, size_t len,
                             const char *name)
 {
     bayes_features f;
-    bayes_features_init(&f, r->s->osb);
+    bayes_features_init(&f, bayes_osb_window(r->s));
     int rc = bayes_features_message(&f, msg, len);
     if (rc == 0) {
         unsigned char digest[BAYES_DIGEST_LEN];
@@ -495,7 +495,7 @@ static int learn_one(run *r, const char *msg, size_t len, const char *name)
          (r->names = calloc(LEARN_BATCH, sizeof *r->names)) == NULL))
         return store_failed(r, name, -ENOMEM);
     bayes_features f;
-    bayes_features_init(&f, r->s->osb);
+    bayes_features_init(&f, bayes_osb_window(r->s));
     int rc = bayes_features_message(&f, msg, len);
     char *label = rc == 0 ? strdup(name) : NULL;
     if (rc == 0 && label == NULL)

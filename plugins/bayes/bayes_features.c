@@ -46,10 +46,11 @@ uint64_t bayes_hash64(const void *data, size_t len, uint64_t seed)
     return mix64(h ^ k ^ 0x2545f4914f6cdd1dULL);
 }
 
-void bayes_features_init(bayes_features *f, int osb)
+void bayes_features_init(bayes_features *f, int osb_window)
 {
     memset(f, 0, sizeof *f);
-    f->osb = osb;
+    f->osb_window = osb_window > BAYES_OSB_WINDOW ? BAYES_OSB_WINDOW
+                                                  : osb_window;
 }
 
 void bayes_features_free(bayes_features *f)
@@ -87,10 +88,10 @@ void bayes_features_token(const char *tok, size_t len, void *arg)
     }
     uint64_t h = bayes_hash64(tok, len, 0);
     add_id(f, h);
-    if (!f->osb)
+    if (f->osb_window < 2)
         return;
-    size_t have = f->in_window < BAYES_OSB_WINDOW - 1 ? f->in_window
-                                                      : BAYES_OSB_WINDOW - 1;
+    size_t span = (size_t)f->osb_window - 1;
+    size_t have = f->in_window < span ? f->in_window : span;
     /* window[0] is the token just before this one.  A pair's id begins
      * with its later token's top 32 bits, so that in the store's sorted
      * keys a token's pairs sit beside it, and a message's lookups, sorted,

@@ -3,8 +3,10 @@
  *
  * Each token is a feature, and so is each orthogonal sparse bigram (OSB,
  * Siefkes et al. 2004, as rspamd): the token paired with each of the
- * BAYES_OSB_WINDOW - 1 tokens before it in the same field, with the
- * distance between them as part of the pair ("free ... money @2").
+ * window - 1 tokens before it in the same field (bayes.ini osb_window,
+ * at most BAYES_OSB_WINDOW), with the distance between them as part of
+ * the pair ("free ... money @2").  A pair's id does not depend on the
+ * window: a smaller window reads a subset of what a larger one learned.
  * Ids are a 64-bit hash, so a count store never sees the words; a
  * pair's id begins with its later token's top 32 bits (locality in the
  * store's sorted keys: docs/plugins/bayes.md; the store's keys are format
@@ -20,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BAYES_OSB_WINDOW 5
+#define BAYES_OSB_WINDOW 5      /* the largest window                */
 /* raw ids a message (before duplicates go; the array doubles from 512 up
  * to this), the rest is ignored: ~6,500 tokens of text with OSB */
 #define BAYES_MAX_FEATURES 32768
@@ -31,12 +33,14 @@ typedef struct bayes_features {
     /* the sliding window of the current field: hashes of the last tokens */
     uint64_t window[BAYES_OSB_WINDOW];
     size_t in_window;
-    int osb;                         /* 0: single tokens only             */
+    int osb_window;                  /* tokens a pair spans; 1: no pairs  */
     int oom;                         /* the array could not grow          */
     int cut;                         /* the parse stopped short (below)   */
 } bayes_features;
 
-void bayes_features_init(bayes_features *f, int osb);
+/* osb_window: 1 (or less) single tokens only, else 2 to BAYES_OSB_WINDOW
+ * (more is BAYES_OSB_WINDOW) */
+void bayes_features_init(bayes_features *f, int osb_window);
 void bayes_features_free(bayes_features *f);
 /* A bayes_token_fn: arg is the bayes_features. */
 void bayes_features_token(const char *tok, size_t len, void *arg);

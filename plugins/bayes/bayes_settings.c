@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "bayes.h"
+#include "bayes_features.h"
 
 void *bayes_settings_new(void)
 {
@@ -210,6 +211,10 @@ const upesi_setting bayes_settings_table[] = {
     { "osb", UPESI_SETTING_BOOL, OFF(osb), 0, 0, NULL, NULL, "yes",
       "pairs of words (orthogonal sparse bigrams) as features besides single "
       "words" },
+    { "osb_window", UPESI_SETTING_INT, OFF(osb_window), 2, BAYES_OSB_WINDOW,
+      NULL, NULL, "4",
+      "with `osb`: a word is paired with each of the `osb_window - 1` words "
+      "before it" },
     CUSTOM("min_dev", set_min_dev, "0.1",
            "features whose f(w) is closer than this to 0.5 are ignored "
            "(0 to 0.5)"),
