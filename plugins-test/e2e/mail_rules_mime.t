@@ -1,9 +1,10 @@
 #!/usr/bin/perl
 # mail_rules_mime.t - mail rules on bad and big input through the real
-# host: unterminated boundaries, deep nesting, thousands of parts, bad
-# base64, bad encoded words, 8-bit junk headers, no headers at all, and a
-# 6 MB message.  Each is accepted (250), the rules still run on what can
-# be read, and the server neither crashes nor reports a sanitizer error.
+# host: unterminated boundaries, deep nesting, thousands of parts, a
+# header section of 400 KB, bad base64, bad encoded words, 8-bit junk
+# headers, no headers at all, and a 6 MB message.  Each is accepted
+# (250), the rules still run on what can be read, and the server neither
+# crashes nor reports a sanitizer error.
 use strict;
 use warnings;
 use FindBin;
@@ -84,6 +85,9 @@ my @cases = (
       many_parts(10), [qw(all subject body)] ],
     [ 'many parts (3,000), the word in part 2,500: past the cut, not read',
       many_parts(2500), [qw(all subject)] ],
+    [ 'a To field of 400 KB: the header section past 256K is not parsed, nor the body',
+      "Subject: hello\r\nTo: " . join(', ', map { "u$_\@example.com" } 1 .. 25_000)
+      . "\r\n\r\npharmacy\r\n", [qw(all subject)] ],
     [ 'bad base64',
       "Subject: hello\r\n${mp}Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"
       . "cGhhcm1hY3k=\r\n!!!!\$\$\$ ~~~ ====\r\nQUJD=A=\r\n",
@@ -121,6 +125,8 @@ ok $srv->wait_log(qr/has more than 1000 multipart parts: rules see its headers o
     'the pathological message is walked as headers only, and logged';
 ok $srv->wait_log(qr/has more than 1000 lines beginning with "--": rules see the MIME parts before them/, 5),
     'the message of many parts is cut, and logged';
+ok $srv->wait_log(qr/has a header section longer than 256K: rules see the fields before that, not the body/, 5),
+    'the message with the long header section is cut, and logged';
 ok $srv->running, 'the server is still running';
 $srv->stop_ok;
 done_testing;

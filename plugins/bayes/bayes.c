@@ -314,11 +314,16 @@ static upesi_verdict bayes_data_post(upesi_call *call)
     int rc = bayes_features_message(&v->f, msg, len);
     bayes_message_digest(msg, len, v->digest);
     free(msg);
-    if (v->f.cut)
+    if (v->f.cut == MIME_GUARD_LINES)
         bayes_api->log_call(call, UPESI_LOG_NOTICE,
                             "more than %d lines begin with \"--\": judged "
                             "on the MIME parts before them",
                             MIME_GUARD_MAX_LINES);
+    else if (v->f.cut == MIME_GUARD_HEADER)
+        bayes_api->log_call(call, UPESI_LOG_NOTICE,
+                            "header section longer than %dK: judged on the "
+                            "fields before that, not the body",
+                            MIME_GUARD_MAX_HEADER / 1024);
     if (rc != 0) {
         bayes_api->log_call(call, UPESI_LOG_WARNING, "%s, no verdict",
                        strerror(-rc));

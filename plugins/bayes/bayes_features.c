@@ -241,8 +241,7 @@ size_t bayes_features_sample(const uint64_t *ids, size_t n, size_t k,
 
 int bayes_features_message(bayes_features *f, const char *msg, size_t len)
 {
-    size_t parse = mime_guard_cut(msg, len, MIME_GUARD_MAX_LINES);
-    f->cut = parse < len;
+    size_t parse = mime_guard_cut(msg, len, &f->cut);
     int rc = bayes_tokenize(msg, parse, bayes_features_token, f);
     bayes_features_finish(f);
     if (rc == 0 && f->oom)

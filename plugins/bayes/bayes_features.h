@@ -35,7 +35,7 @@ typedef struct bayes_features {
     size_t in_window;
     int osb_window;                  /* tokens a pair spans; 1: no pairs  */
     int oom;                         /* the array could not grow          */
-    int cut;                         /* the parse stopped short (below)   */
+    int cut;                         /* why the parse stopped short, or 0 */
 } bayes_features;
 
 /* osb_window: 1 (or less) single tokens only, else 2 to BAYES_OSB_WINDOW
@@ -53,7 +53,8 @@ size_t bayes_features_sample(const uint64_t *ids, size_t n, size_t k,
                              uint64_t *out);
 /* The whole path: message bytes to ids.  0 or -ENOMEM.  GMime parses the
  * message up to mime_guard's cut (plugins/common/mime_guard.h: a thousand
- * lines beginning with "--"); f->cut says the rest was left out. */
+ * lines beginning with "--", a header section of 256K); f->cut says why
+ * the rest was left out (MIME_GUARD_LINES, _HEADER), 0 if it was not. */
 int bayes_features_message(bayes_features *f, const char *msg, size_t len);
 /* The 64-bit hash of bytes (for message digests of the learned record
  * as well: two different seeds give a 128-bit digest). */

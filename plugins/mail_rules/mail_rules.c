@@ -151,10 +151,15 @@ static const mr_mime *ctx_mime(mr_ctx *c)
         GMimeStream *stream = end > 0
             ? mr_message_stream_headers(api, c->call, end)
             : mr_message_stream_new(api, c->call);
-        if (headers_only)
+        if (headers_only == 1)
             api->log_call(c->call, UPESI_LOG_NOTICE, "message %s has more than "
                      "%d multipart parts: rules see its headers only",
                      api->queue_id(c->call), MR_MAX_MULTIPARTS);
+        else if (headers_only == 2)
+            api->log_call(c->call, UPESI_LOG_NOTICE, "message %s has a header "
+                     "section longer than %dK: rules see the fields before "
+                     "that, not the body", api->queue_id(c->call),
+                     MIME_GUARD_MAX_HEADER / 1024);
         else if (end > 0)
             api->log_call(c->call, UPESI_LOG_NOTICE, "message %s has more than "
                      "%d lines beginning with \"--\": rules see the MIME "

@@ -186,7 +186,7 @@ off_t mr_message_parse_end(const upesi_api *api, upesi_call *call,
     off_t off = 0, header_end = 0;
     int count = 0;
     mime_guard guard;
-    mime_guard_init(&guard, MIME_GUARD_MAX_LINES);
+    mime_guard_init(&guard, MIME_GUARD_MAX_LINES, MIME_GUARD_MAX_HEADER);
     *headers_only = 0;
     for (;;) {
         ssize_t n = api->message_read(call, off, buf + keep,
@@ -205,8 +205,11 @@ off_t mr_message_parse_end(const upesi_api *api, upesi_call *call,
                 *headers_only = 1;
                 return header_end > 0 ? header_end : 1;
             }
-        if (mime_guard_feed(&guard, buf + keep, (size_t)n, &cut))
+        int why = mime_guard_feed(&guard, buf + keep, (size_t)n, &cut);
+        if (why) {
+            *headers_only = why == MIME_GUARD_HEADER ? 2 : 0;
             return cut > 0 ? (off_t)cut : 1;
+        }
         off += n;
         keep = len < nlen ? len : nlen - 1;
         memmove(buf, buf + len - keep, keep);

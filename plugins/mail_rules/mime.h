@@ -58,10 +58,13 @@ GMimeStream *mr_message_stream_new(const upesi_api *api, upesi_call *call);
  * length.  GMime's boundary scan costs (levels x size): a message with
  * more than MR_MAX_MULTIPARTS "multipart/" strings would hold the loop
  * for seconds, and is walked as its top-level header block only
- * (*headers_only set; the length is that block's, with the empty line).
+ * (*headers_only 1; the length is that block's, with the empty line).
  * Past MIME_GUARD_MAX_LINES lines beginning with "--" (many parts, or
  * deep nesting: plugins/common/mime_guard.h) the parse stops where that
- * line begins.  One pass of memmem and memchr over message_read. */
+ * line begins (*headers_only 0); at a header field that would take the
+ * header section past MIME_GUARD_MAX_HEADER, it stops there
+ * (*headers_only 2: the fields before it, no body).  One pass of memmem
+ * and memchr over message_read. */
 #define MR_MAX_MULTIPARTS 1000
 off_t mr_message_parse_end(const upesi_api *api, upesi_call *call,
                            int *headers_only);
