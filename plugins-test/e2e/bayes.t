@@ -213,6 +213,15 @@ $m = last_spooled(++$spooled);
 like $m, qr/^X-Spam-Bayes: 0\.\d{4} ham\r$/m, '... judged ham on its first parts';
 ok $srv->wait_log(qr/bayes: more than 1000 lines begin with "--": judged on the MIME parts before them/, 5),
     '... and the cut is logged';
+# a header section past 256 KB: judged on the fields before it
+(my $head54 = message('ham', 54, mid => '<h54@test>')) =~ s/\n\n.*//s;
+$r = send_msg("$head54\nCc: " . join(', ', map { "u$_\@corp.example" } 1 .. 20_000)
+              . "\n\n" . join(' ', @spam_words) . "\n");
+is $r->{code}, 250, 'a message with a 400 KB header section accepted';
+$m = last_spooled(++$spooled);
+like $m, qr/^X-Spam-Bayes: 0\.\d{4} \w+\r$/m, '... and judged';
+ok $srv->wait_log(qr/bayes: header section longer than 256K: judged on the fields before that, not the body/, 5),
+    '... on the fields before the long one, logged';
 
 # -- the actions ----------------------------------------------------------
 sub reconfigure {
