@@ -20,8 +20,9 @@
  *     exception), which can only make the cut come earlier, in a message
  *     with a thousand of them;
  *   - the header field that would take the message's own header section
- *     past MIME_GUARD_MAX_HEADER bytes (as Postfix's header_size_limit,
- *     100 KB there): the fields before it are parsed, the body is not.
+ *     past MIME_GUARD_MAX_HEADER bytes (Postfix keeps at most 100 KB of
+ *     any one field, header_size_limit): the fields before it are
+ *     parsed, the body is not.
  *
  * One pass of memchr over the bytes fed; fed in pieces of any size it
  * finds the same cut as fed at once.  Not a plugin: compiled into
