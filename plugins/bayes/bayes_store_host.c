@@ -16,11 +16,14 @@
  * are hashes, is not read).  A learn is a store_get of the learned record,
  * one store_mincr of all the changes (a move is +1 in one class and -1 in
  * the other, in the same increment), then the record's store_set or
- * store_del: three round trips, whatever the size of the message.
+ * store_del: three round trips, whatever the size of the message; a move
+ * or an unlearn reads the counts it lowers first (a fourth: no class
+ * below 0, see clamp_decrements).
  * A batch (the command line's learn) is one store_mget of the messages'
  * records, their changes summed by feature and written by store_mincr
  * calls of at most UPESI_STORE_BATCH_MAX sorted keys, one after the
- * other, then the changed records: on a trained LMDB a single learn's
+ * other (read first where they lower a count), then the changed
+ * records: on a trained LMDB a single learn's
  * thousand increments copy a thousand pages, while a batch's sorted
  * union shares them (5,441 messages: 8.2 CPU-s at 256 a batch, 5.5 at
  * 1,024, against about 50 one at a time).
@@ -28,8 +31,9 @@
  * How it fails: every store error is the callback's status (-ETIMEDOUT,
  * -ECONNREFUSED, -ENOSPC, -EIO); a learn that fails between its mincr and
  * its record leaves the counts learned without the record (learning the
- * message again counts it twice, which a filter forgives); a batch that
- * fails part way likewise, for the messages of the calls done.  A call that
+ * message again counts it twice, which a filter forgives; moving or
+ * unlearning it again lowers no class below 0); a batch that fails part
+ * way likewise, for the messages of the calls done.  A call that
  * cannot start (no store in this process) is -EIO to the caller, whose
  * callback then never runs.
  */
@@ -97,6 +101,109 @@ static void digest_key(char out[40], const unsigned char *digest)
     memcpy(out, KEY_LEARNED, 2);
     for (int i = 0; i < BAYES_DIGEST_LEN; i++)
         snprintf(out + 2 + 2 * i, 3, "%02x", digest[i]);
+}
+
+/* ---------------------------------------------------------------------- */
+/* no class below 0                                                        */
+
+/* A move or an unlearn takes one from a class.  Spam and ham share one
+ * counter (spam * 2^32 + ham), so taking from a class that is at 0 for a
+ * feature would borrow from the other (5 spam and 0 ham, moved from ham,
+ * reads 4 spam and 4,294,967,295 ham: the strongest ham clue there is) or
+ * make the counter negative (read as nothing: its counts lost).  It
+ * happens whenever the copy moved is not the copy learned (the same
+ * Message-ID, other words: the delivered copy of a message voted on at
+ * data_post) or a learn is retried after a failure.  So the keys with a
+ * decrement are read first and each class stops at 0.  Another learner
+ * between the read and the increment can still take a class below 0; a
+ * counter found below 0 is set right the next time it is lowered. */
+
+static int has_decrement(long long by)
+{
+    long long ham = (long long)((unsigned long long)by & 0xffffffffULL);
+    if (ham >= SPAM_ONE / 2)
+        ham -= SPAM_ONE;         /* the ham part is in -2^31 .. 2^31 - 1  */
+    return ham < 0 || (by - ham) < 0;
+}
+
+/* the increment that takes cur by `by`, with neither class below 0 */
+static long long clamped(long long cur, long long by)
+{
+    long long dham = (long long)((unsigned long long)by & 0xffffffffULL);
+    if (dham >= SPAM_ONE / 2)
+        dham -= SPAM_ONE;
+    long long dspam = (by - dham) / SPAM_ONE;
+    long long spam = (long long)spam_of(cur) + dspam;
+    long long ham = (long long)ham_of(cur) + dham;
+    return (spam < 0 ? 0 : spam) * SPAM_ONE + (ham < 0 ? 0 : ham) - cur;
+}
+
+typedef void (*clamp_fn)(int status, void *arg);
+
+typedef struct clamp_op {
+    const char *const *keys;
+    long long *by;
+    size_t n, at, len;
+    clamp_fn fn;
+    void *arg;
+} clamp_op;
+
+static void clamp_next(clamp_op *c);
+
+static void clamp_read(const upesi_store_result *r, void *arg)
+{
+    clamp_op *c = arg;
+    if (r->status != 0) {
+        c->fn(r->status, c->arg);
+        free(c);
+        return;
+    }
+    for (size_t i = 0; i < c->len; i++) {
+        long long *by = &c->by[c->at + i];
+        if (has_decrement(*by))
+            *by = clamped(r->values[i].found ? r->values[i].num : 0, *by);
+    }
+    c->at += c->len;
+    clamp_next(c);
+}
+
+/* at most UPESI_STORE_BATCH_MAX keys a read, one after the other */
+static void clamp_next(clamp_op *c)
+{
+    if (c->at == c->n) {
+        c->fn(0, c->arg);
+        free(c);
+        return;
+    }
+    c->len = c->n - c->at;
+    if (c->len > UPESI_STORE_BATCH_MAX)
+        c->len = UPESI_STORE_BATCH_MAX;
+    if (bayes_api->store_mget(bayes_ctx, c->keys + c->at, c->len, clamp_read,
+                              c) == NULL) {
+        c->fn(-EIO, c->arg);
+        free(c);
+    }
+}
+
+/* by[i], for keys[i], lowered where a class would go below 0; then fn,
+ * at once when nothing is lowered.  keys and by stay the caller's. */
+static void clamp_decrements(const char *const *keys, long long *by,
+                             size_t n, clamp_fn fn, void *arg)
+{
+    size_t i = 0;
+    while (i < n && !has_decrement(by[i]))
+        i++;
+    if (i == n) {                /* a learn: only increments */
+        fn(0, arg);
+        return;
+    }
+    clamp_op *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        fn(-ENOMEM, arg);
+        return;
+    }
+    *c = (clamp_op){ .keys = keys, .by = by, .n = n, .fn = fn, .arg = arg };
+    clamp_next(c);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -233,6 +340,16 @@ static void counts_done(const upesi_store_result *r, void *arg)
         learn_finish(op, -EIO);
 }
 
+static void counts_write(int status, void *arg)
+{
+    learn_op *op = arg;
+    if (status != 0)
+        learn_finish(op, status);
+    else if (bayes_api->store_mincr(bayes_ctx, op->keys, op->by, op->n + 1,
+                                    0, counts_done, op) == NULL)
+        learn_finish(op, -EIO);
+}
+
 /* one increment a key: the message's features and the totals */
 static void record_read(const upesi_store_result *r, void *arg)
 {
@@ -272,9 +389,7 @@ static void record_read(const upesi_store_result *r, void *arg)
     }
     for (size_t i = 0; i <= op->n; i++)
         op->by[i] = delta;
-    if (bayes_api->store_mincr(bayes_ctx, op->keys, op->by, op->n + 1, 0,
-                               counts_done, op) == NULL)
-        learn_finish(op, -EIO);
+    clamp_decrements(op->keys, op->by, op->n + 1, counts_write, op);
 }
 
 int bayes_store_learn(bayes_store *st, const uint64_t *ids, size_t n,
@@ -433,6 +548,17 @@ static void batch_counts_next(batch_op *op)
     }
 }
 
+static void batch_counts_start(int status, void *arg)
+{
+    batch_op *op = arg;
+    if (status != 0) {
+        op->status = status;
+        batch_finish(op);
+    } else {
+        batch_counts_next(op);
+    }
+}
+
 static int cmp_id_delta(const void *a, const void *b)
 {
     uint64_t x = ((const id_delta *)a)->id, y = ((const id_delta *)b)->id;
@@ -500,7 +626,7 @@ static void batch_counts_write(batch_op *op, const long long *delta)
         return;
     }
     op->at = 0;
-    batch_counts_next(op);
+    clamp_decrements(op->keys, op->by, op->nkeys, batch_counts_start, op);
 }
 
 static int cmp_digest_at(const void *a, const void *b, void *arg)
