@@ -334,6 +334,16 @@ like $out, qr/spam learned: 20\nham learned: 20\n/,
 $ans = control("bayes stats");
 like $ans, qr/spam learned: 20|ask the command line/,
     'control socket: bayes stats (on the host\'s store: the command line)';
+# a folder of 101 messages (already learned: nothing changes): at most
+# 100 a command, said
+make_path("$tmp/many");
+spit("$tmp/many/$_.eml", message('spam', 3)) for 1 .. 101;
+$ans = control("bayes learn spam $tmp/many");
+like $ans, qr/^bayes: stopped after 100 messages: .*command line.*\nlearning 100 messages as spam in the background/s,
+    'control socket: at most 100 messages a command, and it says so';
+$ans = control("bayes learn spam " . join(" ", ("a") x 63));
+like $ans, qr/^bayes: at most 62 paths a command over the control socket/,
+    'control socket: more paths than a command takes: refused, none dropped unsaid';
 
 # -- votes and autolearn ---------------------------------------------------
 $r = send_msg(message('ham', 70, mid => '<v70@test>')

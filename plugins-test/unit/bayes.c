@@ -229,6 +229,13 @@ static void test_features(void)
        above, K);
     ok(bayes_features_sample(ids, 10, K, s1) == 10 && s1[9] == ids[9],
        "sample: fewer ids than k, all of them");
+    /* in place, as a batch of learns samples a long message's ids */
+    static uint64_t same[N];
+    memcpy(same, ids, sizeof ids);
+    k2 = bayes_features_sample(same, N, K, same);
+    bayes_features_sample(ids, N, K, s1);
+    ok(k2 == K && memcmp(same, s1, sizeof s1) == 0,
+       "sample: in place, the same sample");
 
     /* a long message: the raw ids stop at the cap, the first ones kept */
     bayes_features_init(&f, 0);
@@ -401,7 +408,7 @@ static void test_math(void)
 
 int main(void)
 {
-    plan(55);
+    plan(56);
     bayes_tokenize_init();
     test_tokenizer();
     test_charsets();

@@ -409,18 +409,21 @@ static upesi_verdict bayes_reset(upesi_call *call)
     }
     bayes_features f;
     bayes_features_init(&f, bayes_osb_window(s));
-    if (bayes_features_message(&f, msg, len) == 0) {
+    int rc = bayes_features_message(&f, msg, len);
+    if (rc == 0) {
         unsigned char digest[BAYES_DIGEST_LEN];
         bayes_message_digest(msg, len, digest);
         const char *q = bayes_api->queue_id(call);
         char *qid = strdup(q ? q : "-");
-        if (qid && bayes_store_learn(st, f.ids, f.n, digest, cls, 0,
-                                     vote_done, qid) != 0) {
-            bayes_api->log_call(call, UPESI_LOG_WARNING, "vote not learned: "
-                           "the store did not take it");
+        rc = qid ? bayes_store_learn(st, f.ids, f.n, digest, cls, 0,
+                                     vote_done, qid)
+                 : -ENOMEM;
+        if (rc != 0)
             free(qid);
-        }
     }
+    if (rc != 0)
+        bayes_api->log_call(call, UPESI_LOG_WARNING, "vote not learned: %s",
+                            strerror(-rc));
     bayes_features_free(&f);
     free(msg);
     return UPESI_CONT;

@@ -210,6 +210,17 @@ static void unreadable(run *r, const char *name, const char *why)
     say(r, stderr, "bayes: %s: %s\n", name, why);
 }
 
+/* One message: its first max_size bytes, as data_post reads it, so that
+ * the command line learns and judges a message by the features a server
+ * would (and a message without a Message-ID by the same digest). */
+static int one_message(run *r, const char *data, size_t len,
+                       const char *name)
+{
+    if (r->s->max_size > 0 && len > (size_t)r->s->max_size)
+        len = (size_t)r->s->max_size;
+    return r->fn(r, data, len, name);
+}
+
 /* An mbox: messages begin at "From " lines at the start of the file or
  * after an empty line; the "From " line itself is not part of them. */
 static int walk_mbox(run *r, const char *data, size_t len, const char *name)
@@ -240,7 +251,7 @@ static int walk_mbox(run *r, const char *data, size_t len, const char *name)
         if (end < len || n > 1)
             snprintf(label, sizeof label, "%s:%zu", name, n);
         if (end > start) {
-            int rc = r->fn(r, data + start, end - start, label);
+            int rc = one_message(r, data + start, end - start, label);
             if (rc < 0)
                 return rc;
         }
@@ -274,7 +285,7 @@ static int walk_file(run *r, const char *path)
     size_t len = (size_t)sb.st_size;
     int rc = len > 5 && memcmp(data, "From ", 5) == 0
                  ? walk_mbox(r, data, len, path)
-                 : r->fn(r, data, len, path);
+                 : one_message(r, data, len, path);
     munmap(map, len);
     return rc;
 }
@@ -385,9 +396,17 @@ static int store_failed(run *r, const char *name, int rc)
     return 0;
 }
 
+/* Over the control socket the worker that answers reads and tokenizes
+ * the files itself (about 1 ms a message), and serves no session
+ * meanwhile: a command takes at most this many messages (about 0.1 s of
+ * that worker); a folder is for the command line, a process of its own. */
+#define CONTROL_MAX_MESSAGES 100
+
 static int learn_background(run *r, const char *msg, size_t len,
                             const char *name)
 {
+    if (r->seen + r->unreadable >= CONTROL_MAX_MESSAGES)
+        return -E2BIG;           /* stops the walk; said by the caller */
     bayes_features f;
     bayes_features_init(&f, bayes_osb_window(r->s));
     int rc = bayes_features_message(&f, msg, len);
@@ -659,8 +678,15 @@ static int run_command(run *r, int argc, char **argv)
         }
         r->bg->cls = r->cls;
         r->bg->unlearn = r->unlearn;
-        for (int i = first; i < argc; i++)
-            walk_path(r, argv[i], 0);
+        int rc = 0;
+        for (int i = first; i < argc && rc == 0; i++)
+            rc = walk_path(r, argv[i], 0);
+        if (rc == -E2BIG)
+            say(r, stdout, "bayes: stopped after %d messages: over the "
+                "control socket a worker reads them and serves no session "
+                "meanwhile; teach more with the command line (upesi -c DIR "
+                "bayes %s ...)\n", CONTROL_MAX_MESSAGES,
+                r->unlearn ? "unlearn" : "learn");
         say(r, stdout, "%s %zu messages as %s in the background (%zu "
             "unreadable); the log says when it is done\n",
             r->unlearn ? "unlearning" : "learning", r->seen,
@@ -668,7 +694,7 @@ static int run_command(run *r, int argc, char **argv)
         r->bg->issued_all = 1;
         if (r->bg->pending == 0)
             bg_report(r->bg);
-        return r->unreadable ? 1 : 0;
+        return r->unreadable || rc != 0 ? 1 : 0;
     }
     int rc = 0;
     for (int i = first; i < argc && rc == 0; i++)
@@ -722,11 +748,17 @@ void bayes_control(const char *args, upesi_control *out, void *arg)
     char *argv[64];
     int argc = 0;
     char *save = NULL;
-    for (char *t = copy ? strtok_r(copy, " \t\r\n", &save) : NULL;
-         t && argc < 64; t = strtok_r(NULL, " \t\r\n", &save))
+    char *t = copy ? strtok_r(copy, " \t\r\n", &save) : NULL;
+    for (; t && argc < 64; t = strtok_r(NULL, " \t\r\n", &save))
         argv[argc++] = t;
     bayes_store *st = bayes_store_for(s, err, sizeof err);
-    if (st == NULL) {
+    if (copy == NULL) {
+        bayes_api->control_write(out, "bayes: out of memory\n");
+    } else if (t != NULL) {      /* a word past the 64th: nothing done */
+        bayes_api->control_write(out, "bayes: at most 62 paths a command "
+                                 "over the control socket (a folder counts "
+                                 "as one)\n");
+    } else if (st == NULL) {
         bayes_api->control_write(out, "bayes: %s\n", err);
     } else {
         run r = {.s = s, .st = st, .out = out};

@@ -219,12 +219,12 @@ size_t bayes_features_sample(const uint64_t *ids, size_t n, size_t k,
                              uint64_t *out)
 {
     if (k >= n) {
-        memcpy(out, ids, n * sizeof *ids);
+        memmove(out, ids, n * sizeof *ids);
         return n;
     }
     uint64_t *rank = malloc(n * sizeof *rank);
     if (rank == NULL) {           /* the lowest ids: a sample still */
-        memcpy(out, ids, k * sizeof *ids);
+        memmove(out, ids, k * sizeof *ids);
         return k;
     }
     for (size_t i = 0; i < n; i++)

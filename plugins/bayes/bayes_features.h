@@ -46,9 +46,9 @@ void bayes_features_free(bayes_features *f);
 void bayes_features_token(const char *tok, size_t len, void *arg);
 /* Sort and unique the ids; after it f->ids[0..n) is the message. */
 void bayes_features_finish(bayes_features *f);
-/* A sample of k of the sorted ids[0..n) into out (room for min(k, n)),
- * still sorted, the same for the same ids: those whose second hash is
- * among the k lowest.  Returns how many. */
+/* A sample of k of the sorted ids[0..n) into out (room for min(k, n);
+ * out may be ids itself), still sorted, the same for the same ids: those
+ * whose second hash is among the k lowest.  Returns how many. */
 size_t bayes_features_sample(const uint64_t *ids, size_t n, size_t k,
                              uint64_t *out);
 /* The whole path: message bytes to ids.  0 or -ENOMEM.  GMime parses the

@@ -85,7 +85,8 @@ int bayes_store_stats(bayes_store *st, bayes_stats_fn fn, void *arg);
  * may have been written (as when a single learn fails between its counts
  * and its record). */
 typedef struct bayes_learn_item {
-    const uint64_t *ids;         /* sorted, unique (bayes_features)      */
+    uint64_t *ids;               /* sorted, unique (bayes_features); past
+                                    the store's batch, sampled in place  */
     size_t n;
     unsigned char digest[BAYES_DIGEST_LEN];
     bayes_learn_result result;   /* out                                  */

@@ -1,12 +1,15 @@
 #!/usr/bin/perl
-# bayes_counts.t - a feature's spam and ham counts share one counter
+# bayes_learn.t - what learning counts.  A feature's spam and ham counts
+# share one counter
 # (spam * 2^32 + ham), so taking one from a class that is at 0 for that
 # feature would borrow from the other: a move or an unlearn must take
 # nothing below 0.  It happens when the copy of a message learned second
 # is not the copy learned first (the same Message-ID, other words: the
 # delivered copy of a message voted on at data_post), or when a learn is
 # retried after a failure.  Each case: 20 + 20 messages learned, then a
-# copy moved or unlearned, then the classes of a spam and a ham.
+# copy moved or unlearned, then the classes of a spam and a ham.  And the
+# command line reads a message as data_post does: its first max_size
+# bytes.
 use strict;
 use warnings;
 use FindBin;
@@ -37,7 +40,8 @@ sub trained {
     my $s = Upesi::Test->new(
         smtp    => { local_domains => 'example.com' },
         plugins => $o{plugins} // ['bayes'],
-        ini     => { 'bayes.ini' => "min_learns = 20\n", %{ $o{ini} // {} } });
+        ini     => { 'bayes.ini' => "min_learns = 20\n" . ($o{bayes} // ''),
+                     %{ $o{ini} // {} } });
     my $tmp = $s->tmp;
     mkdir "$tmp/spam";
     mkdir "$tmp/ham";
@@ -152,6 +156,27 @@ sub classes_hold {
         or diag $out;
     classes_hold($s, $cmd, 'a vote moving from ham features with no ham', 'b.eml', 'spam');
     $s->stop_ok;
+}
+
+# 5. max_size on the command line: a message whose spam words come after
+# its first 1K is judged, and learned, on the first 1K only.
+{
+    my ($s, $cmd) = trained(bayes => "max_size = 1K\n");
+    my $tmp = $s->tmp;
+    my $long = "From: someone\@elsewhere.example\nTo: bob\@example.com\n"
+             . "Subject: hello\nMessage-ID: <long\@counts.test>\n\n"
+             . ("xyzzy plugh frobnitz\n" x 60)
+             . join(' ', (@spam_words) x 3) . "\n";
+    spit("$tmp/long.eml", $long);
+    my ($rc, $out) = $cmd->('classify', "$tmp/long.eml");
+    like $out, qr/^0\.\d{4} unsure /, 'the spam words past max_size are not read' or diag $out;
+    ($rc, $out) = $cmd->('learn', 'spam', ("$tmp/long.eml") x 1);
+    like $out, qr/learned 1 as spam/, 'learned as spam' or diag $out;
+    spit("$tmp/tail.eml", "From: other\@elsewhere.example\nTo: bob\@example.com\n"
+         . "Subject: hello\nMessage-ID: <tail\@counts.test>\n\nxyzzy plugh frobnitz\n");
+    ($rc, $out) = $cmd->('classify', "$tmp/tail.eml");
+    like $out, qr/^(0\.[6-9]\d{3}|1\.0000) spam /,
+        '... by the words of its first 1K' or diag $out;
 }
 
 done_testing();
