@@ -146,6 +146,18 @@ static void on_connect(const redisAsyncContext *c, int status)
         return;
     }
     connected = 1;
+}
+
+/* The setup's last answer (PING, after AUTH and SELECT): only now is the
+ * connection usable, and the backoff over.  A server that takes the
+ * connection and then refuses it (a wrong password, a bad db, maxclients)
+ * is retried with the backoff, and said once, as one that is down. */
+static void setup_done(redisAsyncContext *c, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    (void)privdata;
+    if (c != ac || reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        return;                 /* refused or gone: said and retried there */
     backoff_ms = 0;
     up_log(NULL, was_down ? UPESI_LOG_NOTICE : UPESI_LOG_INFO,
            "store: %s %s", was_down ? "reconnected to" : "connected to",
@@ -242,6 +254,7 @@ static void connect_now(void)
                       incr_lua.text, incr_lua.len);
     redisAsyncCommand(ac, script_loaded, NULL, "SCRIPT LOAD %b",
                       persist_lua.text, persist_lua.len);
+    redisAsyncCommand(ac, setup_done, NULL, "PING");
     uv_timer_start(&connect_timer, connect_timed_out, rp.timeout_ms, 0);
 }
 

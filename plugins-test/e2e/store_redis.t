@@ -161,6 +161,28 @@ like $r->{text}, qr/state store unavailable/, '... the store timed out, not the 
 cmp_ok $hosts[2]->stat('SMTP.Store')->{'SMTP.Store.Timeouts'}, '>=', 1, 'SMTP.Store.Timeouts';
 diag sprintf 'the MAIL command took %.2f s with store_timeout %.1f s', $took, $TIMEOUT_MS / 1000;
 
+# -- a wrong password: Redis takes the connection, then refuses AUTH ------------
+# The backoff (100 ms doubling to 2 s, docs/store.md) holds: a connection
+# that is refused after it opens is a failure too, and it is said once.
+{
+    (my $bad = $url) =~ s/s3cr%3At/wrong/;
+    my $srv = Upesi::Test->new(
+        smtp    => { local_domains => 'example.com', store => $bad,
+                     store_timeout => $TIMEOUT_MS },
+        plugins => [ 'lua' ],
+        ini     => { 'lua.ini' => "scripts = probe.lua\n", %$scripts },
+    );
+    my ($c0) = $redis->cli('INFO', 'stats') =~ /total_connections_received:(\d+)/;
+    $srv->start;
+    sleep 3;
+    my ($c1) = $redis->cli('INFO', 'stats') =~ /total_connections_received:(\d+)/;
+    # 0, 0.1, 0.3, 0.7, 1.5 s (then 2 s apart) and a redis-cli of our own
+    cmp_ok $c1 - $c0, '<=', 8, sprintf('a refused AUTH backs off: %d connections in 3 s', $c1 - $c0);
+    is scalar($srv->log_lines(qr/store: .*AUTH refused/)), 1, '... said once';
+    is scalar($srv->log_lines(qr/store: (re)?connected to/)), 0, '... never "connected"';
+    $srv->stop_ok('the host with a wrong password');
+}
+
 $_->stop_ok("host") for @hosts;
 $redis->stop;
 done_testing;
