@@ -3,7 +3,9 @@
  *
  * A call becomes an operation with the plugin's prefix on each key, goes
  * on the waiting list (ordered by deadline: every call gets the same
- * store_timeout, so the list is a FIFO and one timer watches its head) and
+ * store_timeout, so the list is a FIFO, but for the calls made before a
+ * reload that shortened it, which a new call passes; one timer watches
+ * its head) and
  * to the backend.  The caller's callback runs once: with the backend's
  * answer, or with -ETIMEDOUT when the deadline passes first, or never
  * after store_cancel.  The operation lives until both the caller has been
@@ -220,12 +222,21 @@ static upesi_store_op *submit(upesi_store_op *op)
 {
     up_stats_add("SMTP.Store.Calls", 1);
     op->deadline = uv_now(store_loop) + params.timeout_ms;
-    op->prev = waiting_tail;
-    if (waiting_tail)
-        waiting_tail->next = op;
+    /* after the last call whose deadline is not later: the tail, unless
+     * a reload shortened store_timeout since older calls were made */
+    upesi_store_op *after = waiting_tail;
+    while (after && after->deadline > op->deadline)
+        after = after->prev;
+    op->prev = after;
+    op->next = after ? after->next : waiting_head;
+    if (op->next)
+        op->next->prev = op;
+    else
+        waiting_tail = op;
+    if (after)
+        after->next = op;
     else
         waiting_head = op;
-    waiting_tail = op;
     if (waiting_head == op)
         deadline_arm();
     op->with_backend = 1;

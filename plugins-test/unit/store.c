@@ -123,7 +123,7 @@ static void t_full_child(void)
 
 int main(void)
 {
-    plan(59);
+    plan(62);
     loop = uv_default_loop();
     uv_timer_t keepalive;
     uv_timer_init(loop, &keepalive);
@@ -419,6 +419,28 @@ int main(void)
     ok(up_stats_get("SMTP.Store.Timeouts") == to0 + 1 &&
        up_stats_get("SMTP.Store.Errors") >= 1,
        "counted in SMTP.Store.Timeouts and SMTP.Store.Errors");
+
+    /* a reload that shortens store_timeout: a call made after it times out
+     * by the new one, though an older call with a later deadline waits */
+    static t_answer older;
+    rp.timeout_ms = 2000;
+    up_store_reload(&rp);
+    memset(&older, 0, sizeof older);
+    ok(up_store_get("t", "old", t_answered, &older) != NULL,
+       "a call with store_timeout 2000 ms");
+    rp.timeout_ms = 200;
+    up_store_reload(&rp);
+    t0 = uv_now(loop);
+    t_wait(up_store_get("t", "new", t_answered, t_reset()));
+    took = uv_now(loop) - t0;
+    ok(ans.status == -ETIMEDOUT && took >= 190 && took < 400 && !older.done,
+       "reloaded to 200 ms, a new call times out after %llu ms, the older "
+       "one still waits", (unsigned long long)took);
+    while (!older.done)
+        uv_run(loop, UV_RUN_ONCE);
+    took = uv_now(loop) - t0;
+    ok(older.status == -ETIMEDOUT && took >= 1700 && took < 2200,
+       "... until its own deadline (%llu ms later)", (unsigned long long)took);
     up_store_worker_stop();
     close(lfd);
 
