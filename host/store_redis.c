@@ -52,14 +52,30 @@
 #define REDIS_KEYS_MS 10000
 
 /* KEYS: the counters; ARGV[1]: ttl in ms for keys without one (0: none),
- * ARGV[i+1]: the increment of KEYS[i]. */
+ * ARGV[i+1]: the increment of KEYS[i].  All or nothing: Redis does not
+ * undo a script's writes, so every value INCRBY would refuse is refused
+ * before the first write: one that is not an integer as Redis writes it
+ * ("007", "-0" and 20 digits are not), and a sum past a 64-bit integer.
+ * Lua's numbers are doubles, exact below 2^53: a sum is checked in them
+ * only when a value or an increment has 16 digits or more, and one
+ * within 2,048 of the limit is refused (LMDB takes it). */
 static const char incr_script[] =
     "local ttl = tonumber(ARGV[1])\n"
+    "local sums = {}\n"
     "for i = 1, #KEYS do\n"
-    "  local v = redis.call('GET', KEYS[i])\n"
-    "  if v and not string.match(v, '^%-?%d+$') then\n"
+    "  local v = sums[KEYS[i]] or redis.call('GET', KEYS[i]) or '0'\n"
+    "  if v ~= '0' and not (string.match(v, '^%-?[1-9]%d*$') and\n"
+    "                       #v <= 20) then\n"
     "    return redis.error_reply('ERR value is not an integer')\n"
     "  end\n"
+    "  local by = ARGV[i + 1]\n"
+    "  local s = tonumber(v) + tonumber(by)\n"
+    "  if (#v >= 16 or #by >= 16) and\n"
+    "     (s >= 9223372036854773760 or s <= -9223372036854773760) then\n"
+    "    return redis.error_reply('ERR increment or decrement would "
+    "overflow')\n"
+    "  end\n"
+    "  sums[KEYS[i]] = string.format('%.0f', s)\n"
     "end\n"
     "local out = {}\n"
     "for i = 1, #KEYS do\n"
@@ -264,6 +280,7 @@ static int reply_error(const redisReply *reply)
 {
     if (!strncmp(reply->str, "ERR value is not an integer", 27) ||
         strstr(reply->str, "not an integer") ||
+        strstr(reply->str, "would overflow") ||
         !strncmp(reply->str, "WRONGTYPE", 9))
         return -EINVAL;
     if (!strncmp(reply->str, "OOM", 3))

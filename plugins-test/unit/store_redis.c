@@ -132,7 +132,7 @@ int main(void)
         printf("1..0 # SKIP redis-server is not installed\n");
         return 0;
     }
-    plan(18);
+    plan(21);
     loop = uv_default_loop();
     uv_timer_t keepalive;
     uv_timer_init(loop, &keepalive);
@@ -276,6 +276,28 @@ int main(void)
     memset(&a, 0, sizeof a);
     t_one(up_store_get("t", "m1", t_answered, &a), &a);
     ok(a.num[0] == 15, "... and m1 is unchanged (%lld)", a.num[0]);
+
+    /* values INCRBY refuses, found before the first write: Redis does
+     * not undo a script's writes, so m1 must stay as it is */
+    static const struct { const char *set, *what; } odd[] = {
+        { "SET t:odd 007", "a number with a leading zero" },
+        { "SET t:odd -0", "-0" },
+        { "SET t:odd 9223372036854775807", "LLONG_MAX + 1 (overflow)" },
+    };
+    const char *with_odd[2] = { "m1", "odd" };
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        r = redisCommand(cli, odd[i].set);
+        if (r)
+            freeReplyObject(r);
+        memset(&a, 0, sizeof a);
+        t_one(up_store_mincr("t", with_odd, one, 2, 0, t_answered, &a), &a);
+        int st = a.status;
+        memset(&a, 0, sizeof a);
+        t_one(up_store_get("t", "m1", t_answered, &a), &a);
+        ok(st == -EINVAL && a.num[0] == 15,
+           "mincr beside %s: -EINVAL (%d), m1 unchanged (%lld)", odd[i].what,
+           st, a.num[0]);
+    }
 
     /* a new connection loads the scripts before its first call */
     r = redisCommand(cli, "SCRIPT FLUSH");
