@@ -436,7 +436,11 @@ static void incr_one(upesi_store_op *op)
 
 static void redis_submit(upesi_store_op *op)
 {
-    if (ac == NULL || stopping) {
+    /* down, or trying to get back: a connect attempt can take up to
+     * store_timeout (a host that drops packets), and a call never waits
+     * for one (docs/store.md).  Only the first connect, at start, holds
+     * the calls made meanwhile. */
+    if (ac == NULL || stopping || (was_down && !connected)) {
         up_store_done_later(op, -ECONNREFUSED);
         return;
     }

@@ -132,7 +132,7 @@ int main(void)
         printf("1..0 # SKIP redis-server is not installed\n");
         return 0;
     }
-    plan(21);
+    plan(22);
     loop = uv_default_loop();
     uv_timer_t keepalive;
     uv_timer_init(loop, &keepalive);
@@ -327,8 +327,47 @@ int main(void)
     ok(t_calls(cli, "eval") == eval1, "... by EVALSHA: the connection "
        "loaded the scripts (SCRIPT LOAD), no NOSCRIPT round");
 
-    up_store_worker_stop();
+    /* Redis gone, and its port taken by a listener that never accepts and
+     * whose queue is full, as a host that drops packets: a reconnect
+     * attempt then hangs until store_timeout.  A call meanwhile is not
+     * queued behind it: it fails at once. */
     redisFree(cli);
+    cli = NULL;
+    kill(rpid, SIGKILL);
+    waitpid(rpid, NULL, 0);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0), on = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    struct sockaddr_in sin = { .sin_family = AF_INET,
+                               .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(0x7f000001) };
+    int fill[4] = { -1, -1, -1, -1 };
+    if (bind(lfd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+        listen(lfd, 0) == 0) {
+        for (int i = 0; i < 4; i++) {       /* fill the accept queue */
+            fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            if (connect(fill[i], (struct sockaddr *)&sin, sizeof sin) != 0 &&
+                errno != EINPROGRESS)
+                diag("fill %d: %s", i, strerror(errno));
+        }
+    } else {
+        diag("cannot listen on port %d again: %s", port, strerror(errno));
+    }
+    /* the store sees the connection lost, then retries into the queue */
+    for (uint64_t until = uv_now(loop) + 800; uv_now(loop) < until;)
+        uv_run(loop, UV_RUN_ONCE);
+    memset(&a, 0, sizeof a);
+    uint64_t t0 = uv_now(loop);
+    t_one(up_store_get("t", "m1", t_answered, &a), &a);
+    uint64_t took = uv_now(loop) - t0;
+    ok(a.status == -ECONNREFUSED && took < 100,
+       "while a reconnect hangs, a call fails at once: %d after %llu ms",
+       a.status, (unsigned long long)took);
+    for (int i = 0; i < 4; i++)
+        if (fill[i] >= 0)
+            close(fill[i]);
+    close(lfd);
+
+    up_store_worker_stop();
     kill(rpid, SIGTERM);
     waitpid(rpid, NULL, 0);
     char cmd[128];
