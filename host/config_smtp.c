@@ -882,6 +882,17 @@ int config_finish(up_config *cfg, const char *file)
     if (cfg->n_local_domains == 0)
         up_log(NULL, UPESI_LOG_WARNING, "%s: no local_domains: every "
                "recipient will be refused unless a plugin accepts it", file);
+    /* hiredis resolves a host name with the system's resolver, which
+     * blocks: at each connect attempt, every 2 s while Redis is down, the
+     * worker would wait for it (and a cut network cuts DNS too) */
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (cfg->store.kind == UP_STORE_REDIS && cfg->store.host[0] &&
+        inet_pton(AF_INET, cfg->store.host, addr) != 1 &&
+        inet_pton(AF_INET6, cfg->store.host, addr) != 1)
+        up_log(NULL, UPESI_LOG_WARNING, "%s: store names the host %s: it is "
+               "looked up, blocking the worker, at each connect attempt; "
+               "give its address (or a unix socket) where DNS may be slow "
+               "or down with Redis", file, cfg->store.host);
     /* spool_dir, control_socket, plugin_dir: PATH settings, resolved
      * against the configuration directory when set (defaults included);
      * plugin_dir's default is where the build installs plugins */

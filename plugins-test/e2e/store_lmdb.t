@@ -62,6 +62,11 @@ sub workers_of {
     ($exit, $out) = upesi_check($srv->conf);
     is $exit, 0, 'an unreachable Redis is no error for -t' or diag $out;
     like $out, qr/WARNING store: redis:\/\/127\.0\.0\.1:1\/3 is not reachable now .*mail flows/, '... but a warning (without the password)';
+    unlike $out, qr/store names the host/, '... an address: no word on names';
+    $srv->set_smtp(store => 'redis://localhost:1/3');
+    ($exit, $out) = upesi_check($srv->conf);
+    like $out, qr/WARNING .*smtp\.ini: store names the host localhost: it is looked up, blocking the worker/,
+        'a host name in store: a warning that it is looked up, blocking';
 }
 
 # -- two workers, one counter -------------------------------------------------------
