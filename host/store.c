@@ -325,11 +325,20 @@ upesi_store_op *up_store_mget(const char *plugin, const char *const *keys,
     return op ? submit(op) : NULL;
 }
 
+/* A ttl Redis can add to now (it refuses an expiry past 2^63 ms, after
+ * the write it goes with); a hundred years is plenty. */
+#define UP_STORE_TTL_MAX (100LL * 366 * 24 * 3600 * 1000)
+
+static int ttl_ok(long long ttl_ms)
+{
+    return ttl_ms >= 0 && ttl_ms <= UP_STORE_TTL_MAX;
+}
+
 upesi_store_op *up_store_set(const char *plugin, const char *key,
                              const void *data, size_t len, long long ttl_ms,
                              upesi_store_fn fn, void *arg)
 {
-    if ((data == NULL && len) || len > UPESI_STORE_VALUE_MAX || ttl_ms < 0)
+    if ((data == NULL && len) || len > UPESI_STORE_VALUE_MAX || !ttl_ok(ttl_ms))
         return NULL;
     upesi_store_op *op = op_new(UP_STORE_SET, plugin, &key, 1, fn, arg);
     if (op == NULL)
@@ -359,7 +368,7 @@ upesi_store_op *up_store_mincr(const char *plugin, const char *const *keys,
                                long long ttl_ms, upesi_store_fn fn,
                                void *arg)
 {
-    if (keys == NULL || by == NULL || ttl_ms < 0)
+    if (keys == NULL || by == NULL || !ttl_ok(ttl_ms))
         return NULL;
     upesi_store_op *op = op_new(UP_STORE_MINCR, plugin, keys, n, fn, arg);
     if (op == NULL)
@@ -387,7 +396,7 @@ upesi_store_op *up_store_expire(const char *plugin, const char *key,
                                 long long ttl_ms, upesi_store_fn fn,
                                 void *arg)
 {
-    if (ttl_ms < 0)
+    if (!ttl_ok(ttl_ms))
         return NULL;
     upesi_store_op *op = op_new(UP_STORE_EXPIRE, plugin, &key, 1, fn, arg);
     if (op == NULL)

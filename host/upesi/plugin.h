@@ -613,7 +613,8 @@ struct upesi_api {
      *    argument, no store in this process: the supervisor, -t; out of
      *    memory): then fn never runs.  Only on a
      *    worker's loop (hooks, timers, completions, worker-start
-     *    callbacks).  ttl_ms 0 means no expiry.
+     *    callbacks).  ttl_ms 0 means no expiry; more than 100 years
+     *    (3,162,240,000,000 ms) is a bad argument.
      *    store_get: one key; values[0].data/len, found. */
     upesi_store_op *(*store_get)(upesi_ctx *ctx, const char *key,
                                  upesi_store_fn fn, void *arg);

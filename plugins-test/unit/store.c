@@ -9,6 +9,7 @@
  * done_testing().
  */
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,7 +124,7 @@ static void t_full_child(void)
 
 int main(void)
 {
-    plan(62);
+    plan(63);
     loop = uv_default_loop();
     uv_timer_t keepalive;
     uv_timer_init(loop, &keepalive);
@@ -389,6 +390,15 @@ int main(void)
     ok(ans.len == sizeof huge, "... reads back whole");
     ok(up_store_set("t", "huge", huge, sizeof huge + 1, 0, t_answered,
                     t_reset()) == NULL, "one byte more does not start");
+    const char *k1[1] = { "a" };
+    const long long b1[1] = { 1 };
+    ok(up_store_set("t", "a", "v", 1, LLONG_MAX, t_answered, t_reset()) ==
+           NULL &&
+       up_store_mincr("t", k1, b1, 1, LLONG_MAX, t_answered, t_reset()) ==
+           NULL &&
+       up_store_expire("t", "a", LLONG_MAX, t_answered, t_reset()) == NULL,
+       "a ttl over 100 years does not start (Redis would refuse it after "
+       "the write)");
 
     up_store_worker_stop();
     ok(up_store_get("t", "a", t_answered, t_reset()) == NULL,
