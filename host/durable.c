@@ -67,6 +67,22 @@ int up_durable_file_write(int fd, const struct iovec *iov, int iovcnt)
     return 0;
 }
 
+/* rename, but never over a file already there: a name used twice (a
+ * queue id made again after the clock stepped back) must not replace a
+ * message that was acknowledged.  A file system without RENAME_NOREPLACE
+ * gets link + unlink, which refuses an existing name the same way. */
+static int rename_new(const char *from, const char *to)
+{
+    if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -errno;
+    if (link(from, to) != 0)
+        return -errno;
+    unlink(from);
+    return 0;
+}
+
 int up_durable_file_commit(int fd, const char *tmp_path, const char *path,
                            int sync)
 {
@@ -75,8 +91,8 @@ int up_durable_file_commit(int fd, const char *tmp_path, const char *path,
         rc = -errno;
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && rename(tmp_path, path) < 0)
-        rc = -errno;
+    if (rc == 0)
+        rc = rename_new(tmp_path, path);
     if (rc < 0)
         unlink(tmp_path);
     return rc;

@@ -591,7 +591,9 @@ struct upesi_api {
     int (*file_write)(int fd, const struct iovec *iov, int iovcnt);
     /* fsync fd (skipped when sync is 0: the caller made it durable another
      * way, as one syncfs for many files), close it, rename tmp_path to
-     * path.  fd is closed in every case, and on any error tmp_path is
+     * path, never over a file already there (-EEXIST: a name made twice
+     * must not replace what was committed under it).  fd is closed in
+     * every case, and on any error tmp_path is
      * unlinked, so no half-written file is ever in place.  The directory
      * of path is not synced: dir_sync it after the renames, and unlink
      * path if that fails (the rename may not survive a crash).

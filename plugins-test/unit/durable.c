@@ -59,7 +59,7 @@ static int t_create(const char *path)
 
 int main(void)
 {
-    plan(16);
+    plan(18);
     umask(022);
     snprintf(t_base, sizeof t_base, "/tmp/upesi-durable-unit-XXXXXX");
     if (mkdtemp(t_base) == NULL) {
@@ -126,6 +126,17 @@ int main(void)
            -ENOENT, "file_commit: rename into a missing directory: -ENOENT");
     ok(access(t_path("a/tmp2"), F_OK) != 0 && fcntl(fd, F_GETFD) < 0,
        "file_commit: on error the tmp file is unlinked and fd closed");
+
+    /* the same name again (a queue id made twice): never over the file */
+    fd = t_create(t_path("a/tmp3"));
+    struct iovec other = { (void *)"other", 5 };
+    up_durable_file_write(fd, &other, 1);
+    is_int(up_durable_file_commit(fd, t_path("a/tmp3"), t_path("a/b/f1"), 1),
+           -EEXIST, "file_commit over an existing file: -EEXIST");
+    got = t_slurp(t_path("a/b/f1"), &len);
+    ok(got && len == want_len && access(t_path("a/tmp3"), F_OK) != 0,
+       "... the file there is untouched (%zu bytes), tmp gone", len);
+    free(got);
 
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", t_base);

@@ -220,12 +220,19 @@ static int move(const char *spool, const char *from, const char *to,
         snprintf(err, errlen, "%s: %s", dir_b, strerror(-rc));
         return -1;
     }
-    if (access(b, F_OK) == 0) {
-        snprintf(err, errlen, "%s exists already", b);
-        return -1;
+    /* never over a message of the same id (checked and renamed in one
+     * step: a check first would leave a window); link + unlink where the
+     * file system has no RENAME_NOREPLACE */
+    int moved = renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE) == 0;
+    if (!moved && (errno == EINVAL || errno == ENOSYS) && link(a, b) == 0) {
+        unlink(a);
+        moved = 1;
     }
-    if (rename(a, b) != 0) {
-        snprintf(err, errlen, "%s: %s", a, strerror(errno));
+    if (!moved) {
+        if (errno == EEXIST)
+            snprintf(err, errlen, "%s exists already", b);
+        else
+            snprintf(err, errlen, "%s: %s", a, strerror(errno));
         return errno == ENOENT ? -2 : -1;
     }
     if ((rc = qt_api->dir_sync(dir_b)) < 0 ||
