@@ -285,6 +285,16 @@ static int t_queue_work(upesi_ctx *ctx, upesi_work_fn work,
     return uv_queue_work(uv_default_loop(), &w->req, t_work_cb, t_done_cb);
 }
 
+/* the host's file_commit, counting the files left to one syncfs */
+static long long t_unsynced;
+static int t_file_commit(int fd, const char *tmp_path, const char *path,
+                         int sync)
+{
+    if (!sync)
+        t_unsynced++;
+    return up_durable_file_commit(fd, tmp_path, path, sync);
+}
+
 static const char *t_spool_dir(upesi_ctx *ctx)
 {
     (void)ctx;
@@ -315,7 +325,7 @@ static upesi_api t_api = {
     .spool_dir = t_spool_dir, .control_register = t_control_register,
     /* the host's own durable-file functions (host/durable.c) */
     .file_write = up_durable_file_write,
-    .file_commit = up_durable_file_commit,
+    .file_commit = t_file_commit,
     .dir_make = up_durable_dir_make, .dir_sync = up_durable_dir_sync,
     .spool_envelope = t_spool_envelope,
 };
@@ -510,7 +520,7 @@ static void t_group_commit(const struct upesi_plugin *d)
     enum { N = 50 };
     upesi_call *calls[N];
     char ids[N][16];
-    long long commits = t_commits;
+    long long commits = t_commits, unsynced = t_unsynced;
 
     for (int i = 0; i < N; i++) {
         snprintf(ids[i], sizeof ids[i], "M%02d", i);
@@ -528,7 +538,55 @@ static void t_group_commit(const struct upesi_plugin *d)
     commits = t_commits - commits;
     /* the first goes alone, the other 49 in batches of max_batch 16 */
     t_ok(commits == 5, "%lld commit batches for %d messages", commits, N);
+    /* the first and the last go alone, with an fsync */
+    t_ok(t_unsynced - unsynced == N - 2, "one syncfs a batch on one file "
+         "system, no fsync each (%lld of %d)", t_unsynced - unsynced, N);
     t_ok(t_count_dir("tmp") == 0, "nothing left in tmp/");
+}
+
+/* A reload moved spool_dir to another file system while messages waited:
+ * one syncfs flushes one file system, so each file of that batch is
+ * fsync'd.  /dev/shm is the other file system where there is one. */
+static void t_two_filesystems(const struct upesi_plugin *d)
+{
+    char other[512], keep[512], path[600];
+    snprintf(other, sizeof other, "/dev/shm/upesi-spool-unit-%d",
+             (int)getpid());
+    mkdir(other, 0700);
+    snprintf(path, sizeof path, "%s/tmp", other);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/queue", other);
+    mkdir(path, 0700);
+    struct stat here, there;
+    if (stat(t_spool, &here) != 0 || stat(other, &there) != 0 ||
+        here.st_dev == there.st_dev) {
+        printf("ok %d # skip no second file system at /dev/shm\n",
+               ++t_count);
+        return;
+    }
+    char err[256];
+    t_set(d, "fsync", "1", err, sizeof err);
+    upesi_call *a = t_call("D1", 100), *b = t_call("D2", 100),
+               *c = t_call("D3", 100);
+    t_run(d, a);                /* a batch of its own */
+    t_run(d, b);                /* waits, in spool_dir */
+    snprintf(keep, sizeof keep, "%s", t_spool);
+    snprintf(t_spool, sizeof t_spool, "%s", other);
+    t_run(d, c);                /* waits with it, in the other one */
+    long long unsynced = t_unsynced;
+    t_loop();
+    snprintf(t_spool, sizeof t_spool, "%s", keep);
+    t_ok(a->verdict == UPESI_OK && b->verdict == UPESI_OK &&
+         c->verdict == UPESI_OK && t_unsynced == unsynced,
+         "a batch over two file systems: each file fsync'd (%lld left to "
+         "one syncfs)", t_unsynced - unsynced);
+    t_call_free(a);
+    t_call_free(b);
+    t_call_free(c);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", other);
+    if (system(cmd) != 0)
+        printf("# could not remove %s\n", other);
 }
 
 static void t_cancellation(const struct upesi_plugin *d)
@@ -674,6 +732,7 @@ int main(void)
     t_ok(t_messages == 55 && t_errors == 2 + (getenv("QS_SMALLFS") != NULL),
          "statistics: %lld messages, %lld errors, %lld commits",
          t_messages, t_errors, t_commits);
+    t_two_filesystems(spool);
     t_discard(discard);
 
     spool->config_free(t_settings);

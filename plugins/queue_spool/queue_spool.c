@@ -245,21 +245,43 @@ static void spool_batch_work(void *arg)
 
     /* Several files: one syncfs writes them all with a single device
      * flush, where an fsync each would flush the device once per file (on
-     * most disks the flush is the whole cost).  Linux >= 5.8 reports
-     * writeback errors through syncfs; if it fails we fall back to an
-     * fsync per file, which tells which file failed. */
-    int synced = 0, to_sync = 0, any_fd = -1;
+     * most disks the flush is the whole cost).  Only when they are all on
+     * one file system (a reload may have moved spool_dir while messages
+     * waited): syncfs flushes one.  If it fails we fall back to an fsync
+     * per file, which tells which file failed. */
+    int synced = 0, to_sync = 0, any_fd = -1, one_fs = 1;
+    dev_t dev = 0;
     for (item = batch->head; item; item = item->next)
         if (item->do_fsync && item->error == 0) {
+            struct stat st;
+            if (fstat(item->fd, &st) != 0 || (to_sync && st.st_dev != dev))
+                one_fs = 0;
+            dev = st.st_dev;
             to_sync++;
             any_fd = item->fd;
         }
-    if (to_sync > 1 && syncfs(any_fd) == 0)
+    if (to_sync > 1 && one_fs && syncfs(any_fd) == 0)
         synced = 1;
 
     for (item = batch->head; item; item = item->next) {
         if (item->fd < 0)       /* its write failed: removed already */
             continue;
+        /* syncfs reports a write-back error only once, through the file
+         * system, and not at all to a file opened after another caller
+         * was told (nor before Linux 5.8): each file's own error is asked
+         * for, without a device flush (sync_file_range waits for its pages
+         * and reports their error, once: the message fails here) */
+        if (item->do_fsync && synced &&
+            sync_file_range(item->fd, 0, 0,
+                            SYNC_FILE_RANGE_WAIT_BEFORE |
+                                SYNC_FILE_RANGE_WRITE |
+                                SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+            item->error = errno;
+            close(item->fd);
+            item->fd = -1;
+            unlink(item->tmp_path);
+            continue;
+        }
         /* fsync unless the syncfs did; close; rename; unlink on error */
         int rc = spool_api->file_commit(item->fd, item->tmp_path,
                                         item->queue_path,
