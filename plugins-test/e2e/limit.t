@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
+use IO::Socket::IP;
 use MIME::Base64 qw(encode_base64);
 use Test::More;
 use Time::HiRes qw(sleep time);
@@ -142,6 +143,36 @@ for my $backend ('lmdb', 'redis') {
     is $st->{'SMTP.Limit.Concurrency.Exceeded'}, 2, "$backend: SMTP.Limit.Concurrency.Exceeded" or diag explain $st;
     is $st->{'SMTP.Limit.RatePerIP.Exceeded'}, 1, "$backend: SMTP.Limit.RatePerIP.Exceeded";
     $srv->stop_ok("$backend: concurrency");
+
+    # -- clients that leave before their count is answered (a load
+    # balancer's health check, a scanner), and counts answered too late:
+    # each connection's count is given back at its disconnect
+    $srv = server("concurrency = 2\nconcurrency_ttl = 60\n", smtp => \%smtp);
+    for (1 .. 20) {
+        my $s = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $srv->port,
+                                    LocalHost => '127.0.0.11') or die "connect: $@";
+        close $s;
+    }
+    sleep 0.5;
+    my @two = map { $srv->client(local => '127.0.0.11') } 1 .. 2;
+    is join(' ', map { $_->greeting ? $_->greeting->{code} : 'none' } @two), '220 220',
+        "$backend: 20 clients that left at once gave their counts back: two more let in";
+    $_->close for @two;
+    if ($redis) {
+        for (1 .. 4) {          # Redis stalls: each count times out (accept)
+            $redis->pause;
+            my $s = $srv->client(local => '127.0.0.12');
+            $s->cmd('QUIT');
+            $s->close;
+            $redis->resume;
+        }
+        sleep 0.5;
+        @two = map { $srv->client(local => '127.0.0.12') } 1 .. 2;
+        is join(' ', map { $_->greeting ? $_->greeting->{code} : 'none' } @two), '220 220',
+            "$backend: counts that timed out, made late, given back: two more let in";
+        $_->close for @two;
+    }
+    $srv->stop_ok("$backend: counts given back");
 
     # -- AUTH failures across sessions -------------------------------------------
     $srv = server("auth_failures_per_ip = 3/1h\nauth_failures_per_account = 100/1h\n", smtp => \%smtp);

@@ -331,12 +331,17 @@ static void lim_on_count(const upesi_store_result *r, void *arg)
     if (r->status != 0) {
         q->failed = 1;
         q->status = r->status;
+        /* not counted, unless it timed out: then the increment may still
+         * be made, and the disconnect gives it back (a count below 0 is
+         * removed, lim_conc_back) */
+        if (k->rule < 0 && r->status != -ETIMEDOUT)
+            api->note_set(q->call, UPESI_SCOPE_CONN, "limit.held", "0");
     } else {
         k->count = r->values[0].num;
-        if (k->rule < 0 && k->count > k->over)  /* refused: not held */
+        if (k->rule < 0 && k->count > k->over) {  /* refused: not held */
             api->store_incr(lim_ctx, k->key, -1, 0, lim_ignore, NULL);
-        else if (k->rule < 0)   /* held: disconnect gives it back */
-            api->note_set(q->call, UPESI_SCOPE_CONN, "limit.held", "1");
+            api->note_set(q->call, UPESI_SCOPE_CONN, "limit.held", "0");
+        }
     }
     if (--q->pending == 0)
         lim_decide(q);
@@ -422,7 +427,15 @@ static upesi_verdict lim_connect(upesi_call *call)
         /* the expiry is set (refreshed) by the store_expire right after,
          * in the same batch, at every connect: the count lives while the
          * IP is active, and no longer than concurrency_ttl after */
+        size_t issued = q->n;
         lim_add(q, -1, key, 1, 0, c->concurrency);
+        /* held from the moment the increment is sent, not when it is
+         * answered: a client that leaves first (its call cancelled, the
+         * increment made all the same) or a store that answers too late
+         * must still give it back at disconnect, or the count only grows
+         * and the address is refused for good */
+        if (q->n > issued)
+            api->note_set(call, UPESI_SCOPE_CONN, "limit.held", "1");
         api->store_expire(lim_ctx, key, ttl, lim_ignore, NULL);
     }
     lim_rule_check(q, R_RATE, q->ip, 1, 0);
@@ -532,7 +545,8 @@ static upesi_verdict lim_disconnect(upesi_call *call)
     if (c == NULL)
         return UPESI_CONT;
     lim_auth_flush(call, c);
-    if (api->note_get(call, UPESI_SCOPE_CONN, "limit.held")) {
+    const char *held = api->note_get(call, UPESI_SCOPE_CONN, "limit.held");
+    if (held && strcmp(held, "1") == 0) {
         char key[96];
         snprintf(key, sizeof key, "c:%s", api->conn(call)->remote_ip);
         char *copy = strdup(key);
