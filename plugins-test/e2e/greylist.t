@@ -149,7 +149,7 @@ for my $bad (['delay = 0.5', qr/delay: /],
 
 # -- two hosts, one Redis ---------------------------------------------------------
 SKIP: {
-    skip 'redis-server is not installed', 10 unless Upesi::Test::Redis->available;
+    skip 'redis-server is not installed', 12 unless Upesi::Test::Redis->available;
     my $redis = Upesi::Test::Redis->start;
     my @hosts;      # A: accept, B: tempfail; each address its own network
     for my $policy ('accept', 'tempfail') {
@@ -167,6 +167,16 @@ SKIP: {
     is $r[0], '250 2.1.5', 'host A: the network passed on B passes here';
     like $redis->cli('KEYS', 'greylist:p:*'), qr{greylist:p:127\.0\.0\.2/32},
         "the passed network is Redis's key greylist:p:127.0.0.2/32";
+
+    # Redis reads but refuses writes (maxmemory): a first sight that is
+    # not written is a store failure, not a deferral it would repeat forever
+    $redis->cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction');
+    $redis->cli('CONFIG', 'SET', 'maxmemory', '1');
+    @r = rcpt($hosts[0], '127.0.0.9', 'f@full.example', 'u@example.com');
+    is $r[0], '250 2.1.5', 'Redis refusing writes, store_failure = accept: goes on, not "first seen"';
+    @r = rcpt($hosts[1], '127.0.0.9', 'f@full.example', 'u@example.com');
+    is $r[0], '451 4.3.0', '... store_failure = tempfail: 451 4.3.0, the store\'s';
+    $redis->cli('CONFIG', 'SET', 'maxmemory', '0');
 
     $redis->stop;
     @r = rcpt($hosts[0], '127.0.0.7', 'n@new.example', 'u@example.com');

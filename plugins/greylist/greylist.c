@@ -226,6 +226,29 @@ static void gl_set_passed(const char *pkey, long long now, long long ttl_ms)
     api->store_set(gl_ctx, pkey, v, (size_t)n, ttl_ms, gl_ignore, NULL);
 }
 
+static void gl_defer(gl_req *q)
+{
+    gl_count(q->call, "deferred", "SMTP.Greylist.Deferred");
+    api->reply(q->call, 451, "4.7.1", "%s", q->cfg->message);
+    gl_done(q, UPESI_DENYSOFT);
+}
+
+static void gl_on_first_written(const upesi_store_result *r, void *arg)
+{
+    gl_req *q = arg;
+    q->op = NULL;
+    if (r->status != 0) {
+        gl_done(q, store_failure_note(api, gl_ctx, q->call,
+                                      q->cfg->store_failure, r->status,
+                                      "Greylist.Store.Failures",
+                                      "recording the triplet"));
+        return;
+    }
+    api->log_call(q->call, UPESI_LOG_INFO, "%s deferred (first seen)",
+                  q->tkey + 2);
+    gl_defer(q);
+}
+
 static void gl_on_read(const upesi_store_result *r, void *arg)
 {
     gl_req *q = arg;
@@ -271,16 +294,24 @@ static void gl_on_read(const upesi_store_result *r, void *arg)
                       "too early, %.1fs of %gs)", q->tkey + 2,
                       (double)waited / 1000, c->delay);
     } else {
+        /* first seen: deferred only once the first sight is written.  A
+         * store that reads but cannot write (LMDB at store_size, Redis at
+         * maxmemory, a read-only replica) would otherwise defer the
+         * sender at every try and never let it pass: that is a store
+         * failure, answered by store_failure */
         char first[24];
         int n = snprintf(first, sizeof first, "%lld", now);
-        api->store_set(gl_ctx, q->tkey, first, (size_t)n,
-                       (long long)(c->window * 1000), gl_ignore, NULL);
-        api->log_call(call, UPESI_LOG_INFO, "%s deferred (first "
-                      "seen)", q->tkey + 2);
+        q->op = api->store_set(gl_ctx, q->tkey, first, (size_t)n,
+                               (long long)(c->window * 1000),
+                               gl_on_first_written, q);
+        if (q->op == NULL)
+            gl_done(q, store_failure_note(api, gl_ctx, call,
+                                          c->store_failure, -EIO,
+                                          "Greylist.Store.Failures",
+                                          "recording the triplet"));
+        return;
     }
-    gl_count(call, "deferred", "SMTP.Greylist.Deferred");
-    api->reply(call, 451, "4.7.1", "%s", c->message);
-    gl_done(q, UPESI_DENYSOFT);
+    gl_defer(q);
 }
 
 static int gl_exempt_domain(const gl_config *c, const char *sender)
