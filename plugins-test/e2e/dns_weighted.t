@@ -25,6 +25,7 @@ sub rev4 { join '.', reverse split /\./, $_[0] }
 
 my $dns = Upesi::Test::DNS->start(
     log_queries => 1,
+    servfail    => ['sf.example'],          # a zone that fails: SERVFAIL
     records => [
         # .2: bl1 and bl2 (127.0.0.10)      -> 2 + 3 = 5: listed
         # .3: bl1 only                      -> 2: passes, cached
@@ -100,6 +101,25 @@ for my $backend ('lmdb', 'redis') {
     $srv->stop_ok("$backend: weighted");
     $redis->stop if $redis;
   }
+}
+
+# -- a zone that does not answer counts 0, and the sum is not cached -----------------
+# (sf.example answers SERVFAIL: a DNS error)
+{
+    my $srv = Upesi::Test->new(
+        plugins => ['dnsbl', 'queue_spool'],
+        smtp => { dns_servers => $dns->server, local_domains => 'example.com',
+                  workers => 1 },
+        ini => { 'dnsbl.ini' => "zones = bl1.test*2, sf.example*3\nthreshold = 4\n"
+                                . "action = reject\ncache_ttl = 1h\n" });
+    $srv->start;
+    my $n3 = $dns->queries(qr/^3\.0\.0\.127\.bl1\.test$/);
+    is session($srv, '127.0.0.3'), '250 2.1.0', 'a zone that did not answer counts 0: passes';
+    ok $srv->wait_log(qr/127\.0\.0\.3: sf\.example did not answer/), '... and says so';
+    is session($srv, '127.0.0.3'), '250 2.1.0', 'the same client again';
+    is $dns->queries(qr/^3\.0\.0\.127\.bl1\.test$/) - $n3, 2,
+        'a sum with an unanswered zone is not cached: asked again';
+    $srv->stop_ok('an unanswered zone');
 }
 
 # -- without weights, Domino's actions as before; -t -------------------------------

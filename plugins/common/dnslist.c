@@ -523,7 +523,13 @@ static void dnslist_weighed(dnslist_lookup *lk, long long score,
                           score, from_cache ? " (cached)" : "", total);
     int listed = dnslist_kind_of->blocks && total >= c->threshold &&
                  top < c->nzones;
-    if (!listed && c->cache_ttl > 0 && !from_cache) {
+    /* a zone that did not answer counted 0 this time; cached, that 0
+     * would let a listed client past every host for cache_ttl */
+    int all_answered = 1;
+    for (size_t i = 0; i < c->nzones && !from_cache; i++)
+        if (lk->slots[i].unanswered)
+            all_answered = 0;
+    if (!listed && c->cache_ttl > 0 && !from_cache && all_answered) {
         char key[96], val[24];
         snprintf(key, sizeof key, "pass:%s", lk->ip);
         int n = snprintf(val, sizeof val, "%lld", score);
@@ -623,6 +629,7 @@ static void dnslist_on_answer(const upesi_dns_answer *a, void *arg)
         break;
     case UPESI_DNS_TIMEOUT:
     case UPESI_DNS_ERROR:
+        slot->unanswered = 1;
         api->log_call(lk->call, UPESI_LOG_WARNING, "%s: %s did not answer (%s): "
                  "taken as not listed", lk->ip, z->name,
                  a->status == UPESI_DNS_TIMEOUT ? "timeout" : "DNS error");

@@ -101,6 +101,8 @@ typedef struct dnslist_slot {
     dnslist_lookup *lk;
     upesi_dns_query *q;
     int done, listed;
+    int unanswered;              /* timed out or failed: not listed, and
+                                    the sum not cached */
     char answer[48];
 } dnslist_slot;
 
