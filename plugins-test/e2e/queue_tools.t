@@ -54,6 +54,23 @@ sub qid_of { my ($r) = @_; ($r && $r->{text} =~ /queued as (\S+)/) ? $1 : 'none'
     ($exit, $out) = q_cmd($s);
     like $out, qr/^\Q$a\E\s/m, '`queue` alone lists';
 
+    # an envelope over 64 KB (1,000 recipients of 60 characters) is listed
+    # whole; a file with no envelope is listed too, as such
+    my $raw = slurp($s->spooldir . "/queue/$b");
+    (my $big = $b) =~ s/.$/$& eq '0' ? '1' : '0'/e;
+    my $rcpts = join '', map { sprintf "Recipient: %s\@example.com\n", 'r' x 40 . $_ } 1 .. 1000;
+    $raw =~ s/^Queue-Id: \S+$/Queue-Id: $big/m;
+    $raw =~ s/^(Recipient: .*\n)/$1$rcpts/m;
+    spit($s->spooldir . "/queue/$big", $raw);
+    (my $junk = $b) =~ s/..$/ff/;
+    spit($s->spooldir . "/queue/$junk", "not a spool file\n");
+    ($exit, $out) = q_cmd($s, 'list');
+    like $out, qr/^\Q$big\E\s.*state=queued\s+rcpts=1001\s/m,
+        'list: an envelope of 1,001 recipients (over 64 KB)' or diag substr($out, 0, 2000);
+    like $out, qr/^\Q$junk\E\s+state=queued\s+\(no envelope could be read/m,
+        '... a file without one is shown, not hidden';
+    unlink $s->spooldir . "/queue/$big", $s->spooldir . "/queue/$junk";
+
     ($exit, $out) = q_cmd($s, 'show', $a);
     is $exit, 0, 'queue show exits 0';
     like $out, qr/^Queue-Id: \Q$a\E$/m, 'show: the envelope';

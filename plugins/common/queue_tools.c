@@ -52,6 +52,39 @@ static long long parse_arrival(const char *v)
                                                  : -1;
 }
 
+/* The envelope is read whole, however long: 1,000 recipients of 60
+ * characters are 75 KB.  Past QT_ENVELOPE_MAX it is no envelope of ours. */
+#define QT_ENVELOPE_MAX (8 << 20)
+
+static char *read_envelope(int fd, size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        ssize_t got = pread(fd, buf + n, cap - 1 - n, (off_t)n);
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+        buf[n] = '\0';
+        if (strstr(buf + (n > (size_t)got + 1 ? n - (size_t)got - 1 : 0),
+                   "\n\n"))
+            break;
+        if (n + 1 == cap) {
+            char *more = cap < QT_ENVELOPE_MAX ? realloc(buf, cap * 2) : NULL;
+            if (more == NULL) {
+                free(buf);
+                return NULL;
+            }
+            buf = more;
+            cap *= 2;
+        }
+    }
+    if (buf)
+        buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
 static int summarize(const char *path, qt_summary *s)
 {
     memset(s, 0, sizeof *s);
@@ -60,15 +93,18 @@ static int summarize(const char *path, qt_summary *s)
     if (fd < 0)
         return -1;
     struct stat st;
-    char buf[65536];
-    ssize_t n = fstat(fd, &st) == 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+    size_t n = 0;
+    char *buf = fstat(fd, &st) == 0 ? read_envelope(fd, &n) : NULL;
     close(fd);
-    if (n <= 0)
+    if (buf == NULL || n == 0) {
+        free(buf);
         return -1;
-    buf[n] = '\0';
+    }
     char *end = strstr(buf, "\n\n");
-    if (end == NULL || strncmp(buf, "Upesi-Spool: ", 13) != 0)
+    if (end == NULL || strncmp(buf, "Upesi-Spool: ", 13) != 0) {
+        free(buf);
         return -1;
+    }
     end[1] = '\0';
     s->size = (long long)st.st_size - (end + 2 - buf);
     for (char *line = buf; line && *line;) {
@@ -85,6 +121,7 @@ static int summarize(const char *path, qt_summary *s)
     }
     if (s->arrival < 0)
         s->arrival = (long long)st.st_mtime;
+    free(buf);
     return 0;
 }
 
@@ -94,8 +131,12 @@ static void list_one(upesi_control *out, const char *spool, const char *dir,
     char path[4400];
     snprintf(path, sizeof path, "%s/%s", dir, id);
     qt_summary s;
-    if (summarize(path, &s) != 0)
+    if (summarize(path, &s) != 0) {       /* shown, not hidden */
+        qt_api->control_write(out, "%s  state=%s  (no envelope could be "
+                              "read: not an upesi spool file?)\n", id, state);
+        (*count)++;
         return;
+    }
     char more[700] = "";
     if (qt_ops->annotate && (!strcmp(state, "queued") ||
                              !strcmp(state, "dead")))
@@ -319,7 +360,10 @@ static void cmd_delete(upesi_control *out, const char *spool, const char *id)
         qt_api->control_write(out, "error: %s: %s\n", path, strerror(errno));
         return;
     }
-    qt_api->dir_sync(dir);
+    int rc = qt_api->dir_sync(dir);
+    if (rc < 0)
+        qt_api->control_write(out, "warning: %s: %s: the deletion may not "
+                              "survive a crash\n", dir, strerror(-rc));
     if (qt_ops->deleted)
         qt_ops->deleted(spool, id);
     /* a message given up by hand: the log keeps who it was */
