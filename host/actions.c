@@ -485,9 +485,12 @@ int up_actions_release(const char *conf_dir, const char *queue_id)
     int synced = fsync(fd);
     err = errno;
     close(fd);
-    if (n != 15 || memcmp(magic, "Upesi-Spool: 1\n", 15) != 0) {
+    /* version 1, or 2 (SMTPUTF8, DSN or BINARYMIME parameters: a hold
+     * action keeps them, docs/spool-format.md) */
+    if (n != 15 || (memcmp(magic, "Upesi-Spool: 1\n", 15) != 0 &&
+                    memcmp(magic, "Upesi-Spool: 2\n", 15) != 0)) {
         fprintf(stderr, "upesi: release: %s is not a spool file of "
-                "version 1\n", held);
+                "version 1 or 2\n", held);
         goto out;
     }
     if (synced < 0) {

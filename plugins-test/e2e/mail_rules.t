@@ -241,6 +241,15 @@ EOT
     like $out, qr/cannot open/, '... saying why';
     ($ex, $out) = Upesi::Test::run_cmd(20, $UPESI, '-c', $srv->conf, 'release', '../x');
     isnt $ex, 0, 'release refuses a path';
+    # a held message of version 2 (SMTPUTF8, DSN, BINARYMIME parameters)
+    (my $v2 = $hid) =~ s/.$/$& eq '0' ? '1' : '0'/e;
+    my $held2 = slurp($srv->spooldir . "/queue/$hid");
+    $held2 =~ s/^Upesi-Spool: 1$/Upesi-Spool: 2/m;
+    $held2 =~ s/^Queue-Id: \S+$/Queue-Id: $v2/m;
+    spit($srv->spooldir . "/hold/$v2", $held2);
+    ($ex, $out) = Upesi::Test::run_cmd(20, $UPESI, '-c', $srv->conf, 'release', $v2);
+    is $ex, 0, 'upesi release of a version 2 file' or diag $out;
+    ok -e $srv->spooldir . "/queue/$v2", '... now in queue/';
 
     my $before = () = $srv->spool;
     $r = $send->('drop me');
