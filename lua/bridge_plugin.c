@@ -291,9 +291,21 @@ static upesi_verdict run_returned(luab_run *r, int nres)
     int isint = 0;
     lua_Integer v = lua_tointegerx(co, base, &isint);
     if (!isint || v < UPESI_CONT || v > UPESI_DENYSOFTDISCONNECT) {
+        /* said without calling the value's own code: a __tostring would
+         * run here outside the instruction budget and any pcall */
+        char what[80];
+        int t = lua_type(co, base);
+        if (t == LUA_TNUMBER || t == LUA_TSTRING)
+            snprintf(what, sizeof what, "%s%.60s%s",
+                     t == LUA_TSTRING ? "\"" : "",
+                     lua_tostring(co, base), t == LUA_TSTRING ? "\"" : "");
+        else if (t == LUA_TBOOLEAN)
+            snprintf(what, sizeof what, "%s",
+                     lua_toboolean(co, base) ? "true" : "false");
+        else
+            snprintf(what, sizeof what, "a %s", luaL_typename(co, base));
         lua_pushfstring(co, "%s: the handler returned %s, not a verdict "
-                        "(upesi.CONT, upesi.DENY ...)", r->script,
-                        luaL_tolstring(co, base, NULL));
+                        "(upesi.CONT, upesi.DENY ...)", r->script, what);
         return run_failed(r, LUA_ERRRUN);
     }
     if (v != UPESI_CONT) {

@@ -26,10 +26,15 @@ static int ro_newindex(lua_State *L)
                       luaL_tolstring(L, 2, NULL));
 }
 
+/* next over the real table, which is its upvalue: the iterator a script
+ * gets from pairs neither hands the real table out (it could be changed)
+ * nor trusts its first argument (a script can call it with anything) */
 static int ro_next(lua_State *L)
 {
     lua_settop(L, 2);
-    if (lua_next(L, 1))
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 2);
+    if (lua_next(L, 3))
         return 2;
     lua_pushnil(L);
     return 1;
@@ -38,10 +43,36 @@ static int ro_next(lua_State *L)
 /* pairs over the view walks the real table */
 static int ro_pairs(lua_State *L)
 {
-    lua_pushcfunction(L, ro_next);
     lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushcclosure(L, ro_next, 1);
+    lua_pushvalue(L, 1);                /* the view is the state */
     lua_pushnil(L);
     return 3;
+}
+
+/* a read-only view: its metatable's __newindex is ro_newindex */
+static int is_readonly_view(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return 0;
+    lua_getfield(L, -1, "__newindex");
+    int yes = lua_tocfunction(L, -1) == ro_newindex;
+    lua_pop(L, 2);
+    return yes;
+}
+
+/* rawset, but not into a shared table's view (it would shadow the real
+ * field for every script) */
+static int sb_rawset(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (is_readonly_view(L, 1))
+        return luaL_error(L, "cannot change a shared table (rawset)");
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 1;
 }
 
 void luab_sandbox_readonly(lua_State *L)
@@ -96,6 +127,8 @@ static int sb_load(lua_State *L)
         lua_newtable(L);
         lua_pushvalue(L, lua_upvalueindex(1));
         lua_setfield(L, -2, "__index");
+        lua_pushboolean(L, 0);          /* the sandbox stays out of reach */
+        lua_setfield(L, -2, "__metatable");
         lua_setmetatable(L, -2);
         lua_replace(L, 4);
     }
@@ -153,7 +186,7 @@ void luab_sandbox_build(lua_State *L)
 {
     static const char *const base[] = {
         "assert", "error", "ipairs", "next", "pairs", "pcall", "rawequal",
-        "rawget", "rawlen", "rawset", "select", "tonumber", "tostring",
+        "rawget", "rawlen", "select", "tonumber", "tostring",
         "type", "xpcall", "getmetatable", "_VERSION", NULL,
     };
     static const char *const os_ok[] = { "clock", "time", "date",
@@ -179,6 +212,8 @@ void luab_sandbox_build(lua_State *L)
     lua_setfield(L, sb, "setmetatable");
     lua_pushcfunction(L, sb_collectgarbage);
     lua_setfield(L, sb, "collectgarbage");
+    lua_pushcfunction(L, sb_rawset);
+    lua_setfield(L, sb, "rawset");
     lua_getfield(L, g, "load");
     orig_load = lua_tocfunction(L, -1);
     lua_pop(L, 1);

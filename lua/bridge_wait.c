@@ -125,7 +125,10 @@ static void waits_end(luab_run *r);
 
 luab_wait *luab_wait_begin(lua_State *S, luab_run *r, int n)
 {
-    waits_end(r);           /* a batch that failed to start (and was caught) */
+    /* a batch that failed to start (an error caught by the script) may
+     * have queries in flight: cancelled, or they would answer into the
+     * freed batch */
+    luab_wait_cancel(r);
     luab_wait *w = calloc((size_t)n, sizeof *w);
     if (w == NULL) {
         luaL_error(S, "out of memory");

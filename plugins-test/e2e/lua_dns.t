@@ -105,6 +105,20 @@ function checks.ipname()
          tostring(upesi.dns.ip_name("nonsense", "zone.test"))
 end
 function checks.hang() upesi.dns.a("z.timeout.test") return "answered" end
+-- a batch whose third item fails while the first two are in flight: the
+-- error is caught, and the next wait must not leave those two answering
+-- into a batch that is gone (ASan saw the write after free)
+function checks.badbatch()
+  local n = 0
+  local item = setmetatable({}, { __index = function(t, k)
+    n = n + 1
+    if n > 2 then error("boom") end
+    return k == "type" and "a" or "w.timeout.test"
+  end })
+  local ok = pcall(upesi.dns.batch, { {"a", "v.timeout.test"}, item })
+  upesi.sleep(1.5)    -- past dns_timeout: the two would have answered
+  return "badbatch=" .. tostring(ok)
+end
 upesi.hook("rcpt", function(conn, txn, rcpt)
   local f = checks[rcpt:match("^([^@]+)")]
   if f then return upesi.DENY, f(conn, txn) end
@@ -147,6 +161,9 @@ sub text {
     like $r && $r->{text}, qr/timeout=nil,timeout after=1\.\d/, 'nil, "timeout" after dns_timeout';
     like text($c, 'batch'), qr/batch=a:ok:127\.0\.0\.2;txt:ok:listed here;a:nxdomain:;a:timeout:;mx:ok:10:mx0\.mx\.test,20:mx1\.mx\.test after=1\.\d/,
         'upesi.dns.batch: all at once (one timeout long), answers in order';
+    like text($c, 'badbatch'), qr/badbatch=false/,
+        'a batch that fails part way: the error caught, its queries cancelled';
+    like text($c, 'a'), qr/a=127\.0\.0\.2/, '... and the session goes on';
     $srv->stop_ok('dns api');
 }
 
