@@ -206,6 +206,21 @@ static void close_handles(up_session *s)
     uv_close((uv_handle_t *)&s->tcp, on_close);
 }
 
+/* A closed session whose last replies its client does not read goes all
+ * the same this long (times timeout_multiplier) after: a client that
+ * never reads would otherwise keep its slot (max_sessions), its socket
+ * and its buffers for as long as it stays connected. */
+#define UP_CLOSE_LINGER_S 10.0
+
+static void close_linger_expired(uv_timer_t *t)
+{
+    up_session *s = t->data;
+    if (!s->close_after_write)
+        return;
+    s->close_after_write = 0;   /* the cancelled writes must not close again */
+    close_handles(s);
+}
+
 typedef struct write_req {
     uv_write_t req;
     up_session *session;
@@ -760,10 +775,13 @@ void session_close(up_session *s, const char *why)
            (unsigned long long)s->n_commands,
            (unsigned long long)s->n_messages, s->errors);
     session_flush(s);
-    if (s->writes_in_flight)
+    if (s->writes_in_flight) {
         s->close_after_write = 1;
-    else
+        uv_timer_start(&s->timer, close_linger_expired,
+                       deadline_ms(s, UP_CLOSE_LINGER_S), 0);
+    } else {
         close_handles(s);
+    }
 }
 
 /* ---------------------------------------------------------------------- */

@@ -15,6 +15,8 @@ use strict;
 use warnings;
 use FindBin;
 use lib "$FindBin::Bin/../lib";
+use IO::Socket::IP;
+use Socket qw(SOL_SOCKET SO_RCVBUF);
 use Test::More;
 use Time::HiRes qw(time sleep);
 use Upesi::Test;
@@ -114,6 +116,33 @@ sub trickle {
 my $st = $srv->stat('SMTP.Sessions.');
 is $st && $st->{'SMTP.Sessions.Deadline'}, 3, 'SMTP.Sessions.Deadline counts the three';
 is $st && ($st->{'SMTP.Sessions.Timeout'} // 0), 0, '... and they are not idle timeouts';
+
+# A client that sends and never reads: the server stops reading once its
+# replies back up, the idle timeout (3 s) closes the session, and the
+# replies it cannot deliver keep it no longer than the close linger
+# (10 s times timeout_multiplier: 0.1 s).  Its slot is free again.
+{
+    my $sock = IO::Socket::IP->new(PeerHost => '127.0.0.1', PeerPort => $srv->port)
+        or die "connect: $@";
+    setsockopt($sock, SOL_SOCKET, SO_RCVBUF, 4096);
+    $sock->blocking(0);
+    my $lines = "EHLO a\r\n" x 9000;
+    my $until = time + 1.5;
+    while (time < $until) {         # until both ends' buffers are full
+        my $n = syswrite($sock, $lines);
+        sleep 0.05 unless defined $n && $n > 0;
+    }
+    my $t0 = time;
+    my $cur;
+    while (time - $t0 < 3 + 1.5) {  # the idle timeout, then the linger
+        $cur = $srv->stat('SMTP.Sessions.Current')->{'SMTP.Sessions.Current'} // 0;
+        last if $cur == 0;
+        sleep 0.1;
+    }
+    is $cur, 0, sprintf('a client that never reads: its session is gone %.1f s after it '
+                        . 'stopped being read (idle timeout 3 s, linger 0.1 s)', time - $t0);
+    close $sock;
+}
 $srv->stop_ok;
 
 done_testing;
