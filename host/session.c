@@ -359,10 +359,13 @@ void session_data_deadline(up_session *s, int start)
 
 /* After input in command state: a command line that has begun and is not
  * complete runs against command_deadline from the read that brought its
- * first byte (session_process stops it when the line is taken). */
+ * first byte (session_process stops it when the line is taken).  Not
+ * while a hook chain runs: what is buffered then is pipelined input the
+ * server has not taken yet (whole lines, or a BDAT chunk's bytes), not a
+ * slow client; session_continue looks again when the chain ends. */
 static void command_deadline_update(up_session *s)
 {
-    if (s->state != UP_ST_COMMAND || s->deadline_data)
+    if (s->state != UP_ST_COMMAND || s->deadline_data || s->busy)
         return;
     size_t pending;
     up_lines_pending(&s->lines, &pending);
@@ -522,6 +525,7 @@ void session_continue(up_session *s)
         return;
     }
     session_process(s);
+    command_deadline_update(s);
     read_resume(s);
     session_flush(s);
     session_arm_idle_timer(s);

@@ -145,4 +145,24 @@ is $st && ($st->{'SMTP.Sessions.Timeout'} // 0), 0, '... and they are not idle t
 }
 $srv->stop_ok;
 
+# Lines pipelined behind a command whose hook takes a while are whole:
+# they are not a slow client, and command_deadline (here 1 s) does not run
+# on them while the hook (2 s) does.
+{
+    my $slow = Upesi::Test->new(
+        smtp    => { timeout_multiplier => 0.01, command_deadline => 100,
+                     local_domains => 'example.com' },
+        plugins => [ 'lua', 'queue_spool' ],
+        ini     => { 'lua.ini' => "scripts = slow.lua\n",
+                     'lua/slow.lua' => "upesi.hook('mail', function() upesi.sleep(2) end)\n" });
+    $slow->start;
+    my $c = $slow->client;
+    $c->cmd('EHLO client.test');
+    $c->send_line("MAIL FROM:<a\@example.org>\r\nRCPT TO:<b\@example.com>");
+    my ($m, $r) = ($c->read_reply(10), $c->read_reply(10));
+    is join(' ', map { $_ ? $_->{code} : 'none' } $m, $r), '250 250',
+        'a line pipelined behind a 2 s hook is answered, not cut by the 1 s deadline';
+    $slow->stop_ok('pipelined behind a slow hook');
+}
+
 done_testing;
