@@ -242,8 +242,11 @@ static void on_write(uv_write_t *req, int status)
     }
     if (s->state != UP_ST_CLOSING &&
         uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) <
-            UP_MAX_PENDING_OUTPUT / 2)
+            UP_MAX_PENDING_OUTPUT / 2) {
         read_resume(s);
+        if (s->eof && !s->busy && !s->stash && s->state != UP_ST_CLOSING)
+            session_close(s, "client closed");  /* all it sent answered */
+    }
 }
 
 /* Write bytes as they are: replies in plain text, or TLS records. */
@@ -468,6 +471,17 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
+        /* A client may send its last commands and half-close (shutdown
+         * SHUT_WR) while a hook chain still runs on the first of them:
+         * what it sent is answered before the session ends, or a message
+         * queued meanwhile would get no 250 and be sent again. */
+        if (nread == UV_EOF && (s->busy || s->stash) &&
+            s->state != UP_ST_CLOSING) {
+            s->eof = 1;
+            uv_read_stop(stream);
+            s->reading = 0;
+            return;
+        }
         session_close(s, nread == UV_EOF ? "client closed" :
                       uv_strerror((int)nread));
         return;
@@ -511,7 +525,7 @@ static void read_resume(up_session *s)
         if (s->stash)
             return;
     }
-    if (!s->reading && s->state != UP_ST_CLOSING && !s->busy) {
+    if (!s->reading && s->state != UP_ST_CLOSING && !s->busy && !s->eof) {
         if (uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read) == 0)
             s->reading = 1;
     }
@@ -527,6 +541,10 @@ void session_continue(up_session *s)
     session_process(s);
     command_deadline_update(s);
     read_resume(s);
+    if (s->eof && !s->busy && !s->stash && s->state != UP_ST_CLOSING) {
+        session_close(s, "client closed");  /* all it sent is answered */
+        return;
+    }
     session_flush(s);
     session_arm_idle_timer(s);
 }

@@ -83,6 +83,8 @@ struct up_session {
     char *stash;                /* input not yet fed (line buffer full)    */
     size_t stash_len;
     int reading;                /* uv_read_start active                    */
+    int eof;                    /* the client half-closed with input still
+                                   to answer: closed once it is answered  */
     int greeted;
     /* the deadline of the command line or the message content being
      * received (session.c, command_deadline and data_deadline), loop ms */

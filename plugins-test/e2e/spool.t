@@ -213,5 +213,23 @@ for my $case (['small', 60 * 1024], ['large', 300 * 1024]) {
     is_deeply([dir_entries("$spool/tmp")], [], "$what: nothing left in tmp/");
 }
 
+# The client sends the end of its message and QUIT, then half-closes
+# (shutdown SHUT_WR) while the message is being made durable: it still
+# gets its 250 and its 221, or it would send the message again.
+{
+    my $c = $srv->client;
+    $c->cmd('EHLO client.test');
+    $c->cmd('MAIL FROM:<half@example.org>');
+    $c->cmd('RCPT TO:<bob@example.com>');
+    my $r = $c->cmd('DATA');
+    my $body = "Subject: half-close\r\n\r\n" . (("y" x 70) . "\r\n") x 700;
+    $c->send_raw($body . ".\r\nQUIT\r\n");
+    shutdown($c->{sock}, 1);
+    my ($end, $quit) = ($c->read_reply(10), $c->read_reply(10));
+    is join(' ', map { $_ ? $_->{code} : 'none' } $end, $quit), '250 221',
+        'a client that half-closes after its last commands gets their replies';
+    ok $srv->wait_log(qr/disconnect 127\.0\.0\.1 \(QUIT\)/, 5), '... and the session ends by its QUIT';
+}
+
 $srv->stop_ok;
 done_testing();
