@@ -471,12 +471,15 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0)
         return;
     if (nread < 0) {
-        /* A client may send its last commands and half-close (shutdown
-         * SHUT_WR) while a hook chain still runs on the first of them:
-         * what it sent is answered before the session ends, or a message
-         * queued meanwhile would get no 250 and be sent again. */
-        if (nread == UV_EOF && (s->busy || s->stash) &&
-            s->state != UP_ST_CLOSING) {
+        /* A client may send the end of its message (and QUIT) and
+         * half-close (shutdown SHUT_WR) while the message is being
+         * judged or made durable: it is answered before the session ends,
+         * or a message queued meanwhile would get no 250 and be sent
+         * again.  Any other pending call is cancelled at once, as for a
+         * client that went away: holding the session to finish it would
+         * let a client that connects and leaves keep sessions busy. */
+        if (nread == UV_EOF && s->busy && s->state != UP_ST_CLOSING &&
+            (s->hook == UPESI_HOOK_DATA_POST || s->hook == UPESI_HOOK_QUEUE)) {
             s->eof = 1;
             uv_read_stop(stream);
             s->reading = 0;
@@ -633,6 +636,7 @@ void session_on_connect_done(up_session *s, upesi_verdict v,
                 snprintf(s->reject_enhanced, sizeof s->reject_enhanced, "%s",
                          r->enhanced);
         }
+        free(s->reject_text);   /* an early talker's, set before the greeting */
         s->reject_text = strdup(r->text ? r->text :
                                 soft ? d->soft_text : d->deny_text);
         up_log(s->id, UPESI_LOG_INFO, "connection marked for rejection by "
