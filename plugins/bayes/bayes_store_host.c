@@ -125,21 +125,29 @@ static void digest_key(char out[40], const unsigned char *digest)
  * between the read and the increment can still take a class below 0; a
  * counter found below 0 is set right the next time it is lowered. */
 
-static int has_decrement(long long by)
+/* a packed change by = dspam * 2^32 + dham, each part signed (the ham
+ * part in -2^31 .. 2^31 - 1), taken apart */
+static void delta_split(long long by, long long *dspam, long long *dham)
 {
     long long ham = (long long)((unsigned long long)by & 0xffffffffULL);
     if (ham >= SPAM_ONE / 2)
-        ham -= SPAM_ONE;         /* the ham part is in -2^31 .. 2^31 - 1  */
-    return ham < 0 || (by - ham) < 0;
+        ham -= SPAM_ONE;
+    *dham = ham;
+    *dspam = (by - ham) / SPAM_ONE;
+}
+
+static int has_decrement(long long by)
+{
+    long long dspam, dham;
+    delta_split(by, &dspam, &dham);
+    return dspam < 0 || dham < 0;
 }
 
 /* the increment that takes cur by `by`, with neither class below 0 */
 static long long clamped(long long cur, long long by)
 {
-    long long dham = (long long)((unsigned long long)by & 0xffffffffULL);
-    if (dham >= SPAM_ONE / 2)
-        dham -= SPAM_ONE;
-    long long dspam = (by - dham) / SPAM_ONE;
+    long long dspam, dham;
+    delta_split(by, &dspam, &dham);
     long long spam = (long long)spam_of(cur) + dspam;
     long long ham = (long long)ham_of(cur) + dham;
     return (spam < 0 ? 0 : spam) * SPAM_ONE + (ham < 0 ? 0 : ham) - cur;
